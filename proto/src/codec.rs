@@ -1,0 +1,176 @@
+//! The one codec: a 4-byte big-endian length prefix followed by a postcard payload.
+//!
+//! The length is checked against [`MAX_FRAME_LEN`] before any buffer is allocated, so a hostile
+//! peer cannot make either side allocate more than that.
+
+use serde::{Serialize, de::DeserializeOwned};
+use zeroize::Zeroizing;
+
+/// Bytes in a frame header.
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// Largest payload either side accepts (64 KiB): far above any real credential, small enough
+/// that a burst of hostile clients cannot exhaust memory.
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+
+/// Errors of the codec and of a [`crate::Connection`]. Messages never include payload bytes,
+/// which may hold secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("frame of {0} bytes is larger than the limit of {MAX_FRAME_LEN} bytes")]
+    TooLarge(usize),
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error("could not decode the message: {0}")]
+    Decode(String),
+    #[error("could not encode the message: {0}")]
+    Encode(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ProtoError {
+    /// True when the stream is still in step after this error (a whole frame was read but its
+    /// payload made no sense), so the peer can be answered and the connection kept.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, ProtoError::Decode(_))
+    }
+}
+
+/// Encodes `msg` as a complete frame (header + payload). The buffer is zeroized on drop because
+/// it may hold a secret.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, ProtoError> {
+    let mut out = Zeroizing::new(vec![0u8; FRAME_HEADER_LEN]);
+    // postcard's `to_extend` appends to our zeroizing Vec, so no un-wiped copy is left behind.
+    let buf = std::mem::take(&mut *out);
+    let mut buf = postcard::to_extend(msg, buf).map_err(|e| ProtoError::Encode(e.to_string()))?;
+    let payload_len = buf.len() - FRAME_HEADER_LEN;
+    if payload_len > MAX_FRAME_LEN {
+        zeroize::Zeroize::zeroize(&mut buf);
+        return Err(ProtoError::TooLarge(payload_len));
+    }
+    buf[..FRAME_HEADER_LEN].copy_from_slice(&(payload_len as u32).to_be_bytes());
+    *out = buf;
+    Ok(out)
+}
+
+/// Reads a frame header and returns the payload length, refusing oversized frames.
+pub fn frame_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, ProtoError> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(ProtoError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Decodes one payload (without its header). Trailing bytes are an error: a frame holds exactly
+/// one message.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ProtoError> {
+    let (msg, rest) =
+        postcard::take_from_bytes(payload).map_err(|e| ProtoError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(ProtoError::Decode(format!(
+            "{} unexpected bytes after the message",
+            rest.len()
+        )));
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Credential, PROTOCOL_VERSION, Query, Request, Response, Secret, Target};
+
+    /// Pins the exact bytes of frames: if this fails, the wire format changed and
+    /// `PROTOCOL_VERSION` must be bumped and PROTOCOL.md updated.
+    #[test]
+    fn wire_bytes_are_pinned() {
+        let hello = Request::Hello {
+            protocol: 1,
+            client_version: "0.1.0".into(),
+        };
+        assert_eq!(
+            &encode_frame(&hello).unwrap()[..],
+            &[0, 0, 0, 8, 0, 1, 5, b'0', b'.', b'1', b'.', b'0']
+        );
+        let get = Request::Get(Query {
+            target: Target::new("https", "api.wandb.ai"),
+            username: None,
+        });
+        let mut expected = vec![0, 0, 0, 22, 1, 5];
+        expected.extend_from_slice(b"https");
+        expected.push(12);
+        expected.extend_from_slice(b"api.wandb.ai");
+        expected.extend_from_slice(&[0, 0]);
+        assert_eq!(&encode_frame(&get).unwrap()[..], &expected[..]);
+        let err = Response::error(crate::ErrorCode::Keychain, "x");
+        assert_eq!(
+            &encode_frame(&err).unwrap()[..],
+            &[0, 0, 0, 4, 7, 2, 1, b'x']
+        );
+        assert_eq!(PROTOCOL_VERSION, 1);
+    }
+
+    #[test]
+    fn round_trip_with_secret() {
+        let req = Request::Store(Credential {
+            target: Target {
+                protocol: "https".into(),
+                host: "h:8443".into(),
+                path: Some("org/repo.git".into()),
+            },
+            username: "api".into(),
+            password: Secret::from("k".repeat(100)),
+            password_expiry_utc: Some(1_900_000_000),
+            oauth_refresh_token: None,
+        });
+        let frame = encode_frame(&req).unwrap();
+        let len = frame_len(frame[..4].try_into().unwrap()).unwrap();
+        assert_eq!(len, frame.len() - 4);
+        let back: Request = decode(&frame[4..]).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn oversized_header_is_refused_before_allocating() {
+        assert!(matches!(
+            frame_len(((MAX_FRAME_LEN + 1) as u32).to_be_bytes()),
+            Err(ProtoError::TooLarge(_))
+        ));
+        assert!(frame_len((MAX_FRAME_LEN as u32).to_be_bytes()).is_ok());
+    }
+
+    #[test]
+    fn oversized_message_is_not_encoded() {
+        let req = Request::Hello {
+            protocol: 1,
+            client_version: "x".repeat(MAX_FRAME_LEN),
+        };
+        assert!(matches!(encode_frame(&req), Err(ProtoError::TooLarge(_))));
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_decode_errors() {
+        assert!(matches!(
+            decode::<Request>(&[0xff, 0xff]),
+            Err(ProtoError::Decode(_))
+        ));
+        assert!(matches!(decode::<Request>(&[]), Err(ProtoError::Decode(_))));
+        assert!(matches!(
+            decode::<Request>(&[5, 0]),
+            Err(ProtoError::Decode(_))
+        ));
+        // Unknown variant.
+        assert!(matches!(
+            decode::<Request>(&[99]),
+            Err(ProtoError::Decode(_))
+        ));
+        // A valid `List` followed by junk.
+        assert!(matches!(
+            decode::<Request>(&[4, 1]),
+            Err(ProtoError::Decode(_))
+        ));
+        assert_eq!(decode::<Request>(&[4]).unwrap(), Request::List);
+    }
+}

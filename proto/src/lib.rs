@@ -1,0 +1,17 @@
+//! Wire protocol between the `wbl` client and `wbl-agent`: message types, the codec and framing.
+//!
+//! Nothing outside this crate derives `Serialize` for the wire. See `PROTOCOL.md` beside this
+//! crate for every message and the reasons behind the format.
+
+mod codec;
+mod connection;
+mod message;
+mod secret;
+
+pub use codec::{FRAME_HEADER_LEN, MAX_FRAME_LEN, ProtoError, decode, encode_frame, frame_len};
+pub use connection::Connection;
+pub use message::{
+    AgentStatus, Credential, CredentialInfo, ErrorCode, PROTOCOL_VERSION, Query, Request, Response,
+    Target,
+};
+pub use secret::Secret;

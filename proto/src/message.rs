@@ -1,0 +1,156 @@
+//! The wire messages: one enum per direction, errors travel as a response variant.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
+/// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    /// `https`, `http`, … (lower case).
+    pub protocol: String,
+    /// Host name with the port when there is one (`my.host:8443`).
+    pub host: String,
+    /// Path without the leading `/`, only for credentials stored per path.
+    pub path: Option<String>,
+}
+
+impl Target {
+    /// A target without a path.
+    pub fn new(protocol: impl Into<String>, host: impl Into<String>) -> Self {
+        Target {
+            protocol: protocol.into(),
+            host: host.into(),
+            path: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.protocol, self.host)?;
+        if let Some(path) = &self.path {
+            write!(f, "/{path}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a `get` or `erase` asks for: a target and, when known, the user name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    pub target: Target,
+    /// `None` matches any user name stored for the target.
+    pub username: Option<String>,
+}
+
+/// A stored credential. `Debug` never shows the secrets (they are [`Secret`]s).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    pub target: Target,
+    pub username: String,
+    pub password: Secret,
+    /// Unix time after which the password is no longer valid (git's `password_expiry_utc`).
+    pub password_expiry_utc: Option<u64>,
+    /// git's `oauth_refresh_token`, kept beside the password.
+    pub oauth_refresh_token: Option<Secret>,
+}
+
+/// What `list` tells about a credential: everything but the secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CredentialInfo {
+    pub target: Target,
+    pub username: String,
+    pub password_expiry_utc: Option<u64>,
+}
+
+/// The agent's answer to `status`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub agent_version: String,
+    pub protocol: u32,
+    pub pid: u32,
+    /// The keychain backend in use (`secret-service`, `keyutils`, …).
+    pub backend: String,
+    /// False when keys do not survive a reboot (kernel keyutils).
+    pub backend_persistent: bool,
+    pub uptime_secs: u64,
+    /// Secrets held in the in-memory cache.
+    pub cached_entries: u64,
+    /// Credentials the agent knows of in the keychain.
+    pub stored_entries: u64,
+    pub socket: String,
+}
+
+/// Client → agent. Every connection starts with `Hello`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Must stay variant 0 with `protocol` first in every version, so that any two versions can
+    /// still tell each other their version.
+    Hello {
+        protocol: u32,
+        client_version: String,
+    },
+    Get(Query),
+    Store(Credential),
+    Erase(Query),
+    List,
+    Status,
+    Shutdown,
+}
+
+/// Why a request failed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request could not be decoded or is not allowed at this point.
+    BadRequest,
+    /// The hello exchange found different protocol versions.
+    VersionMismatch,
+    /// The keychain refused or failed the operation.
+    Keychain,
+    /// The keychain did not answer in time.
+    KeychainTimeout,
+    /// The frame was larger than [`crate::MAX_FRAME_LEN`].
+    TooLarge,
+    /// The agent is shutting down and takes no new work.
+    ShuttingDown,
+    /// Anything else; the message says what.
+    Internal,
+}
+
+/// Agent → client: exactly one response per request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Must stay variant 0 with `protocol` first (see [`Request::Hello`]).
+    Hello {
+        protocol: u32,
+        agent_version: String,
+        pid: u32,
+    },
+    Credential(Option<Credential>),
+    Stored,
+    Erased {
+        count: u32,
+    },
+    List(Vec<CredentialInfo>),
+    Status(AgentStatus),
+    ShuttingDown,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl Response {
+    /// Shorthand for an error response.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}

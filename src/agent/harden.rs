@@ -1,0 +1,29 @@
+//! Process hardening for the agent: no core dumps, no ptrace by other processes of the user.
+
+/// Best effort: failures are logged, not fatal (a missing hardening call must not lose keys).
+pub fn harden_process() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) and setrlimit with a valid struct have no memory effects.
+    unsafe {
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            tracing::warn!("prctl(PR_SET_DUMPABLE, 0) failed");
+        }
+    }
+    #[cfg(target_os = "macos")]
+    // SAFETY: PT_DENY_ATTACH takes no address or data.
+    unsafe {
+        const PT_DENY_ATTACH: libc::c_int = 31;
+        libc::ptrace(PT_DENY_ATTACH, 0, std::ptr::null_mut(), 0);
+    }
+    #[cfg(unix)]
+    // SAFETY: a valid rlimit struct on the stack.
+    unsafe {
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+            tracing::warn!("setrlimit(RLIMIT_CORE, 0) failed");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Claiming the agent's socket safely: a private directory, a pid-file lock that makes one
+//! agent per socket, stale socket files replaced, a live agent never displaced.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::{ListenerOptions, tokio::Listener};
+
+use crate::dirs::RuntimePaths;
+
+/// Why the agent could not claim its socket.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another wbl-agent is already running for {socket}{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning { socket: String, pid: Option<u32> },
+    #[error("refusing to use {path}: {why}")]
+    UnsafeDirectory { path: PathBuf, why: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BindError {
+    let path = path.to_owned();
+    move |source| BindError::Io { what, path, source }
+}
+
+/// The claimed socket: dropping it removes the socket file if it is still the one we bound,
+/// and releases the pid-file lock.
+pub struct Claimed {
+    pub listener: Option<Listener>,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    socket: PathBuf,
+    #[cfg(unix)]
+    identity: Option<(u64, u64)>,
+    pidfile: PathBuf,
+    _lock: File,
+}
+
+impl Claimed {
+    pub fn take_listener(&mut self) -> Listener {
+        self.listener
+            .take()
+            .expect("listener taken twice (a bug in wbl-agent)")
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if let (Some(id), Ok(meta)) = (self.identity, std::fs::symlink_metadata(&self.socket))
+                && (meta.dev(), meta.ino()) == id
+            {
+                let _ = std::fs::remove_file(&self.socket);
+            }
+        }
+        let _ = std::fs::remove_file(&self.pidfile);
+    }
+}
+
+/// Makes the runtime directory (0700) or checks an existing one: it must belong to us and not
+/// be writable by anyone else.
+pub fn prepare_dir(dir: &Path) -> Result<(), BindError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err("cannot create directory", dir))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err("cannot set permissions on", dir))?;
+        }
+        let meta = std::fs::metadata(dir).map_err(io_err("cannot inspect", dir))?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(BindError::UnsafeDirectory {
+                path: dir.to_owned(),
+                why: format!("it belongs to uid {}, not to us (uid {me})", meta.uid()),
+            });
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(BindError::UnsafeDirectory {
+                path: dir.to_owned(),
+                why: format!(
+                    "it is writable by other users (mode {:o}); use a private directory",
+                    meta.mode() & 0o7777
+                ),
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(io_err("cannot create directory", dir))?;
+    Ok(())
+}
+
+/// Takes the pid-file lock; `AlreadyRunning` when another agent holds it.
+pub fn lock_pidfile(paths: &RuntimePaths) -> Result<File, BindError> {
+    let path = paths.pidfile();
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts.open(&path).map_err(io_err("cannot open", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Err(BindError::AlreadyRunning {
+                socket: paths.socket_display(),
+                pid: text.trim().parse().ok(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("cannot lock", &path)(e)),
+    }
+}
+
+fn write_pid(file: &mut File, path: &Path) -> Result<(), BindError> {
+    file.set_len(0).map_err(io_err("cannot write", path))?;
+    file.rewind().map_err(io_err("cannot write", path))?;
+    writeln!(file, "{}", std::process::id()).map_err(io_err("cannot write", path))
+}
+
+/// True when something accepts connections on the socket right now.
+fn socket_is_live(socket: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        std::os::unix::net::UnixStream::connect(socket).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = socket;
+        false
+    }
+}
+
+/// Claims the socket: directory, lock, stale-file check, bind, mode 0600. Needs a Tokio runtime.
+pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
+    prepare_dir(paths.dir())?;
+    let mut lock = lock_pidfile(paths)?;
+    let socket = paths.socket.clone();
+    if socket.exists() || std::fs::symlink_metadata(&socket).is_ok() {
+        if socket_is_live(&socket) {
+            return Err(BindError::AlreadyRunning {
+                socket: paths.socket_display(),
+                pid: None,
+            });
+        }
+        tracing::info!(socket = %socket.display(), "removing stale socket file");
+        std::fs::remove_file(&socket).map_err(io_err("cannot remove stale socket", &socket))?;
+    }
+    let listener = bind_listener(paths).map_err(io_err("cannot listen on", &socket))?;
+    #[cfg(unix)]
+    let identity = {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err("cannot set permissions on", &socket))?;
+        std::fs::symlink_metadata(&socket)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    write_pid(&mut lock, &paths.pidfile())?;
+    Ok(Claimed {
+        listener: Some(listener),
+        socket,
+        #[cfg(unix)]
+        identity,
+        pidfile: paths.pidfile(),
+        _lock: lock,
+    })
+}
+
+fn bind_listener(paths: &RuntimePaths) -> std::io::Result<Listener> {
+    let opts = ListenerOptions::new().name(crate::client::socket_name(paths)?);
+    let mut listener = opts.reclaim_name(false).create_tokio()?;
+    use interprocess::local_socket::traits::tokio::Listener as _;
+    listener.do_not_reclaim_name_on_drop();
+    Ok(listener)
+}

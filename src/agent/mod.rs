@@ -1,0 +1,183 @@
+//! The agent as a library: `run(listener, state, shutdown)` serves connections until told to
+//! stop. `wbl-agent`'s `main` only parses arguments, sets up logging, binds and calls it.
+
+mod cmd;
+pub mod harden;
+pub mod listen;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
+use wbl_proto::{Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, Request, Response};
+
+pub use state::{DEFAULT_KEYCHAIN_TIMEOUT, State};
+
+/// A connection that sends nothing for this long is closed (slow or stuck clients must not
+/// hold a task forever).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on writing one response (a client that never reads its answer).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `listener` until `shutdown` completes or a client sends `shutdown`. Stops accepting
+/// first, then lets every connection finish the request it is working on.
+pub async fn run(
+    listener: Listener,
+    state: Arc<State>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut stop = state.shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    let state = Arc::clone(&state);
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        serve(stream, &state).await;
+                        drop(done);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = &mut shutdown => {
+                tracing::info!("signal received, shutting down");
+                state.request_shutdown();
+                break;
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    drop(listener);
+    drop(done_tx);
+    if tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still busy at shutdown");
+    }
+}
+
+/// True when the peer runs as our own user. Everyone else is turned away.
+fn peer_allowed(stream: &Stream) -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        match stream.peer_creds() {
+            Ok(creds) if creds.euid() == Some(me) => true,
+            Ok(creds) => {
+                tracing::warn!(
+                    peer_uid = ?creds.euid(),
+                    peer_pid = ?creds.pid(),
+                    "refused a connection from another user"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read peer credentials; refusing");
+                false
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows: the pipe's ACL admits only the current user.
+        let _ = stream;
+        true
+    }
+}
+
+/// One connection: hello first, then requests until the client closes, idles out, or the agent
+/// shuts down.
+async fn serve(stream: Stream, state: &State) {
+    if !peer_allowed(&stream) {
+        return;
+    }
+    let mut conn = Connection::new(stream);
+    let mut stop = state.shutdown_signal();
+    let mut greeted = false;
+    loop {
+        let received = tokio::select! {
+            r = tokio::time::timeout(IDLE_TIMEOUT, conn.recv_async::<Request>()) => Some(r),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some(received) = received else {
+            let bye = Response::error(ErrorCode::ShuttingDown, "the agent is shutting down");
+            let _ = reply(&mut conn, &bye).await;
+            return;
+        };
+        let response = match received {
+            Err(_idle) => {
+                tracing::debug!("closing idle connection");
+                return;
+            }
+            Ok(Ok(None)) => return,
+            Ok(Ok(Some(req))) => {
+                if !greeted {
+                    match req {
+                        Request::Hello { protocol, .. } => {
+                            greeted = true;
+                            if protocol != PROTOCOL_VERSION {
+                                tracing::info!(
+                                    client_protocol = protocol,
+                                    "client speaks another protocol version"
+                                );
+                            }
+                            cmd::greet()
+                        }
+                        _ => {
+                            let _ = reply(&mut conn, &cmd::hello_required()).await;
+                            return;
+                        }
+                    }
+                } else {
+                    cmd::dispatch(state, req).await
+                }
+            }
+            Ok(Err(e)) if e.is_recoverable() => {
+                tracing::debug!(error = %e, "undecodable request");
+                Response::error(ErrorCode::BadRequest, format!("bad request: {e}"))
+            }
+            Ok(Err(e @ ProtoError::TooLarge(_))) => {
+                tracing::debug!(error = %e, "oversized frame");
+                let _ = reply(
+                    &mut conn,
+                    &Response::error(ErrorCode::TooLarge, e.to_string()),
+                )
+                .await;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "connection error");
+                return;
+            }
+        };
+        if reply(&mut conn, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn reply(conn: &mut Connection<Stream>, response: &Response) -> Result<(), ()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, conn.send_async(response)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "could not send a response");
+            Err(())
+        }
+        Err(_) => {
+            tracing::debug!("client did not read its response in time");
+            Err(())
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The agent's shared state: the keychain, the in-memory cache in front of it, and the rules
+//! that keep the two consistent.
+//!
+//! Invariant: every keychain call runs under `keychain_lock`, and the cache is updated under
+//! that same lock only after the keychain call succeeded. So a warm `get` never touches the
+//! keychain, and a `get` never returns a value older than the last acknowledged `store`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wbl_proto::{Credential, CredentialInfo, ErrorCode, Query, Response, Target};
+
+use crate::keychain::{ItemKind, Keychain, KeychainError};
+
+/// Default bound on one keychain operation.
+pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the agent knows to be stored for one (target, user name).
+#[derive(Debug, Default, Clone)]
+struct Known {
+    extras: Vec<ItemKind>,
+    /// The whole credential once it has been read from (or written to) the keychain.
+    cached: Option<Credential>,
+}
+
+/// (path, user name) → what is known, for one (protocol, host).
+type HostEntries = BTreeMap<(Option<String>, String), Known>;
+
+#[derive(Default)]
+struct Cache {
+    /// `None` until the keychain's list has been read once.
+    loaded: bool,
+    /// (protocol, host) → (path, user name) → what is known.
+    by_host: HashMap<(String, String), HostEntries>,
+}
+
+impl Cache {
+    fn matches<'a>(
+        &'a self,
+        query: &'a Query,
+    ) -> impl Iterator<Item = (&'a (Option<String>, String), &'a Known)> + 'a {
+        self.by_host
+            .get(&(query.target.protocol.clone(), query.target.host.clone()))
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(move |((path, user), _)| {
+                query
+                    .target
+                    .path
+                    .as_ref()
+                    .is_none_or(|p| Some(p) == path.as_ref())
+                    && query.username.as_ref().is_none_or(|u| u == user)
+            })
+    }
+
+    fn slot(&mut self, target: &Target, user: &str) -> &mut Known {
+        self.by_host
+            .entry((target.protocol.clone(), target.host.clone()))
+            .or_default()
+            .entry((target.path.clone(), user.to_owned()))
+            .or_default()
+    }
+
+    fn remove(&mut self, target: &Target, user: &str) {
+        let key = (target.protocol.clone(), target.host.clone());
+        if let Some(m) = self.by_host.get_mut(&key) {
+            m.remove(&(target.path.clone(), user.to_owned()));
+            if m.is_empty() {
+                self.by_host.remove(&key);
+            }
+        }
+    }
+}
+
+/// Shared by every connection task.
+pub struct State {
+    keychain: Arc<Keychain>,
+    cache: RwLock<Cache>,
+    keychain_lock: tokio::sync::Mutex<()>,
+    timeout: Duration,
+    started: Instant,
+    socket: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn expired(cred: &Credential) -> bool {
+    cred.password_expiry_utc.is_some_and(|t| t <= now_unix())
+}
+
+fn keychain_error(e: KeychainError) -> Response {
+    Response::error(ErrorCode::Keychain, e.to_string())
+}
+
+impl State {
+    pub fn new(keychain: Keychain, timeout: Duration, socket: String) -> Self {
+        State {
+            keychain: Arc::new(keychain),
+            cache: RwLock::new(Cache::default()),
+            keychain_lock: tokio::sync::Mutex::new(()),
+            timeout,
+            started: Instant::now(),
+            socket,
+            shutdown: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.keychain.backend().kind().name()
+    }
+
+    pub fn backend_persistent(&self) -> bool {
+        self.keychain.backend().persistent()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn socket(&self) -> &str {
+        &self.socket
+    }
+
+    /// Asks the server loop to stop accepting and wind down.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when shutdown was requested.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_cache(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one blocking keychain operation on a blocking thread, bounded by the timeout.
+    async fn with_keychain<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
+    ) -> Result<T, Response> {
+        let keychain = Arc::clone(&self.keychain);
+        let task = tokio::task::spawn_blocking(move || op(&keychain));
+        match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(keychain_error(e)),
+            Ok(Err(_join)) => Err(Response::error(
+                ErrorCode::Internal,
+                "a keychain operation failed unexpectedly",
+            )),
+            Err(_elapsed) => {
+                tracing::error!(
+                    timeout_secs = self.timeout.as_secs_f64(),
+                    "keychain did not answer in time"
+                );
+                Err(Response::error(
+                    ErrorCode::KeychainTimeout,
+                    format!(
+                        "the keychain ({}) did not answer within {} s; is it locked or hung?",
+                        self.backend_name(),
+                        self.timeout.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Reads the keychain's list into the cache if that has not happened yet. Call with
+    /// `keychain_lock` held.
+    async fn ensure_loaded(&self) -> Result<(), Response> {
+        if self.read_cache().loaded {
+            return Ok(());
+        }
+        let list = self.with_keychain(|k| k.list()).await?;
+        let mut cache = self.write_cache();
+        for (info, extras) in list {
+            cache.slot(&info.target, &info.username).extras = extras;
+        }
+        cache.loaded = true;
+        tracing::debug!(
+            credentials = cache.by_host.values().map(|m| m.len()).sum::<usize>(),
+            "keychain index loaded"
+        );
+        Ok(())
+    }
+
+    /// Loads the index at start-up so the first request is not slowed by it; failures are
+    /// logged and retried on demand.
+    pub async fn preload(&self) {
+        let _guard = self.keychain_lock.lock().await;
+        if let Err(Response::Error { message, .. }) = self.ensure_loaded().await {
+            tracing::warn!(%message, "could not read the keychain index yet");
+        }
+    }
+
+    /// The first credential matching `query` that has not expired.
+    pub async fn get(&self, query: &Query) -> Response {
+        // Fast path: index loaded and the secret cached; no keychain call.
+        {
+            let cache = self.read_cache();
+            if cache.loaded {
+                let mut any_uncached = false;
+                for (_, known) in cache.matches(query) {
+                    match &known.cached {
+                        Some(c) if !expired(c) => return Response::Credential(Some(c.clone())),
+                        Some(_) => {}
+                        None => any_uncached = true,
+                    }
+                }
+                if !any_uncached {
+                    return Response::Credential(None);
+                }
+            }
+        }
+        let _guard = self.keychain_lock.lock().await;
+        if let Err(r) = self.ensure_loaded().await {
+            return r;
+        }
+        let candidates: Vec<((Option<String>, String), Known)> = self
+            .read_cache()
+            .matches(query)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((path, user), known) in candidates {
+            let cred = match known.cached {
+                Some(c) => Some(c),
+                None => {
+                    let target = Target {
+                        path: path.clone(),
+                        ..query.target.clone()
+                    };
+                    let (t, u, extras) = (target.clone(), user.clone(), known.extras.clone());
+                    match self.with_keychain(move |k| k.load(&t, &u, &extras)).await {
+                        Ok(Some(c)) => {
+                            self.write_cache().slot(&target, &user).cached = Some(c.clone());
+                            Some(c)
+                        }
+                        // Gone from the keychain behind our back: forget it.
+                        Ok(None) => {
+                            self.write_cache().remove(&target, &user);
+                            None
+                        }
+                        Err(r) => return r,
+                    }
+                }
+            };
+            if let Some(c) = cred.filter(|c| !expired(c)) {
+                return Response::Credential(Some(c));
+            }
+        }
+        Response::Credential(None)
+    }
+
+    /// Writes to the keychain, then the cache.
+    pub async fn store(&self, cred: Credential) -> Response {
+        let _guard = self.keychain_lock.lock().await;
+        // The index must be known before we add to it, or a later load would drop this entry.
+        if let Err(r) = self.ensure_loaded().await {
+            return r;
+        }
+        let to_store = cred.clone();
+        if let Err(r) = self.with_keychain(move |k| k.store(&to_store)).await {
+            return r;
+        }
+        let mut cache = self.write_cache();
+        let slot = cache.slot(&cred.target, &cred.username);
+        slot.extras.clear();
+        if cred.oauth_refresh_token.is_some() {
+            slot.extras.push(ItemKind::OauthRefreshToken);
+        }
+        if cred.password_expiry_utc.is_some() {
+            slot.extras.push(ItemKind::PasswordExpiry);
+        }
+        slot.cached = Some(cred);
+        Response::Stored
+    }
+
+    /// Removes every credential matching `query` from the keychain, then the cache.
+    pub async fn erase(&self, query: &Query) -> Response {
+        let _guard = self.keychain_lock.lock().await;
+        if let Err(r) = self.ensure_loaded().await {
+            return r;
+        }
+        let keys: Vec<(Option<String>, String)> = self
+            .read_cache()
+            .matches(query)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut count = 0;
+        for (path, user) in keys {
+            let target = Target {
+                path,
+                ..query.target.clone()
+            };
+            let (t, u) = (target.clone(), user.clone());
+            match self.with_keychain(move |k| k.erase(&t, &u)).await {
+                Ok(existed) => {
+                    count += u32::from(existed);
+                    self.write_cache().remove(&target, &user);
+                }
+                Err(r) => return r,
+            }
+        }
+        Response::Erased { count }
+    }
+
+    /// Names and metadata of every stored credential, never secrets.
+    pub async fn list(&self) -> Response {
+        {
+            let _guard = self.keychain_lock.lock().await;
+            if let Err(r) = self.ensure_loaded().await {
+                return r;
+            }
+        }
+        let cache = self.read_cache();
+        let mut out = Vec::new();
+        for ((protocol, host), m) in &cache.by_host {
+            for ((path, user), known) in m {
+                out.push(CredentialInfo {
+                    target: Target {
+                        protocol: protocol.clone(),
+                        host: host.clone(),
+                        path: path.clone(),
+                    },
+                    username: user.clone(),
+                    password_expiry_utc: known.cached.as_ref().and_then(|c| c.password_expiry_utc),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.target, &a.username).cmp(&(&b.target, &b.username)));
+        Response::List(out)
+    }
+
+    /// (secrets cached, credentials known).
+    pub fn counts(&self) -> (u64, u64) {
+        let cache = self.read_cache();
+        let known = cache.by_host.values().map(|m| m.len() as u64).sum();
+        let cached = cache
+            .by_host
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|k| k.cached.is_some())
+            .count() as u64;
+        (cached, known)
+    }
+}

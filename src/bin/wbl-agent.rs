@@ -1,0 +1,287 @@
+//! `wbl-agent`: the per-user daemon that keeps API keys in the keychain and serves them over a
+//! local socket. `main` parses arguments, sets up logging, claims the socket and calls
+//! `wbl::agent::run`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use wbl::agent::{self, State, listen};
+use wbl::dirs::RuntimePaths;
+use wbl::keychain::{self, Keychain};
+
+/// Exit status when another agent already serves the socket.
+const EXIT_ALREADY_RUNNING: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "The wbl agent: keeps API keys in the OS keychain and serves them to `wbl`",
+    after_help = "Examples:\n  wbl-agent                 # start in the background (what `wbl` does for you)\n  wbl-agent --foreground    # for systemd, launchd and debugging\n\nEnvironment: WBL_SOCKET (socket path), WBL_BACKEND (auto|secret-service|keyutils|macos-keychain|windows-credential-manager), WBL_LOG (log filter), WBL_KEYCHAIN_TIMEOUT (seconds)."
+)]
+struct Args {
+    /// Stay in the foreground and log to stderr instead of detaching.
+    #[arg(long)]
+    foreground: bool,
+    /// File descriptor to write one byte to once listening (used by the detaching launcher).
+    #[arg(long, hide = true)]
+    ready_fd: Option<i32>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let paths = RuntimePaths::from_env();
+    if !args.foreground {
+        return launch_detached(&paths);
+    }
+    agent::harden::harden_process();
+    wbl::logging::init("info");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wbl-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(paths, args.ready_fd))
+}
+
+fn keychain_timeout() -> Duration {
+    std::env::var("WBL_KEYCHAIN_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(agent::DEFAULT_KEYCHAIN_TIMEOUT)
+}
+
+async fn serve(paths: RuntimePaths, ready_fd: Option<i32>) -> ExitCode {
+    let mut claimed = match listen::claim(&paths) {
+        Ok(c) => c,
+        Err(e @ listen::BindError::AlreadyRunning { .. }) => {
+            eprintln!("wbl-agent: {e}");
+            return ExitCode::from(EXIT_ALREADY_RUNNING);
+        }
+        Err(e) => {
+            eprintln!("wbl-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opened = tokio::task::spawn_blocking(keychain::open_from_env).await;
+    let (backend, warning) = match opened {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            eprintln!("wbl-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {
+            eprintln!("wbl-agent: opening the keychain failed unexpectedly");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    let state = Arc::new(State::new(
+        Keychain::new(backend),
+        keychain_timeout(),
+        paths.socket_display(),
+    ));
+    state.preload().await;
+    tracing::info!(
+        socket = %paths.socket.display(),
+        backend = state.backend_name(),
+        pid = std::process::id(),
+        "wbl-agent listening"
+    );
+    if let Some(fd) = ready_fd {
+        signal_ready(fd);
+    }
+    agent::run(claimed.take_listener(), state, shutdown_signal()).await;
+    tracing::info!("wbl-agent stopped");
+    drop(claimed);
+    ExitCode::SUCCESS
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Tells the launcher we listen: one byte on the inherited pipe, then close it.
+fn signal_ready(fd: i32) {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::fd::FromRawFd;
+        // SAFETY: the launcher passed us this fd for exactly this purpose and nothing else in
+        // the process uses it; taking ownership closes it after the write.
+        let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+        let _ = pipe.write_all(b"R");
+    }
+    #[cfg(not(unix))]
+    let _ = fd;
+}
+
+/// Plain `wbl-agent`: start `wbl-agent --foreground` detached (new session, output to the log
+/// file) and return once it listens. Exit 0 when ready, 3 when another agent runs.
+fn launch_detached(paths: &RuntimePaths) -> ExitCode {
+    if let Err(e) = listen::prepare_dir(paths.dir()) {
+        eprintln!("wbl-agent: {e}");
+        return ExitCode::FAILURE;
+    }
+    match detach::spawn_and_wait(paths) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wbl-agent: cannot start in the background: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(unix)]
+mod detach {
+    //! The Unix launcher: re-executes itself with `--foreground --ready-fd 3` in a new session.
+
+    use std::fs::OpenOptions;
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, ExitCode, Stdio};
+
+    use wbl::dirs::RuntimePaths;
+
+    /// The fd number the child finds the ready pipe on.
+    const READY_FD: i32 = 3;
+
+    pub fn spawn_and_wait(paths: &RuntimePaths) -> std::io::Result<ExitCode> {
+        let log_path = paths.logfile();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)?;
+        let (mut reader, writer) = std::io::pipe()?;
+        let writer: OwnedFd = writer.into();
+        let raw = writer.as_raw_fd();
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["--foreground", "--ready-fd", &READY_FD.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if raw == READY_FD {
+                    let flags = libc::fcntl(raw, libc::F_GETFD);
+                    libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                } else if libc::dup2(raw, READY_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        drop(writer);
+        let mut byte = [0u8; 1];
+        // Blocks until the agent signals readiness (one byte) or exits (EOF).
+        let ready = matches!(reader.read(&mut byte), Ok(1));
+        if ready {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let status = child.wait()?;
+        let tail = last_line(&log_path);
+        if status.code() == Some(3) {
+            eprintln!("wbl-agent: {tail}");
+            return Ok(ExitCode::from(3));
+        }
+        eprintln!(
+            "wbl-agent: the agent exited before it was ready ({status}): {tail} (log: {})",
+            log_path.display()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+
+    fn last_line(path: &std::path::Path) -> String {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(str::to_owned)
+            })
+            .map(|l| l.trim_start_matches("wbl-agent: ").to_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(not(unix))]
+mod detach {
+    //! The Windows launcher: a detached process, then wait until the pipe answers.
+
+    use std::os::windows::process::CommandExt;
+    use std::process::{Command, ExitCode, Stdio};
+    use std::time::{Duration, Instant};
+
+    use wbl::dirs::RuntimePaths;
+
+    const DETACHED_PROCESS: u32 = 0x0000_0008;
+    const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+
+    pub fn spawn_and_wait(paths: &RuntimePaths) -> std::io::Result<ExitCode> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(paths.logfile())?;
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--foreground")
+            .creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        // Windows has no inheritable ready pipe here; wait (bounded) until the pipe answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if wbl::client::AgentClient::connect(paths).is_ok() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(status) = child.try_wait()? {
+                return Ok(ExitCode::from(
+                    status.code().unwrap_or(1).clamp(0, 255) as u8
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}

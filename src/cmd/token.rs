@@ -1,0 +1,29 @@
+//! `wbl token`: print the stored key for a host on stdout, nothing else.
+
+use std::io::Write;
+
+use super::{resolve_host, wandb_query};
+use crate::client::connect_or_start;
+use crate::dirs::RuntimePaths;
+
+/// Exit status 1 when there is no key; `Ok(false)` signals that to `main`.
+pub fn run(host: Option<&str>) -> anyhow::Result<bool> {
+    let host = resolve_host(host)?;
+    let mut agent = connect_or_start(&RuntimePaths::from_env())?;
+    match agent.get(wandb_query(&host))? {
+        Some(cred) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(cred.password.expose().as_bytes())?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            Ok(true)
+        }
+        None => {
+            eprintln!(
+                "wbl: error: no API key stored for {}; run `wbl login`",
+                host.as_str()
+            );
+            Ok(false)
+        }
+    }
+}

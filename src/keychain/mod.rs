@@ -1,0 +1,293 @@
+//! The keychain: a small [`Backend`] trait with one implementation per platform store, and
+//! [`Keychain`], which maps wire credentials onto keychain items.
+//!
+//! Each credential is one item holding the password (so `secret-tool lookup` shows the key
+//! itself); git's optional extras (`oauth_refresh_token`, `password_expiry_utc`) are sibling
+//! items whose service name ends in `#<field>`. Item naming is documented in ARCHITECTURE.md.
+
+use std::time::Duration;
+
+use wbl_proto::{Credential, CredentialInfo, Secret, Target};
+
+mod naming;
+mod store;
+
+#[cfg(target_os = "linux")]
+mod keyutils;
+#[cfg(target_os = "linux")]
+mod secret_service;
+
+pub use naming::{ItemId, ItemKind};
+
+/// Environment variable choosing the backend.
+pub const BACKEND_ENV: &str = "WBL_BACKEND";
+/// Environment variable changing the service-name prefix of every item (default `wbl`).
+/// Lets tests and side-by-side installs keep their items apart.
+pub const NAMESPACE_ENV: &str = "WBL_KEYCHAIN_NAMESPACE";
+/// How long `auto` waits for the Secret Service to answer before falling back to keyutils.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A keychain failure. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum KeychainError {
+    #[error("the keychain is not reachable: {0}")]
+    Unavailable(String),
+    #[error("the keychain refused the operation: {0}")]
+    Denied(String),
+    #[error("the keychain failed: {0}")]
+    Failed(String),
+    #[error(
+        "unknown backend '{0}' (expected auto, secret-service, keyutils, macos-keychain or windows-credential-manager)"
+    )]
+    UnknownBackend(String),
+    #[error("backend '{0}' is not available on this platform")]
+    NotOnThisPlatform(String),
+}
+
+impl From<keyring_core::Error> for KeychainError {
+    fn from(e: keyring_core::Error) -> Self {
+        use keyring_core::Error as E;
+        // Display of keyring-core errors never includes secret bytes (checked for 1.1).
+        match e {
+            E::NoStorageAccess(_) => KeychainError::Denied(e.to_string()),
+            E::NoDefaultStore => KeychainError::Unavailable(e.to_string()),
+            _ => KeychainError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The backend kinds `WBL_BACKEND` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    SecretService,
+    Keyutils,
+    MacosKeychain,
+    WindowsCredentialManager,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::SecretService => "secret-service",
+            BackendKind::Keyutils => "keyutils",
+            BackendKind::MacosKeychain => "macos-keychain",
+            BackendKind::WindowsCredentialManager => "windows-credential-manager",
+        }
+    }
+}
+
+/// One platform store. Every call may block (D-Bus, syscalls); the agent runs them on a
+/// blocking thread with a deadline.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    /// False when items vanish at reboot.
+    fn persistent(&self) -> bool;
+    /// The secret of one item, `None` when there is no such item.
+    fn load(&self, id: &ItemId) -> Result<Option<Secret>, KeychainError>;
+    /// Creates or replaces one item.
+    fn save(&self, id: &ItemId, secret: &Secret) -> Result<(), KeychainError>;
+    /// Removes one item; `false` when there was none.
+    fn delete(&self, id: &ItemId) -> Result<bool, KeychainError>;
+    /// Every item of this namespace (names only, never secrets).
+    fn list(&self) -> Result<Vec<ItemId>, KeychainError>;
+}
+
+/// Opens the backend that `WBL_BACKEND` names (`auto` when unset).
+pub fn open_from_env() -> Result<(Box<dyn Backend>, Option<String>), KeychainError> {
+    let choice = std::env::var(BACKEND_ENV).unwrap_or_default();
+    let namespace = std::env::var(NAMESPACE_ENV)
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "wbl".to_owned());
+    open(&choice, &namespace)
+}
+
+/// Opens a backend by name. The second value is a warning for the log (the keyutils fallback).
+pub fn open(
+    choice: &str,
+    namespace: &str,
+) -> Result<(Box<dyn Backend>, Option<String>), KeychainError> {
+    let ns = namespace.to_owned();
+    match choice {
+        "" | "auto" => open_auto(ns),
+        "secret-service" => platform_backend(BackendKind::SecretService, ns).map(|b| (b, None)),
+        "keyutils" => platform_backend(BackendKind::Keyutils, ns).map(|b| (b, None)),
+        "macos-keychain" => platform_backend(BackendKind::MacosKeychain, ns).map(|b| (b, None)),
+        "windows-credential-manager" => {
+            platform_backend(BackendKind::WindowsCredentialManager, ns).map(|b| (b, None))
+        }
+        other => Err(KeychainError::UnknownBackend(other.to_owned())),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn open_auto(ns: String) -> Result<(Box<dyn Backend>, Option<String>), KeychainError> {
+    // Probe the Secret Service on a thread so a hung D-Bus cannot hang start-up.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let probe_ns = ns.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(secret_service::SecretService::open_and_probe(probe_ns));
+    });
+    let reason = match rx.recv_timeout(PROBE_TIMEOUT) {
+        Ok(Ok(ss)) => return Ok((Box::new(ss), None)),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "the Secret Service did not answer within {} s",
+            PROBE_TIMEOUT.as_secs()
+        ),
+    };
+    let ku = keyutils::Keyutils::open(ns)?;
+    Ok((
+        Box::new(ku),
+        Some(format!(
+            "no usable Secret Service ({reason}); using the kernel keyring (keyutils) instead: \
+             keys stored there do not survive a reboot"
+        )),
+    ))
+}
+
+#[cfg(target_os = "macos")]
+fn open_auto(ns: String) -> Result<(Box<dyn Backend>, Option<String>), KeychainError> {
+    platform_backend(BackendKind::MacosKeychain, ns).map(|b| (b, None))
+}
+
+#[cfg(windows)]
+fn open_auto(ns: String) -> Result<(Box<dyn Backend>, Option<String>), KeychainError> {
+    platform_backend(BackendKind::WindowsCredentialManager, ns).map(|b| (b, None))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+fn open_auto(_ns: String) -> Result<(Box<dyn Backend>, Option<String>), KeychainError> {
+    Err(KeychainError::NotOnThisPlatform("auto".into()))
+}
+
+fn platform_backend(kind: BackendKind, ns: String) -> Result<Box<dyn Backend>, KeychainError> {
+    match kind {
+        #[cfg(target_os = "linux")]
+        BackendKind::SecretService => {
+            Ok(Box::new(secret_service::SecretService::open_and_probe(ns)?))
+        }
+        #[cfg(target_os = "linux")]
+        BackendKind::Keyutils => Ok(Box::new(keyutils::Keyutils::open(ns)?)),
+        #[cfg(target_os = "macos")]
+        BackendKind::MacosKeychain => {
+            let store = apple_native_keyring_store::keychain::Store::new()?;
+            Ok(Box::new(store::StoreBackend::new(kind, store, ns)))
+        }
+        #[cfg(windows)]
+        BackendKind::WindowsCredentialManager => {
+            let store = windows_native_keyring_store::Store::new()?;
+            Ok(Box::new(store::StoreBackend::new(kind, store, ns)))
+        }
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = ns;
+            Err(KeychainError::NotOnThisPlatform(kind.name().into()))
+        }
+    }
+}
+
+/// Maps credentials onto keychain items (the password item plus optional sibling items).
+pub struct Keychain {
+    backend: Box<dyn Backend>,
+}
+
+impl Keychain {
+    pub fn new(backend: Box<dyn Backend>) -> Self {
+        Keychain { backend }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Stores a credential: the password item first, then the extras; extras the new credential
+    /// does not have are removed so no stale token outlives a new password.
+    pub fn store(&self, cred: &Credential) -> Result<(), KeychainError> {
+        let id = |kind| ItemId::new(cred.target.clone(), cred.username.clone(), kind);
+        self.backend.save(&id(ItemKind::Password), &cred.password)?;
+        match &cred.oauth_refresh_token {
+            Some(token) => self.backend.save(&id(ItemKind::OauthRefreshToken), token)?,
+            None => {
+                self.backend.delete(&id(ItemKind::OauthRefreshToken))?;
+            }
+        }
+        match cred.password_expiry_utc {
+            Some(t) => self
+                .backend
+                .save(&id(ItemKind::PasswordExpiry), &Secret::new(t.to_string()))?,
+            None => {
+                self.backend.delete(&id(ItemKind::PasswordExpiry))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a credential. `extras` lists which sibling items exist (from [`Keychain::list`]),
+    /// so a plain key costs one keychain call.
+    pub fn load(
+        &self,
+        target: &Target,
+        username: &str,
+        extras: &[ItemKind],
+    ) -> Result<Option<Credential>, KeychainError> {
+        let id = |kind| ItemId::new(target.clone(), username.to_owned(), kind);
+        let Some(password) = self.backend.load(&id(ItemKind::Password))? else {
+            return Ok(None);
+        };
+        let mut cred = Credential {
+            target: target.clone(),
+            username: username.to_owned(),
+            password,
+            password_expiry_utc: None,
+            oauth_refresh_token: None,
+        };
+        if extras.contains(&ItemKind::OauthRefreshToken) {
+            cred.oauth_refresh_token = self.backend.load(&id(ItemKind::OauthRefreshToken))?;
+        }
+        if extras.contains(&ItemKind::PasswordExpiry) {
+            cred.password_expiry_utc = self
+                .backend
+                .load(&id(ItemKind::PasswordExpiry))?
+                .and_then(|s| s.expose().trim().parse().ok());
+        }
+        Ok(Some(cred))
+    }
+
+    /// Removes a credential and its sibling items; `true` when the password item existed.
+    pub fn erase(&self, target: &Target, username: &str) -> Result<bool, KeychainError> {
+        let id = |kind| ItemId::new(target.clone(), username.to_owned(), kind);
+        let existed = self.backend.delete(&id(ItemKind::Password))?;
+        self.backend.delete(&id(ItemKind::OauthRefreshToken))?;
+        self.backend.delete(&id(ItemKind::PasswordExpiry))?;
+        Ok(existed)
+    }
+
+    /// Every credential (password items) with the extras each one has.
+    pub fn list(&self) -> Result<Vec<(CredentialInfo, Vec<ItemKind>)>, KeychainError> {
+        let mut items = self.backend.list()?;
+        items.sort();
+        let mut out: Vec<(CredentialInfo, Vec<ItemKind>)> = Vec::new();
+        for item in &items {
+            if item.kind == ItemKind::Password {
+                out.push((
+                    CredentialInfo {
+                        target: item.target.clone(),
+                        username: item.username.clone(),
+                        password_expiry_utc: None,
+                    },
+                    Vec::new(),
+                ));
+            }
+        }
+        for item in items.iter().filter(|i| i.kind != ItemKind::Password) {
+            if let Some((_, extras)) = out
+                .iter_mut()
+                .find(|(c, _)| c.target == item.target && c.username == item.username)
+            {
+                extras.push(item.kind);
+            }
+        }
+        Ok(out)
+    }
+}

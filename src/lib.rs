@@ -1,0 +1,11 @@
+//! wbl: W&B and other HTTPS API keys kept in the OS keychain and served by a per-user agent.
+//!
+//! The library holds everything the two binaries share; see ARCHITECTURE.md for the map.
+
+pub mod agent;
+pub mod client;
+pub mod cmd;
+pub mod dirs;
+pub mod keychain;
+pub mod logging;
+pub mod wandb;

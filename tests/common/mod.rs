@@ -1,0 +1,301 @@
+//! Test fixture: a private world per test — temp HOME, agent socket, keychain namespace, and for
+//! Secret Service tests a private D-Bus session with an unlocked gnome-keyring — so tests run
+//! in parallel and never touch the developer's real keychain.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const WBL: &str = env!("CARGO_BIN_EXE_wbl");
+pub const AGENT: &str = env!("CARGO_BIN_EXE_wbl-agent");
+
+/// A valid legacy-format key (40 word characters), different for each `n`.
+pub fn key(n: u32) -> String {
+    format!("{:0>40}", format!("k{n}x{}", "abcdef0123456789"))
+}
+
+/// A new-format key (`wandb_v1_` + 80 characters).
+pub fn key_v1(n: u32) -> String {
+    format!("wandb_v1_{:0>80}", n)
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub enum Backend {
+    SecretService,
+    Keyutils,
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub namespace: String,
+    pub backend: &'static str,
+    dbus: Option<(u32, String)>,
+}
+
+impl World {
+    pub fn new(backend: Backend) -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("wbl-test-")
+            .tempdir()
+            .unwrap();
+        let namespace = format!(
+            "wbltest-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        set_mode(&run, 0o700);
+        let mut w = World {
+            dir,
+            namespace,
+            backend: match backend {
+                Backend::SecretService => "secret-service",
+                Backend::Keyutils => "keyutils",
+            },
+            dbus: None,
+        };
+        if let Backend::SecretService = backend {
+            w.start_secret_service();
+        }
+        w
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("agent.sock")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("run").join("agent.sock.log")
+    }
+
+    pub fn bus(&self) -> Option<&str> {
+        self.dbus.as_ref().map(|(_, a)| a.as_str())
+    }
+
+    /// A private session bus with gnome-keyring's Secret Service, unlocked with a password.
+    fn start_secret_service(&mut self) {
+        let out = Command::new("dbus-daemon")
+            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
+            .env("HOME", self.home())
+            .output()
+            .expect("dbus-daemon must be installed (see .ci/run)");
+        assert!(out.status.success(), "dbus-daemon failed: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        let addr = lines.next().unwrap().to_owned();
+        let pid: u32 = lines.next().unwrap().trim().parse().unwrap();
+        self.dbus = Some((pid, addr.clone()));
+        let mut gk = Command::new("gnome-keyring-daemon")
+            .args(["--unlock", "--components=secrets"])
+            .env("HOME", self.home())
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &addr)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon must be installed (see .ci/run)");
+        use std::io::Write;
+        gk.stdin
+            .take()
+            .unwrap()
+            .write_all(b"test-password")
+            .unwrap();
+        assert!(gk.wait().unwrap().success(), "gnome-keyring-daemon failed");
+    }
+
+    /// Environment every wbl process of this world gets.
+    pub fn apply_env(&self, cmd: &mut Command) {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("WANDB_") || k.starts_with("WBL_") || k == "NETRC" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("HOME", self.home())
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
+            .env("XDG_CONFIG_HOME", self.home().join(".config"))
+            .env("WBL_SOCKET", self.socket())
+            .env("WBL_BACKEND", self.backend)
+            .env("WBL_KEYCHAIN_NAMESPACE", &self.namespace)
+            .env("WBL_AGENT_BIN", AGENT)
+            .current_dir(self.home());
+        match self.bus() {
+            Some(addr) => cmd.env("DBUS_SESSION_BUS_ADDRESS", addr),
+            None => cmd.env_remove("DBUS_SESSION_BUS_ADDRESS"),
+        };
+    }
+
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        self.apply_env(&mut c);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn wbl(&self, args: &[&str]) -> Output {
+        self.cmd(WBL).args(args).output().unwrap()
+    }
+
+    pub fn wbl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd(WBL);
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    pub fn agent_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.socket().with_extension("sock.pid")).ok()?;
+        let pid: u32 = text.trim().parse().ok()?;
+        alive(pid).then_some(pid)
+    }
+
+    /// SIGTERM the agent and wait (bounded) until it has exited.
+    pub fn stop_agent(&self) {
+        if let Some(pid) = self.agent_pid() {
+            terminate(pid);
+        }
+    }
+
+    /// `secret-tool lookup service <ns>:<url> username <user>` in this world's keyring.
+    pub fn secret_tool_lookup(&self, url: &str, user: &str) -> Option<String> {
+        let service = format!("{}:{url}", self.namespace);
+        let out = self
+            .cmd("secret-tool")
+            .args(["lookup", "service", &service, "username", user])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The payload of our keyutils key for `url`/`user`, via the real `keyctl`.
+    pub fn keyctl_lookup(&self, url: &str, user: &str) -> Option<String> {
+        let desc = format!("{}:{user}@{url}", self.namespace);
+        let out = Command::new("keyctl")
+            .args(["search", "@u", "user", &desc])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let out = Command::new("keyctl").args(["pipe", &id]).output().unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap())
+    }
+
+    /// Every file below the world's directory whose bytes contain `needle`.
+    pub fn files_containing(&self, needle: &str) -> Vec<PathBuf> {
+        let mut hits = Vec::new();
+        walk(self.dir.path(), &mut |p| {
+            if let Ok(bytes) = std::fs::read(p)
+                && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            {
+                hits.push(p.to_owned());
+            }
+        });
+        hits
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_agent();
+        if let Some((pid, _)) = &self.dbus {
+            terminate(*pid);
+        }
+        if self.backend == "keyutils" {
+            // Remove this world's keys from the kernel keyring.
+            let out = Command::new("keyctl").args(["rlist", "@u"]).output();
+            if let Ok(out) = out {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let d = Command::new("keyctl").args(["rdescribe", id]).output();
+                    if let Ok(d) = d
+                        && String::from_utf8_lossy(&d.stdout).contains(&self.namespace)
+                    {
+                        let _ = Command::new("keyctl").args(["unlink", id, "@u"]).output();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&p, f),
+                Ok(t) if t.is_file() => f(&p),
+                _ => {}
+            }
+        }
+    }
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn alive(pid: u32) -> bool {
+    // Zombies count as dead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// SIGTERM `pid` and wait up to 10 s for it to go.
+pub fn terminate(pid: u32) {
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    wait_gone(pid);
+}
+
+pub fn wait_gone(pid: u32) {
+    for _ in 0..1000 {
+        if !alive(pid) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("process {pid} did not exit");
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panics with both streams when the command failed.
+#[track_caller]
+pub fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "command failed: {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
