@@ -12,13 +12,8 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
 use wbl_proto::{Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, Request, Response};
 
-pub use state::{DEFAULT_KEYCHAIN_TIMEOUT, State};
+pub use state::{DEFAULT_KEYCHAIN_TIMEOUT, Limits, State};
 
-/// A connection that sends nothing for this long is closed (slow or stuck clients must not
-/// hold a task forever).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bound on writing one response (a client that never reads its answer).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,13 +102,18 @@ async fn serve(stream: Stream, state: &State) {
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
     loop {
+        let wait = if greeted {
+            state.limits().idle
+        } else {
+            state.limits().hello
+        };
         let received = tokio::select! {
-            r = tokio::time::timeout(IDLE_TIMEOUT, conn.recv_async::<Request>()) => Some(r),
+            r = tokio::time::timeout(wait, conn.recv_async::<Request>()) => Some(r),
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(received) = received else {
             let bye = Response::error(ErrorCode::ShuttingDown, "the agent is shutting down");
-            let _ = reply(&mut conn, &bye).await;
+            let _ = reply(&mut conn, &bye, state).await;
             return;
         };
         let response = match received {
@@ -136,7 +136,7 @@ async fn serve(stream: Stream, state: &State) {
                             cmd::greet()
                         }
                         _ => {
-                            let _ = reply(&mut conn, &cmd::hello_required()).await;
+                            let _ = reply(&mut conn, &cmd::hello_required(), state).await;
                             return;
                         }
                     }
@@ -153,6 +153,7 @@ async fn serve(stream: Stream, state: &State) {
                 let _ = reply(
                     &mut conn,
                     &Response::error(ErrorCode::TooLarge, e.to_string()),
+                    state,
                 )
                 .await;
                 return;
@@ -162,14 +163,18 @@ async fn serve(stream: Stream, state: &State) {
                 return;
             }
         };
-        if reply(&mut conn, &response).await.is_err() {
+        if reply(&mut conn, &response, state).await.is_err() {
             return;
         }
     }
 }
 
-async fn reply(conn: &mut Connection<Stream>, response: &Response) -> Result<(), ()> {
-    match tokio::time::timeout(WRITE_TIMEOUT, conn.send_async(response)).await {
+async fn reply(
+    conn: &mut Connection<Stream>,
+    response: &Response,
+    state: &State,
+) -> Result<(), ()> {
+    match tokio::time::timeout(state.limits().write, conn.send_async(response)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "could not send a response");

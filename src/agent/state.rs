@@ -16,6 +16,52 @@ use crate::keychain::{ItemKind, Keychain, KeychainError};
 /// Default bound on one keychain operation.
 pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Time bounds that protect the agent from stuck keychains and slow or hostile clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A new connection must say hello within this (`WBL_HELLO_TIMEOUT`, default 5 s).
+    pub hello: Duration,
+    /// A greeted connection idle for this long is closed (`WBL_IDLE_TIMEOUT`, default 30 s).
+    pub idle: Duration,
+    /// Writing one response may take this long (`WBL_WRITE_TIMEOUT`, default 10 s): a client
+    /// that never reads its answers is dropped.
+    pub write: Duration,
+    /// One keychain operation (`WBL_KEYCHAIN_TIMEOUT`, default 5 s).
+    pub keychain: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            hello: Duration::from_secs(5),
+            idle: Duration::from_secs(30),
+            write: Duration::from_secs(10),
+            keychain: DEFAULT_KEYCHAIN_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// Defaults, each overridable by its environment variable (seconds, may be fractional).
+    pub fn from_env() -> Self {
+        fn secs(var: &str, default: Duration) -> Duration {
+            std::env::var(var)
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+                .map(Duration::from_secs_f64)
+                .unwrap_or(default)
+        }
+        let d = Limits::default();
+        Limits {
+            hello: secs("WBL_HELLO_TIMEOUT", d.hello),
+            idle: secs("WBL_IDLE_TIMEOUT", d.idle),
+            write: secs("WBL_WRITE_TIMEOUT", d.write),
+            keychain: secs("WBL_KEYCHAIN_TIMEOUT", d.keychain),
+        }
+    }
+}
+
 /// What the agent knows to be stored for one (target, user name).
 #[derive(Debug, Default, Clone)]
 struct Known {
@@ -78,7 +124,7 @@ pub struct State {
     keychain: Arc<Keychain>,
     cache: RwLock<Cache>,
     keychain_lock: tokio::sync::Mutex<()>,
-    timeout: Duration,
+    limits: Limits,
     started: Instant,
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -100,16 +146,20 @@ fn keychain_error(e: KeychainError) -> Response {
 }
 
 impl State {
-    pub fn new(keychain: Keychain, timeout: Duration, socket: String) -> Self {
+    pub fn new(keychain: Keychain, limits: Limits, socket: String) -> Self {
         State {
             keychain: Arc::new(keychain),
             cache: RwLock::new(Cache::default()),
             keychain_lock: tokio::sync::Mutex::new(()),
-            timeout,
+            limits,
             started: Instant::now(),
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -153,7 +203,7 @@ impl State {
     ) -> Result<T, Response> {
         let keychain = Arc::clone(&self.keychain);
         let task = tokio::task::spawn_blocking(move || op(&keychain));
-        match tokio::time::timeout(self.timeout, task).await {
+        match tokio::time::timeout(self.limits.keychain, task).await {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(e))) => Err(keychain_error(e)),
             Ok(Err(_join)) => Err(Response::error(
@@ -162,7 +212,7 @@ impl State {
             )),
             Err(_elapsed) => {
                 tracing::error!(
-                    timeout_secs = self.timeout.as_secs_f64(),
+                    timeout_secs = self.limits.keychain.as_secs_f64(),
                     "keychain did not answer in time"
                 );
                 Err(Response::error(
@@ -170,7 +220,7 @@ impl State {
                     format!(
                         "the keychain ({}) did not answer within {} s; is it locked or hung?",
                         self.backend_name(),
-                        self.timeout.as_secs()
+                        self.limits.keychain.as_secs_f64()
                     ),
                 ))
             }
@@ -271,7 +321,17 @@ impl State {
             return r;
         }
         let to_store = cred.clone();
-        if let Err(r) = self.with_keychain(move |k| k.store(&to_store)).await {
+        let existing = self
+            .read_cache()
+            .by_host
+            .get(&(cred.target.protocol.clone(), cred.target.host.clone()))
+            .and_then(|m| m.get(&(cred.target.path.clone(), cred.username.clone())))
+            .map(|k| k.extras.clone())
+            .unwrap_or_default();
+        if let Err(r) = self
+            .with_keychain(move |k| k.store(&to_store, &existing))
+            .await
+        {
             return r;
         }
         let mut cache = self.write_cache();
@@ -293,19 +353,19 @@ impl State {
         if let Err(r) = self.ensure_loaded().await {
             return r;
         }
-        let keys: Vec<(Option<String>, String)> = self
+        let keys: Vec<((Option<String>, String), Vec<ItemKind>)> = self
             .read_cache()
             .matches(query)
-            .map(|(k, _)| k.clone())
+            .map(|(k, known)| (k.clone(), known.extras.clone()))
             .collect();
         let mut count = 0;
-        for (path, user) in keys {
+        for ((path, user), extras) in keys {
             let target = Target {
                 path,
                 ..query.target.clone()
             };
             let (t, u) = (target.clone(), user.clone());
-            match self.with_keychain(move |k| k.erase(&t, &u)).await {
+            match self.with_keychain(move |k| k.erase(&t, &u, &extras)).await {
                 Ok(existed) => {
                     count += u32::from(existed);
                     self.write_cache().remove(&target, &user);

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use wbl::agent::{self, State, listen};
@@ -51,15 +50,6 @@ fn main() -> ExitCode {
     runtime.block_on(serve(paths, args.ready_fd))
 }
 
-fn keychain_timeout() -> Duration {
-    std::env::var("WBL_KEYCHAIN_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(agent::DEFAULT_KEYCHAIN_TIMEOUT)
-}
-
 async fn serve(paths: RuntimePaths, ready_fd: Option<i32>) -> ExitCode {
     let mut claimed = match listen::claim(&paths) {
         Ok(c) => c,
@@ -89,7 +79,7 @@ async fn serve(paths: RuntimePaths, ready_fd: Option<i32>) -> ExitCode {
     }
     let state = Arc::new(State::new(
         Keychain::new(backend),
-        keychain_timeout(),
+        agent::Limits::from_env(),
         paths.socket_display(),
     ));
     state.preload().await;

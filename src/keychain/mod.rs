@@ -201,24 +201,27 @@ impl Keychain {
         &*self.backend
     }
 
-    /// Stores a credential: the password item first, then the extras; extras the new credential
-    /// does not have are removed so no stale token outlives a new password.
-    pub fn store(&self, cred: &Credential) -> Result<(), KeychainError> {
+    /// Stores a credential: the password item first, then the extras. Extras in `existing`
+    /// that the new credential does not have are removed, so no stale token outlives a new
+    /// password; extras not known to exist cost no keychain call.
+    pub fn store(&self, cred: &Credential, existing: &[ItemKind]) -> Result<(), KeychainError> {
         let id = |kind| ItemId::new(cred.target.clone(), cred.username.clone(), kind);
         self.backend.save(&id(ItemKind::Password), &cred.password)?;
         match &cred.oauth_refresh_token {
             Some(token) => self.backend.save(&id(ItemKind::OauthRefreshToken), token)?,
-            None => {
+            None if existing.contains(&ItemKind::OauthRefreshToken) => {
                 self.backend.delete(&id(ItemKind::OauthRefreshToken))?;
             }
+            None => {}
         }
         match cred.password_expiry_utc {
             Some(t) => self
                 .backend
                 .save(&id(ItemKind::PasswordExpiry), &Secret::new(t.to_string()))?,
-            None => {
+            None if existing.contains(&ItemKind::PasswordExpiry) => {
                 self.backend.delete(&id(ItemKind::PasswordExpiry))?;
             }
+            None => {}
         }
         Ok(())
     }
@@ -254,12 +257,19 @@ impl Keychain {
         Ok(Some(cred))
     }
 
-    /// Removes a credential and its sibling items; `true` when the password item existed.
-    pub fn erase(&self, target: &Target, username: &str) -> Result<bool, KeychainError> {
+    /// Removes a credential and the sibling items in `extras`; `true` when the password item
+    /// existed.
+    pub fn erase(
+        &self,
+        target: &Target,
+        username: &str,
+        extras: &[ItemKind],
+    ) -> Result<bool, KeychainError> {
         let id = |kind| ItemId::new(target.clone(), username.to_owned(), kind);
         let existed = self.backend.delete(&id(ItemKind::Password))?;
-        self.backend.delete(&id(ItemKind::OauthRefreshToken))?;
-        self.backend.delete(&id(ItemKind::PasswordExpiry))?;
+        for kind in extras {
+            self.backend.delete(&id(*kind))?;
+        }
         Ok(existed)
     }
 
