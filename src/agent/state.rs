@@ -70,8 +70,10 @@ struct Known {
     cached: Option<Credential>,
 }
 
+/// (path, user name): a credential's key within one (protocol, host).
+type EntryKey = (Option<String>, String);
 /// (path, user name) → what is known, for one (protocol, host).
-type HostEntries = BTreeMap<(Option<String>, String), Known>;
+type HostEntries = BTreeMap<EntryKey, Known>;
 
 #[derive(Default)]
 struct Cache {
@@ -85,7 +87,7 @@ impl Cache {
     fn matches<'a>(
         &'a self,
         query: &'a Query,
-    ) -> impl Iterator<Item = (&'a (Option<String>, String), &'a Known)> + 'a {
+    ) -> impl Iterator<Item = (&'a EntryKey, &'a Known)> + 'a {
         self.by_host
             .get(&(query.target.protocol.clone(), query.target.host.clone()))
             .into_iter()
@@ -278,7 +280,7 @@ impl State {
         if let Err(r) = self.ensure_loaded().await {
             return r;
         }
-        let candidates: Vec<((Option<String>, String), Known)> = self
+        let candidates: Vec<(EntryKey, Known)> = self
             .read_cache()
             .matches(query)
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -353,7 +355,7 @@ impl State {
         if let Err(r) = self.ensure_loaded().await {
             return r;
         }
-        let keys: Vec<((Option<String>, String), Vec<ItemKind>)> = self
+        let keys: Vec<(EntryKey, Vec<ItemKind>)> = self
             .read_cache()
             .matches(query)
             .map(|(k, known)| (k.clone(), known.extras.clone()))
