@@ -6,7 +6,7 @@
 //! `secret-tool search application wbl`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use keyring_core::{CredentialStore, Entry, Error as KError};
 use wbl_proto::Secret;
@@ -14,31 +14,60 @@ use wbl_proto::Secret;
 use super::{Backend, BackendKind, ItemId, KeychainError};
 
 pub struct SecretService {
-    store: Arc<CredentialStore>,
+    /// Replaced by a fresh connection when the service restarted under us (its session is
+    /// then gone: `org.freedesktop.Secret.Error.NoSession`).
+    store: Mutex<Arc<CredentialStore>>,
     ns: String,
+}
+
+fn connect() -> Result<Arc<CredentialStore>, KeychainError> {
+    let store: Arc<CredentialStore> = zbus_secret_service_keyring_store::Store::new()
+        .map_err(|e| KeychainError::Unavailable(e.to_string()))?;
+    Ok(store)
+}
+
+/// Errors after which a new connection may help (the service went away or restarted).
+fn worth_reconnecting(e: &KError) -> bool {
+    matches!(e, KError::PlatformFailure(_) | KError::NoStorageAccess(_))
 }
 
 impl SecretService {
     /// Connects to the session bus and makes one search, so that a missing or broken Secret
     /// Service is found now rather than at the first request.
     pub fn open_and_probe(ns: String) -> Result<Self, KeychainError> {
-        let store: Arc<CredentialStore> = zbus_secret_service_keyring_store::Store::new()
-            .map_err(|e| KeychainError::Unavailable(e.to_string()))?;
-        let ss = SecretService { store, ns };
+        let ss = SecretService {
+            store: Mutex::new(connect()?),
+            ns,
+        };
         ss.list()
             .map_err(|e| KeychainError::Unavailable(e.to_string()))?;
         Ok(ss)
     }
 
-    fn entry(&self, id: &ItemId) -> Result<Entry, KeychainError> {
+    fn current(&self) -> Arc<CredentialStore> {
+        Arc::clone(&self.store.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs `op`; when it fails in a way a reconnect may cure, reconnects once and retries.
+    fn with_store<T>(
+        &self,
+        op: impl Fn(&Arc<CredentialStore>) -> Result<T, KError>,
+    ) -> Result<T, KeychainError> {
+        match op(&self.current()) {
+            Err(e) if worth_reconnecting(&e) => {
+                tracing::info!(error = %e, "Secret Service call failed; reconnecting once");
+                let fresh = connect()?;
+                *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
+                Ok(op(&fresh)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn entry(&self, store: &Arc<CredentialStore>, id: &ItemId) -> Result<Entry, KError> {
         let label = id.label();
         let mods = HashMap::from([("label", label.as_str())]);
-        Ok(Entry::new_in_store_with_modifiers(
-            &self.store,
-            &id.service(&self.ns),
-            &id.username,
-            &mods,
-        )?)
+        Entry::new_in_store_with_modifiers(store, &id.service(&self.ns), &id.username, &mods)
     }
 }
 
@@ -52,39 +81,42 @@ impl Backend for SecretService {
     }
 
     fn load(&self, id: &ItemId) -> Result<Option<Secret>, KeychainError> {
-        match self.entry(id)?.get_password() {
+        self.with_store(|store| match self.entry(store, id)?.get_password() {
             Ok(p) => Ok(Some(Secret::new(p))),
             Err(KError::NoEntry) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => Err(e),
+        })
     }
 
     fn save(&self, id: &ItemId, secret: &Secret) -> Result<(), KeychainError> {
-        let entry = self.entry(id)?;
-        entry.set_password(secret.expose())?;
-        entry.update_attributes(&HashMap::from([("application", self.ns.as_str())]))?;
-        Ok(())
+        self.with_store(|store| {
+            let entry = self.entry(store, id)?;
+            entry.set_password(secret.expose())?;
+            entry.update_attributes(&HashMap::from([("application", self.ns.as_str())]))
+        })
     }
 
     fn delete(&self, id: &ItemId) -> Result<bool, KeychainError> {
-        match self.entry(id)?.delete_credential() {
+        self.with_store(|store| match self.entry(store, id)?.delete_credential() {
             Ok(()) => Ok(true),
             Err(KError::NoEntry) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => Err(e),
+        })
     }
 
     fn list(&self) -> Result<Vec<ItemId>, KeychainError> {
         let spec = HashMap::from([("application", self.ns.as_str())]);
-        let mut out = Vec::new();
-        for entry in Entry::search_in_store(&self.store, &spec)? {
-            let attrs = entry.get_attributes()?;
-            if let (Some(service), Some(user)) = (attrs.get("service"), attrs.get("username"))
-                && let Some(id) = ItemId::parse(&self.ns, service, user)
-            {
-                out.push(id);
+        self.with_store(|store| {
+            let mut out = Vec::new();
+            for entry in Entry::search_in_store(store, &spec)? {
+                let attrs = entry.get_attributes()?;
+                if let (Some(service), Some(user)) = (attrs.get("service"), attrs.get("username"))
+                    && let Some(id) = ItemId::parse(&self.ns, service, user)
+                {
+                    out.push(id);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
