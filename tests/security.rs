@@ -256,7 +256,7 @@ fn a_client_that_never_reads_is_dropped_and_others_are_served() {
         if sent > 2_000_000 {
             break false;
         }
-        if sent % 5000 == 0 {
+        if sent.is_multiple_of(5000) {
             still_serves(&w, &k);
         }
     };
