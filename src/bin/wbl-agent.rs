@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         return launch_detached(&paths);
     }
     agent::harden::harden_process();
+    agent::harden::raise_fd_limit();
     wbl::logging::init("info");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,0 +1,78 @@
+//! Agent benchmarks over the real socket: the mixed load of SECURITY.md (1000 clients × 100
+//! requests across 100 hosts) and get throughput/latency at several connection counts.
+//! Prints figures; asserts nothing about speed. Run: `cargo bench --bench agent`
+//! (`WBL_BENCH_BACKEND=secret-service` to measure against gnome-keyring; `WBL_BENCH_QUICK=1`
+//! for a short run).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/support/loadgen.rs"]
+mod loadgen;
+
+use std::time::Duration;
+
+use common::{Backend, World, key, ok};
+use loadgen::{LoadConfig, Mode};
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special. Either way
+    // run the whole thing only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("agent bench: run with `cargo bench --bench agent`");
+        return;
+    }
+    let quick = std::env::var("WBL_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let backend = match std::env::var("WBL_BENCH_BACKEND").as_deref() {
+        Ok("secret-service") => Backend::SecretService,
+        _ => Backend::Keyutils,
+    };
+    let w = World::new(backend);
+    ok(w.wbl(&["login", &key(1)]));
+    println!("backend: {}", w.backend);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let (clients, requests) = if quick { (100, 20) } else { (1000, 100) };
+    let mixed = rt.block_on(loadgen::run(LoadConfig {
+        socket: w.socket(),
+        clients,
+        requests,
+        hosts: 100,
+        mode: Mode::Mixed,
+        time_limit: Duration::from_secs(600),
+    }));
+    println!(
+        "mixed get/store/erase (60/30/10), {clients} clients x {requests} requests, 100 hosts: {}",
+        mixed.summary()
+    );
+    if let Some(e) = &mixed.first_error {
+        println!("  first error: {e}");
+    }
+
+    // Get throughput: one stored key, persistent connections.
+    ok(w.wbl(&["login", "--host", "https://bench.load.test", &key(2)]));
+    println!("get, persistent connections:");
+    println!("| connections | requests | req/s | p50 | p99 |");
+    println!("|---:|---:|---:|---:|---:|");
+    for conns in [1usize, 16, 64, 256] {
+        let total = if quick { 20_000 } else { 200_000 };
+        let r = rt.block_on(loadgen::run(LoadConfig {
+            socket: w.socket(),
+            clients: conns,
+            requests: total / conns,
+            hosts: 1,
+            mode: Mode::GetOnly,
+            time_limit: Duration::from_secs(120),
+        }));
+        assert_eq!(r.errors + r.mismatches, 0, "{:?}", r.first_error);
+        println!(
+            "| {conns} | {} | {:.0} | {} µs | {} µs |",
+            r.requests,
+            r.per_second(),
+            r.percentile(0.5).as_micros(),
+            r.percentile(0.99).as_micros()
+        );
+    }
+}
