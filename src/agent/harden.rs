@@ -44,3 +44,33 @@ pub fn raise_fd_limit() {
         }
     }
 }
+
+/// Locks the pages holding `secret` into RAM so they are never written to swap. Best effort:
+/// a failure (e.g. `RLIMIT_MEMLOCK` reached) is ignored. Pages are not unlocked again — they
+/// are heap pages the allocator reuses, and the set that ever held a secret stays small.
+pub fn lock_memory(secret: &[u8]) {
+    #[cfg(unix)]
+    if !secret.is_empty() {
+        // SAFETY: mlock only changes paging attributes of pages we own; the range covers
+        // `secret`, rounded out to page boundaries, all of which lie in mapped heap memory.
+        unsafe {
+            let page = libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
+            let start = secret.as_ptr() as usize & !(page - 1);
+            let end = secret.as_ptr() as usize + secret.len();
+            let _ = libc::mlock(start as *const libc::c_void, end - start);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+}
+
+/// A panic hook that prints where, never what: a panic message could carry a secret.
+pub fn quiet_panics(program: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("{program}: internal error{at}; please report it");
+    }));
+}

@@ -139,6 +139,14 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Keeps a credential's secrets out of swap while it sits in the cache (best effort).
+fn lock_secrets(cred: &Credential) {
+    crate::agent::harden::lock_memory(cred.password.expose().as_bytes());
+    if let Some(t) = &cred.oauth_refresh_token {
+        crate::agent::harden::lock_memory(t.expose().as_bytes());
+    }
+}
+
 fn expired(cred: &Credential) -> bool {
     cred.password_expiry_utc.is_some_and(|t| t <= now_unix())
 }
@@ -296,7 +304,9 @@ impl State {
                     let (t, u, extras) = (target.clone(), user.clone(), known.extras.clone());
                     match self.with_keychain(move |k| k.load(&t, &u, &extras)).await {
                         Ok(Some(c)) => {
-                            self.write_cache().slot(&target, &user).cached = Some(c.clone());
+                            let cached = c.clone();
+                            lock_secrets(&cached);
+                            self.write_cache().slot(&target, &user).cached = Some(cached);
                             Some(c)
                         }
                         // Gone from the keychain behind our back: forget it.
@@ -345,6 +355,7 @@ impl State {
         if cred.password_expiry_utc.is_some() {
             slot.extras.push(ItemKind::PasswordExpiry);
         }
+        lock_secrets(&cred);
         slot.cached = Some(cred);
         Response::Stored
     }

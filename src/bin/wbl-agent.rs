@@ -29,6 +29,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    agent::harden::quiet_panics("wbl-agent");
     let args = Args::parse();
     let paths = RuntimePaths::from_env();
     if !args.foreground {

@@ -54,6 +54,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    wbl::agent::harden::quiet_panics("wbl");
     if std::env::var_os(wbl::logging::LOG_ENV).is_some() {
         wbl::logging::init("warn");
     }
