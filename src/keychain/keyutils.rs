@@ -5,20 +5,60 @@
 //! the *persistent* keyring as well, and on machines where that keyring grants the user no
 //! write permission (seen here: `_persistent.0` with perms `1f030000`, e.g. in containers)
 //! every `set` fails with `NoStorageAccess(AccessDenied)` although `keyctl add user … @u`
-//! works. We build the crate's own `Cred` with the user keyring and no persistent keyring,
-//! and use `linux-keyutils` directly only to list keys (the store has no search).
+//! works. We build the crate's own `Cred` with the user keyring and no persistent keyring.
+//!
+//! Listing (the store has no search) reads the keyring with one `keyctl(KEYCTL_READ)` of our
+//! own rather than `linux_keyutils::KeyRing::get_links`: that function takes a fixed maximum
+//! and sets the vector's length from the kernel's *total* size, so a keyring with more keys
+//! than the maximum yields uninitialised ids. Ours asks for the size first and retries until
+//! the buffer fits.
 
 use std::sync::Arc;
 
 use keyring_core::{Entry, Error as KError};
-use linux_keyutils::{KeyRing, KeyRingIdentifier};
+use linux_keyutils::{Key, KeyRing, KeyRingIdentifier, KeySerialId, KeyType};
 use linux_keyutils_keyring_store::Cred;
 use wbl_proto::Secret;
 
 use super::{Backend, BackendKind, ItemId, KeychainError};
 
-/// Upper bound on keys read when listing (bytes of key ids the kernel writes).
-const LIST_BUFFER: usize = 4 * 65536;
+/// `KEYCTL_READ` and the special id of the user keyring (`man 2 keyctl`).
+const KEYCTL_READ: libc::c_long = 11;
+const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
+
+/// Serial numbers of every key linked into the user keyring.
+fn user_keyring_ids() -> std::io::Result<Vec<i32>> {
+    let mut ids: Vec<i32> = Vec::new();
+    loop {
+        let cap_bytes = ids.capacity() * std::mem::size_of::<i32>();
+        // SAFETY: the kernel writes at most `cap_bytes` bytes into the vector's spare capacity
+        // (a null pointer with length 0 only asks for the size).
+        let needed = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_READ,
+                KEY_SPEC_USER_KEYRING,
+                if cap_bytes == 0 {
+                    std::ptr::null_mut()
+                } else {
+                    ids.as_mut_ptr()
+                },
+                cap_bytes,
+            )
+        };
+        if needed < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let needed = needed as usize;
+        if needed <= cap_bytes {
+            // SAFETY: the kernel initialised the first `needed` bytes (whole i32 ids).
+            unsafe { ids.set_len(needed / std::mem::size_of::<i32>()) };
+            return Ok(ids);
+        }
+        // Grow with some slack: keys may be added between the two calls.
+        ids = Vec::with_capacity(needed / std::mem::size_of::<i32>() + 64);
+    }
+}
 
 pub struct Keyutils {
     ring: KeyRing,
@@ -80,14 +120,13 @@ impl Backend for Keyutils {
     }
 
     fn list(&self) -> Result<Vec<ItemId>, KeychainError> {
-        let links = self
-            .ring
-            .get_links(LIST_BUFFER)
+        let ids = user_keyring_ids()
             .map_err(|e| KeychainError::Failed(format!("listing the user keyring: {e}")))?;
-        Ok(links
-            .iter()
-            .filter_map(|node| node.as_key())
+        Ok(ids
+            .into_iter()
+            .map(|id| Key::from_id(KeySerialId(id)))
             .filter_map(|key| key.metadata().ok())
+            .filter(|meta| meta.get_type() == KeyType::User)
             .filter_map(|meta| ItemId::parse_description(&self.ns, meta.get_description()))
             .collect())
     }
