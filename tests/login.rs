@@ -242,7 +242,16 @@ fn o07_existing_netrc_is_left_byte_for_byte() {
     write(&netrc(&w), text);
     std::fs::set_permissions(netrc(&w), std::fs::Permissions::from_mode(0o640)).unwrap();
     let new = key_v1(7);
-    ok(run(&w, &["login", &new], &[]));
+    let out = ok(run(&w, &["login", &new], &[]));
+    // The SDK itself would still read the stale plaintext key: say so.
+    assert!(
+        stderr(&out).contains(&format!(
+            "wbl: WARNING A plaintext API key for api.wandb.ai is still in the netrc file {}",
+            netrc(&w).display()
+        )),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(read(&netrc(&w)), text);
     assert_eq!(mode(&netrc(&w)), 0o640);
     assert_eq!(stored(&w, CLOUD), Some(new.clone()));
@@ -460,7 +469,7 @@ fn o15_netrc_key_is_loaded_copied_to_the_keychain_and_the_file_left_alone() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("wbl: WARNING A plaintext copy of this key is still in the netrc file {path}; run `wbl migrate`")),
+        err.contains(&format!("wbl: WARNING A plaintext API key for api.wandb.ai is still in the netrc file {path}; run `wbl migrate` to remove it.\n")),
         "{err}"
     );
     assert!(err.ends_with(BANNER_NO_VERIFY));
@@ -667,7 +676,12 @@ fn env_beats_keychain_beats_netrc() {
         "{}",
         stderr(&out)
     );
-    assert!(!stderr(&out).contains("netrc"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains(&format!("from {}.", netrc(&w).display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stored(&w, CLOUD), Some(key(1)));
     // Environment over keychain.
     let out = ok(run(&w, &["login"], &[("WANDB_API_KEY", &key(4))]));
     assert!(
@@ -716,10 +730,15 @@ fn settings_api_key_is_source_two_before_netrc() {
         err.contains(&format!("wbl: Loaded credentials for {CLOUD} from {ws}.\n")),
         "{err}"
     );
-    assert!(
-        err.contains(&format!("still in api_key in {ws}; run `wbl migrate`")),
-        "{err}"
-    );
+    for p in [global_settings(&w), workspace_settings(&w)] {
+        assert!(
+            err.contains(&format!(
+                "wbl: WARNING A plaintext API key is still in api_key in {}; run `wbl migrate` to remove it.\n",
+                p.display()
+            )),
+            "{err}"
+        );
+    }
     // The workspace file overrides the global one; neither file is changed.
     assert_eq!(stored(&w, CLOUD), Some(key(2)));
     assert_eq!(

@@ -155,6 +155,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     };
 
     update_settings(&mut settings, explicit_host.as_ref());
+    warn_plaintext(&ctx, &settings);
     term::log(&verify::banner(viewer.as_ref(), &ctx.host));
     Ok(())
 }
@@ -259,7 +260,7 @@ fn found_key(ctx: &mut Ctx, settings: &Settings) -> anyhow::Result<Option<Option
     // 3. `api_key` in the settings files (the workspace file overrides the global one).
     if let Some((value, path)) = settings.get("api_key") {
         let key = Secret::new(value.to_owned());
-        return adopt_plaintext(ctx, key, path, "api_key in").map(Some);
+        return adopt_plaintext(ctx, key, path).map(Some);
     }
     // 4. netrc.
     let find = netrc_key(&ctx.env, host.netloc());
@@ -267,19 +268,14 @@ fn found_key(ctx: &mut Ctx, settings: &Settings) -> anyhow::Result<Option<Option
         term::warn(w);
     }
     if let Some(key) = find.key {
-        return adopt_plaintext(ctx, key, &find.path, "the netrc file").map(Some);
+        return adopt_plaintext(ctx, key, &find.path).map(Some);
     }
     Ok(None)
 }
 
-/// A key found in a plaintext file: check it, verify if asked, store it in the keychain and
-/// point at the plaintext copy. The file itself is left as it is (`wbl migrate` removes it).
-fn adopt_plaintext(
-    ctx: &mut Ctx,
-    key: Secret,
-    path: &Path,
-    what: &str,
-) -> anyhow::Result<Option<Viewer>> {
+/// A key found in a plaintext file: check it, verify if asked, store it in the keychain. The
+/// file itself is left as it is (`wbl migrate` removes it; `warn_plaintext` says so).
+fn adopt_plaintext(ctx: &mut Ctx, key: Secret, path: &Path) -> anyhow::Result<Option<Viewer>> {
     let host = ctx.host.clone();
     if let Some(problem) = check_api_key(key.expose()) {
         bail!(
@@ -293,11 +289,26 @@ fn adopt_plaintext(
         path.display()
     ));
     ctx.store(key)?;
-    term::warn(&format!(
-        "A plaintext copy of this key is still in {what} {}; run `wbl migrate` to remove it now that the keychain has it.",
-        path.display()
-    ));
     Ok(viewer)
+}
+
+/// After a login, every plaintext key the SDK would still read for this host: wbl leaves the
+/// files alone, `wbl migrate` removes them.
+fn warn_plaintext(ctx: &Ctx, settings: &Settings) {
+    for f in settings.api_key_files() {
+        term::warn(&format!(
+            "A plaintext API key is still in api_key in {}; run `wbl migrate` to remove it.",
+            f.path.display()
+        ));
+    }
+    let find = netrc_key(&ctx.env, ctx.host.netloc());
+    if find.key.is_some() {
+        term::warn(&format!(
+            "A plaintext API key for {} is still in the netrc file {}; run `wbl migrate` to remove it.",
+            ctx.host.netloc(),
+            find.path.display()
+        ));
+    }
 }
 
 /// Step 5: the hidden prompt, looping on a bad key like the SDK.
