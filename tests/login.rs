@@ -1259,10 +1259,10 @@ fn spawn_in_pty(w: &World, args: &[&str], env: &[(&str, &str)]) -> rexpect::sess
     let mut c = std::process::Command::new("sh");
     w.apply_env(&mut c);
     no_proxy(&mut c);
+    c.env("TERM", "xterm");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.env("TERM", "xterm");
     c.arg("-c")
         .arg("stty echo; IFS= read -r probe; exec \"$0\" \"$@\"")
         .arg(WBL)
@@ -1368,4 +1368,59 @@ fn prompt_for_a_self_hosted_server_verifies_and_loops_on_a_refused_key() {
     assert!(!seen.contains(&key(1)) && !seen.contains(&key(2)), "{seen}");
     assert_eq!(stored(&w, &server.url), Some(key(2)));
     assert_eq!(server.seen().len(), 2);
+}
+
+#[test]
+fn term_dumb_means_no_prompt_even_on_a_terminal() {
+    let w = World::new(Backend::SecretService);
+    let mut p = spawn_in_pty(&w, &["login", "--relogin"], &[("TERM", "dumb")]);
+    let seen = p.exp_eof().unwrap();
+    assert!(
+        seen.contains("wbl: error: No API key configured."),
+        "{seen}"
+    );
+    assert!(!seen.contains("Paste your API key"), "{seen}");
+}
+
+#[test]
+fn wandb_silent_hides_everything_but_fatal_errors() {
+    let w = World::new(Backend::SecretService);
+    let out = ok(run(
+        &w,
+        &[
+            "login",
+            "--anonymously",
+            "--host",
+            "https://h.example",
+            &key(1),
+        ],
+        &[("WANDB_SILENT", "true")],
+    ));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stored(&w, "https://h.example"), Some(key(1)));
+    let out = run(&w, &["login", "short"], &[("WANDB_SILENT", "true")]);
+    assert_eq!(
+        fails(&out, 1),
+        "wbl: error: API key must have 40+ characters, has 5.\n"
+    );
+}
+
+#[test]
+fn identity_token_file_alone_stores_nothing() {
+    let w = World::new(Backend::SecretService);
+    let out = ok(run(
+        &w,
+        &["login"],
+        &[("WANDB_IDENTITY_TOKEN_FILE", "/var/run/token.jwt")],
+    ));
+    assert!(
+        stderr(&out).starts_with(
+            "wbl: Using the identity token file /var/run/token.jwt (WANDB_IDENTITY_TOKEN_FILE) for https://api.wandb.ai"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&ok(run(&w, &["status", "--json"], &[])).stdout).unwrap();
+    assert_eq!(v["credentials"], serde_json::json!([]));
 }
