@@ -1,6 +1,5 @@
 //! `wbl`: the thin client. Parses arguments and hands each subcommand to `wbl::cmd`.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -12,7 +11,7 @@ use wbl_proto::Secret;
     name = "wbl",
     version,
     about = "Keep W&B API keys in the OS keychain instead of ~/.netrc",
-    after_help = "Examples:\n  wbl login             # store your W&B API key in the keychain\n  wbl token             # print it, for scripts\n  wbl status            # agent, backend and stored keys"
+    after_help = "Examples:\n  wbl login                    # store your W&B API key in the keychain\n  wbl exec -- python train.py  # run with WANDB_API_KEY set from it\n  wbl token                    # print it, for scripts\n  wbl status                   # where each host's key comes from"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,31 +20,95 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Store a W&B API key in the keychain (through the agent).
+    /// Log in to W&B: store your API key in the keychain (like `wandb login`, without a netrc).
     #[command(
-        after_help = "Example:\n  wbl login $KEY\n  wbl login --host https://wandb.example.com $KEY"
+        long_about = "Log in to W&B: store your API key in the OS keychain, through wbl-agent.\n\n\
+            Without KEY, the key is looked for in this order:\n  \
+            1. the WANDB_API_KEY environment variable (used, not stored)\n  \
+            2. the keychain (already stored)\n  \
+            3. api_key in the global or workspace W&B settings file\n  \
+            4. the netrc file (NETRC, ~/.netrc or ~/_netrc)\n  \
+            5. a hidden prompt, when stdin and stderr are a terminal\n\n\
+            A key found in a settings or netrc file is copied into the keychain; `wbl migrate` \
+            then removes the plaintext copy. Keys are stored without asking the server unless \
+            --verify is given.",
+        after_help = "Examples:\n  \
+            wbl login                                   # find a key or prompt for it\n  \
+            pass show wandb | wbl login -               # read the key from stdin\n  \
+            wbl login --verify                          # ask the server who the key belongs to\n  \
+            wbl login --host https://wandb.example.com  # a self-hosted W&B server\n  \
+            wbl login --cloud                           # back to https://api.wandb.ai\n  \
+            wbl login --relogin                         # ignore stored keys and prompt"
     )]
     Login {
-        /// The API key. Prefer the prompt or stdin: arguments are visible to other processes.
-        key: Option<String>,
-        /// The W&B server (default: WANDB_BASE_URL or https://api.wandb.ai).
-        #[arg(long, visible_alias = "base-url")]
+        /// The API key, or `-` to read it from stdin. Arguments are visible to other
+        /// processes: prefer the prompt or `-`. Implies --relogin.
+        #[arg(value_name = "KEY")]
+        key: Vec<String>,
+        /// Log in to the W&B public cloud (https://api.wandb.ai).
+        #[arg(long)]
+        cloud: bool,
+        /// A W&B server URL (default: WANDB_BASE_URL, else base_url in the settings, else the
+        /// cloud); recorded as base_url in the global settings file.
+        #[arg(long, visible_alias = "base-url", value_name = "URL")]
         host: Option<String>,
+        /// Ignore stored keys and prompt for a new one.
+        #[arg(long)]
+        relogin: bool,
+        /// Check the key with the server before storing it.
+        #[arg(long, overrides_with = "no_verify")]
+        verify: bool,
+        /// Store the key without asking the server (the default).
+        #[arg(long, overrides_with = "verify")]
+        no_verify: bool,
+        /// No effect (kept for compatibility with `wandb login`).
+        #[arg(long, hide = true)]
+        anonymously: bool,
     },
     /// Print the stored key for a host on stdout (exit 1 when there is none).
     #[command(after_help = "Example:\n  export WANDB_API_KEY=$(wbl token)")]
     Token {
-        #[arg(long, visible_alias = "base-url")]
+        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
+        #[arg(long, visible_alias = "base-url", value_name = "URL")]
         host: Option<String>,
     },
-    /// Remove a host's key from the keychain.
-    #[command(after_help = "Example:\n  wbl logout --host https://wandb.example.com")]
+    /// Run a command with the key in its environment (WANDB_API_KEY), never on a command line.
+    #[command(
+        after_help = "Examples:\n  wbl exec -- python train.py --epochs 3\n  wbl exec --host https://wandb.example.com -- wandb sync ./wandb"
+    )]
+    Exec {
+        /// The W&B server whose key to use; also exported as WANDB_BASE_URL when it is not
+        /// the default.
+        #[arg(long, visible_alias = "base-url", value_name = "URL")]
+        host: Option<String>,
+        /// The command and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Remove a host's key (or every key) from the keychain and the agent's cache.
+    #[command(
+        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all"
+    )]
     Logout {
-        #[arg(long, visible_alias = "base-url")]
+        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
+        #[arg(
+            long,
+            visible_alias = "base-url",
+            value_name = "URL",
+            conflicts_with = "all"
+        )]
         host: Option<String>,
+        /// Remove every key wbl stores, for every host.
+        #[arg(long)]
+        all: bool,
     },
-    /// Show the agent, its keychain backend and the hosts with stored keys.
-    #[command(after_help = "Example:\n  wbl status --json | jq .agent.pid")]
+    /// Show the agent, its backend, and for each W&B host where its key comes from.
+    #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -60,22 +123,41 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Login { key, host } => cmd::login::run(cmd::login::LoginArgs {
-            key: key.map(Secret::new),
+        Command::Login {
+            key,
+            cloud,
             host,
-        })
-        .map(|()| true),
+            relogin,
+            verify,
+            no_verify: _,
+            anonymously,
+        } => {
+            let mut keys = key.into_iter();
+            cmd::login::run(cmd::login::LoginArgs {
+                key: keys.next().map(Secret::new),
+                extra_keys: keys.count(),
+                host,
+                cloud,
+                relogin,
+                verify,
+                anonymously,
+            })
+            .map(|()| true)
+        }
         Command::Token { host } => cmd::token::run(host.as_deref()),
-        Command::Logout { host } => cmd::logout::run(host.as_deref()).map(|()| true),
+        Command::Exec { host, command } => cmd::exec::run(host.as_deref(), command).map(|()| true),
+        Command::Logout { host, all } => cmd::logout::run(host.as_deref(), all).map(|()| true),
         Command::Status { json } => cmd::status::run(json, false).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            let _ = std::io::stderr().is_terminal();
             eprintln!("wbl: error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<cmd::ExitError>() {
+                Some(x) => ExitCode::from(x.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -1,39 +1,387 @@
-//! `wbl login KEY`: validate the key as the W&B SDK does and hand it to the agent.
+//! `wbl login`: `wandb login` with the key going to the keychain (through the agent) instead of
+//! a plaintext netrc.
+//!
+//! Follows the documented command (reference: `wandb-login-docs.txt`) and the SDK's behaviour
+//! (`wandb-login-behaviour.md`): the same key sources in the same order (`WANDB_API_KEY`, then
+//! — wbl's addition — the keychain, then `api_key` in the settings files, then netrc, then a
+//! hidden prompt), the same key and host checks and messages, the same settings-file edits
+//! for `--host`/`--cloud`, and `--verify` as the SDK's viewer query. Verification is off by
+//! default, as the docs say; without it there is no network traffic at all.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use wbl_proto::{Credential, Secret};
 
-use super::{WANDB_USER, resolve_host, target_of};
-use crate::client::connect_or_start;
+use super::{WANDB_USER, target_of, wandb_query};
+use crate::client::{AgentClient, connect_or_start};
 use crate::dirs::RuntimePaths;
+use crate::term;
 use crate::wandb::apikey::check_api_key;
+use crate::wandb::host::HostUrl;
+use crate::wandb::sources::{Settings, WandbEnv, default_host, netrc_key};
+use crate::wandb::verify::{self, Viewer};
 
+/// The SDK's link for people who want their own server.
+const SERVER_HELP_URL: &str = "https://wandb.me/wandb-server";
+
+/// The SDK's error when there is no key and no terminal to ask for one.
+const NO_KEY: &str = "No API key configured. Use `wbl login` to log in.";
+
+/// The command line of `wbl login`.
+#[derive(Debug, Default)]
 pub struct LoginArgs {
+    /// The key argument; `-` means "read it from stdin".
     pub key: Option<Secret>,
+    /// How many further key arguments were given (the SDK ignores them).
+    pub extra_keys: usize,
     pub host: Option<String>,
+    pub cloud: bool,
+    pub relogin: bool,
+    pub verify: bool,
+    pub anonymously: bool,
 }
 
-pub fn run(args: LoginArgs) -> anyhow::Result<()> {
-    let host = resolve_host(args.host.as_deref())?;
-    let Some(key) = args.key else {
-        bail!("No API key configured. Use `wbl login KEY` to log in.");
-    };
-    if let Some(problem) = check_api_key(key.expose()) {
-        bail!("{problem}");
+/// Everything a login step needs.
+struct Ctx {
+    env: WandbEnv,
+    host: HostUrl,
+    /// `Some` when `--verify`.
+    verify: Option<Duration>,
+    agent: Option<AgentClient>,
+}
+
+impl Ctx {
+    fn agent(&mut self) -> anyhow::Result<&mut AgentClient> {
+        if self.agent.is_none() {
+            let agent = connect_or_start(&RuntimePaths::from_env())
+                .context("while connecting to wbl-agent")?;
+            self.agent = Some(agent);
+        }
+        match self.agent.as_mut() {
+            Some(a) => Ok(a),
+            None => bail!("wbl-agent is not connected"),
+        }
     }
-    let mut agent = connect_or_start(&RuntimePaths::from_env())?;
-    agent
-        .store(Credential {
-            target: target_of(&host),
+
+    /// Checks the key with the server when `--verify` was given.
+    fn check(&self, key: &Secret) -> anyhow::Result<Option<Viewer>> {
+        match self.verify {
+            Some(timeout) => Ok(Some(verify::verify(&self.host, key, timeout)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Hands the key to the agent; returns once the keychain has it.
+    fn store(&mut self, key: Secret) -> anyhow::Result<()> {
+        let cred = Credential {
+            target: target_of(&self.host),
             username: WANDB_USER.to_owned(),
             password: key,
             password_expiry_utc: None,
             oauth_refresh_token: None,
-        })
-        .context("while storing the key")?;
-    eprintln!(
-        "wbl: Stored the API key for {} in the keychain.",
-        host.as_str()
-    );
+        };
+        self.agent()?
+            .store(cred)
+            .context("while storing the key in the keychain")?;
+        term::log(&format!(
+            "Stored the API key for {} in the keychain.",
+            self.host
+        ));
+        Ok(())
+    }
+}
+
+pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    if args.anonymously {
+        term::warn(
+            "The --anonymously parameter has no effect and will be removed in a future version.",
+        );
+    }
+    if args.host.is_some() && args.cloud {
+        bail!("Cannot use --host and --cloud together.");
+    }
+    if args.extra_keys > 0 {
+        term::warn("Only the first KEY argument is used; the others are ignored.");
+    }
+    let env = WandbEnv::from_env()?;
+    let mut settings = Settings::load(&env);
+    for w in &settings.warnings {
+        term::warn(w);
+    }
+    announce_settings(&settings);
+
+    // --cloud and --host are what the SDK records in the settings file; the others only pick.
+    let explicit_host = if args.cloud {
+        Some(HostUrl::cloud())
+    } else {
+        match &args.host {
+            Some(h) => Some(HostUrl::parse(h)?),
+            None => None,
+        }
+    };
+    let host = match &explicit_host {
+        Some(h) => h.clone(),
+        None => default_host(&env, &settings).map_err(anyhow::Error::msg)?.0,
+    };
+    let verify = if args.verify {
+        Some(
+            verify::timeout_from(std::env::var(verify::TIMEOUT_ENV).ok().as_deref())
+                .map_err(anyhow::Error::msg)?,
+        )
+    } else {
+        None
+    };
+    let mut ctx = Ctx {
+        env,
+        host,
+        verify,
+        agent: None,
+    };
+
+    let key = match args.key {
+        Some(k) if k.expose() == "-" => Some(read_key_from_stdin()?),
+        other => other,
+    };
+    let viewer = match key {
+        Some(key) => explicit_key(&mut ctx, key)?,
+        None if args.relogin => prompted_key(&mut ctx)?,
+        None => match found_key(&mut ctx, &settings)? {
+            Some(viewer) => viewer,
+            None => prompted_key(&mut ctx)?,
+        },
+    };
+
+    update_settings(&mut settings, explicit_host.as_ref());
+    warn_plaintext(&ctx, &settings);
+    term::log(&verify::banner(viewer.as_ref(), &ctx.host));
     Ok(())
+}
+
+/// "Loading settings from …", as the SDK prints it (not with `WANDB_QUIET`).
+fn announce_settings(settings: &Settings) {
+    if term::quiet() {
+        return;
+    }
+    match settings.in_use().as_slice() {
+        [] => {}
+        [one] => term::log(&format!("Loading settings from {}", one.display())),
+        many => {
+            let mut msg = String::from("Loading settings from");
+            for p in many {
+                msg.push_str(&format!("\n  {}", p.display()));
+            }
+            term::log(&msg);
+        }
+    }
+}
+
+/// `wbl login -`: the key is the first line of stdin (for scripts and password managers:
+/// `pass show wandb | wbl login -`), so it never appears on a command line.
+fn read_key_from_stdin() -> anyhow::Result<Secret> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!(
+            "`wbl login -` reads the key from a pipe or file; to type it hidden, run `wbl login --relogin`"
+        );
+    }
+    let mut buf = zeroize::Zeroizing::new(Vec::new());
+    stdin
+        .lock()
+        .take(64 * 1024)
+        .read_to_end(&mut buf)
+        .context("while reading the key from stdin")?;
+    let text = match std::str::from_utf8(&buf) {
+        Ok(t) => t,
+        Err(_) => bail!("the key read from stdin is not valid UTF-8"),
+    };
+    let line = text.split(['\n', '\r']).next().unwrap_or("");
+    Ok(Secret::new(line.to_owned()))
+}
+
+/// `wbl login KEY`: check the format, verify if asked, store. An invalid key is never stored.
+fn explicit_key(ctx: &mut Ctx, key: Secret) -> anyhow::Result<Option<Viewer>> {
+    if let Some(problem) = check_api_key(key.expose()) {
+        bail!("{problem}");
+    }
+    let viewer = ctx.check(&key)?;
+    ctx.store(key)?;
+    Ok(viewer)
+}
+
+/// Steps 1–4 of the resolution: environment, keychain, settings files, netrc. `Ok(None)` when
+/// none has a key (then the caller prompts).
+fn found_key(ctx: &mut Ctx, settings: &Settings) -> anyhow::Result<Option<Option<Viewer>>> {
+    let host = ctx.host.clone();
+    // 1. The environment. The key is used as it is and not stored, as the SDK does.
+    if ctx.env.api_key.is_some() && ctx.env.identity_token_file.is_some() {
+        bail!("Both WANDB_API_KEY and WANDB_IDENTITY_TOKEN_FILE are set, which is not allowed.");
+    }
+    if let Some(key) = ctx.env.api_key.clone() {
+        if let Some(problem) = check_api_key(key.expose()) {
+            bail!("WANDB_API_KEY invalid: {problem}");
+        }
+        let viewer = ctx.check(&key)?;
+        term::log(&format!(
+            "Loaded credentials for {host} from WANDB_API_KEY."
+        ));
+        term::log(
+            "The key in WANDB_API_KEY is used as it is and not stored in the keychain; run `wbl login --relogin` to store one.",
+        );
+        return Ok(Some(viewer));
+    }
+    if let Some(file) = ctx.env.identity_token_file.clone() {
+        term::log(&format!(
+            "Using the identity token file {file} (WANDB_IDENTITY_TOKEN_FILE) for {host}; there is no API key to store."
+        ));
+        return Ok(Some(None));
+    }
+    // 2. The keychain (wbl's own store).
+    let stored = ctx
+        .agent()?
+        .get(wandb_query(&host))
+        .context("while looking up the stored key")?;
+    if let Some(cred) = stored {
+        let viewer = ctx.check(&cred.password).map_err(|e| {
+            match e.downcast_ref::<verify::VerifyError>() {
+                Some(v) if v.is_rejection() => anyhow::anyhow!(
+                    "{v} (the key stored in the keychain; run `wbl login --relogin` to replace it)"
+                ),
+                _ => e,
+            }
+        })?;
+        term::log(&format!(
+            "Loaded credentials for {host} from the keychain (already stored)."
+        ));
+        return Ok(Some(viewer));
+    }
+    // 3. `api_key` in the settings files (the workspace file overrides the global one).
+    if let Some((value, path)) = settings.get("api_key") {
+        let key = Secret::new(value.to_owned());
+        return adopt_plaintext(ctx, key, path).map(Some);
+    }
+    // 4. netrc.
+    let find = netrc_key(&ctx.env, host.netloc());
+    for w in &find.warnings {
+        term::warn(w);
+    }
+    if let Some(key) = find.key {
+        return adopt_plaintext(ctx, key, &find.path).map(Some);
+    }
+    Ok(None)
+}
+
+/// A key found in a plaintext file: check it, verify if asked, store it in the keychain. The
+/// file itself is left as it is (`wbl migrate` removes it; `warn_plaintext` says so).
+fn adopt_plaintext(ctx: &mut Ctx, key: Secret, path: &Path) -> anyhow::Result<Option<Viewer>> {
+    let host = ctx.host.clone();
+    if let Some(problem) = check_api_key(key.expose()) {
+        bail!(
+            "{problem} (the API key for {host} in {}; fix that file or run `wbl login --relogin`)",
+            path.display()
+        );
+    }
+    let viewer = ctx.check(&key)?;
+    term::log(&format!(
+        "Loaded credentials for {host} from {}.",
+        path.display()
+    ));
+    ctx.store(key)?;
+    Ok(viewer)
+}
+
+/// After a login, every plaintext key the SDK would still read for this host: wbl leaves the
+/// files alone, `wbl migrate` removes them.
+fn warn_plaintext(ctx: &Ctx, settings: &Settings) {
+    for f in settings.api_key_files() {
+        term::warn(&format!(
+            "A plaintext API key is still in api_key in {}; run `wbl migrate` to remove it.",
+            f.path.display()
+        ));
+    }
+    let find = netrc_key(&ctx.env, ctx.host.netloc());
+    if find.key.is_some() {
+        term::warn(&format!(
+            "A plaintext API key for {} is still in the netrc file {}; run `wbl migrate` to remove it.",
+            ctx.host.netloc(),
+            find.path.display()
+        ));
+    }
+}
+
+/// Step 5: the hidden prompt, looping on a bad key like the SDK.
+fn prompted_key(ctx: &mut Ctx) -> anyhow::Result<Option<Viewer>> {
+    if !term::can_prompt() {
+        bail!(
+            "{NO_KEY} There is no terminal to ask for the key on: run `wbl login KEY`, or pipe it in with `wbl login -`."
+        );
+    }
+    let host = ctx.host.clone();
+    if host.netloc().ends_with("wandb.ai") {
+        term::log(&format!(
+            "Logging into {host}. (Learn how to deploy a W&B server locally: {SERVER_HELP_URL})"
+        ));
+    }
+    term::log(&format!(
+        "Create a new API key at: {}",
+        host.authorize_url(ctx.env.app_url.as_deref())
+    ));
+    term::log("Store your API key securely and do not share it.");
+    loop {
+        let prompt = format!("{}Paste your API key and hit enter: ", term::PREFIX);
+        let Some(key) = term::prompt_hidden(&prompt).context("while reading the key")? else {
+            bail!("{NO_KEY}");
+        };
+        if let Some(problem) = check_api_key(key.expose()) {
+            term::error(&format!("Invalid API key: {problem}"));
+            continue;
+        }
+        let viewer = match ctx.check(&key) {
+            Ok(v) => v,
+            Err(e) => match e.downcast_ref::<verify::VerifyError>() {
+                Some(v) if v.is_rejection() => {
+                    term::error(&format!("Invalid API key: {v}"));
+                    continue;
+                }
+                _ => return Err(e),
+            },
+        };
+        ctx.store(key)?;
+        return Ok(viewer);
+    }
+}
+
+/// After a successful login, the SDK's `_update_system_settings`: the deprecated `anonymous`
+/// key is removed from both files; `--host X` sets `base_url = X` in the global file and
+/// removes it from the workspace file; `--cloud` (or `--host https://api.wandb.ai`) removes it
+/// from both. Other keys, comments and sections stay. A file that could not be read is never
+/// rewritten, and a failed write is a warning, not an error.
+fn update_settings(settings: &mut Settings, explicit_host: Option<&HostUrl>) {
+    for file in settings.files_mut() {
+        let before = file.file.to_string();
+        file.file.remove("anonymous");
+        if let Some(host) = explicit_host {
+            if host.is_cloud() || file.scope == crate::wandb::sources::Scope::Workspace {
+                file.file.remove("base_url");
+            } else if let Err(e) = file.file.set("base_url", host.as_str()) {
+                term::warn(&e.to_string());
+            }
+        }
+        if file.file.to_string() == before {
+            continue;
+        }
+        if file.broken {
+            term::warn(&format!(
+                "Not updating {}: it could not be read; fix it by hand.",
+                file.path.display()
+            ));
+            continue;
+        }
+        match file.file.save(&file.path) {
+            Ok(()) => term::log(&format!("Updated settings file {}", file.path.display())),
+            Err(e) => term::warn(&e.to_string()),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The client's subcommands, one module each. Each returns `anyhow::Result`; `main` prints
 //! errors as one `wbl: error: …` line.
 
+pub mod exec;
 pub mod login;
 pub mod logout;
 pub mod status;
@@ -8,19 +9,27 @@ pub mod token;
 
 use wbl_proto::{Query, Target};
 
-use crate::wandb::host::{DEFAULT_BASE_URL, HostUrl};
+use crate::wandb::host::HostUrl;
+use crate::wandb::sources::{Settings, WandbEnv, pick_host};
 
 /// The user name W&B keys are stored under (the SDK authenticates as `api:KEY`).
 pub const WANDB_USER: &str = "api";
 
-/// The host a command acts on: `--host`, else `WANDB_BASE_URL`, else the W&B cloud.
+/// A fatal error with its own exit status (e.g. 127 for a command `wbl exec` cannot find).
+/// `main` prints it like any other error and exits with `code`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitError {
+    pub code: u8,
+    pub message: String,
+}
+
+/// The host a command acts on, as the SDK picks it: `--host`, else `WANDB_BASE_URL`, else
+/// `base_url` in the settings files (workspace over global), else the W&B cloud.
 pub fn resolve_host(flag: Option<&str>) -> anyhow::Result<HostUrl> {
-    let env = std::env::var("WANDB_BASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let raw = flag.map(str::to_owned).or(env);
-    let raw = raw.as_deref().unwrap_or(DEFAULT_BASE_URL);
-    Ok(HostUrl::parse(raw)?)
+    let env = WandbEnv::from_env()?;
+    let settings = Settings::load(&env);
+    pick_host(flag, &env, &settings)
 }
 
 /// The keychain target of a W&B host: its scheme and `host[:port]`, as netrc names it.

@@ -20,8 +20,13 @@ pub fn run(host: Option<&str>) -> anyhow::Result<bool> {
         }
         None => {
             eprintln!(
-                "wbl: error: no API key stored for {}; run `wbl login`",
-                host.as_str()
+                "wbl: error: no API key stored for {}; run `wbl login{}`",
+                host.as_str(),
+                if host.is_cloud() {
+                    String::new()
+                } else {
+                    format!(" --host {host}")
+                }
             );
             Ok(false)
         }

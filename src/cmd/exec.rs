@@ -1,0 +1,90 @@
+//! `wbl exec -- CMD [ARGS…]`: run a program with the host's key in its environment
+//! (`WANDB_API_KEY`, plus `WANDB_BASE_URL` when the host is not the SDK's default), so the key
+//! never sits in a file or on a command line and the shell that runs `wbl exec` never sees it.
+//!
+//! On Unix wbl replaces itself with the program (`execvp`), so the program's exit status and
+//! signals are the command's own. Elsewhere it runs the program and exits with its status.
+
+use std::ffi::OsString;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use super::{ExitError, wandb_query};
+use crate::client::connect_or_start;
+use crate::dirs::RuntimePaths;
+use crate::wandb::host::HostUrl;
+use crate::wandb::sources::{Settings, WandbEnv, default_host, pick_host};
+
+/// Exit status when the program cannot be found (as in shells).
+pub const NOT_FOUND: u8 = 127;
+/// Exit status when the program exists but cannot be run (as in shells).
+pub const CANNOT_RUN: u8 = 126;
+
+pub fn run(host: Option<&str>, command: Vec<OsString>) -> anyhow::Result<()> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("no command given; usage: wbl exec [--host URL] -- CMD [ARGS...]");
+    };
+    let env = WandbEnv::from_env()?;
+    let settings = Settings::load(&env);
+    let host = pick_host(host, &env, &settings)?;
+    let mut agent =
+        connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
+    let Some(cred) = agent
+        .get(wandb_query(&host))
+        .context("while looking up the key")?
+    else {
+        let login = if host.is_cloud() {
+            "wbl login".to_owned()
+        } else {
+            format!("wbl login --host {host}")
+        };
+        bail!("no API key stored for {host}; run `{login}` first");
+    };
+    drop(agent);
+
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd.env("WANDB_API_KEY", cred.password.expose());
+    // The SDK would otherwise pick its own default (WANDB_BASE_URL, settings, the cloud):
+    // name the host whenever that default is not this host.
+    let sdk_default = default_host(&env, &settings)
+        .map(|(h, _)| h)
+        .unwrap_or_else(|_| HostUrl::cloud());
+    if !host.is_cloud() || sdk_default != host {
+        cmd.env("WANDB_BASE_URL", host.as_str());
+    }
+    let name = program.to_string_lossy().into_owned();
+    spawn(cmd, &name)
+}
+
+fn launch_error(e: std::io::Error, name: &str) -> anyhow::Error {
+    let (code, what) = match e.kind() {
+        std::io::ErrorKind::NotFound => (NOT_FOUND, "command not found".to_owned()),
+        std::io::ErrorKind::PermissionDenied => (CANNOT_RUN, "permission denied".to_owned()),
+        _ => (CANNOT_RUN, e.to_string()),
+    };
+    ExitError {
+        code,
+        message: format!("{name}: {what}"),
+    }
+    .into()
+}
+
+#[cfg(unix)]
+fn spawn(mut cmd: Command, name: &str) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    // Only returns on failure.
+    let e = cmd.exec();
+    Err(launch_error(e, name))
+}
+
+#[cfg(not(unix))]
+fn spawn(mut cmd: Command, name: &str) -> anyhow::Result<()> {
+    let status = cmd
+        .spawn()
+        .map_err(|e| launch_error(e, name))?
+        .wait()
+        .with_context(|| format!("while waiting for {name}"))?;
+    std::process::exit(status.code().unwrap_or(1));
+}
