@@ -276,13 +276,7 @@ impl State {
         }
         let mut cache = self.write_cache();
         let slot = cache.slot(&cred.target, &cred.username);
-        slot.extras.clear();
-        if cred.oauth_refresh_token.is_some() {
-            slot.extras.push(ItemKind::OauthRefreshToken);
-        }
-        if cred.password_expiry_utc.is_some() {
-            slot.extras.push(ItemKind::PasswordExpiry);
-        }
+        slot.extras = crate::keychain::extras_of(&cred);
         slot.cached = Some(cred);
         Response::Stored
     }

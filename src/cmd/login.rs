@@ -23,13 +23,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     }
     let mut agent = connect_or_start(&RuntimePaths::from_env())?;
     agent
-        .store(Credential {
-            target: target_of(&host),
-            username: WANDB_USER.to_owned(),
-            password: key,
-            password_expiry_utc: None,
-            oauth_refresh_token: None,
-        })
+        .store(Credential::new(target_of(&host), WANDB_USER, key))
         .context("while storing the key")?;
     eprintln!(
         "wbl: Stored the API key for {} in the keychain.",
