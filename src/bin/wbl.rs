@@ -44,6 +44,33 @@ enum Command {
         #[arg(long, visible_alias = "base-url")]
         host: Option<String>,
     },
+    /// Act as a git credential helper (get, store, erase), backed by the keychain.
+    #[command(
+        after_help = "Example:\n  printf 'protocol=https\\nhost=api.wandb.ai\\n' | wbl credential get\n\ngit runs it by itself once `wbl setup-git` has configured it."
+    )]
+    Credential {
+        /// get, store or erase (other operations are ignored, as git asks of helpers).
+        operation: String,
+    },
+    /// Configure git to get and store credentials for a URL through wbl.
+    #[command(
+        name = "setup-git",
+        after_help = "Example:\n  wbl setup-git --host https://git.example.com\n  wbl setup-git --host https://git.example.com --remove"
+    )]
+    SetupGit {
+        /// The URL git should ask wbl about (default: WANDB_BASE_URL or https://api.wandb.ai).
+        #[arg(long, visible_alias = "base-url")]
+        host: Option<String>,
+        /// Edit your global git config (~/.gitconfig); the default.
+        #[arg(long, conflicts_with = "local")]
+        global: bool,
+        /// Edit the current repository's git config instead.
+        #[arg(long)]
+        local: bool,
+        /// Remove wbl's helper entry instead of adding it.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Show the agent, its keychain backend and the hosts with stored keys.
     #[command(after_help = "Example:\n  wbl status --json | jq .agent.pid")]
     Status {
@@ -67,6 +94,22 @@ fn main() -> ExitCode {
         Command::Token { host } => cmd::token::run(host.as_deref()),
         Command::Logout { host } => cmd::logout::run(host.as_deref()).map(|()| true),
         Command::Status { json } => cmd::status::run(json, false).map(|()| true),
+        Command::Credential { operation } => cmd::credential::run(&operation).map(|()| true),
+        Command::SetupGit {
+            host,
+            global: _,
+            local,
+            remove,
+        } => cmd::setup_git::run(cmd::setup_git::SetupGitArgs {
+            host,
+            scope: if local {
+                cmd::setup_git::Scope::Local
+            } else {
+                cmd::setup_git::Scope::Global
+            },
+            remove,
+        })
+        .map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

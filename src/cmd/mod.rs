@@ -1,8 +1,10 @@
 //! The client's subcommands, one module each. Each returns `anyhow::Result`; `main` prints
 //! errors as one `wbl: error: …` line.
 
+pub mod credential;
 pub mod login;
 pub mod logout;
+pub mod setup_git;
 pub mod status;
 pub mod token;
 
