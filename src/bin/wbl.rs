@@ -71,6 +71,23 @@ enum Command {
         #[arg(long)]
         remove: bool,
     },
+    /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
+    #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
+    Migrate {
+        /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
+        /// the base_url of the W&B settings files).
+        #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
+        hosts: Vec<String>,
+        /// Import into the keychain but leave the plaintext copies where they are.
+        #[arg(long)]
+        keep: bool,
+        /// Only print what would be moved.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also move the credentials of git's `store` helper (~/.git-credentials).
+        #[arg(long)]
+        git_credentials: bool,
+    },
     /// Show the agent, its keychain backend and the hosts with stored keys.
     #[command(after_help = "Example:\n  wbl status --json | jq .agent.pid")]
     Status {
@@ -108,6 +125,18 @@ fn main() -> ExitCode {
                 cmd::setup_git::Scope::Global
             },
             remove,
+        })
+        .map(|()| true),
+        Command::Migrate {
+            hosts,
+            keep,
+            dry_run,
+            git_credentials,
+        } => cmd::migrate::run(cmd::migrate::MigrateArgs {
+            hosts,
+            keep,
+            dry_run,
+            git_credentials,
         })
         .map(|()| true),
     };

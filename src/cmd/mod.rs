@@ -4,6 +4,7 @@
 pub mod credential;
 pub mod login;
 pub mod logout;
+pub mod migrate;
 pub mod setup_git;
 pub mod status;
 pub mod token;
