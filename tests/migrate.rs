@@ -73,6 +73,7 @@ fn sdk_netrc_entry_moves_and_every_other_byte_stays() {
         "{text}"
     );
     assert!(text.contains("`default` entry"), "{text}");
+    assert!(text.contains("export WANDB_API_KEY=$(wbl token)"), "{text}");
     assert!(
         text.contains("1 moved to the keychain (secret-service), 0 left in place"),
         "{text}"

@@ -584,16 +584,21 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     }
     let (mut done, mut left, mut failures) = (0, 0, Vec::new());
     let mut git_hosts = BTreeSet::new();
+    let mut wandb_moved = false;
     for cand in &plan.candidates {
         match migrate_one(&mut agent, cand, &args)? {
             Outcome::Done { line, removed } => {
                 println!("{line}");
                 done += 1;
-                if removed && matches!(cand.source, Source::GitCredentials { .. }) {
-                    git_hosts.insert(format!(
-                        "{}://{}",
-                        cand.cred.target.protocol, cand.cred.target.host
-                    ));
+                match &cand.source {
+                    Source::GitCredentials { .. } if removed => {
+                        git_hosts.insert(format!(
+                            "{}://{}",
+                            cand.cred.target.protocol, cand.cred.target.host
+                        ));
+                    }
+                    Source::Netrc { .. } | Source::Settings { .. } => wandb_moved |= removed,
+                    Source::GitCredentials { .. } => {}
                 }
             }
             Outcome::Left(line) => {
@@ -608,6 +613,12 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         "wbl: {done} {verb} to the keychain ({backend}), {} left in place.",
         left + failures.len()
     );
+    if wandb_moved {
+        println!(
+            "hint:   W&B keys now come from the keychain: `wbl token` prints one (e.g. \
+             `export WANDB_API_KEY=$(wbl token)`)"
+        );
+    }
     for host in &git_hosts {
         println!(
             "hint:   git finds the credentials for {host} only if wbl is its helper: \

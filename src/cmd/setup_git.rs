@@ -52,7 +52,9 @@ pub fn helper_value(exe: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("the path of wbl ({}) is not valid UTF-8", exe.display()))?;
     // git for Windows runs helpers with its POSIX shell, which takes forward slashes.
     #[cfg(windows)]
-    let path = &path.replace('\\', "/");
+    let forward = path.replace('\\', "/");
+    #[cfg(windows)]
+    let path = forward.as_str();
     let quoted = shell_quote(path);
     if quoted == path && path.starts_with('/') {
         Ok(format!("{path} credential"))
