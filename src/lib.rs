@@ -6,6 +6,7 @@ pub mod agent;
 pub mod client;
 pub mod cmd;
 pub mod dirs;
+pub mod git;
 pub mod keychain;
 pub mod logging;
 pub mod term;

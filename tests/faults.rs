@@ -32,13 +32,7 @@ fn storm_then_kill(backend: Backend) {
         std::thread::spawn(move || {
             let mut client = AgentClient::connect(&paths).unwrap();
             for i in 0..100_000 {
-                let cred = Credential {
-                    target: target(i),
-                    username: "api".into(),
-                    password: Secret::new(value(i)),
-                    password_expiry_utc: None,
-                    oauth_refresh_token: None,
-                };
+                let cred = Credential::new(target(i), "api", Secret::new(value(i)));
                 match client.store(cred) {
                     Ok(()) => acked.lock().unwrap().push(i),
                     Err(_) => return,

@@ -109,7 +109,22 @@ mod tests {
             &encode_frame(&err).unwrap()[..],
             &[0, 0, 0, 4, 7, 2, 1, b'x']
         );
-        assert_eq!(PROTOCOL_VERSION, 1);
+        // A credential with every optional field (protocol 2 added `authtype` and `credential`).
+        let store = Request::Store(Credential {
+            authtype: Some("Bearer".into()),
+            credential: Some(Secret::from("t")),
+            password_expiry_utc: Some(300),
+            oauth_refresh_token: Some(Secret::from("r")),
+            ..Credential::new(Target::new("http", "h"), "u", Secret::from("p"))
+        });
+        let mut expected = vec![0, 0, 0, 30, 2, 4];
+        expected.extend_from_slice(b"http");
+        expected.extend_from_slice(&[1, b'h', 0, 1, b'u', 1, b'p']);
+        expected.extend_from_slice(&[1, 0xac, 0x02, 1, 1, b'r', 1, 6]);
+        expected.extend_from_slice(b"Bearer");
+        expected.extend_from_slice(&[1, 1, b't']);
+        assert_eq!(&encode_frame(&store).unwrap()[..], &expected[..]);
+        assert_eq!(PROTOCOL_VERSION, 2);
     }
 
     #[test]
@@ -124,6 +139,8 @@ mod tests {
             password: Secret::from("k".repeat(100)),
             password_expiry_utc: Some(1_900_000_000),
             oauth_refresh_token: None,
+            authtype: None,
+            credential: None,
         });
         let frame = encode_frame(&req).unwrap();
         let len = frame_len(frame[..4].try_into().unwrap()).unwrap();

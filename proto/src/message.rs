@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +58,32 @@ pub struct Credential {
     pub password_expiry_utc: Option<u64>,
     /// git's `oauth_refresh_token`, kept beside the password.
     pub oauth_refresh_token: Option<Secret>,
+    /// git's `authtype` (`Bearer`, `Basic`, …): the HTTP scheme of [`Credential::credential`].
+    pub authtype: Option<String>,
+    /// git's `credential`: a pre-encoded value for the `Authorization` header, used instead of
+    /// user name and password. A credential may have this and an empty `password`.
+    pub credential: Option<Secret>,
+}
+
+impl Credential {
+    /// A user name and password for `target`, with none of git's optional fields.
+    pub fn new(target: Target, username: impl Into<String>, password: Secret) -> Self {
+        Credential {
+            target,
+            username: username.into(),
+            password,
+            password_expiry_utc: None,
+            oauth_refresh_token: None,
+            authtype: None,
+            credential: None,
+        }
+    }
+
+    /// True when there is something to authenticate with: a password or a pre-encoded
+    /// credential.
+    pub fn has_secret(&self) -> bool {
+        !self.password.is_empty() || self.credential.as_ref().is_some_and(|c| !c.is_empty())
+    }
 }
 
 /// What `list` tells about a credential: everything but the secrets.

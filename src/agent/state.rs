@@ -142,7 +142,10 @@ fn now_unix() -> u64 {
 /// Keeps a credential's secrets out of swap while it sits in the cache (best effort).
 fn lock_secrets(cred: &Credential) {
     crate::agent::harden::lock_memory(cred.password.expose().as_bytes());
-    if let Some(t) = &cred.oauth_refresh_token {
+    for t in [&cred.oauth_refresh_token, &cred.credential]
+        .into_iter()
+        .flatten()
+    {
         crate::agent::harden::lock_memory(t.expose().as_bytes());
     }
 }
@@ -348,13 +351,7 @@ impl State {
         }
         let mut cache = self.write_cache();
         let slot = cache.slot(&cred.target, &cred.username);
-        slot.extras.clear();
-        if cred.oauth_refresh_token.is_some() {
-            slot.extras.push(ItemKind::OauthRefreshToken);
-        }
-        if cred.password_expiry_utc.is_some() {
-            slot.extras.push(ItemKind::PasswordExpiry);
-        }
+        slot.extras = crate::keychain::extras_of(&cred);
         lock_secrets(&cred);
         slot.cached = Some(cred);
         Response::Stored

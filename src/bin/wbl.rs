@@ -107,6 +107,50 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Act as a git credential helper (get, store, erase), backed by the keychain.
+    #[command(
+        after_help = "Example:\n  printf 'protocol=https\\nhost=api.wandb.ai\\n' | wbl credential get\n\ngit runs it by itself once `wbl setup-git` has configured it."
+    )]
+    Credential {
+        /// get, store or erase (other operations are ignored, as git asks of helpers).
+        operation: String,
+    },
+    /// Configure git to get and store credentials for a URL through wbl.
+    #[command(
+        name = "setup-git",
+        after_help = "Example:\n  wbl setup-git --host https://git.example.com\n  wbl setup-git --host https://git.example.com --remove"
+    )]
+    SetupGit {
+        /// The URL git should ask wbl about (default: WANDB_BASE_URL or https://api.wandb.ai).
+        #[arg(long, visible_alias = "base-url")]
+        host: Option<String>,
+        /// Edit your global git config (~/.gitconfig); the default.
+        #[arg(long, conflicts_with = "local")]
+        global: bool,
+        /// Edit the current repository's git config instead.
+        #[arg(long)]
+        local: bool,
+        /// Remove wbl's helper entry instead of adding it.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
+    #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
+    Migrate {
+        /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
+        /// the base_url of the W&B settings files).
+        #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
+        hosts: Vec<String>,
+        /// Import into the keychain but leave the plaintext copies where they are.
+        #[arg(long)]
+        keep: bool,
+        /// Only print what would be moved.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also move the credentials of git's `store` helper (~/.git-credentials).
+        #[arg(long)]
+        git_credentials: bool,
+    },
     /// Show the agent, its backend, and for each W&B host where its key comes from.
     #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
     Status {
@@ -148,6 +192,34 @@ fn main() -> ExitCode {
         Command::Exec { host, command } => cmd::exec::run(host.as_deref(), command).map(|()| true),
         Command::Logout { host, all } => cmd::logout::run(host.as_deref(), all).map(|()| true),
         Command::Status { json } => cmd::status::run(json, false).map(|()| true),
+        Command::Credential { operation } => cmd::credential::run(&operation).map(|()| true),
+        Command::SetupGit {
+            host,
+            global: _,
+            local,
+            remove,
+        } => cmd::setup_git::run(cmd::setup_git::SetupGitArgs {
+            host,
+            scope: if local {
+                cmd::setup_git::Scope::Local
+            } else {
+                cmd::setup_git::Scope::Global
+            },
+            remove,
+        })
+        .map(|()| true),
+        Command::Migrate {
+            hosts,
+            keep,
+            dry_run,
+            git_credentials,
+        } => cmd::migrate::run(cmd::migrate::MigrateArgs {
+            hosts,
+            keep,
+            dry_run,
+            git_credentials,
+        })
+        .map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

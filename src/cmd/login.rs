@@ -76,13 +76,7 @@ impl Ctx {
 
     /// Hands the key to the agent; returns once the keychain has it.
     fn store(&mut self, key: Secret) -> anyhow::Result<()> {
-        let cred = Credential {
-            target: target_of(&self.host),
-            username: WANDB_USER.to_owned(),
-            password: key,
-            password_expiry_utc: None,
-            oauth_refresh_token: None,
-        };
+        let cred = Credential::new(target_of(&self.host), WANDB_USER, key);
         self.agent()?
             .store(cred)
             .context("while storing the key in the keychain")?;

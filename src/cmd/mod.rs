@@ -1,9 +1,12 @@
 //! The client's subcommands, one module each. Each returns `anyhow::Result`; `main` prints
 //! errors as one `wbl: error: …` line.
 
+pub mod credential;
 pub mod exec;
 pub mod login;
 pub mod logout;
+pub mod migrate;
+pub mod setup_git;
 pub mod status;
 pub mod token;
 

@@ -2,8 +2,9 @@
 //! [`Keychain`], which maps wire credentials onto keychain items.
 //!
 //! Each credential is one item holding the password (so `secret-tool lookup` shows the key
-//! itself); git's optional extras (`oauth_refresh_token`, `password_expiry_utc`) are sibling
-//! items whose service name ends in `#<field>`. Item naming is documented in ARCHITECTURE.md.
+//! itself); git's optional extras (`oauth_refresh_token`, `password_expiry_utc`, `authtype`,
+//! `credential`) are sibling items whose service name ends in `#<field>`. A credential that has
+//! only a pre-encoded `credential` has no password item. Item naming is in ARCHITECTURE.md.
 
 use std::time::Duration;
 
@@ -187,6 +188,28 @@ fn platform_backend(kind: BackendKind, ns: String) -> Result<Box<dyn Backend>, K
     }
 }
 
+/// The sibling items a credential has, as [`Keychain::list`] reports them.
+pub fn extras_of(cred: &Credential) -> Vec<ItemKind> {
+    let mut extras = Vec::new();
+    if cred
+        .oauth_refresh_token
+        .as_ref()
+        .is_some_and(|t| !t.is_empty())
+    {
+        extras.push(ItemKind::OauthRefreshToken);
+    }
+    if cred.password_expiry_utc.is_some() {
+        extras.push(ItemKind::PasswordExpiry);
+    }
+    if cred.authtype.as_ref().is_some_and(|a| !a.is_empty()) {
+        extras.push(ItemKind::Authtype);
+    }
+    if cred.credential.as_ref().is_some_and(|c| !c.is_empty()) {
+        extras.push(ItemKind::PreEncoded);
+    }
+    extras
+}
+
 /// Maps credentials onto keychain items (the password item plus optional sibling items).
 pub struct Keychain {
     backend: Box<dyn Backend>,
@@ -203,25 +226,33 @@ impl Keychain {
 
     /// Stores a credential: the password item first, then the extras. Extras in `existing`
     /// that the new credential does not have are removed, so no stale token outlives a new
-    /// password; extras not known to exist cost no keychain call.
+    /// password; extras not known to exist cost no keychain call. A credential with only a
+    /// pre-encoded `credential` (git's `authtype`) has no password item.
     pub fn store(&self, cred: &Credential, existing: &[ItemKind]) -> Result<(), KeychainError> {
         let id = |kind| ItemId::new(cred.target.clone(), cred.username.clone(), kind);
-        self.backend.save(&id(ItemKind::Password), &cred.password)?;
-        match &cred.oauth_refresh_token {
-            Some(token) => self.backend.save(&id(ItemKind::OauthRefreshToken), token)?,
-            None if existing.contains(&ItemKind::OauthRefreshToken) => {
-                self.backend.delete(&id(ItemKind::OauthRefreshToken))?;
-            }
-            None => {}
+        if cred.password.is_empty() {
+            self.backend.delete(&id(ItemKind::Password))?;
+        } else {
+            self.backend.save(&id(ItemKind::Password), &cred.password)?;
         }
-        match cred.password_expiry_utc {
-            Some(t) => self
-                .backend
-                .save(&id(ItemKind::PasswordExpiry), &Secret::new(t.to_string()))?,
-            None if existing.contains(&ItemKind::PasswordExpiry) => {
-                self.backend.delete(&id(ItemKind::PasswordExpiry))?;
+        let expiry = cred.password_expiry_utc.map(|t| Secret::new(t.to_string()));
+        let authtype = cred.authtype.clone().map(Secret::new);
+        for (kind, value) in [
+            (ItemKind::PreEncoded, cred.credential.as_ref()),
+            (ItemKind::Authtype, authtype.as_ref()),
+            (
+                ItemKind::OauthRefreshToken,
+                cred.oauth_refresh_token.as_ref(),
+            ),
+            (ItemKind::PasswordExpiry, expiry.as_ref()),
+        ] {
+            match value.filter(|v| !v.is_empty()) {
+                Some(v) => self.backend.save(&id(kind), v)?,
+                None if existing.contains(&kind) => {
+                    self.backend.delete(&id(kind))?;
+                }
+                None => {}
             }
-            None => {}
         }
         Ok(())
     }
@@ -235,30 +266,33 @@ impl Keychain {
         extras: &[ItemKind],
     ) -> Result<Option<Credential>, KeychainError> {
         let id = |kind| ItemId::new(target.clone(), username.to_owned(), kind);
-        let Some(password) = self.backend.load(&id(ItemKind::Password))? else {
+        let load_extra = |kind| -> Result<Option<Secret>, KeychainError> {
+            if extras.contains(&kind) {
+                self.backend.load(&id(kind))
+            } else {
+                Ok(None)
+            }
+        };
+        let password = self.backend.load(&id(ItemKind::Password))?;
+        let pre_encoded = load_extra(ItemKind::PreEncoded)?;
+        if password.is_none() && pre_encoded.is_none() {
             return Ok(None);
-        };
-        let mut cred = Credential {
-            target: target.clone(),
-            username: username.to_owned(),
-            password,
-            password_expiry_utc: None,
-            oauth_refresh_token: None,
-        };
-        if extras.contains(&ItemKind::OauthRefreshToken) {
-            cred.oauth_refresh_token = self.backend.load(&id(ItemKind::OauthRefreshToken))?;
         }
-        if extras.contains(&ItemKind::PasswordExpiry) {
-            cred.password_expiry_utc = self
-                .backend
-                .load(&id(ItemKind::PasswordExpiry))?
-                .and_then(|s| s.expose().trim().parse().ok());
-        }
+        let mut cred = Credential::new(
+            target.clone(),
+            username.to_owned(),
+            password.unwrap_or_default(),
+        );
+        cred.credential = pre_encoded;
+        cred.authtype = load_extra(ItemKind::Authtype)?.map(|s| s.expose().to_owned());
+        cred.oauth_refresh_token = load_extra(ItemKind::OauthRefreshToken)?;
+        cred.password_expiry_utc =
+            load_extra(ItemKind::PasswordExpiry)?.and_then(|s| s.expose().trim().parse().ok());
         Ok(Some(cred))
     }
 
-    /// Removes a credential and the sibling items in `extras`; `true` when the password item
-    /// existed.
+    /// Removes a credential and the sibling items in `extras`; `true` when it existed (its
+    /// password item or its pre-encoded credential).
     pub fn erase(
         &self,
         target: &Target,
@@ -266,9 +300,10 @@ impl Keychain {
         extras: &[ItemKind],
     ) -> Result<bool, KeychainError> {
         let id = |kind| ItemId::new(target.clone(), username.to_owned(), kind);
-        let existed = self.backend.delete(&id(ItemKind::Password))?;
-        for kind in extras {
-            self.backend.delete(&id(*kind))?;
+        let mut existed = self.backend.delete(&id(ItemKind::Password))?;
+        for &kind in extras {
+            let gone = self.backend.delete(&id(kind))?;
+            existed |= gone && kind == ItemKind::PreEncoded;
         }
         Ok(existed)
     }
@@ -279,7 +314,14 @@ impl Keychain {
         items.sort();
         let mut out: Vec<(CredentialInfo, Vec<ItemKind>)> = Vec::new();
         for item in &items {
-            if item.kind == ItemKind::Password {
+            // A credential is its password item, or its pre-encoded credential when it has no
+            // password; `items` is sorted, so the password item comes first.
+            let anchor = item.kind == ItemKind::Password
+                || (item.kind == ItemKind::PreEncoded
+                    && !out
+                        .iter()
+                        .any(|(c, _)| c.target == item.target && c.username == item.username));
+            if anchor {
                 out.push((
                     CredentialInfo {
                         target: item.target.clone(),

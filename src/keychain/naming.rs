@@ -9,14 +9,28 @@ pub enum ItemKind {
     Password,
     OauthRefreshToken,
     PasswordExpiry,
+    /// git's `authtype` (not secret, but kept beside the credential it describes).
+    Authtype,
+    /// git's pre-encoded `credential`.
+    PreEncoded,
 }
 
 impl ItemKind {
+    /// The sibling kinds, in the order their suffixes are tried when parsing.
+    pub const EXTRAS: [ItemKind; 4] = [
+        ItemKind::OauthRefreshToken,
+        ItemKind::PasswordExpiry,
+        ItemKind::Authtype,
+        ItemKind::PreEncoded,
+    ];
+
     fn suffix(self) -> &'static str {
         match self {
             ItemKind::Password => "",
             ItemKind::OauthRefreshToken => "#oauth_refresh_token",
             ItemKind::PasswordExpiry => "#password_expiry_utc",
+            ItemKind::Authtype => "#authtype",
+            ItemKind::PreEncoded => "#credential",
         }
     }
 }
@@ -46,7 +60,7 @@ impl ItemId {
     /// Parses a service string back; `None` for items of other namespaces or other programs.
     pub fn parse(ns: &str, service: &str, username: &str) -> Option<ItemId> {
         let rest = service.strip_prefix(ns)?.strip_prefix(':')?;
-        let (rest, kind) = [ItemKind::OauthRefreshToken, ItemKind::PasswordExpiry]
+        let (rest, kind) = ItemKind::EXTRAS
             .into_iter()
             .find_map(|k| rest.strip_suffix(k.suffix()).map(|r| (r, k)))
             .unwrap_or((rest, ItemKind::Password));
@@ -76,6 +90,9 @@ impl ItemId {
             (ItemKind::Password, user) => format!("wbl password for {user}"),
             (ItemKind::OauthRefreshToken, user) => format!("wbl OAuth refresh token for {user}"),
             (ItemKind::PasswordExpiry, user) => format!("wbl password expiry for {user}"),
+            (ItemKind::Authtype, user) => format!("wbl authentication scheme for {user}"),
+            (ItemKind::PreEncoded, "") => "wbl credential".to_owned(),
+            (ItemKind::PreEncoded, user) => format!("wbl credential for {user}"),
         };
         match &self.target.path {
             Some(path) => format!("{what} for {}/{path}", self.target.host),
@@ -156,6 +173,8 @@ mod tests {
             id(Some("org/repo.git"), "a@b%c", ItemKind::OauthRefreshToken),
             id(None, "ünï\ncode", ItemKind::PasswordExpiry),
             id(Some("p#x"), "", ItemKind::Password),
+            id(None, "", ItemKind::PreEncoded),
+            id(Some("a/b"), "u", ItemKind::Authtype),
         ] {
             let svc = i.service("wbl");
             assert_eq!(ItemId::parse("wbl", &svc, &i.username), Some(i.clone()));

@@ -593,7 +593,7 @@ fn split_lines_keep_ends(text: &str) -> Vec<&str> {
 
 /// Python's `shlex.split(s)` (POSIX mode, no comments); `None` where Python
 /// raises `ValueError` (unclosed quote, trailing backslash).
-fn shlex_split(s: &str) -> Option<Vec<String>> {
+pub fn shlex_split(s: &str) -> Option<Vec<String>> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let mut in_token = false;

@@ -154,13 +154,11 @@ async fn one_client(cfg: LoadConfig, client: usize, deadline: Instant) -> Client
             (Mode::Mixed, 0..=2) => {
                 let value = format!("v-{client}-{i}-{}", "x".repeat(40));
                 (
-                    Request::Store(Credential {
-                        target: target.clone(),
-                        username: user.clone(),
-                        password: Secret::new(value.clone()),
-                        password_expiry_utc: None,
-                        oauth_refresh_token: None,
-                    }),
+                    Request::Store(Credential::new(
+                        target.clone(),
+                        user.clone(),
+                        Secret::new(value.clone()),
+                    )),
                     Some(Some(value)),
                 )
             }

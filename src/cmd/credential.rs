@@ -1,0 +1,127 @@
+//! `wbl credential get|store|erase`: a git credential helper (gitcredentials(7)) whose store is
+//! the keychain, through the agent — the same store as `wbl login` keys.
+//!
+//! git runs it with the operation as the last argument and the request on stdin. The request is
+//! read (at most [`MAX_INPUT`] bytes) and checked before the agent is contacted, so garbage never
+//! reaches the socket. `get` prints nothing when nothing matches, as git expects; operations this
+//! helper does not know are ignored, as gitcredentials(7) asks.
+
+use std::io::{Read, Write};
+
+use anyhow::{Context, bail};
+use zeroize::Zeroizing;
+
+use crate::client::connect_or_start;
+use crate::dirs::RuntimePaths;
+use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
+
+/// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
+fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(1024));
+    input
+        .by_ref()
+        .take(MAX_INPUT as u64 + 1)
+        .read_to_end(&mut buf)
+        .context("while reading the credential request from stdin")?;
+    if buf.len() > MAX_INPUT {
+        bail!(
+            "the credential request on stdin is larger than {} KiB; `wbl credential` reads \
+             git's credential format (see `git help credential`) and is meant to be run by git \
+             (set it up with `wbl setup-git`)",
+            MAX_INPUT / 1024
+        );
+    }
+    Ok(buf)
+}
+
+pub fn run(operation: &str) -> anyhow::Result<()> {
+    match operation {
+        "get" | "store" | "erase" => {}
+        "capability" => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(CAPABILITIES.as_bytes())?;
+            return Ok(out.flush()?);
+        }
+        // gitcredentials(7): "If a helper receives any other operation, it should silently
+        // ignore the request."
+        _ => return Ok(()),
+    }
+    let input = read_request(std::io::stdin().lock())?;
+    let req = GitCredential::parse(&input).context(
+        "while reading the credential request from stdin (git's format: `key=value` lines, \
+         see `git help credential`)",
+    )?;
+    let query = req
+        .query()
+        .context("while reading the credential request")?;
+    if query.target.host.is_empty() {
+        // e.g. `cert:///path`: nothing is stored without a host.
+        return Ok(());
+    }
+    let paths = RuntimePaths::from_env();
+    match operation {
+        "get" => {
+            let mut agent = connect_or_start(&paths)?;
+            let Some(cred) = agent
+                .get(query)
+                .context("while looking up the credential")?
+            else {
+                return Ok(());
+            };
+            if let Some(text) = get_response(&cred, req.capability_authtype) {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+            }
+        }
+        "store" => {
+            let Some(cred) = req.to_store()? else {
+                if !req.ephemeral {
+                    eprintln!(
+                        "wbl: warning: not storing a partial credential for {} (it needs a \
+                         username and a password, or a pre-encoded credential)",
+                        query.target
+                    );
+                }
+                return Ok(());
+            };
+            let mut agent = connect_or_start(&paths)?;
+            agent
+                .store(cred)
+                .with_context(|| format!("while storing the credential for {}", query.target))?;
+        }
+        _ => {
+            let mut agent = connect_or_start(&paths)?;
+            if req.password.is_some() || req.credential.is_some() {
+                // git's erase matches the password too: keep a credential that was replaced
+                // since git read it.
+                let current = agent
+                    .get(query.clone())
+                    .context("while looking up the credential to erase")?;
+                if current.is_some_and(|c| !req.secrets_match(&c)) {
+                    return Ok(());
+                }
+            }
+            agent
+                .erase(query.clone())
+                .with_context(|| format!("while erasing the credential for {}", query.target))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_is_bounded() {
+        assert_eq!(read_request(&b"protocol=https\n"[..]).unwrap().len(), 15);
+        assert_eq!(
+            read_request(&vec![b'x'; MAX_INPUT][..]).unwrap().len(),
+            MAX_INPUT
+        );
+        let e = read_request(&vec![b'x'; MAX_INPUT + 1][..]).unwrap_err();
+        assert!(e.to_string().contains("larger than 64 KiB"), "{e}");
+    }
+}

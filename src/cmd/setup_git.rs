@@ -1,0 +1,213 @@
+//! `wbl setup-git`: make git ask wbl for the credentials of one URL, by adding
+//! `credential.<url>.helper = <this wbl> credential` to the global (or repository) git config.
+//!
+//! Runs the real `git config` (the value names a program, never a secret). Idempotent: the
+//! entry is added once; other helpers of the URL are left alone, except older wbl entries (a
+//! `wbl credential` helper at another path, e.g. before a reinstall), which are replaced.
+//! `--remove` deletes wbl's entries only.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, bail};
+
+use super::resolve_host;
+use crate::wandb::netrc::{shell_quote, shlex_split};
+
+/// Which git config file to edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Local,
+}
+
+impl Scope {
+    fn flag(self) -> &'static str {
+        match self {
+            Scope::Global => "--global",
+            Scope::Local => "--local",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Scope::Global => "your global git config",
+            Scope::Local => "this repository's git config",
+        }
+    }
+}
+
+pub struct SetupGitArgs {
+    pub host: Option<String>,
+    pub scope: Scope,
+    pub remove: bool,
+}
+
+/// The helper value for the wbl at `exe`: `/abs/path/wbl credential` when the path needs no
+/// quoting (git runs absolute helper paths through the shell as they are), else
+/// `!'/path with space/wbl' credential`.
+pub fn helper_value(exe: &Path) -> anyhow::Result<String> {
+    let path = exe
+        .to_str()
+        .with_context(|| format!("the path of wbl ({}) is not valid UTF-8", exe.display()))?;
+    // git for Windows runs helpers with its POSIX shell, which takes forward slashes.
+    #[cfg(windows)]
+    let forward = path.replace('\\', "/");
+    #[cfg(windows)]
+    let path = forward.as_str();
+    let quoted = shell_quote(path);
+    if quoted == path && path.starts_with('/') {
+        Ok(format!("{path} credential"))
+    } else {
+        Ok(format!("!{quoted} credential"))
+    }
+}
+
+/// True when `value` runs some wbl's `credential` subcommand (this one or another install).
+fn is_wbl_helper(value: &str) -> bool {
+    let command = value.strip_prefix('!').unwrap_or(value);
+    let Some(words) = shlex_split(command) else {
+        return false;
+    };
+    let [program, sub] = words.as_slice() else {
+        return false;
+    };
+    let name = program.rsplit(['/', '\\']).next().unwrap_or(program);
+    sub == "credential" && (name == "wbl" || name.eq_ignore_ascii_case("wbl.exe"))
+}
+
+/// The running executable, without Linux's ` (deleted)` suffix after a reinstall.
+fn current_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("while finding the path of wbl")?;
+    if !exe.exists()
+        && let Some(s) = exe.to_str()
+        && let Some(stripped) = s.strip_suffix(" (deleted)")
+    {
+        return Ok(PathBuf::from(stripped));
+    }
+    Ok(exe)
+}
+
+fn git(args: &[&str]) -> anyhow::Result<Output> {
+    Command::new("git")
+        .args(args)
+        .output()
+        .context("while running `git config` (is git installed and on PATH?)")
+}
+
+fn git_ok(args: &[&str]) -> anyhow::Result<()> {
+    let out = git(args)?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "`git {}` failed: {}",
+            args.join(" "),
+            msg.trim().trim_start_matches("fatal: ")
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
+    let host = resolve_host(args.host.as_deref())?;
+    let url = host.as_str();
+    let key = format!("credential.{url}.helper");
+    let ours = helper_value(&current_exe()?)?;
+    let scope = args.scope.flag();
+
+    let out = git(&["config", scope, "--get-all", &key])?;
+    let existing: Vec<String> = match out.status.code() {
+        Some(0) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        // 1: the key is not set.
+        Some(1) => Vec::new(),
+        _ => bail!(
+            "`git config {scope} --get-all {key}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .trim_start_matches("fatal: ")
+        ),
+    };
+    let stale: Vec<&String> = existing
+        .iter()
+        .filter(|v| **v != ours && is_wbl_helper(v))
+        .collect();
+    let present = existing.contains(&ours);
+
+    if args.remove {
+        let mut removed = 0;
+        for value in stale
+            .iter()
+            .map(|s| s.as_str())
+            .chain(present.then_some(ours.as_str()))
+        {
+            git_ok(&["config", scope, "--fixed-value", "--unset-all", &key, value])?;
+            removed += 1;
+        }
+        if removed == 0 {
+            eprintln!("wbl: git was not set up to use wbl for {url}; nothing to remove.");
+        } else {
+            eprintln!(
+                "wbl: git no longer asks wbl for credentials for {url} ({key} removed from {}).",
+                args.scope.describe()
+            );
+        }
+        return Ok(());
+    }
+
+    if present && stale.is_empty() {
+        eprintln!(
+            "wbl: git already asks wbl for credentials for {url} ({key} in {}).",
+            args.scope.describe()
+        );
+        return Ok(());
+    }
+    if !present {
+        git_ok(&["config", scope, "--add", &key, &ours])?;
+    }
+    for value in &stale {
+        git_ok(&["config", scope, "--fixed-value", "--unset-all", &key, value])?;
+        eprintln!("wbl: replaced an older wbl helper: {value}");
+    }
+    eprintln!(
+        "wbl: git now asks wbl for credentials for {url} ({key} = {ours} in {}).",
+        args.scope.describe()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn helper_values_are_quoted_for_the_shell() {
+        assert_eq!(
+            helper_value(Path::new("/usr/local/bin/wbl")).unwrap(),
+            "/usr/local/bin/wbl credential"
+        );
+        assert_eq!(
+            helper_value(Path::new("/opt/my tools/wbl")).unwrap(),
+            "!'/opt/my tools/wbl' credential"
+        );
+        assert_eq!(
+            helper_value(Path::new("/o'brien/wbl")).unwrap(),
+            "!'/o'\"'\"'brien/wbl' credential"
+        );
+    }
+
+    #[test]
+    fn recognises_wbl_helpers_only() {
+        assert!(is_wbl_helper("/usr/local/bin/wbl credential"));
+        assert!(is_wbl_helper("!'/opt/my tools/wbl' credential"));
+        assert!(is_wbl_helper("!'C:/Program Files/wbl/wbl.exe' credential"));
+        assert!(!is_wbl_helper("store"));
+        assert!(!is_wbl_helper("cache --timeout 300"));
+        assert!(!is_wbl_helper("/usr/bin/wbl-other credential"));
+        assert!(!is_wbl_helper("/usr/local/bin/wbl credential --extra"));
+        assert!(!is_wbl_helper("!f() { echo password=x; }; f"));
+    }
+}
