@@ -111,6 +111,31 @@ impl World {
             .write_all(b"test-password")
             .unwrap();
         assert!(gk.wait().unwrap().success(), "gnome-keyring-daemon failed");
+        // The daemon returns before its login collection is ready; a store made too early is
+        // turned into a prompt nobody can answer ("prompt dismissed"). Wait until a probe item
+        // can be stored (bounded), then remove it.
+        let probe = |args: &[&str]| {
+            let mut c = Command::new("secret-tool");
+            c.args(args)
+                .env("HOME", self.home())
+                .env("DBUS_SESSION_BUS_ADDRESS", &addr)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = c.spawn().unwrap();
+            let _ = child.stdin.take().unwrap().write_all(b"probe");
+            child.wait().unwrap().success()
+        };
+        let mut ready = false;
+        for _ in 0..250 {
+            if probe(&["store", "--label=wbl test probe", "wbl-test-probe", "1"]) {
+                ready = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(ready, "gnome-keyring never accepted an item");
+        assert!(probe(&["clear", "wbl-test-probe", "1"]));
     }
 
     /// Environment every wbl process of this world gets.
