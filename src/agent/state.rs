@@ -274,12 +274,17 @@ impl State {
         {
             let cache = self.read_cache();
             if cache.loaded {
+                // Matches come in order (path, then user name); the first usable one wins, so
+                // an uncached match before it sends us to the slow path.
                 let mut any_uncached = false;
                 for (_, known) in cache.matches(query) {
                     match &known.cached {
                         Some(c) if !expired(c) => return Response::Credential(Some(c.clone())),
                         Some(_) => {}
-                        None => any_uncached = true,
+                        None => {
+                            any_uncached = true;
+                            break;
+                        }
                     }
                 }
                 if !any_uncached {
