@@ -8,4 +8,5 @@ pub mod cmd;
 pub mod dirs;
 pub mod keychain;
 pub mod logging;
+pub mod service;
 pub mod wandb;

@@ -44,6 +44,14 @@ enum Command {
         #[arg(long, visible_alias = "base-url")]
         host: Option<String>,
     },
+    /// Run the agent with your login session, start, stop or inspect it.
+    #[command(
+        after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
+    )]
+    Agent {
+        #[command(subcommand)]
+        command: cmd::agent::AgentCommand,
+    },
     /// Show the agent, its keychain backend and the hosts with stored keys.
     #[command(after_help = "Example:\n  wbl status --json | jq .agent.pid")]
     Status {
@@ -67,6 +75,7 @@ fn main() -> ExitCode {
         Command::Token { host } => cmd::token::run(host.as_deref()),
         Command::Logout { host } => cmd::logout::run(host.as_deref()).map(|()| true),
         Command::Status { json } => cmd::status::run(json, false).map(|()| true),
+        Command::Agent { command } => cmd::agent::run(command),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
