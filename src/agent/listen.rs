@@ -148,6 +148,8 @@ fn socket_is_live(socket: &Path) -> bool {
 pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
     prepare_dir(paths.dir())?;
     let mut lock = lock_pidfile(paths)?;
+    // At once, so that an agent losing the race can name us.
+    write_pid(&mut lock, &paths.pidfile())?;
     let socket = paths.socket.clone();
     if socket.exists() || std::fs::symlink_metadata(&socket).is_ok() {
         if socket_is_live(&socket) {
@@ -169,7 +171,6 @@ pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
             .ok()
             .map(|m| (m.dev(), m.ino()))
     };
-    write_pid(&mut lock, &paths.pidfile())?;
     Ok(Claimed {
         listener: Some(listener),
         socket,
@@ -189,6 +190,7 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
 
     prepare_dir(paths.dir())?;
     let mut lock = lock_pidfile(paths)?;
+    write_pid(&mut lock, &paths.pidfile())?;
     let std_listener = std::os::unix::net::UnixListener::from(fd);
     match std_listener.local_addr() {
         Ok(addr) if addr.as_pathname() == Some(paths.socket.as_path()) => {}
@@ -201,7 +203,6 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
     }
     let listener = UdsListener::try_from(std::os::fd::OwnedFd::from(std_listener))
         .map_err(io_err("cannot use the inherited socket for", &paths.socket))?;
-    write_pid(&mut lock, &paths.pidfile())?;
     Ok(Claimed {
         listener: Some(Listener::from(listener)),
         socket: paths.socket.clone(),

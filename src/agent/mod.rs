@@ -62,6 +62,11 @@ pub async fn run_with(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok(stream) if *state.shutdown_signal().borrow() => {
+                    // Asked to stop (by a client) while this connection came in: refuse it.
+                    drop(stream);
+                    break;
+                }
                 Ok(stream) => {
                     let state = Arc::clone(&state);
                     let done = done_tx.clone();
@@ -144,9 +149,12 @@ async fn serve(stream: Stream, state: &State) {
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
     loop {
+        // Stop first: once the agent is stopping, a connection gets no new work (not even a
+        // hello), only `ShuttingDown`; requests already being handled are not in this select.
         let received = tokio::select! {
-            r = tokio::time::timeout(IDLE_TIMEOUT, conn.recv_async::<Request>()) => Some(r),
+            biased;
             _ = stop.wait_for(|s| *s) => None,
+            r = tokio::time::timeout(IDLE_TIMEOUT, conn.recv_async::<Request>()) => Some(r),
         };
         let Some(received) = received else {
             let bye = Response::error(ErrorCode::ShuttingDown, "the agent is shutting down");

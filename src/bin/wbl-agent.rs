@@ -106,6 +106,7 @@ async fn serve(
     idle_exit: Option<Duration>,
 ) -> ExitCode {
     let activated = inherited.is_some();
+    let shutdown = shutdown_signal();
     let mut claimed = match claim(&paths, inherited) {
         Ok(c) => c,
         Err(e @ listen::BindError::AlreadyRunning { .. }) => {
@@ -151,34 +152,47 @@ async fn serve(
     }
     activation::notify_ready();
     let options = agent::RunOptions { idle_exit };
-    agent::run_with(claimed.take_listener(), state, shutdown_signal(), options).await;
+    agent::run_with(claimed.take_listener(), state, shutdown, options).await;
     activation::notify_stopping();
     tracing::info!("wbl-agent stopped");
     drop(claimed);
     ExitCode::SUCCESS
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+/// Registers for SIGTERM and SIGINT (Ctrl-C) right away, so that neither can kill the agent
+/// once it serves, and returns a future that completes on either. A signal that arrives
+/// before the future is polled is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        let registered = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+        );
+        async move {
+            match registered {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
+                _ => std::future::pending::<()>().await,
             }
-            _ => std::future::pending::<()>().await,
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let registered = tokio::signal::windows::ctrl_c();
+        async move {
+            match registered {
+                Ok(mut ctrl_c) => {
+                    ctrl_c.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
     }
 }
 
@@ -281,11 +295,19 @@ mod detach {
             return Ok(ExitCode::SUCCESS);
         }
         let status = child.wait()?;
-        let tail = last_line(&log_path);
         if status.code() == Some(3) {
-            eprintln!("wbl-agent: {tail}");
+            // Not the log's last line: another agent may be writing to the same log.
+            let pid = std::fs::read_to_string(paths.pidfile())
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            let e = wbl::agent::listen::BindError::AlreadyRunning {
+                socket: paths.socket_display(),
+                pid,
+            };
+            eprintln!("wbl-agent: {e}");
             return Ok(ExitCode::from(3));
         }
+        let tail = last_line(&log_path);
         eprintln!(
             "wbl-agent: the agent exited before it was ready ({status}): {tail} (log: {})",
             log_path.display()
