@@ -53,7 +53,7 @@ pub fn run(command: AgentCommand) -> anyhow::Result<bool> {
         AgentCommand::Install { now } => install(&paths, now).map(|()| true),
         AgentCommand::Uninstall => uninstall(&paths).map(|()| true),
         AgentCommand::Start => start(&paths).map(|()| true),
-        AgentCommand::Stop => stop(&paths).map(|_| true),
+        AgentCommand::Stop => stop(&paths).map(|()| true),
         AgentCommand::Status { json } => status(&paths, json),
     }
 }
@@ -69,14 +69,26 @@ fn start(paths: &RuntimePaths) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stops a running agent and waits until it has let go of its pid file. Returns its pid, or
-/// `None` when none was running.
-fn stop(paths: &RuntimePaths) -> anyhow::Result<Option<u32>> {
-    let Ok(mut agent) = AgentClient::connect(paths) else {
-        println!(
+fn stop(paths: &RuntimePaths) -> anyhow::Result<()> {
+    match stop_agent(paths)? {
+        Some(pid) => {
+            println!("stopped wbl-agent (pid {pid})");
+            if service_state().enabled {
+                println!("(it is socket-activated: the next client starts it again)");
+            }
+        }
+        None => println!(
             "wbl-agent is not running (socket {})",
             paths.socket_display()
-        );
+        ),
+    }
+    Ok(())
+}
+
+/// Stops a running agent gracefully and waits until it has let go of its pid file. Returns
+/// its pid, or `None` when none was running.
+fn stop_agent(paths: &RuntimePaths) -> anyhow::Result<Option<u32>> {
+    let Ok(mut agent) = AgentClient::connect(paths) else {
         return Ok(None);
     };
     let pid = agent.agent_pid;
@@ -92,10 +104,6 @@ fn stop(paths: &RuntimePaths) -> anyhow::Result<Option<u32>> {
         drop(agent);
         stop_pid(pid, paths)
             .with_context(|| format!("while stopping wbl-agent (pid {pid}) from another build"))?;
-    }
-    println!("stopped wbl-agent (pid {pid})");
-    if service_state().enabled {
-        println!("(it is socket-activated: the next client starts it again)");
     }
     Ok(Some(pid))
 }
@@ -312,7 +320,9 @@ fn install(paths: &RuntimePaths, now: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     // An agent started on demand holds the pid-file lock; the socket-activated one needs it.
-    stop(paths)?;
+    if let Some(pid) = stop_agent(paths)? {
+        println!("stopped the running wbl-agent (pid {pid}) so that systemd can start its own");
+    }
     run_tool("systemctl", &["--user", "daemon-reload"]).context(
         "is a systemd user manager running? Without one, skip --now: the agent starts on first use",
     )?;
@@ -411,7 +421,9 @@ fn install(paths: &RuntimePaths, _now: bool) -> anyhow::Result<()> {
     let logs = launchd::log_dir(&home);
     std::fs::create_dir_all(&logs).with_context(|| format!("while creating {}", logs.display()))?;
     // The LaunchAgent's agent needs the pid-file lock an agent started on demand holds.
-    stop(paths)?;
+    if let Some(pid) = stop_agent(paths)? {
+        println!("stopped the running wbl-agent (pid {pid}) so that launchd can start its own");
+    }
     // Replacing an earlier install: unload it first (fails harmlessly when it is not loaded).
     let _ = run_tool(
         "launchctl",
