@@ -8,8 +8,6 @@
 //! socket is never unlinked nor rebound: connections systemd queued on it before we started
 //! are accepted like any other (an agent that rebinds would leave the first client hanging).
 
-use std::os::fd::OwnedFd;
-
 /// Why an inherited socket cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
@@ -26,7 +24,8 @@ pub enum ActivationError {
 /// A listening socket inherited from the service manager.
 #[derive(Debug)]
 pub struct Inherited {
-    pub fd: OwnedFd,
+    #[cfg(unix)]
+    pub fd: std::os::fd::OwnedFd,
     /// Its `FileDescriptorName=` (systemd's default is the socket unit's name).
     pub name: String,
 }
@@ -40,7 +39,7 @@ pub struct Inherited {
 /// before the async runtime starts).
 #[cfg(target_os = "linux")]
 pub unsafe fn take_inherited_socket() -> Result<Option<Inherited>, ActivationError> {
-    use std::os::fd::FromRawFd;
+    use std::os::fd::{FromRawFd, OwnedFd};
 
     // SAFETY: the caller guarantees that no other thread runs (see above).
     let fds: Vec<(i32, String)> = unsafe { sd_notify::listen_fds_with_names_and_unset_env() }

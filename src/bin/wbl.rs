@@ -12,7 +12,7 @@ use wbl_proto::Secret;
     name = "wbl",
     version,
     about = "Keep W&B API keys in the OS keychain instead of ~/.netrc",
-    after_help = "Examples:\n  wbl login             # store your W&B API key in the keychain\n  wbl token             # print it, for scripts\n  wbl status            # agent, backend and stored keys"
+    after_help = "Examples:\n  wbl login             # store your W&B API key in the keychain\n  wbl token             # print it, for scripts\n  wbl status            # agent, backend and stored keys\n  wbl agent install     # start the agent with your login session"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -217,6 +217,10 @@ impl Drop for World {
         self.stop_agent();
         if let Some((pid, _)) = &self.dbus {
             terminate(*pid);
+            // gnome-keyring-daemon does not always exit with its bus; it is ours to stop.
+            for pid in processes_with_env(&format!("HOME={}", self.home().display())) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
         }
         if self.backend == "keyutils" {
             // Remove this world's keys from the kernel keyring.
@@ -233,6 +237,23 @@ impl Drop for World {
             }
         }
     }
+}
+
+/// Pids of processes (other than zombies) whose environment holds `entry` (`NAME=value`).
+pub fn processes_with_env(entry: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && env.split(|b| *b == 0).any(|v| v == entry.as_bytes())
+            && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
