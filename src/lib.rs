@@ -9,5 +9,6 @@ pub mod dirs;
 pub mod git;
 pub mod keychain;
 pub mod logging;
+pub mod service;
 pub mod term;
 pub mod wandb;

@@ -29,8 +29,8 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Bin
     move |source| BindError::Io { what, path, source }
 }
 
-/// The claimed socket: dropping it removes the socket file if it is still the one we bound,
-/// and releases the pid-file lock.
+/// The claimed socket: dropping it removes the socket file if it is still the one we bound
+/// (never an inherited one), and releases the pid-file lock.
 pub struct Claimed {
     pub listener: Option<Listener>,
     #[cfg_attr(not(unix), allow(dead_code))]
@@ -148,6 +148,8 @@ fn socket_is_live(socket: &Path) -> bool {
 pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
     prepare_dir(paths.dir())?;
     let mut lock = lock_pidfile(paths)?;
+    // At once, so that an agent losing the race can name us.
+    write_pid(&mut lock, &paths.pidfile())?;
     let socket = paths.socket.clone();
     if socket.exists() || std::fs::symlink_metadata(&socket).is_ok() {
         if socket_is_live(&socket) {
@@ -169,12 +171,42 @@ pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
             .ok()
             .map(|m| (m.dev(), m.ino()))
     };
-    write_pid(&mut lock, &paths.pidfile())?;
     Ok(Claimed {
         listener: Some(listener),
         socket,
         #[cfg(unix)]
         identity,
+        pidfile: paths.pidfile(),
+        _lock: lock,
+    })
+}
+
+/// Claims a socket inherited from the service manager (systemd socket activation): the same
+/// directory checks and pid-file lock as [`claim`], but the socket is used as it is — never
+/// unlinked, rebound or re-moded, and never removed at exit (the service manager owns it).
+#[cfg(unix)]
+pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, BindError> {
+    use interprocess::os::unix::uds_local_socket::tokio::Listener as UdsListener;
+
+    prepare_dir(paths.dir())?;
+    let mut lock = lock_pidfile(paths)?;
+    write_pid(&mut lock, &paths.pidfile())?;
+    let std_listener = std::os::unix::net::UnixListener::from(fd);
+    match std_listener.local_addr() {
+        Ok(addr) if addr.as_pathname() == Some(paths.socket.as_path()) => {}
+        Ok(addr) => tracing::warn!(
+            inherited = ?addr.as_pathname(),
+            expected = %paths.socket.display(),
+            "the inherited socket is not where clients look for it; set WBL_SOCKET for both"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read the inherited socket's address"),
+    }
+    let listener = UdsListener::try_from(std::os::fd::OwnedFd::from(std_listener))
+        .map_err(io_err("cannot use the inherited socket for", &paths.socket))?;
+    Ok(Claimed {
+        listener: Some(Listener::from(listener)),
+        socket: paths.socket.clone(),
+        identity: None,
         pidfile: paths.pidfile(),
         _lock: lock,
     })

@@ -1,8 +1,10 @@
 //! The agent as a library: `run(listener, state, shutdown)` serves connections until told to
 //! stop. `wbl-agent`'s `main` only parses arguments, sets up logging, binds and calls it.
 
+pub mod activation;
 mod cmd;
 pub mod harden;
+mod idle;
 pub mod listen;
 mod state;
 
@@ -17,6 +19,13 @@ pub use state::{DEFAULT_KEYCHAIN_TIMEOUT, Limits, State};
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How [`run_with`] serves, beyond the defaults of [`run`].
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop by itself once no connection has been open for this long (`--idle-exit`).
+    pub idle_exit: Option<Duration>,
+}
+
 /// Serves `listener` until `shutdown` completes or a client sends `shutdown`. Stops accepting
 /// first, then lets every connection finish the request it is working on.
 pub async fn run(
@@ -24,17 +33,42 @@ pub async fn run(
     state: Arc<State>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    run_with(listener, state, shutdown, RunOptions::default()).await;
+}
+
+/// [`run`] with options (idle exit).
+pub async fn run_with(
+    listener: Listener,
+    state: Arc<State>,
+    shutdown: impl std::future::Future<Output = ()>,
+    options: RunOptions,
+) {
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut stop = state.shutdown_signal();
+    let activity = idle::Activity::new();
+    let idle = async {
+        match options.idle_exit {
+            Some(period) => activity.idle_for(period).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::pin!(shutdown);
+    tokio::pin!(idle);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok(stream) if *state.shutdown_signal().borrow() => {
+                    // Asked to stop (by a client) while this connection came in: refuse it.
+                    drop(stream);
+                    break;
+                }
                 Ok(stream) => {
                     let state = Arc::clone(&state);
                     let done = done_tx.clone();
+                    let open = activity.open();
                     tokio::spawn(async move {
                         serve(stream, &state).await;
+                        drop(open);
                         drop(done);
                     });
                 }
@@ -46,6 +80,14 @@ pub async fn run(
             },
             _ = &mut shutdown => {
                 tracing::info!("signal received, shutting down");
+                state.request_shutdown();
+                break;
+            }
+            _ = &mut idle => {
+                tracing::info!(
+                    idle_exit_secs = options.idle_exit.map(|d| d.as_secs_f64()),
+                    "no connection for the idle-exit period, shutting down"
+                );
                 state.request_shutdown();
                 break;
             }
@@ -107,9 +149,12 @@ async fn serve(stream: Stream, state: &State) {
         } else {
             state.limits().hello
         };
+        // Stop first: once the agent is stopping, a connection gets no new work (not even a
+        // hello), only `ShuttingDown`; requests already being handled are not in this select.
         let received = tokio::select! {
-            r = tokio::time::timeout(wait, conn.recv_async::<Request>()) => Some(r),
+            biased;
             _ = stop.wait_for(|s| *s) => None,
+            r = tokio::time::timeout(wait, conn.recv_async::<Request>()) => Some(r),
         };
         let Some(received) = received else {
             let bye = Response::error(ErrorCode::ShuttingDown, "the agent is shutting down");

@@ -4,9 +4,10 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use wbl::agent::{self, State, listen};
+use wbl::agent::{self, State, activation, listen};
 use wbl::dirs::RuntimePaths;
 use wbl::keychain::{self, Keychain};
 
@@ -17,7 +18,7 @@ const EXIT_ALREADY_RUNNING: u8 = 3;
 #[command(
     version,
     about = "The wbl agent: keeps API keys in the OS keychain and serves them to `wbl`",
-    after_help = "Examples:\n  wbl-agent                 # start in the background (what `wbl` does for you)\n  wbl-agent --foreground    # for systemd, launchd and debugging\n\nEnvironment: WBL_SOCKET (socket path), WBL_BACKEND (auto|secret-service|keyutils|macos-keychain|windows-credential-manager), WBL_LOG (log filter), WBL_KEYCHAIN_TIMEOUT (seconds)."
+    after_help = "Examples:\n  wbl-agent                       # start in the background (what `wbl` does for you)\n  wbl-agent --foreground          # for systemd, launchd and debugging\n  wbl-agent --idle-exit 3600      # stop after an hour without clients\n\nUnder systemd socket activation (LISTEN_FDS) the agent serves the socket it is given and reports READY=1; install the units with `wbl agent install`.\n\nEnvironment: WBL_SOCKET (socket path), WBL_BACKEND (auto|secret-service|keyutils|macos-keychain|windows-credential-manager), WBL_LOG (log filter), WBL_KEYCHAIN_TIMEOUT (seconds), WBL_IDLE_EXIT (seconds, as --idle-exit)."
 )]
 struct Args {
     /// Stay in the foreground and log to stderr instead of detaching.
@@ -26,14 +27,36 @@ struct Args {
     /// File descriptor to write one byte to once listening (used by the detaching launcher).
     #[arg(long, hide = true)]
     ready_fd: Option<i32>,
+    /// Exit once no client has been connected for SECONDS (0: never, the default).
+    #[arg(long, env = IDLE_EXIT_ENV, value_name = "SECONDS")]
+    idle_exit: Option<u64>,
+}
+
+/// Environment variable with the default of `--idle-exit`; clients that auto-start the agent
+/// pass their environment on, so setting it makes auto-started agents exit when idle.
+const IDLE_EXIT_ENV: &str = "WBL_IDLE_EXIT";
+
+impl Args {
+    fn idle_exit(&self) -> Option<Duration> {
+        self.idle_exit.filter(|s| *s > 0).map(Duration::from_secs)
+    }
 }
 
 fn main() -> ExitCode {
     agent::harden::quiet_panics("wbl-agent");
     let args = Args::parse();
+    // SAFETY: no other thread exists yet (the runtime starts below).
+    let inherited = match unsafe { activation::take_inherited_socket() } {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("wbl-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let paths = RuntimePaths::from_env();
-    if !args.foreground {
-        return launch_detached(&paths);
+    // A service manager that passes a socket supervises us: never detach from it.
+    if !args.foreground && inherited.is_none() {
+        return launch_detached(&paths, args.idle_exit());
     }
     agent::harden::harden_process();
     agent::harden::raise_fd_limit();
@@ -49,11 +72,35 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(paths, args.ready_fd))
+    runtime.block_on(serve(paths, args.ready_fd, inherited, args.idle_exit()))
 }
 
-async fn serve(paths: RuntimePaths, ready_fd: Option<i32>) -> ExitCode {
-    let mut claimed = match listen::claim(&paths) {
+/// Claims the inherited socket (socket activation) or binds our own.
+fn claim(
+    paths: &RuntimePaths,
+    inherited: Option<activation::Inherited>,
+) -> Result<listen::Claimed, listen::BindError> {
+    match inherited {
+        #[cfg(unix)]
+        Some(socket) => {
+            tracing::info!(name = %socket.name, "using the socket passed by the service manager");
+            listen::adopt(paths, socket.fd)
+        }
+        #[cfg(not(unix))]
+        Some(_) => unreachable!("socket activation exists only on Unix"),
+        None => listen::claim(paths),
+    }
+}
+
+async fn serve(
+    paths: RuntimePaths,
+    ready_fd: Option<i32>,
+    inherited: Option<activation::Inherited>,
+    idle_exit: Option<Duration>,
+) -> ExitCode {
+    let activated = inherited.is_some();
+    let shutdown = shutdown_signal();
+    let mut claimed = match claim(&paths, inherited) {
         Ok(c) => c,
         Err(e @ listen::BindError::AlreadyRunning { .. }) => {
             eprintln!("wbl-agent: {e}");
@@ -89,39 +136,64 @@ async fn serve(paths: RuntimePaths, ready_fd: Option<i32>) -> ExitCode {
         socket = %paths.socket.display(),
         backend = state.backend_name(),
         pid = std::process::id(),
+        activated,
+        idle_exit_secs = idle_exit.map(|d| d.as_secs()),
         "wbl-agent listening"
     );
     if let Some(fd) = ready_fd {
         signal_ready(fd);
     }
-    agent::run(claimed.take_listener(), state, shutdown_signal()).await;
+    activation::notify_ready();
+    let options = agent::RunOptions { idle_exit };
+    agent::run_with(claimed.take_listener(), state, shutdown, options).await;
+    activation::notify_stopping();
     tracing::info!("wbl-agent stopped");
     drop(claimed);
     ExitCode::SUCCESS
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+/// Registers for SIGTERM and SIGINT (Ctrl-C) right away, so that neither can kill the agent
+/// once it serves, and returns a future that completes on either. A signal that arrives
+/// before the future is polled is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        let registered = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+        );
+        async move {
+            match registered {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
+                _ => std::future::pending::<()>().await,
             }
-            _ => std::future::pending::<()>().await,
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let registered = tokio::signal::windows::ctrl_c();
+        async move {
+            match registered {
+                Ok(mut ctrl_c) => {
+                    ctrl_c.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
     }
+}
+
+/// `--idle-exit N` for the detached child, so the flag survives the re-execution.
+fn idle_exit_arg(idle_exit: Option<Duration>) -> Vec<String> {
+    idle_exit
+        .map(|d| vec!["--idle-exit".to_owned(), d.as_secs().to_string()])
+        .unwrap_or_default()
 }
 
 /// Tells the launcher we listen: one byte on the inherited pipe, then close it.
@@ -141,12 +213,12 @@ fn signal_ready(fd: i32) {
 
 /// Plain `wbl-agent`: start `wbl-agent --foreground` detached (new session, output to the log
 /// file) and return once it listens. Exit 0 when ready, 3 when another agent runs.
-fn launch_detached(paths: &RuntimePaths) -> ExitCode {
+fn launch_detached(paths: &RuntimePaths, idle_exit: Option<Duration>) -> ExitCode {
     if let Err(e) = listen::prepare_dir(paths.dir()) {
         eprintln!("wbl-agent: {e}");
         return ExitCode::FAILURE;
     }
-    match detach::spawn_and_wait(paths) {
+    match detach::spawn_and_wait(paths, idle_exit) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wbl-agent: cannot start in the background: {e}");
@@ -165,13 +237,18 @@ mod detach {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, ExitCode, Stdio};
+    use std::time::Duration;
 
+    use super::idle_exit_arg;
     use wbl::dirs::RuntimePaths;
 
     /// The fd number the child finds the ready pipe on.
     const READY_FD: i32 = 3;
 
-    pub fn spawn_and_wait(paths: &RuntimePaths) -> std::io::Result<ExitCode> {
+    pub fn spawn_and_wait(
+        paths: &RuntimePaths,
+        idle_exit: Option<Duration>,
+    ) -> std::io::Result<ExitCode> {
         let log_path = paths.logfile();
         let log = OpenOptions::new()
             .create(true)
@@ -183,6 +260,7 @@ mod detach {
         let raw = writer.as_raw_fd();
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["--foreground", "--ready-fd", &READY_FD.to_string()])
+            .args(idle_exit_arg(idle_exit))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -210,11 +288,19 @@ mod detach {
             return Ok(ExitCode::SUCCESS);
         }
         let status = child.wait()?;
-        let tail = last_line(&log_path);
         if status.code() == Some(3) {
-            eprintln!("wbl-agent: {tail}");
+            // Not the log's last line: another agent may be writing to the same log.
+            let pid = std::fs::read_to_string(paths.pidfile())
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            let e = wbl::agent::listen::BindError::AlreadyRunning {
+                socket: paths.socket_display(),
+                pid,
+            };
+            eprintln!("wbl-agent: {e}");
             return Ok(ExitCode::from(3));
         }
+        let tail = last_line(&log_path);
         eprintln!(
             "wbl-agent: the agent exited before it was ready ({status}): {tail} (log: {})",
             log_path.display()
@@ -244,18 +330,23 @@ mod detach {
     use std::process::{Command, ExitCode, Stdio};
     use std::time::{Duration, Instant};
 
+    use super::idle_exit_arg;
     use wbl::dirs::RuntimePaths;
 
     const DETACHED_PROCESS: u32 = 0x0000_0008;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
 
-    pub fn spawn_and_wait(paths: &RuntimePaths) -> std::io::Result<ExitCode> {
+    pub fn spawn_and_wait(
+        paths: &RuntimePaths,
+        idle_exit: Option<Duration>,
+    ) -> std::io::Result<ExitCode> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(paths.logfile())?;
         let mut child = Command::new(std::env::current_exe()?)
             .arg("--foreground")
+            .args(idle_exit_arg(idle_exit))
             .creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -11,7 +11,7 @@ use wbl_proto::Secret;
     name = "wbl",
     version,
     about = "Keep W&B API keys in the OS keychain instead of ~/.netrc",
-    after_help = "Examples:\n  wbl login                    # store your W&B API key in the keychain\n  wbl exec -- python train.py  # run with WANDB_API_KEY set from it\n  wbl token                    # print it, for scripts\n  wbl status                   # where each host's key comes from"
+    after_help = "Examples:\n  wbl login                    # store your W&B API key in the keychain\n  wbl exec -- python train.py  # run with WANDB_API_KEY set from it\n  wbl token                    # print it, for scripts\n  wbl status                   # where each host's key comes from\n  wbl agent install            # start the agent with your login session"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -151,6 +151,14 @@ enum Command {
         #[arg(long)]
         git_credentials: bool,
     },
+    /// Run the agent with your login session, start, stop or inspect it.
+    #[command(
+        after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
+    )]
+    Agent {
+        #[command(subcommand)]
+        command: cmd::agent::AgentCommand,
+    },
     /// Show the agent, its backend, and for each W&B host where its key comes from.
     #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
     Status {
@@ -220,6 +228,7 @@ fn main() -> ExitCode {
             git_credentials,
         })
         .map(|()| true),
+        Command::Agent { command } => cmd::agent::run(command),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -18,8 +18,7 @@ use crate::dirs::RuntimePaths;
 /// Set to `1` to never start an agent from the client.
 pub const AUTOSTART_ENV: &str = "WBL_NO_AUTOSTART";
 /// Bound on waiting for an old agent to exit after it was asked to.
-#[cfg(unix)]
-const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn autostart_disabled() -> bool {
     std::env::var(AUTOSTART_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
@@ -63,7 +62,30 @@ pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError
     if let Ok(client) = AgentClient::connect(paths) {
         return check_version(client, paths);
     }
-    start_agent()?;
+    start_and_connect(paths)
+}
+
+/// What the launcher reported.
+#[derive(Debug, PartialEq, Eq)]
+enum Started {
+    /// Our agent is ready.
+    Ready,
+    /// Another agent holds the pid-file lock (exit 3).
+    AlreadyRunning,
+}
+
+/// Starts the agent and connects. When the launcher finds another agent holding the pid-file
+/// lock that does not answer, that agent is on its way out (idle exit, `wbl agent stop`, a
+/// signal): wait until it has released the lock, then start once more.
+fn start_and_connect(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
+    if start_agent()? == Started::AlreadyRunning {
+        if let Ok(client) = AgentClient::connect(paths) {
+            return Ok(client);
+        }
+        tracing::debug!("another agent holds the pid-file lock but does not answer; waiting");
+        wait_released(paths, None)?;
+        start_agent()?;
+    }
     AgentClient::connect(paths).map_err(|e| {
         ClientError::StartFailed(format!(
             "it started but {} does not answer: {e}",
@@ -74,7 +96,7 @@ pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError
 
 /// Runs the agent's launcher, which returns once the agent is ready (exit 0) or another agent
 /// already owns the socket (exit 3).
-fn start_agent() -> Result<(), ClientError> {
+fn start_agent() -> Result<Started, ClientError> {
     let exe = agent_exe();
     tracing::debug!(exe = %exe.display(), "starting wbl-agent");
     let out = Command::new(&exe)
@@ -84,7 +106,8 @@ fn start_agent() -> Result<(), ClientError> {
         .output()
         .map_err(|e| ClientError::StartFailed(format!("cannot run {}: {e}", exe.display())))?;
     match out.status.code() {
-        Some(0) | Some(3) => Ok(()),
+        Some(0) => Ok(Started::Ready),
+        Some(3) => Ok(Started::AlreadyRunning),
         _ => {
             let msg = String::from_utf8_lossy(&out.stderr);
             let msg = msg.trim().trim_start_matches("wbl-agent: ");
@@ -113,12 +136,11 @@ fn check_version(client: AgentClient, paths: &RuntimePaths) -> Result<AgentClien
     }
     stop_pid(client.agent_pid, paths)?;
     drop(client);
-    start_agent()?;
-    AgentClient::connect(paths).map_err(|e| ClientError::StartFailed(e.to_string()))
+    start_and_connect(paths)
 }
 
 /// Asks an agent process to stop and waits (bounded) until it released its pid-file lock.
-fn stop_pid(pid: u32, paths: &RuntimePaths) -> Result<(), ClientError> {
+pub(crate) fn stop_pid(pid: u32, paths: &RuntimePaths) -> Result<(), ClientError> {
     #[cfg(unix)]
     {
         let Ok(pid_t) = libc::pid_t::try_from(pid) else {
@@ -128,22 +150,7 @@ fn stop_pid(pid: u32, paths: &RuntimePaths) -> Result<(), ClientError> {
         if unsafe { libc::kill(pid_t, libc::SIGTERM) } != 0 {
             return Ok(()); // already gone
         }
-        let pidfile = paths.pidfile();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let res = OpenOptions::new()
-                .read(true)
-                .open(&pidfile)
-                .and_then(|f| f.lock());
-            let _ = tx.send(res);
-        });
-        match rx.recv_timeout(STOP_WAIT) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(ClientError::StartFailed(format!(
-                "the old wbl-agent (pid {pid}) did not stop within {} s",
-                STOP_WAIT.as_secs()
-            ))),
-        }
+        wait_released(paths, Some(pid))
     }
     #[cfg(not(unix))]
     {
@@ -151,5 +158,28 @@ fn stop_pid(pid: u32, paths: &RuntimePaths) -> Result<(), ClientError> {
         Err(ClientError::StartFailed(format!(
             "the running wbl-agent (pid {pid}) is from another build; stop it and retry"
         )))
+    }
+}
+
+/// Waits (bounded by [`STOP_WAIT`]) until no agent holds the pid-file lock: the agent has
+/// exited, or at least closed its socket and is about to.
+pub(crate) fn wait_released(paths: &RuntimePaths, pid: Option<u32>) -> Result<(), ClientError> {
+    let pidfile = paths.pidfile();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // A missing pid file means the agent already removed it on its way out.
+        let res = OpenOptions::new()
+            .read(true)
+            .open(&pidfile)
+            .and_then(|f| f.lock());
+        let _ = tx.send(res);
+    });
+    match rx.recv_timeout(STOP_WAIT) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ClientError::StartFailed(format!(
+            "the running wbl-agent{} did not stop within {} s",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+            STOP_WAIT.as_secs()
+        ))),
     }
 }

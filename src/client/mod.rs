@@ -13,6 +13,7 @@ use wbl_proto::{
 use crate::dirs::RuntimePaths;
 
 pub use autostart::{AUTOSTART_ENV, connect_or_start};
+pub(crate) use autostart::{stop_pid, wait_released};
 
 /// Client-side failures, each with what to do next where there is something to do.
 #[derive(Debug, thiserror::Error)]

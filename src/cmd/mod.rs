@@ -1,6 +1,7 @@
 //! The client's subcommands, one module each. Each returns `anyhow::Result`; `main` prints
 //! errors as one `wbl: error: …` line.
 
+pub mod agent;
 pub mod credential;
 pub mod exec;
 pub mod login;
