@@ -126,6 +126,15 @@ impl World {
             let _ = child.stdin.take().unwrap().write_all(b"probe");
             child.wait().unwrap().success()
         };
+        // First wait, passively, for the login keyring file: a D-Bus request made before it
+        // exists makes the daemon prompt for a new default collection, which nobody answers.
+        let login = self.home().join(".local/share/keyrings/login.keyring");
+        for _ in 0..500 {
+            if login.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let mut ready = false;
         for _ in 0..250 {
             if probe(&["store", "--label=wbl test probe", "wbl-test-probe", "1"]) {
@@ -242,6 +251,10 @@ impl Drop for World {
         self.stop_agent();
         if let Some((pid, _)) = &self.dbus {
             terminate(*pid);
+            // gnome-keyring-daemon does not always exit with its bus; it is ours to stop.
+            for pid in processes_with_env(&format!("HOME={}", self.home().display())) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
         }
         if self.backend == "keyutils" {
             // Remove this world's keys from the kernel keyring.
@@ -258,6 +271,23 @@ impl Drop for World {
             }
         }
     }
+}
+
+/// Pids of processes (other than zombies) whose environment holds `entry` (`NAME=value`).
+pub fn processes_with_env(entry: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && env.split(|b| *b == 0).any(|v| v == entry.as_bytes())
+            && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
