@@ -223,12 +223,20 @@ impl SettingsFile {
     }
 
     /// Continuation lines right after line `i`.
+    /// How many lines after option line `i` belong to its value: continuation lines, and the
+    /// comment or blank lines between them (the parser attributes a continuation to the option
+    /// above it across such lines, so removing the option must take them along — found by
+    /// the settings fuzz target).
     fn continuation_count(&self, i: usize) -> usize {
-        self.lines
-            .iter()
-            .skip(i + 1)
-            .take_while(|l| matches!(l.kind, Kind::Continuation(_)))
-            .count()
+        let mut last = 0;
+        for (n, l) in self.lines.iter().skip(i + 1).enumerate() {
+            match l.kind {
+                Kind::Continuation(_) => last = n + 1,
+                Kind::Other => {}
+                Kind::Option { .. } | Kind::Section(_) => break,
+            }
+        }
+        last
     }
 
     /// The value of `key` in `[default]` (keys are case-insensitive; the
@@ -686,5 +694,18 @@ mod tests {
                 let _ = SettingsFile::parse(&f.to_string());
             }
         }
+    }
+
+    /// Fuzz regression (fuzz/regressions/settings-continuation-after-comment): a continuation
+    /// line after a comment belongs to the option above; removing the option removes it too,
+    /// and the result parses again.
+    #[test]
+    fn remove_takes_continuations_after_comments() {
+        let text = "[default]\n  ltpth=s://x\napi_key: k\n; c\n k\n; c\n[otr]\na=b\n";
+        let mut s = SettingsFile::parse(text).unwrap();
+        assert!(s.remove("api_key"));
+        let again = SettingsFile::parse(&s.to_string()).unwrap();
+        assert_eq!(again.get("api_key"), None);
+        assert_eq!(again.get("ltpth"), Some("s://x"));
     }
 }
