@@ -25,6 +25,14 @@ fn settings_reproducers() {
     for (name, data) in inputs("settings") {
         let text = std::str::from_utf8(&data).unwrap();
         let mut s = SettingsFile::parse(text).unwrap();
+        let others = |f: &SettingsFile| -> Vec<(String, String)> {
+            f.items()
+                .into_iter()
+                .filter(|(k, _)| *k != "base_url" && *k != "api_key")
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        };
+        let before = others(&s);
         if s.set("base_url", "https://h.example:8443").is_ok() {
             let again = SettingsFile::parse(&s.to_string())
                 .unwrap_or_else(|e| panic!("{name}: our output does not parse: {e}"));
@@ -38,5 +46,6 @@ fn settings_reproducers() {
         let again = SettingsFile::parse(&s.to_string())
             .unwrap_or_else(|e| panic!("{name}: our output does not parse: {e}"));
         assert_eq!(again.get("api_key"), None, "{name}");
+        assert_eq!(others(&again), before, "{name}");
     }
 }

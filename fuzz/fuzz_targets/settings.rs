@@ -12,6 +12,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = s.get("base_url");
+    // Every other key keeps its value through our edits.
+    let others = |f: &SettingsFile| -> Vec<(String, String)> {
+        f.items()
+            .into_iter()
+            .filter(|(k, _)| *k != "base_url" && *k != "api_key")
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let before = others(&s);
     if s.set("base_url", "https://h.example:8443").is_ok() {
         let again = SettingsFile::parse(&s.to_string()).expect("our output parses");
         assert_eq!(again.get("base_url"), Some("https://h.example:8443"));
@@ -19,4 +28,5 @@ fuzz_target!(|data: &[u8]| {
     s.remove("api_key");
     let again = SettingsFile::parse(&s.to_string()).expect("our output parses");
     assert_eq!(again.get("api_key"), None);
+    assert_eq!(others(&again), before);
 });

@@ -317,6 +317,7 @@ impl SettingsFile {
             }
             let n = self.continuation_count(first_i);
             self.lines.splice(first_i..=first_i + n, new_lines);
+            self.anchor_indented_lines();
             return Ok(());
         }
 
@@ -337,6 +338,7 @@ impl SettingsFile {
             }
             self.ensure_terminated(at);
             self.lines.splice(at..at, new_lines);
+            self.anchor_indented_lines();
             return Ok(());
         }
 
@@ -367,6 +369,21 @@ impl SettingsFile {
         Ok(())
     }
 
+    /// Removes the leading white space of indented option and section lines. Such a line was
+    /// not a continuation where it stood, but after an edit puts an option above it (or removes
+    /// the more-indented option that shielded it), configparser would read it as one — changing
+    /// what the file means (found by the settings fuzz target). Without the indent it means
+    /// the same and stays so.
+    fn anchor_indented_lines(&mut self) {
+        for line in &mut self.lines {
+            if matches!(line.kind, Kind::Option { .. } | Kind::Section(_))
+                && line.raw.starts_with([' ', '\t'])
+            {
+                line.raw = line.raw.trim_start_matches([' ', '\t']).to_owned();
+            }
+        }
+    }
+
     /// Makes sure the line before index `at` ends with a line break, so a
     /// line inserted at `at` starts on its own line.
     fn ensure_terminated(&mut self, at: usize) {
@@ -387,6 +404,9 @@ impl SettingsFile {
         for &i in existing.iter().rev() {
             let n = self.continuation_count(i);
             self.lines.drain(i..=i + n);
+        }
+        if !existing.is_empty() {
+            self.anchor_indented_lines();
         }
         !existing.is_empty()
     }
