@@ -33,6 +33,7 @@ pub struct World {
     pub namespace: String,
     pub backend: &'static str,
     dbus: Option<(u32, String)>,
+    keyring: Option<std::process::Child>,
 }
 
 impl World {
@@ -58,6 +59,7 @@ impl World {
                 Backend::Keyutils => "keyutils",
             },
             dbus: None,
+            keyring: None,
         };
         if let Backend::SecretService = backend {
             w.start_secret_service();
@@ -94,8 +96,11 @@ impl World {
         let addr = lines.next().unwrap().to_owned();
         let pid: u32 = lines.next().unwrap().trim().parse().unwrap();
         self.dbus = Some((pid, addr.clone()));
+        // In the foreground, the daemon that reads our password is the one that serves: in
+        // daemon mode `--unlock` hands over to a D-Bus-activated instance, and a request that
+        // races that hand-over gets a second, locked keyring ("prompt dismissed").
         let mut gk = Command::new("gnome-keyring-daemon")
-            .args(["--unlock", "--components=secrets"])
+            .args(["--foreground", "--unlock", "--components=secrets"])
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("DBUS_SESSION_BUS_ADDRESS", &addr)
@@ -110,41 +115,37 @@ impl World {
             .unwrap()
             .write_all(b"test-password")
             .unwrap();
-        assert!(gk.wait().unwrap().success(), "gnome-keyring-daemon failed");
-        // The daemon returns before its login collection is ready; a store made too early is
-        // turned into a prompt nobody can answer ("prompt dismissed"). Wait until a probe item
-        // can be stored (bounded), then remove it.
-        let probe = |args: &[&str]| {
-            let mut c = Command::new("secret-tool");
-            c.args(args)
-                .env("HOME", self.home())
+        // Wait (bounded) until it owns its bus name — asking the bus does not activate
+        // anything — and its login keyring exists; only then make Secret Service calls.
+        let owned = || {
+            Command::new("dbus-send")
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.secrets",
+                ])
                 .env("DBUS_SESSION_BUS_ADDRESS", &addr)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let mut child = c.spawn().unwrap();
-            let _ = child.stdin.take().unwrap().write_all(b"probe");
-            child.wait().unwrap().success()
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("true"))
         };
-        // First wait, passively, for the login keyring file: a D-Bus request made before it
-        // exists makes the daemon prompt for a new default collection, which nobody answers.
         let login = self.home().join(".local/share/keyrings/login.keyring");
-        for _ in 0..500 {
-            if login.exists() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
         let mut ready = false;
-        for _ in 0..250 {
-            if probe(&["store", "--label=wbl test probe", "wbl-test-probe", "1"]) {
+        for _ in 0..1000 {
+            if owned() && login.exists() {
                 ready = true;
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(
+                gk.try_wait().unwrap().is_none(),
+                "gnome-keyring-daemon exited early"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(ready, "gnome-keyring never accepted an item");
-        assert!(probe(&["clear", "wbl-test-probe", "1"]));
+        assert!(ready, "gnome-keyring did not come up");
+        self.keyring = Some(gk);
     }
 
     /// Environment every wbl process of this world gets.
@@ -249,6 +250,10 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         self.stop_agent();
+        if let Some(mut gk) = self.keyring.take() {
+            let _ = gk.kill();
+            let _ = gk.wait();
+        }
         if let Some((pid, _)) = &self.dbus {
             terminate(*pid);
             // gnome-keyring-daemon does not always exit with its bus; it is ours to stop.
