@@ -1264,11 +1264,13 @@ fn spawn_in_pty(w: &World, args: &[&str], env: &[(&str, &str)]) -> rexpect::sess
         c.env(k, v);
     }
     c.arg("-c")
-        .arg("stty echo; IFS= read -r probe; exec \"$0\" \"$@\"")
+        .arg("stty echo; echo echo-restored; IFS= read -r probe; exec \"$0\" \"$@\"")
         .arg(WBL)
         .args(args);
     // The timeout bounds each wait for output; it is not a speed requirement.
     let mut p = rexpect::session::spawn_command(c, Some(30_000)).unwrap();
+    // Send the probe only once `stty echo` has run, or it may be read unechoed.
+    p.exp_string("echo-restored").unwrap();
     p.send_line("probe-echo-is-on").unwrap();
     p.exp_string("probe-echo-is-on").unwrap();
     p
