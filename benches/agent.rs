@@ -4,17 +4,25 @@
 //! (`WBL_BENCH_BACKEND=secret-service` to measure against gnome-keyring; `WBL_BENCH_QUICK=1`
 //! for a short run).
 
+#[cfg(target_os = "linux")]
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[cfg(target_os = "linux")]
 #[path = "../tests/support/loadgen.rs"]
 mod loadgen;
 
-use std::time::Duration;
-
-use common::{Backend, World, key, ok};
-use loadgen::{LoadConfig, Mode};
-
+#[cfg(not(target_os = "linux"))]
 fn main() {
+    println!("agent bench: runs on Linux only (it needs gnome-keyring or keyutils)");
+}
+
+#[cfg(target_os = "linux")]
+fn main() {
+    use std::time::Duration;
+
+    use common::{Backend, World, key, ok};
+    use loadgen::{LoadConfig, Mode};
+
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special. Either way
     // run the whole thing only under `cargo bench`.
     if !std::env::args().any(|a| a == "--bench") {

@@ -212,8 +212,21 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
     })
 }
 
+/// The Windows pipe's security descriptor: protected DACL, generic-all for the owner only.
+#[cfg(windows)]
+const PIPE_SDDL: &str = "D:P(A;;GA;;;OW)";
+
 fn bind_listener(paths: &RuntimePaths) -> std::io::Result<Listener> {
     let opts = ListenerOptions::new().name(crate::client::socket_name(paths)?);
+    #[cfg(windows)]
+    let opts = {
+        use interprocess::os::windows::local_socket::ListenerOptionsExt;
+        use interprocess::os::windows::security_descriptor::SecurityDescriptor;
+        // A protected DACL with one entry: full access for the pipe's owner (the user running
+        // the agent). The default DACL would also let Everyone read.
+        let sddl = widestring::U16CString::from_str(PIPE_SDDL).map_err(std::io::Error::other)?;
+        opts.security_descriptor(SecurityDescriptor::deserialize(&sddl)?)
+    };
     let mut listener = opts.reclaim_name(false).create_tokio()?;
     use interprocess::local_socket::traits::tokio::Listener as _;
     listener.do_not_reclaim_name_on_drop();
