@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use wbl::git::credential::{GitCredential, get_response};
 use wbl::wandb::settings::SettingsFile;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -47,5 +48,23 @@ fn settings_reproducers() {
             .unwrap_or_else(|e| panic!("{name}: our output does not parse: {e}"));
         assert_eq!(again.get("api_key"), None, "{name}");
         assert_eq!(others(&again), before, "{name}");
+    }
+}
+
+#[test]
+fn git_credential_reproducers() {
+    for (name, data) in inputs("git_credential") {
+        let Ok(cred) = GitCredential::parse(&data) else {
+            continue;
+        };
+        if let Ok(Some(stored)) = cred.to_store() {
+            assert!(cred.secrets_match(&stored), "{name}");
+            for cap in [false, true] {
+                if let Some(resp) = get_response(&stored, cap) {
+                    GitCredential::parse(resp.as_bytes())
+                        .unwrap_or_else(|e| panic!("{name}: our answer does not parse: {e}"));
+                }
+            }
+        }
     }
 }

@@ -194,9 +194,11 @@ impl GitCredential {
             .password
             .as_ref()
             .is_none_or(|p| p.expose() == stored.password.expose());
+        // An empty `credential=` means none, as `to_store` reads it (found by fuzzing).
         let credential_ok = self
             .credential
             .as_ref()
+            .filter(|c| !c.is_empty())
             .is_none_or(|c| stored.credential.as_ref() == Some(c));
         password_ok && credential_ok
     }

@@ -376,10 +376,11 @@ impl SettingsFile {
     /// the same and stays so.
     fn anchor_indented_lines(&mut self) {
         for line in &mut self.lines {
+            // The same notion of indent as the parser's (`indent_of`: any Unicode space).
             if matches!(line.kind, Kind::Option { .. } | Kind::Section(_))
-                && line.raw.starts_with([' ', '\t'])
+                && indent_of(&line.raw) > 0
             {
-                line.raw = line.raw.trim_start_matches([' ', '\t']).to_owned();
+                line.raw = line.raw.trim_start().to_owned();
             }
         }
     }
