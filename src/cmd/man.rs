@@ -22,7 +22,7 @@ pub fn pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
 
     // The program's page, with the `wbl agent` subcommands after its options.
     let mut page = Vec::new();
-    let agent = Man::new(crate::agent::cli::Args::command());
+    let agent = page_of(crate::agent::cli::Args::command());
     agent.render_title(&mut page)?;
     agent.render_name_section(&mut page)?;
     agent.render_synopsis_section(&mut page)?;
@@ -36,6 +36,14 @@ pub fn pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     agent.render_version_section(&mut page)?;
     pages.push((agent.get_filename(), page));
     Ok(pages)
+}
+
+/// A page whose footer names the package and version (subcommands have no version of their
+/// own, so clap_mangen's default would print just their name).
+fn page_of(cmd: clap::Command) -> Man {
+    Man::new(cmd)
+        .source(format!("wbl {}", env!("CARGO_PKG_VERSION")))
+        .manual("wbl manual")
 }
 
 /// Renders `cmd` and, depth first, its visible subcommands. The `wbl agent` group is kept
@@ -52,7 +60,7 @@ fn collect(
         *agent_group = Some(cmd.clone());
         return Ok(());
     }
-    let man = Man::new(cmd.clone());
+    let man = page_of(cmd.clone());
     let mut page = Vec::new();
     man.render(&mut page)?;
     pages.push((man.get_filename(), page));

@@ -40,16 +40,33 @@ fn autostart_disabled() -> bool {
 
 /// Where the agent's log is.
 fn log_hint(ctx: &Ctx) -> String {
-    if ctx.service.manager == "systemd" && ctx.service.enabled {
+    if socket_activated(ctx) {
         "`journalctl --user -u wbl-agent`".to_owned()
     } else {
         ctx.paths.logfile().display().to_string()
     }
 }
 
+/// systemd listens on the socket for the agent: units installed and enabled, and a user
+/// manager runs.
+fn socket_activated(ctx: &Ctx) -> bool {
+    #[cfg(not(any(target_os = "macos", windows)))]
+    {
+        ctx.service.manager == "systemd"
+            && ctx.service.installed
+            && ctx.service.enabled
+            && crate::cmd::agent::user_manager_running()
+    }
+    #[cfg(any(target_os = "macos", windows))]
+    {
+        let _ = ctx;
+        false
+    }
+}
+
 fn not_running(ctx: &Ctx) -> Finding {
     let socket = ctx.paths.socket_display();
-    if ctx.service.manager == "systemd" && ctx.service.installed && ctx.service.enabled {
+    if socket_activated(ctx) {
         return Finding::ok(format!(
             "not running; systemd starts it on the first connection to {socket}"
         ));
