@@ -241,7 +241,7 @@ pub(super) fn keyutils(ctx: &mut Ctx) -> Finding {
             let detail = format!("{e}");
             let mut fix = "in a container, the seccomp profile may block keyctl (docker: run with a profile that allows keyctl, add_key and request_key); check with `keyctl show @u`".to_owned();
             if ctx.hints.wsl {
-                fix.push_str("; on WSL: WSL 1 has no kernel keyring, WSL 2 has");
+                fix.push_str("; on WSL: WSL 1 may not provide the kernel keyring, WSL 2 does");
             }
             if ctx.keyutils_only() {
                 Finding::problem(detail, fix)
