@@ -7,6 +7,7 @@ use wbl_proto::{AgentStatus, PROTOCOL_VERSION};
 use super::run_bounded;
 use super::{Ctx, Finding, TOOL_TIMEOUT, bounded};
 use crate::client::{AUTOSTART_ENV, AgentClient};
+#[cfg(unix)]
 use crate::dirs::RuntimePaths;
 
 /// What the running agent said about itself.
@@ -319,6 +320,7 @@ pub(crate) fn listen_path(unit: &str, runtime: Option<&str>) -> Option<std::path
     Some(resolved.replace("%%", "%").into())
 }
 
+#[cfg(not(windows))]
 const NOT_INSTALLED: &str = "not installed (optional): the agent starts on first use; `wbl agent install --now` starts it with your login session";
 
 #[cfg(not(any(target_os = "macos", windows)))]

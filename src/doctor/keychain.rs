@@ -1,7 +1,9 @@
 //! Checks of the keychain side: the session D-Bus, the Secret Service and its default
 //! collection, the kernel keyring, and which backend the agent uses (or would use).
 
-use super::{Ctx, Finding, Hints};
+#[cfg(target_os = "linux")]
+use super::Hints;
+use super::{Ctx, Finding};
 #[cfg(target_os = "linux")]
 use super::{DBUS_TIMEOUT, UNLOCK_GNOME_KEYRING, bounded};
 
@@ -11,6 +13,7 @@ const KEYUTILS_FALLBACK: &str =
     "or settle for the kernel keyring: `export WBL_BACKEND=keyutils` (keys are lost at reboot)";
 
 /// Extra advice for where the user is (SSH, WSL), to append to a fix.
+#[cfg(target_os = "linux")]
 fn where_hints(h: &Hints, ssh: &str, wsl: &str) -> String {
     let mut out = String::new();
     if h.ssh {
@@ -230,14 +233,10 @@ pub(super) fn secret_service(_ctx: &mut Ctx) -> Finding {
 #[cfg(target_os = "linux")]
 pub(super) fn keyutils(ctx: &mut Ctx) -> Finding {
     match crate::keychain::probe_keyutils() {
-        Ok(()) => {
-            ctx.keyutils_ok = Some(true);
-            Finding::ok(
-                "the kernel user keyring is usable (the fallback without a Secret Service; its keys die at reboot)",
-            )
-        }
+        Ok(()) => Finding::ok(
+            "the kernel user keyring is usable (the fallback without a Secret Service; its keys die at reboot)",
+        ),
         Err(e) => {
-            ctx.keyutils_ok = Some(false);
             let detail = format!("{e}");
             let mut fix = "in a container, the seccomp profile may block keyctl (docker: run with a profile that allows keyctl, add_key and request_key); check with `keyctl show @u`".to_owned();
             if ctx.hints.wsl {

@@ -119,8 +119,9 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-/// Where wbl runs, as far as the fixes are concerned.
+/// Where wbl runs, as far as the fixes are concerned (Linux: SSH and WSL change the advice).
 #[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct Hints {
     /// Windows Subsystem for Linux.
     pub wsl: bool,
@@ -146,17 +147,17 @@ pub(crate) struct Ctx {
     pub paths: RuntimePaths,
     /// `WBL_BACKEND` as set (empty when unset).
     pub backend_choice: String,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub hints: Hints,
     /// The session bus, once the `dbus` check connected to it.
     #[cfg(target_os = "linux")]
     pub bus: Option<zbus::blocking::Connection>,
     /// A Secret Service answered with an unlocked default collection (None: not checked).
     pub secret_service_ok: Option<bool>,
-    /// The kernel keyring can be used (None: not checked).
-    pub keyutils_ok: Option<bool>,
     /// The running agent, when one answered.
     pub agent: Option<agent::AgentInfo>,
     /// The login-session service, as its files say.
+    #[cfg_attr(any(target_os = "macos", windows), allow(dead_code))]
     pub service: crate::cmd::agent::ServiceState,
     /// The plaintext secrets found, searched once for the three checks that report them.
     pub plaintext: Option<plaintext::Inventory>,
@@ -171,7 +172,6 @@ impl Ctx {
             #[cfg(target_os = "linux")]
             bus: None,
             secret_service_ok: None,
-            keyutils_ok: None,
             agent: None,
             service: crate::cmd::agent::service_state(),
             plaintext: None,
@@ -282,6 +282,7 @@ pub(crate) fn run_bounded(mut cmd: Command, limit: Duration) -> std::io::Result<
     }
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 /// The command that starts gnome-keyring with its login keyring unlocked, reading the password
 /// without echo and without putting it on a command line (`printf` is a shell builtin).
 pub(crate) const UNLOCK_GNOME_KEYRING: &str = "read -rs pw && printf %s \"$pw\" | gnome-keyring-daemon --replace --unlock --components=secrets >/dev/null; unset pw";
