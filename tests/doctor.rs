@@ -575,3 +575,47 @@ fn installed_units_pointing_at_a_missing_agent_are_a_problem() {
     );
     assert_eq!(code, Some(1));
 }
+
+#[test]
+fn hung_services_become_problems_not_a_hung_doctor() {
+    // A bus and an agent that accept connections and never answer: each check gives up at its
+    // deadline and says so.
+    let w = World::new(Backend::Keyutils);
+    let bus_path = w.dir.path().join("silent-bus");
+    let _bus = std::os::unix::net::UnixListener::bind(&bus_path).unwrap();
+    let _agent = std::os::unix::net::UnixListener::bind(w.socket()).unwrap();
+    // A live process in the pid file, as an agent would be (the world stops it at the end).
+    let mut holder = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    std::fs::write(w.socket().with_extension("sock.pid"), format!("{pid}\n")).unwrap();
+    let bus = format!("unix:path={}", bus_path.display());
+    let (r, code) = report(
+        &w,
+        &[("WBL_BACKEND", "auto"), ("DBUS_SESSION_BUS_ADDRESS", &bus)],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(verdict(&r, "dbus"), "problem");
+    assert_eq!(
+        text(&r, "dbus", "detail"),
+        format!("cannot connect to DBUS_SESSION_BUS_ADDRESS={bus}: no answer within 3 s")
+    );
+    assert_eq!(verdict(&r, "agent"), "problem");
+    assert_eq!(
+        text(&r, "agent", "detail"),
+        format!(
+            "wbl-agent (pid {pid}) does not answer on {} within 5 s",
+            w.socket().display()
+        )
+    );
+    assert!(
+        text(&r, "agent", "fix").starts_with(&format!(
+            "`kill {pid}` (it stops gracefully), then `wbl agent start`"
+        )),
+        "{r:#}"
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
