@@ -302,6 +302,16 @@ fn locked_collection_is_a_problem_and_the_fix_unlocks_it() {
         fix.contains("| gnome-keyring-daemon --replace --unlock --components=secrets"),
         "{fix}"
     );
+    // What wbl itself says meanwhile points here.
+    let out = w.wbl_env(&["login", &key(83)], &[("WBL_KEYCHAIN_TIMEOUT", "2")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("wbl: error: ") && err.contains("`wbl doctor`"),
+        "{err}"
+    );
+    w.stop_agent();
     // Over SSH, the fix says why the keyring stayed locked.
     let (r, _) = report(&w, &[("SSH_TTY", "/dev/pts/0")]);
     assert!(text(&r, "secret-service", "fix").contains("over SSH: a login with an SSH key"));
