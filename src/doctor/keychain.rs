@@ -176,12 +176,15 @@ pub(super) fn secret_service(ctx: &mut Ctx) -> Finding {
             ),
             format!("restart it unlocked: `{UNLOCK_GNOME_KEYRING}`; {KEYUTILS_FALLBACK}"),
         ),
-        Some(SecretService::NotRunning { activatable: true }) => Finding::warning(
-            format!(
-                "no Secret Service is running; D-Bus can start one ({SECRETS_NAME}) on first use (wbl doctor does not start it)"
-            ),
-            "`wbl agent start` (the agent's first probe starts it), then `wbl doctor` again",
-        ),
+        Some(SecretService::NotRunning { activatable: true }) => {
+            ctx.secret_service_ok = None;
+            return Finding::warning(
+                format!(
+                    "no Secret Service is running; D-Bus can start one ({SECRETS_NAME}) on first use (wbl doctor does not start it)"
+                ),
+                "`wbl agent start` (the agent's first probe starts it), then `wbl doctor` again",
+            );
+        }
         Some(SecretService::NotRunning { activatable: false }) => unusable(
             format!("no Secret Service on the session bus (nothing provides {SECRETS_NAME})"),
             format!(
@@ -314,10 +317,16 @@ pub(super) fn backend(ctx: &mut Ctx) -> Finding {
     }
     // No agent: say what one started now would choose.
     let predicted = match choice.as_str() {
+        // None: a provider D-Bus can start, which the agent's probe would start.
         "auto" if cfg!(target_os = "linux") => match ctx.secret_service_ok {
-            Some(true) => "secret-service",
-            _ => "keyutils",
+            Some(true) | None => "secret-service",
+            Some(false) => "keyutils",
         },
+        "secret-service" if ctx.secret_service_ok == Some(false) => {
+            return Finding::skipped(
+                "WBL_BACKEND=secret-service, which does not work now (see the Secret Service check)",
+            );
+        }
         "auto" if cfg!(target_os = "macos") => "macos-keychain",
         "auto" if cfg!(windows) => "windows-credential-manager",
         other => other,
