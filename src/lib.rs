@@ -3,9 +3,11 @@
 //! The library holds everything the two binaries share; see ARCHITECTURE.md for the map.
 
 pub mod agent;
+pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod dirs;
+pub mod doctor;
 pub mod git;
 pub mod keychain;
 pub mod logging;

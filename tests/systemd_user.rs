@@ -224,6 +224,38 @@ fn under_systemd(backend: Backend, lookup: impl Fn(&World) -> Option<String>) {
     assert!(w.socket().exists());
     assert!(w.agent_pid().is_none());
 
+    // wbl doctor sees the socket-activated setup, and only looks: connecting to the socket
+    // would have made systemd start the agent.
+    let out = m.wbl(&w, &["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(check("agent")["verdict"], "ok", "{report:#}");
+    assert_eq!(
+        check("agent")["detail"],
+        format!(
+            "not running; systemd starts it on the first connection to {}",
+            w.socket().display()
+        )
+    );
+    assert_eq!(check("service")["verdict"], "ok", "{report:#}");
+    assert!(
+        check("service")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("wbl-agent.socket is enabled ("),
+        "{report:#}"
+    );
+    assert_eq!(m.show(&w, "ActiveState"), "inactive");
+    assert!(w.agent_pid().is_none());
+
     let out = ok(m.wbl(&w, &["agent", "uninstall"]));
     assert!(stdout(&out).contains("removed "), "{}", stdout(&out));
     // RemoveOnStop=yes: the stopped socket unit took its file along.

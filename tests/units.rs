@@ -232,16 +232,3 @@ fn launchd_plist_is_well_formed_with_the_expected_keys() {
     assert_eq!(v["StandardErrorPath"], v["StandardOutPath"]);
     assert_eq!(v["KeepAlive"]["SuccessfulExit"], false);
 }
-
-#[test]
-fn every_agent_subcommand_has_a_summary_and_an_example() {
-    let w = World::new(Backend::Keyutils);
-    for sub in ["install", "uninstall", "start", "stop", "status"] {
-        let out = ok(w.wbl(&["agent", sub, "--help"]));
-        let text = stdout(&out);
-        assert!(text.contains("Example:\n  wbl agent"), "{sub}: {text}");
-        assert!(!text.lines().next().unwrap_or("").is_empty(), "{sub}");
-    }
-    let text = stdout(&ok(w.wbl(&["agent", "--help"])));
-    assert!(text.contains("Examples:"), "{text}");
-}

@@ -2,6 +2,7 @@
 //! stop. `wbl-agent`'s `main` only parses arguments, sets up logging, binds and calls it.
 
 pub mod activation;
+pub mod cli;
 mod cmd;
 pub mod harden;
 mod idle;

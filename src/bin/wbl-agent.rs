@@ -7,40 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use wbl::agent::cli::Args;
 use wbl::agent::{self, State, activation, listen};
 use wbl::dirs::RuntimePaths;
 use wbl::keychain::{self, Keychain};
 
 /// Exit status when another agent already serves the socket.
 const EXIT_ALREADY_RUNNING: u8 = 3;
-
-#[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "The wbl agent: keeps API keys in the OS keychain and serves them to `wbl`",
-    after_help = "Examples:\n  wbl-agent                       # start in the background (what `wbl` does for you)\n  wbl-agent --foreground          # for systemd, launchd and debugging\n  wbl-agent --idle-exit 3600      # stop after an hour without clients\n\nUnder systemd socket activation (LISTEN_FDS) the agent serves the socket it is given and reports READY=1; install the units with `wbl agent install`.\n\nEnvironment: WBL_SOCKET (socket path), WBL_BACKEND (auto|secret-service|keyutils|macos-keychain|windows-credential-manager), WBL_LOG (log filter), WBL_KEYCHAIN_TIMEOUT (seconds), WBL_IDLE_EXIT (seconds, as --idle-exit)."
-)]
-struct Args {
-    /// Stay in the foreground and log to stderr instead of detaching.
-    #[arg(long)]
-    foreground: bool,
-    /// File descriptor to write one byte to once listening (used by the detaching launcher).
-    #[arg(long, hide = true)]
-    ready_fd: Option<i32>,
-    /// Exit once no client has been connected for SECONDS (0: never, the default).
-    #[arg(long, env = IDLE_EXIT_ENV, value_name = "SECONDS")]
-    idle_exit: Option<u64>,
-}
-
-/// Environment variable with the default of `--idle-exit`; clients that auto-start the agent
-/// pass their environment on, so setting it makes auto-started agents exit when idle.
-const IDLE_EXIT_ENV: &str = "WBL_IDLE_EXIT";
-
-impl Args {
-    fn idle_exit(&self) -> Option<Duration> {
-        self.idle_exit.filter(|s| *s > 0).map(Duration::from_secs)
-    }
-}
 
 fn main() -> ExitCode {
     agent::harden::quiet_panics("wbl-agent");

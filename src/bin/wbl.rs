@@ -2,171 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use wbl::cli::{Cli, Command};
 use wbl::cmd;
 use wbl_proto::Secret;
-
-#[derive(Parser)]
-#[command(
-    name = "wbl",
-    version,
-    about = "Keep W&B API keys in the OS keychain instead of ~/.netrc",
-    after_help = "Examples:\n  wbl login                    # store your W&B API key in the keychain\n  wbl exec -- python train.py  # run with WANDB_API_KEY set from it\n  wbl token                    # print it, for scripts\n  wbl status                   # where each host's key comes from\n  wbl agent install            # start the agent with your login session"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Log in to W&B: store your API key in the keychain (like `wandb login`, without a netrc).
-    #[command(
-        long_about = "Log in to W&B: store your API key in the OS keychain, through wbl-agent.\n\n\
-            Without KEY, the key is looked for in this order:\n  \
-            1. the WANDB_API_KEY environment variable (used, not stored)\n  \
-            2. the keychain (already stored)\n  \
-            3. api_key in the global or workspace W&B settings file\n  \
-            4. the netrc file (NETRC, ~/.netrc or ~/_netrc)\n  \
-            5. a hidden prompt, when stdin and stderr are a terminal\n\n\
-            A key found in a settings or netrc file is copied into the keychain; `wbl migrate` \
-            then removes the plaintext copy. Keys are stored without asking the server unless \
-            --verify is given.",
-        after_help = "Examples:\n  \
-            wbl login                                   # find a key or prompt for it\n  \
-            pass show wandb | wbl login -               # read the key from stdin\n  \
-            wbl login --verify                          # ask the server who the key belongs to\n  \
-            wbl login --host https://wandb.example.com  # a self-hosted W&B server\n  \
-            wbl login --cloud                           # back to https://api.wandb.ai\n  \
-            wbl login --relogin                         # ignore stored keys and prompt"
-    )]
-    Login {
-        /// The API key, or `-` to read it from stdin. Arguments are visible to other
-        /// processes: prefer the prompt or `-`. Implies --relogin.
-        #[arg(value_name = "KEY")]
-        key: Vec<String>,
-        /// Log in to the W&B public cloud (https://api.wandb.ai).
-        #[arg(long)]
-        cloud: bool,
-        /// A W&B server URL (default: WANDB_BASE_URL, else base_url in the settings, else the
-        /// cloud); recorded as base_url in the global settings file.
-        #[arg(long, visible_alias = "base-url", value_name = "URL")]
-        host: Option<String>,
-        /// Ignore stored keys and prompt for a new one.
-        #[arg(long)]
-        relogin: bool,
-        /// Check the key with the server before storing it.
-        #[arg(long, overrides_with = "no_verify")]
-        verify: bool,
-        /// Store the key without asking the server (the default).
-        #[arg(long, overrides_with = "verify")]
-        no_verify: bool,
-        /// No effect (kept for compatibility with `wandb login`).
-        #[arg(long, hide = true)]
-        anonymously: bool,
-    },
-    /// Print the stored key for a host on stdout (exit 1 when there is none).
-    #[command(after_help = "Example:\n  export WANDB_API_KEY=$(wbl token)")]
-    Token {
-        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
-        #[arg(long, visible_alias = "base-url", value_name = "URL")]
-        host: Option<String>,
-    },
-    /// Run a command with the key in its environment (WANDB_API_KEY), never on a command line.
-    #[command(
-        after_help = "Examples:\n  wbl exec -- python train.py --epochs 3\n  wbl exec --host https://wandb.example.com -- wandb sync ./wandb"
-    )]
-    Exec {
-        /// The W&B server whose key to use; also exported as WANDB_BASE_URL when it is not
-        /// the default.
-        #[arg(long, visible_alias = "base-url", value_name = "URL")]
-        host: Option<String>,
-        /// The command and its arguments (after `--`).
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "CMD"
-        )]
-        command: Vec<std::ffi::OsString>,
-    },
-    /// Remove a host's key (or every key) from the keychain and the agent's cache.
-    #[command(
-        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all"
-    )]
-    Logout {
-        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
-        #[arg(
-            long,
-            visible_alias = "base-url",
-            value_name = "URL",
-            conflicts_with = "all"
-        )]
-        host: Option<String>,
-        /// Remove every key wbl stores, for every host.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Act as a git credential helper (get, store, erase), backed by the keychain.
-    #[command(
-        after_help = "Example:\n  printf 'protocol=https\\nhost=api.wandb.ai\\n' | wbl credential get\n\ngit runs it by itself once `wbl setup-git` has configured it."
-    )]
-    Credential {
-        /// get, store or erase (other operations are ignored, as git asks of helpers).
-        operation: String,
-    },
-    /// Configure git to get and store credentials for a URL through wbl.
-    #[command(
-        name = "setup-git",
-        after_help = "Example:\n  wbl setup-git --host https://git.example.com\n  wbl setup-git --host https://git.example.com --remove"
-    )]
-    SetupGit {
-        /// The URL git should ask wbl about (default: WANDB_BASE_URL or https://api.wandb.ai).
-        #[arg(long, visible_alias = "base-url")]
-        host: Option<String>,
-        /// Edit your global git config (~/.gitconfig); the default.
-        #[arg(long, conflicts_with = "local")]
-        global: bool,
-        /// Edit the current repository's git config instead.
-        #[arg(long)]
-        local: bool,
-        /// Remove wbl's helper entry instead of adding it.
-        #[arg(long)]
-        remove: bool,
-    },
-    /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
-    #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
-    Migrate {
-        /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
-        /// the base_url of the W&B settings files).
-        #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
-        hosts: Vec<String>,
-        /// Import into the keychain but leave the plaintext copies where they are.
-        #[arg(long)]
-        keep: bool,
-        /// Only print what would be moved.
-        #[arg(long)]
-        dry_run: bool,
-        /// Also move the credentials of git's `store` helper (~/.git-credentials).
-        #[arg(long)]
-        git_credentials: bool,
-    },
-    /// Run the agent with your login session, start, stop or inspect it.
-    #[command(
-        after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
-    )]
-    Agent {
-        #[command(subcommand)]
-        command: cmd::agent::AgentCommand,
-    },
-    /// Show the agent, its backend, and for each W&B host where its key comes from.
-    #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
-    Status {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 fn main() -> ExitCode {
     wbl::agent::harden::quiet_panics("wbl");
@@ -229,6 +68,9 @@ fn main() -> ExitCode {
         })
         .map(|()| true),
         Command::Agent { command } => cmd::agent::run(command),
+        Command::Doctor { json } => cmd::doctor::run(json),
+        Command::Completions { shell } => cmd::completions::run(shell).map(|()| true),
+        Command::Man { out } => cmd::man::run(&out).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -22,16 +22,29 @@ pub enum ClientError {
         "no wbl-agent is running on {socket}; start one with `wbl-agent` (or unset WBL_NO_AUTOSTART to let wbl start it)"
     )]
     NotRunning { socket: String },
-    #[error("could not start wbl-agent: {0}")]
+    #[error("could not start wbl-agent: {0}; `wbl doctor` checks what it needs")]
     StartFailed(String),
-    #[error("lost the connection to wbl-agent: {0}")]
+    #[error("lost the connection to wbl-agent: {0}; `wbl doctor` checks the agent")]
     Protocol(#[from] ProtoError),
-    #[error("{message}")]
+    #[error("{message}{}", next_step(*.code))]
     Agent { code: ErrorCode, message: String },
-    #[error("wbl-agent gave an unexpected answer to {0}")]
+    #[error(
+        "wbl-agent gave an unexpected answer to {0}; restart it with `wbl agent stop && wbl agent start`"
+    )]
     Unexpected(&'static str),
     #[error("{0}")]
     Io(String),
+}
+
+/// What to run after an error the agent reported: keychain failures have a cause
+/// `wbl doctor` can name (no D-Bus, a locked collection, …).
+fn next_step(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Keychain | ErrorCode::KeychainTimeout => {
+            "; run `wbl doctor` to see what is wrong with the keychain"
+        }
+        _ => "",
+    }
 }
 
 /// The socket name for interprocess: a file path on Unix, a namespaced pipe on Windows.

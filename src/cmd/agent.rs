@@ -122,16 +122,17 @@ struct StatusJson {
 
 /// Whether (and where) the login-session service is installed.
 #[derive(Serialize, Default)]
-struct ServiceState {
+pub(crate) struct ServiceState {
     /// `systemd`, `launchd`, or `none` where neither applies.
-    manager: &'static str,
-    installed: bool,
+    pub manager: &'static str,
+    pub installed: bool,
     /// systemd: the socket unit is enabled (linked into `sockets.target.wants`).
-    enabled: bool,
-    path: Option<String>,
+    pub enabled: bool,
+    pub path: Option<String>,
 }
 
-fn service_state() -> ServiceState {
+/// The login-session service as its files say (no service manager is asked).
+pub(crate) fn service_state() -> ServiceState {
     #[cfg(target_os = "macos")]
     {
         let Some(home) = crate::dirs::home_dir() else {
@@ -240,7 +241,7 @@ fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
 }
 
 /// `3725` → `1h 02m 05s`.
-fn human_duration(secs: u64) -> String {
+pub(crate) fn human_duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
@@ -388,7 +389,7 @@ fn uninstall(_paths: &RuntimePaths) -> anyhow::Result<()> {
 
 /// True when a systemd user manager answers for this session (its private socket exists).
 #[cfg(not(any(target_os = "macos", windows)))]
-fn user_manager_running() -> bool {
+pub(crate) fn user_manager_running() -> bool {
     std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .is_some_and(|d| d.join("systemd").join("private").exists())

@@ -87,7 +87,23 @@ enum Source {
     GitCredentials { path: PathBuf, line: usize },
 }
 
+/// Which kind of file a plaintext secret (or a note) is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Netrc,
+    Settings,
+    GitCredentials,
+}
+
 impl Source {
+    fn kind(&self) -> Kind {
+        match self {
+            Source::Netrc { .. } => Kind::Netrc,
+            Source::Settings { .. } => Kind::Settings,
+            Source::GitCredentials { .. } => Kind::GitCredentials,
+        }
+    }
+
     fn path(&self) -> &Path {
         match self {
             Source::Netrc { path, .. }
@@ -121,12 +137,60 @@ impl Candidate {
     }
 }
 
+/// Something found but left alone, and why; `about` is the kind of file it concerns (`None`
+/// for the environment).
+pub(crate) struct Note {
+    pub about: Option<Kind>,
+    pub text: String,
+}
+
 /// What was found: secrets to move, things left alone (with why), files looked at.
 #[derive(Default)]
 struct Plan {
     candidates: Vec<Candidate>,
-    notes: Vec<String>,
+    notes: Vec<Note>,
     looked_in: Vec<PathBuf>,
+}
+
+impl Plan {
+    fn note(&mut self, about: Kind, text: String) {
+        self.notes.push(Note {
+            about: Some(about),
+            text,
+        });
+    }
+}
+
+/// A plaintext secret, described without its value.
+pub(crate) struct Found {
+    pub kind: Kind,
+    /// `https://api.wandb.ai (user api)`.
+    pub what: String,
+    /// The file, and where in it: `/home/u/.netrc (machine api.wandb.ai)`.
+    pub place: String,
+}
+
+/// Every plaintext secret `wbl migrate --git-credentials` would move, and the notes about what
+/// it would leave alone (`wbl doctor`). Reads files only; the secrets never leave this module.
+pub(crate) fn inventory() -> anyhow::Result<(Vec<Found>, Vec<Note>)> {
+    let env = Env::from_process()?;
+    let args = MigrateArgs {
+        hosts: Vec::new(),
+        keep: true,
+        dry_run: true,
+        git_credentials: true,
+    };
+    let plan = plan(&env, &args)?;
+    let found = plan
+        .candidates
+        .iter()
+        .map(|c| Found {
+            kind: c.source.kind(),
+            what: c.what(),
+            place: c.source.to_string(),
+        })
+        .collect();
+    Ok((found, plan.notes))
 }
 
 /// Reads a file that may hold secrets; `None` when it does not exist.
@@ -160,7 +224,7 @@ fn push_unique(paths: &mut Vec<PathBuf>, p: PathBuf) {
 #[derive(Default)]
 struct HostSelection {
     hosts: Vec<HostUrl>,
-    notes: Vec<String>,
+    notes: Vec<Note>,
     errors: Vec<String>,
 }
 
@@ -185,19 +249,23 @@ fn hosts(env: &Env, args: &MigrateArgs, settings: &[(PathBuf, SettingsFile)]) ->
     if let Some(raw) = &env.base_url {
         match HostUrl::parse(raw) {
             Ok(h) => add(h, &mut out),
-            Err(e) => out
-                .notes
-                .push(format!("WANDB_BASE_URL is not a valid host ({e}); ignored")),
+            Err(e) => out.notes.push(Note {
+                about: None,
+                text: format!("WANDB_BASE_URL is not a valid host ({e}); ignored"),
+            }),
         }
     }
     for (path, file) in settings {
         if let Some(raw) = file.get("base_url") {
             match HostUrl::parse(raw) {
                 Ok(h) => add(h, &mut out),
-                Err(e) => out.notes.push(format!(
-                    "base_url in {} is not a valid host ({e}); ignored",
-                    path.display()
-                )),
+                Err(e) => out.notes.push(Note {
+                    about: Some(Kind::Settings),
+                    text: format!(
+                        "base_url in {} is not a valid host ({e}); ignored",
+                        path.display()
+                    ),
+                }),
             }
         }
     }
@@ -226,7 +294,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
         plan.looked_in.push(path.clone());
         match SettingsFile::load(&path) {
             Ok(f) => settings.push((path, f)),
-            Err(e) => plan.notes.push(format!("{e}; left alone")),
+            Err(e) => plan.note(Kind::Settings, format!("{e}; left alone")),
         }
     }
 
@@ -259,14 +327,18 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
             .unwrap_or_else(|| effective.clone());
         let source = Source::Settings { path: path.clone() };
         if !selected(&host) {
-            plan.notes.push(format!(
-                "{source} is for {}, which is not among the selected hosts; left alone",
-                host.as_str()
-            ));
+            plan.note(
+                Kind::Settings,
+                format!(
+                    "{source} is for {}, which is not among the selected hosts; left alone",
+                    host.as_str()
+                ),
+            );
         } else if let Some(problem) = check_api_key(key) {
-            plan.notes.push(format!(
-                "{source} is not a valid W&B API key ({problem}); left alone"
-            ));
+            plan.note(
+                Kind::Settings,
+                format!("{source} is not a valid W&B API key ({problem}); left alone"),
+            );
         } else {
             plan.candidates.push(Candidate {
                 source,
@@ -288,7 +360,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
             Ok(Some(t)) => t,
             Ok(None) => continue,
             Err(e) => {
-                plan.notes.push(format!("{e:#}; left alone"));
+                plan.note(Kind::Netrc, format!("{e:#}; left alone"));
                 continue;
             }
         };
@@ -296,7 +368,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
         let netrc = match Netrc::parse(&text) {
             Ok(n) => n,
             Err(e) => {
-                plan.notes.push(format!(
+                plan.note(Kind::Netrc, format!(
                     "cannot read {}: {e}; left alone (fix the file and run `wbl migrate` again)",
                     path.display()
                 ));
@@ -312,9 +384,10 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
                 machine: host.netloc().to_owned(),
             };
             if let Some(problem) = check_api_key(&entry.password) {
-                plan.notes.push(format!(
-                    "{source} has no valid W&B API key ({problem}); left alone"
-                ));
+                plan.note(
+                    Kind::Netrc,
+                    format!("{source} has no valid W&B API key ({problem}); left alone"),
+                );
                 continue;
             }
             plan.candidates.push(Candidate {
@@ -331,10 +404,13 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
             .iter()
             .any(|e| e.machine.is_none() && !e.password.is_empty())
         {
-            plan.notes.push(format!(
-                "{} has a `default` entry, which applies to every host; left alone",
-                path.display()
-            ));
+            plan.note(
+                Kind::Netrc,
+                format!(
+                    "{} has a `default` entry, which applies to every host; left alone",
+                    path.display()
+                ),
+            );
         }
     }
 
@@ -348,7 +424,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
             Ok(Some(t)) => t,
             Ok(None) => continue,
             Err(e) => {
-                plan.notes.push(format!("{e:#}; left alone"));
+                plan.note(Kind::GitCredentials, format!("{e:#}; left alone"));
                 continue;
             }
         };
@@ -357,7 +433,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
             continue;
         }
         if !args.git_credentials {
-            plan.notes.push(format!(
+            plan.note(Kind::GitCredentials, format!(
                 "{} holds {} git credential(s) in plaintext; add --git-credentials to move them too",
                 path.display(),
                 entries.len()
@@ -533,7 +609,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let env = Env::from_process()?;
     let plan = plan(&env, &args)?;
     for note in &plan.notes {
-        println!("note:   {note}");
+        println!("note:   {}", note.text);
     }
     if plan.candidates.is_empty() {
         let looked: Vec<String> = plan

@@ -2,10 +2,13 @@
 //! errors as one `wbl: error: …` line.
 
 pub mod agent;
+pub mod completions;
 pub mod credential;
+pub mod doctor;
 pub mod exec;
 pub mod login;
 pub mod logout;
+pub mod man;
 pub mod migrate;
 pub mod setup_git;
 pub mod status;

@@ -64,7 +64,7 @@ pub fn helper_value(exe: &Path) -> anyhow::Result<String> {
 }
 
 /// True when `value` runs some wbl's `credential` subcommand (this one or another install).
-fn is_wbl_helper(value: &str) -> bool {
+pub(crate) fn is_wbl_helper(value: &str) -> bool {
     let command = value.strip_prefix('!').unwrap_or(value);
     let Some(words) = shlex_split(command) else {
         return false;

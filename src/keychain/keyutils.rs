@@ -60,6 +60,18 @@ fn user_keyring_ids() -> std::io::Result<Vec<i32>> {
     }
 }
 
+/// Checks, without creating or storing anything, that the user keyring can be read and
+/// listed the way [`Keyutils`] uses it (`wbl doctor`).
+pub fn probe() -> Result<(), KeychainError> {
+    let ring = KeyRing::from_special_id(KeyRingIdentifier::User, false)
+        .map_err(|e| KeychainError::Unavailable(format!("kernel user keyring: {e}")))?;
+    ring.metadata()
+        .map_err(|e| KeychainError::Unavailable(format!("kernel user keyring: {e}")))?;
+    user_keyring_ids()
+        .map_err(|e| KeychainError::Unavailable(format!("listing the user keyring: {e}")))?;
+    Ok(())
+}
+
 pub struct Keyutils {
     ring: KeyRing,
     ns: String,

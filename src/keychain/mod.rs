@@ -188,6 +188,13 @@ fn platform_backend(kind: BackendKind, ns: String) -> Result<Box<dyn Backend>, K
     }
 }
 
+/// Whether the kernel user keyring (the keyutils backend) can be used; reads only, creates and
+/// stores nothing. For `wbl doctor`.
+#[cfg(target_os = "linux")]
+pub fn probe_keyutils() -> Result<(), KeychainError> {
+    keyutils::probe()
+}
+
 /// The sibling items a credential has, as [`Keychain::list`] reports them.
 pub fn extras_of(cred: &Credential) -> Vec<ItemKind> {
     let mut extras = Vec::new();

@@ -1,0 +1,211 @@
+//! The `wbl` command line: every subcommand, its options, its one-line summary and its
+//! example (`after_help`). In the library so that `wbl completions` and `wbl man` (and the
+//! tests) see the same definition the client parses with.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wbl",
+    version,
+    about = "Keep W&B API keys in the OS keychain instead of ~/.netrc",
+    after_help = "Examples:\n  wbl login                    # store your W&B API key in the keychain\n  wbl exec -- python train.py  # run with WANDB_API_KEY set from it\n  wbl token                    # print it, for scripts\n  wbl status                   # where each host's key comes from\n  wbl agent install            # start the agent with your login session"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Log in to W&B: store your API key in the keychain (like `wandb login`, without a netrc).
+    #[command(
+        long_about = "Log in to W&B: store your API key in the OS keychain, through wbl-agent.\n\n\
+            Without KEY, the key is looked for in this order:\n  \
+            1. the WANDB_API_KEY environment variable (used, not stored)\n  \
+            2. the keychain (already stored)\n  \
+            3. api_key in the global or workspace W&B settings file\n  \
+            4. the netrc file (NETRC, ~/.netrc or ~/_netrc)\n  \
+            5. a hidden prompt, when stdin and stderr are a terminal\n\n\
+            A key found in a settings or netrc file is copied into the keychain; `wbl migrate` \
+            then removes the plaintext copy. Keys are stored without asking the server unless \
+            --verify is given.",
+        after_help = "Examples:\n  \
+            wbl login                                   # find a key or prompt for it\n  \
+            pass show wandb | wbl login -               # read the key from stdin\n  \
+            wbl login --verify                          # ask the server who the key belongs to\n  \
+            wbl login --host https://wandb.example.com  # a self-hosted W&B server\n  \
+            wbl login --cloud                           # back to https://api.wandb.ai\n  \
+            wbl login --relogin                         # ignore stored keys and prompt"
+    )]
+    Login {
+        /// The API key, or `-` to read it from stdin. Arguments are visible to other
+        /// processes: prefer the prompt or `-`. Implies --relogin.
+        #[arg(value_name = "KEY")]
+        key: Vec<String>,
+        /// Log in to the W&B public cloud (https://api.wandb.ai).
+        #[arg(long)]
+        cloud: bool,
+        /// A W&B server URL (default: WANDB_BASE_URL, else base_url in the settings, else the
+        /// cloud); recorded as base_url in the global settings file.
+        #[arg(long, visible_alias = "base-url", value_name = "URL")]
+        host: Option<String>,
+        /// Ignore stored keys and prompt for a new one.
+        #[arg(long)]
+        relogin: bool,
+        /// Check the key with the server before storing it.
+        #[arg(long, overrides_with = "no_verify")]
+        verify: bool,
+        /// Store the key without asking the server (the default).
+        #[arg(long, overrides_with = "verify")]
+        no_verify: bool,
+        /// No effect (kept for compatibility with `wandb login`).
+        #[arg(long, hide = true)]
+        anonymously: bool,
+    },
+    /// Print the stored key for a host on stdout (exit 1 when there is none).
+    #[command(after_help = "Example:\n  export WANDB_API_KEY=$(wbl token)")]
+    Token {
+        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
+        #[arg(long, visible_alias = "base-url", value_name = "URL")]
+        host: Option<String>,
+    },
+    /// Run a command with the key in its environment (WANDB_API_KEY), never on a command line.
+    #[command(
+        after_help = "Examples:\n  wbl exec -- python train.py --epochs 3\n  wbl exec --host https://wandb.example.com -- wandb sync ./wandb"
+    )]
+    Exec {
+        /// The W&B server whose key to use; also exported as WANDB_BASE_URL when it is not
+        /// the default.
+        #[arg(long, visible_alias = "base-url", value_name = "URL")]
+        host: Option<String>,
+        /// The command and its arguments (after `--`).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Remove a host's key (or every key) from the keychain and the agent's cache.
+    #[command(
+        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all"
+    )]
+    Logout {
+        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
+        #[arg(
+            long,
+            visible_alias = "base-url",
+            value_name = "URL",
+            conflicts_with = "all"
+        )]
+        host: Option<String>,
+        /// Remove every key wbl stores, for every host.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Act as a git credential helper (get, store, erase), backed by the keychain.
+    #[command(
+        after_help = "Example:\n  printf 'protocol=https\\nhost=api.wandb.ai\\n' | wbl credential get\n\ngit runs it by itself once `wbl setup-git` has configured it."
+    )]
+    Credential {
+        /// get, store or erase (other operations are ignored, as git asks of helpers).
+        operation: String,
+    },
+    /// Configure git to get and store credentials for a URL through wbl.
+    #[command(
+        name = "setup-git",
+        after_help = "Example:\n  wbl setup-git --host https://git.example.com\n  wbl setup-git --host https://git.example.com --remove"
+    )]
+    SetupGit {
+        /// The URL git should ask wbl about (default: WANDB_BASE_URL or https://api.wandb.ai).
+        #[arg(long, visible_alias = "base-url")]
+        host: Option<String>,
+        /// Edit your global git config (~/.gitconfig); the default.
+        #[arg(long, conflicts_with = "local")]
+        global: bool,
+        /// Edit the current repository's git config instead.
+        #[arg(long)]
+        local: bool,
+        /// Remove wbl's helper entry instead of adding it.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
+    #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
+    Migrate {
+        /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
+        /// the base_url of the W&B settings files).
+        #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
+        hosts: Vec<String>,
+        /// Import into the keychain but leave the plaintext copies where they are.
+        #[arg(long)]
+        keep: bool,
+        /// Only print what would be moved.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also move the credentials of git's `store` helper (~/.git-credentials).
+        #[arg(long)]
+        git_credentials: bool,
+    },
+    /// Run the agent with your login session, start, stop or inspect it.
+    #[command(
+        after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
+    )]
+    Agent {
+        #[command(subcommand)]
+        command: crate::cmd::agent::AgentCommand,
+    },
+    /// Check the keychain, the agent, its service and plaintext copies of keys; say how to fix each problem.
+    #[command(
+        long_about = "Check everything wbl depends on and say how to fix what is wrong: the session \
+            D-Bus, the Secret Service and whether its default collection is unlocked, the kernel \
+            keyring, the agent (running, same version, socket modes), the keychain backend it \
+            uses, the systemd units or LaunchAgent, plaintext copies of keys (netrc, W&B \
+            settings api_key, ~/.git-credentials), WANDB_API_KEY in the environment, and \
+            whether git asks wbl for the W&B host.\n\n\
+            Each check prints a verdict (ok, WARNING, PROBLEM, skipped), the time it took, what \
+            it found and, when something is wrong, the command that fixes it. wbl doctor only \
+            looks: it never starts the agent or a Secret Service and changes nothing. Every \
+            check that talks to another process gives up after a few seconds.",
+        after_help = "Examples:\n  \
+            wbl doctor\n  \
+            wbl doctor --json | jq '.checks[] | select(.verdict != \"ok\")'\n\n\
+            Exit status: 0 when no check finds a problem (warnings alone keep 0), 1 otherwise."
+    )]
+    Doctor {
+        /// Machine-readable output: healthy, problems, warnings, wbl_version and checks, each
+        /// with name, title, verdict (ok|warning|problem|skipped), ms, detail and fix.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
+    #[command(after_help = "Examples:\n  \
+            wbl completions bash > ~/.local/share/bash-completion/completions/wbl\n  \
+            wbl completions zsh > ~/.zfunc/_wbl    # with fpath+=(~/.zfunc) before compinit in ~/.zshrc\n  \
+            wbl completions fish > ~/.config/fish/completions/wbl.fish\n  \
+            wbl completions powershell >> $PROFILE")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (wbl.1, one per subcommand, wbl-agent.1) into a directory.
+    #[command(
+        hide = true,
+        after_help = "Example:\n  wbl man --out ~/.local/share/man/man1 && man wbl"
+    )]
+    Man {
+        /// The directory to write the pages to (created if needed).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: std::path::PathBuf,
+    },
+    /// Show the agent, its backend, and for each W&B host where its key comes from.
+    #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
