@@ -379,3 +379,21 @@ fn secret_service_gone_gives_a_clear_error_and_the_agent_recovers_when_it_return
         format!("{k2}\n")
     );
 }
+
+#[test]
+fn panic_output_never_carries_the_payload() {
+    let w = World::new(Backend::Keyutils);
+    let k = key(73);
+    for program in [WBL, AGENT] {
+        let out = w
+            .cmd(program)
+            .arg("--help")
+            .env("WBL_TEST_PANIC", &k)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("internal error at "), "{err}");
+        assert!(!err.contains(&k) && !stdout(&out).contains(&k), "{err}");
+    }
+}

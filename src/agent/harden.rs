@@ -73,4 +73,8 @@ pub fn quiet_panics(program: &'static str) {
             .unwrap_or_default();
         eprintln!("{program}: internal error{at}; please report it");
     }));
+    // Test hook (tests/security.rs): panic with a payload, to show the payload never prints.
+    if let Some(payload) = std::env::var_os("WBL_TEST_PANIC") {
+        panic!("test panic carrying {}", payload.to_string_lossy());
+    }
 }
