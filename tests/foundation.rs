@@ -11,6 +11,13 @@ fn roundtrip_survives_restart(w: &World, lookup: impl Fn(&World) -> Option<Strin
     let k = key(1);
     let out = ok(w.wbl(&["login", &k]));
     assert!(stderr(&out).contains("https://api.wandb.ai"));
+    // Keys that die at reboot are announced where the user sees them.
+    assert_eq!(
+        stderr(&out).contains("does not survive a reboot"),
+        w.backend == "keyutils",
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stdout(&ok(w.wbl(&["token"]))), format!("{k}\n"));
     let first = w.agent_pid().expect("agent running");
     w.stop_agent();

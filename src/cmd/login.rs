@@ -84,6 +84,17 @@ impl Ctx {
             "Stored the API key for {} in the keychain.",
             self.host
         ));
+        // The agent falls back to the kernel keyring where no Secret Service answers; say so
+        // where the user sees it, not only in the agent's log.
+        if let Ok(status) = self.agent()?.status()
+            && !status.backend_persistent
+        {
+            term::warn(&format!(
+                "The key is in the kernel keyring ({}), which does not survive a reboot. \
+                 Run `wbl doctor` to see why no Secret Service is used.",
+                status.backend
+            ));
+        }
         Ok(())
     }
 }
