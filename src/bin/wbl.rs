@@ -168,10 +168,47 @@ enum Command {
     },
 }
 
+/// What `wbl --version` prints; the same line clap would print (checked by a test).
+fn version_line() -> String {
+    format!("wbl {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// The two invocations that must start fast, handled before clap builds its command tree
+/// (which was half of the client's start-up instructions): `wbl credential <operation>`, which
+/// git runs at least twice per authenticated operation, and `wbl --version`. Any other command
+/// line, including `--help` or an extra argument after them, goes through clap.
+fn fast_path() -> Option<anyhow::Result<bool>> {
+    let mut args = std::env::args_os().skip(1);
+    let (first, second, rest) = (args.next(), args.next(), args.next());
+    if rest.is_some() {
+        return None;
+    }
+    match (first?.to_str()?, second) {
+        ("--version" | "-V", None) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            Some(
+                out.write_all(version_line().as_bytes())
+                    .and_then(|()| out.flush())
+                    .map(|()| true)
+                    .map_err(Into::into),
+            )
+        }
+        ("credential", Some(op)) => {
+            let op = op.to_str().filter(|op| !op.starts_with('-'))?;
+            Some(cmd::credential::run(op).map(|()| true))
+        }
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
     wbl::agent::harden::quiet_panics("wbl");
     if std::env::var_os(wbl::logging::LOG_ENV).is_some() {
         wbl::logging::init("warn");
+    }
+    if let Some(result) = fast_path() {
+        return exit_code(result);
     }
     let cli = Cli::parse();
     let result = match cli.command {
@@ -230,6 +267,12 @@ fn main() -> ExitCode {
         .map(|()| true),
         Command::Agent { command } => cmd::agent::run(command),
     };
+    exit_code(result)
+}
+
+/// `Ok(true)` is success, `Ok(false)` a plain failure; an error is printed as one line and
+/// exits 1, or with the code of a [`cmd::ExitError`].
+fn exit_code(result: anyhow::Result<bool>) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -240,5 +283,21 @@ fn main() -> ExitCode {
                 None => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn fast_version_is_what_clap_prints() {
+        assert_eq!(Cli::command().render_version(), version_line());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }
