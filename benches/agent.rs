@@ -1,8 +1,9 @@
 //! Agent benchmarks over the real socket: the mixed load of SECURITY.md (1000 clients × 100
-//! requests across 100 hosts) and get throughput/latency at several connection counts.
-//! Prints figures; asserts nothing about speed. Run: `cargo bench --bench agent`
-//! (`WBL_BENCH_BACKEND=secret-service` to measure against gnome-keyring; `WBL_BENCH_QUICK=1`
-//! for a short run).
+//! requests across 100 hosts) and get throughput/latency at several connection counts, then
+//! the agent's peak RSS. Prints figures; asserts nothing about speed. Run:
+//! `cargo bench --bench agent` (`WBL_BENCH_BACKEND=secret-service` to measure against
+//! gnome-keyring; `WBL_BENCH_QUICK=1` for a short run; `WBL_BENCH_BIN_DIR` to measure other
+//! binaries, as scripts/bench does).
 
 #[cfg(target_os = "linux")]
 #[path = "../tests/common/mod.rs"]
@@ -10,6 +11,8 @@ mod common;
 #[cfg(target_os = "linux")]
 #[path = "../tests/support/loadgen.rs"]
 mod loadgen;
+#[cfg(target_os = "linux")]
+mod support;
 
 #[cfg(not(target_os = "linux"))]
 fn main() {
@@ -20,23 +23,39 @@ fn main() {
 fn main() {
     use std::time::Duration;
 
-    use common::{Backend, World, key, ok};
+    use common::{Backend, World, key};
     use loadgen::{LoadConfig, Mode};
+    use support::Bins;
 
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special. Either way
     // run the whole thing only under `cargo bench`.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("agent bench: run with `cargo bench --bench agent`");
+    if !support::under_cargo_bench("agent") {
         return;
     }
-    let quick = std::env::var("WBL_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let quick = support::quick();
     let backend = match std::env::var("WBL_BENCH_BACKEND").as_deref() {
         Ok("secret-service") => Backend::SecretService,
         _ => Backend::Keyutils,
     };
     let w = World::new(backend);
-    ok(w.wbl(&["login", &key(1)]));
+    let bins = Bins::get();
+    let pid = bins.start_agent(&w);
+    let store = |host: &str, key: &str| {
+        let cred = format!("protocol=https\nhost={host}\nusername=api\npassword={key}\n\n");
+        bins.wbl(&w, &["credential", "store"], cred.as_bytes());
+    };
+    store("api.wandb.ai", &key(1));
     println!("backend: {}", w.backend);
+    let memory = |when: &str| {
+        if let Some((hwm, rss)) = support::agent_memory(pid) {
+            println!(
+                "agent memory {when}: VmHWM {} MiB, VmRSS {} MiB",
+                support::mib(hwm),
+                support::mib(rss)
+            );
+        }
+    };
+    memory("after start-up and one store");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,7 +79,8 @@ fn main() {
     }
 
     // Get throughput: one stored key, persistent connections.
-    ok(w.wbl(&["login", "--host", "https://bench.load.test", &key(2)]));
+    memory("after the mixed load");
+    store("bench.load.test", &key(2));
     println!("get, persistent connections:");
     println!("| connections | requests | req/s | p50 | p99 |");
     println!("|---:|---:|---:|---:|---:|");
@@ -83,4 +103,5 @@ fn main() {
             r.percentile(0.99).as_micros()
         );
     }
+    memory("after the get runs");
 }

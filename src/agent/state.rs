@@ -5,7 +5,7 @@
 //! that same lock only after the keychain call succeeded. So a warm `get` never touches the
 //! keychain, and a `get` never returns a value older than the last acknowledged `store`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,30 +66,37 @@ impl Limits {
 #[derive(Debug, Default, Clone)]
 struct Known {
     extras: Vec<ItemKind>,
-    /// The whole credential once it has been read from (or written to) the keychain.
-    cached: Option<Credential>,
+    /// The whole credential once it has been read from (or written to) the keychain. Boxed:
+    /// most entries of a large keychain are never read, and an unboxed `Credential` would make
+    /// every entry ten times bigger.
+    cached: Option<Box<Credential>>,
 }
 
 /// (path, user name): a credential's key within one (protocol, host).
 type EntryKey = (Option<String>, String);
-/// (path, user name) → what is known, for one (protocol, host).
-type HostEntries = BTreeMap<EntryKey, Known>;
+/// What is known for one (protocol, host), sorted by (path, user name). A vector, not a
+/// `BTreeMap`: nearly every host has one entry, and a `BTreeMap` allocates a node for eleven.
+type HostEntries = Vec<(EntryKey, Known)>;
 
 #[derive(Default)]
 struct Cache {
-    /// `None` until the keychain's list has been read once.
+    /// `false` until the keychain's list has been read once.
     loaded: bool,
-    /// (protocol, host) → (path, user name) → what is known.
-    by_host: HashMap<(String, String), HostEntries>,
+    /// protocol → host → entries. Two levels so a lookup borrows the query's strings instead
+    /// of building an owned (protocol, host) key.
+    by_host: HashMap<String, HashMap<String, HostEntries>>,
 }
 
 impl Cache {
+    fn host(&self, target: &Target) -> Option<&HostEntries> {
+        self.by_host.get(&target.protocol)?.get(&target.host)
+    }
+
     fn matches<'a>(
         &'a self,
         query: &'a Query,
     ) -> impl Iterator<Item = (&'a EntryKey, &'a Known)> + 'a {
-        self.by_host
-            .get(&(query.target.protocol.clone(), query.target.host.clone()))
+        self.host(&query.target)
             .into_iter()
             .flat_map(|m| m.iter())
             .filter(move |((path, user), _)| {
@@ -100,25 +107,69 @@ impl Cache {
                     .is_none_or(|p| Some(p) == path.as_ref())
                     && query.username.as_ref().is_none_or(|u| u == user)
             })
+            .map(|(k, v)| (k, v))
+    }
+
+    /// The entry of (target, user), if known.
+    fn get(&self, target: &Target, user: &str) -> Option<&Known> {
+        let entries = self.host(target)?;
+        let i = find(entries, &target.path, user).ok()?;
+        Some(&entries[i].1)
     }
 
     fn slot(&mut self, target: &Target, user: &str) -> &mut Known {
-        self.by_host
-            .entry((target.protocol.clone(), target.host.clone()))
+        let entries = self
+            .by_host
+            .entry(target.protocol.clone())
             .or_default()
-            .entry((target.path.clone(), user.to_owned()))
-            .or_default()
+            .entry(target.host.clone())
+            .or_default();
+        let i = match find(entries, &target.path, user) {
+            Ok(i) => i,
+            Err(i) => {
+                entries.insert(
+                    i,
+                    ((target.path.clone(), user.to_owned()), Known::default()),
+                );
+                i
+            }
+        };
+        &mut entries[i].1
     }
 
     fn remove(&mut self, target: &Target, user: &str) {
-        let key = (target.protocol.clone(), target.host.clone());
-        if let Some(m) = self.by_host.get_mut(&key) {
-            m.remove(&(target.path.clone(), user.to_owned()));
-            if m.is_empty() {
-                self.by_host.remove(&key);
+        let Some(hosts) = self.by_host.get_mut(&target.protocol) else {
+            return;
+        };
+        if let Some(entries) = hosts.get_mut(&target.host) {
+            if let Ok(i) = find(entries, &target.path, user) {
+                entries.remove(i);
+            }
+            if entries.is_empty() {
+                hosts.remove(&target.host);
             }
         }
+        if hosts.is_empty() {
+            self.by_host.remove(&target.protocol);
+        }
     }
+
+    /// Every entry: (protocol, host, (path, user name), what is known).
+    fn entries(&self) -> impl Iterator<Item = (&str, &str, &EntryKey, &Known)> {
+        self.by_host.iter().flat_map(|(protocol, hosts)| {
+            hosts.iter().flat_map(move |(host, entries)| {
+                entries
+                    .iter()
+                    .map(move |(k, v)| (protocol.as_str(), host.as_str(), k, v))
+            })
+        })
+    }
+}
+
+/// Binary search for (path, user) in entries sorted by (path, user), without building an
+/// owned key.
+fn find(entries: &HostEntries, path: &Option<String>, user: &str) -> Result<usize, usize> {
+    entries.binary_search_by(|((p, u), _)| (p.as_deref(), u.as_str()).cmp(&(path.as_deref(), user)))
 }
 
 /// Shared by every connection task.
@@ -253,7 +304,7 @@ impl State {
         }
         cache.loaded = true;
         tracing::debug!(
-            credentials = cache.by_host.values().map(|m| m.len()).sum::<usize>(),
+            credentials = cache.entries().count(),
             "keychain index loaded"
         );
         Ok(())
@@ -279,7 +330,9 @@ impl State {
                 let mut any_uncached = false;
                 for (_, known) in cache.matches(query) {
                     match &known.cached {
-                        Some(c) if !expired(c) => return Response::Credential(Some(c.clone())),
+                        Some(c) if !expired(c) => {
+                            return Response::Credential(Some(Credential::clone(c)));
+                        }
                         Some(_) => {}
                         None => {
                             any_uncached = true;
@@ -303,7 +356,7 @@ impl State {
             .collect();
         for ((path, user), known) in candidates {
             let cred = match known.cached {
-                Some(c) => Some(c),
+                Some(c) => Some(*c),
                 None => {
                     let target = Target {
                         path: path.clone(),
@@ -314,7 +367,7 @@ impl State {
                         Ok(Some(c)) => {
                             let cached = c.clone();
                             lock_secrets(&cached);
-                            self.write_cache().slot(&target, &user).cached = Some(cached);
+                            self.write_cache().slot(&target, &user).cached = Some(Box::new(cached));
                             Some(c)
                         }
                         // Gone from the keychain behind our back: forget it.
@@ -343,9 +396,7 @@ impl State {
         let to_store = cred.clone();
         let existing = self
             .read_cache()
-            .by_host
-            .get(&(cred.target.protocol.clone(), cred.target.host.clone()))
-            .and_then(|m| m.get(&(cred.target.path.clone(), cred.username.clone())))
+            .get(&cred.target, &cred.username)
             .map(|k| k.extras.clone())
             .unwrap_or_default();
         if let Err(r) = self
@@ -358,7 +409,7 @@ impl State {
         let slot = cache.slot(&cred.target, &cred.username);
         slot.extras = crate::keychain::extras_of(&cred);
         lock_secrets(&cred);
-        slot.cached = Some(cred);
+        slot.cached = Some(Box::new(cred));
         Response::Stored
     }
 
@@ -400,20 +451,18 @@ impl State {
             }
         }
         let cache = self.read_cache();
-        let mut out = Vec::new();
-        for ((protocol, host), m) in &cache.by_host {
-            for ((path, user), known) in m {
-                out.push(CredentialInfo {
-                    target: Target {
-                        protocol: protocol.clone(),
-                        host: host.clone(),
-                        path: path.clone(),
-                    },
-                    username: user.clone(),
-                    password_expiry_utc: known.cached.as_ref().and_then(|c| c.password_expiry_utc),
-                });
-            }
-        }
+        let mut out: Vec<CredentialInfo> = cache
+            .entries()
+            .map(|(protocol, host, (path, user), known)| CredentialInfo {
+                target: Target {
+                    protocol: protocol.to_owned(),
+                    host: host.to_owned(),
+                    path: path.clone(),
+                },
+                username: user.clone(),
+                password_expiry_utc: known.cached.as_ref().and_then(|c| c.password_expiry_utc),
+            })
+            .collect();
         out.sort_by(|a, b| (&a.target, &a.username).cmp(&(&b.target, &b.username)));
         Response::List(out)
     }
@@ -421,13 +470,103 @@ impl State {
     /// (secrets cached, credentials known).
     pub fn counts(&self) -> (u64, u64) {
         let cache = self.read_cache();
-        let known = cache.by_host.values().map(|m| m.len() as u64).sum();
-        let cached = cache
-            .by_host
-            .values()
-            .flat_map(|m| m.values())
-            .filter(|k| k.cached.is_some())
-            .count() as u64;
+        let (mut cached, mut known) = (0, 0);
+        for (_, _, _, k) in cache.entries() {
+            known += 1;
+            cached += u64::from(k.cached.is_some());
+        }
         (cached, known)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wbl_proto::Secret;
+
+    fn target(host: &str, path: Option<&str>) -> Target {
+        Target {
+            protocol: "https".into(),
+            host: host.into(),
+            path: path.map(str::to_owned),
+        }
+    }
+
+    fn cache_with(entries: &[(&str, Option<&str>, &str)]) -> Cache {
+        let mut c = Cache::default();
+        for (host, path, user) in entries {
+            let t = target(host, *path);
+            c.slot(&t, user).cached = Some(Box::new(Credential::new(
+                t.clone(),
+                *user,
+                Secret::new(format!("{host}{path:?}{user}")),
+            )));
+        }
+        c
+    }
+
+    fn users(c: &Cache, q: &Query) -> Vec<(Option<String>, String)> {
+        c.matches(q).map(|(k, _)| k.clone()).collect()
+    }
+
+    #[test]
+    fn matches_come_by_path_then_user_whatever_the_insertion_order() {
+        let c = cache_with(&[
+            ("h", Some("b"), "zed"),
+            ("h", None, "bob"),
+            ("h", Some("a"), "amy"),
+            ("h", None, "al"),
+            ("other", None, "al"),
+        ]);
+        let q = Query {
+            target: target("h", None),
+            username: None,
+        };
+        let want = [
+            (None, "al"),
+            (None, "bob"),
+            (Some("a"), "amy"),
+            (Some("b"), "zed"),
+        ]
+        .map(|(p, u)| (p.map(str::to_owned), u.to_owned()));
+        assert_eq!(users(&c, &q), want);
+        let q = Query {
+            target: target("h", Some("a")),
+            username: Some("amy".into()),
+        };
+        assert_eq!(users(&c, &q), [(Some("a".into()), "amy".into())]);
+        let q = Query {
+            target: target("h", None),
+            username: Some("zed".into()),
+        };
+        assert_eq!(users(&c, &q), [(Some("b".into()), "zed".into())]);
+        let q = Query {
+            target: Target {
+                protocol: "http".into(),
+                ..target("h", None)
+            },
+            username: None,
+        };
+        assert!(users(&c, &q).is_empty());
+    }
+
+    #[test]
+    fn slot_get_and_remove_keep_one_entry_per_key() {
+        let mut c = cache_with(&[("h", None, "u"), ("h", Some("p"), "u")]);
+        // The same key again updates, never duplicates.
+        c.slot(&target("h", None), "u").extras = vec![ItemKind::Authtype];
+        assert_eq!(c.entries().count(), 2);
+        assert_eq!(
+            c.get(&target("h", None), "u").unwrap().extras,
+            [ItemKind::Authtype]
+        );
+        assert!(c.get(&target("h", None), "v").is_none());
+        c.remove(&target("h", None), "u");
+        assert!(c.get(&target("h", None), "u").is_none());
+        assert!(c.get(&target("h", Some("p")), "u").is_some());
+        c.remove(&target("h", Some("p")), "u");
+        // Emptied hosts and protocols are dropped, not kept as empty maps.
+        assert!(c.by_host.is_empty());
+        c.remove(&target("h", Some("p")), "u");
     }
 }
