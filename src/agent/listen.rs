@@ -64,12 +64,39 @@ impl Drop for Claimed {
     }
 }
 
+/// Why a runtime directory is refused: the one rule the agent enforces and `wbl doctor`
+/// reports.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafeDir {
+    /// Owned by another user.
+    NotOurs { owner: u32, me: u32 },
+    /// Writable by group or others (`mode` is the permission bits).
+    WritableByOthers { mode: u32 },
+}
+
+/// `None` when a directory with this metadata is safe for the agent's socket.
+#[cfg(unix)]
+pub fn unsafe_dir(meta: &std::fs::Metadata) -> Option<UnsafeDir> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Some(UnsafeDir::NotOurs {
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    (mode & 0o022 != 0).then_some(UnsafeDir::WritableByOthers { mode })
+}
+
 /// Makes the runtime directory (0700) or checks an existing one: it must belong to us and not
 /// be writable by anyone else.
 pub fn prepare_dir(dir: &Path) -> Result<(), BindError> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         if !dir.exists() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -80,21 +107,19 @@ pub fn prepare_dir(dir: &Path) -> Result<(), BindError> {
                 .map_err(io_err("cannot set permissions on", dir))?;
         }
         let meta = std::fs::metadata(dir).map_err(io_err("cannot inspect", dir))?;
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
+        let why = match unsafe_dir(&meta) {
+            None => None,
+            Some(UnsafeDir::NotOurs { owner, me }) => {
+                Some(format!("it belongs to uid {owner}, not to us (uid {me})"))
+            }
+            Some(UnsafeDir::WritableByOthers { mode }) => Some(format!(
+                "it is writable by other users (mode {mode:o}); use a private directory"
+            )),
+        };
+        if let Some(why) = why {
             return Err(BindError::UnsafeDirectory {
                 path: dir.to_owned(),
-                why: format!("it belongs to uid {}, not to us (uid {me})", meta.uid()),
-            });
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(BindError::UnsafeDirectory {
-                path: dir.to_owned(),
-                why: format!(
-                    "it is writable by other users (mode {:o}); use a private directory",
-                    meta.mode() & 0o7777
-                ),
+                why,
             });
         }
     }

@@ -204,24 +204,26 @@ pub(super) fn socket(ctx: &mut Ctx) -> Finding {
     if !meta.is_dir() {
         return Finding::problem(format!("{dir_s} is not a directory"), own_dir);
     }
-    if meta.uid() != me {
-        return Finding::problem(
-            format!(
-                "{dir_s} belongs to uid {}, not to you (uid {me}); the agent refuses it",
-                meta.uid()
-            ),
-            own_dir,
-        );
+    match crate::agent::listen::unsafe_dir(&meta) {
+        Some(crate::agent::listen::UnsafeDir::NotOurs { owner, me }) => {
+            return Finding::problem(
+                format!(
+                    "{dir_s} belongs to uid {owner}, not to you (uid {me}); the agent refuses it"
+                ),
+                own_dir,
+            );
+        }
+        Some(crate::agent::listen::UnsafeDir::WritableByOthers { mode }) => {
+            return Finding::problem(
+                format!(
+                    "{dir_s} is writable by other users (mode {mode:04o}); the agent refuses it"
+                ),
+                format!("`chmod 700 {dir_s}`"),
+            );
+        }
+        None => {}
     }
     let dir_mode = meta.mode() & 0o7777;
-    if dir_mode & 0o022 != 0 {
-        return Finding::problem(
-            format!(
-                "{dir_s} is writable by other users (mode {dir_mode:04o}); the agent refuses it"
-            ),
-            format!("`chmod 700 {dir_s}`"),
-        );
-    }
     let dir_note = if dir_mode & 0o077 != 0 {
         Some(format!(
             "{dir_s} is mode {dir_mode:04o}: other users can list it (0700 expected)"
