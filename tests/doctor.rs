@@ -468,23 +468,8 @@ fn git_without_the_wbl_helper_is_a_warning_until_setup_git() {
 
 #[test]
 fn agent_of_another_build_is_a_warning_and_is_left_running() {
-    use std::io::{BufRead, BufReader};
-
     let w = World::new(Backend::SecretService);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old_agent.py");
-    let mut old = w
-        .cmd("python3")
-        .arg(&script)
-        .arg(w.socket())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 must be installed (scripts/install-test-deps)");
-    let mut line = String::new();
-    BufReader::new(old.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n");
+    let mut old = w.spawn_old_agent();
     let (r, _) = report(&w, &[]);
     assert_eq!(verdict(&r, "agent"), "warning", "{r:#}");
     assert!(

@@ -399,19 +399,7 @@ fn an_agent_of_an_older_protocol_is_restarted_without_losing_keys() {
     let k = key(12);
     ok(w.wbl(&["login", &k]));
     w.stop_agent();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old_agent.py");
-    let mut old = w
-        .cmd("python3")
-        .arg(&script)
-        .arg(w.socket())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 must be installed (scripts/install-test-deps)");
-    let mut line = String::new();
-    BufReader::new(old.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n");
+    let mut old = w.spawn_old_agent();
     let seen = AgentClient::connect(&paths(&w)).unwrap();
     assert_eq!((seen.agent_protocol, seen.agent_pid), (0, old.id()));
     drop(seen);

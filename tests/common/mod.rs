@@ -195,6 +195,26 @@ impl World {
         alive(pid).then_some(pid)
     }
 
+    /// Starts `tests/fixtures/old_agent.py` on this world's socket — an agent of protocol 0
+    /// holding the pid-file lock — and returns once it says it is ready.
+    pub fn spawn_old_agent(&self) -> std::process::Child {
+        use std::io::{BufRead, BufReader};
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old_agent.py");
+        let mut old = self
+            .cmd("python3")
+            .arg(&script)
+            .arg(self.socket())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 must be installed (scripts/install-test-deps)");
+        let mut line = String::new();
+        BufReader::new(old.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        old
+    }
+
     /// SIGTERM the agent and wait (bounded) until it has exited.
     pub fn stop_agent(&self) {
         if let Some(pid) = self.agent_pid() {
