@@ -124,7 +124,44 @@ mod tests {
         expected.extend_from_slice(b"Bearer");
         expected.extend_from_slice(&[1, 1, b't']);
         assert_eq!(&encode_frame(&store).unwrap()[..], &expected[..]);
-        assert_eq!(PROTOCOL_VERSION, 2);
+        // Protocol 3 added the forwards at the end of each enum: `Forward` (7), `Forwards` (8),
+        // `Forwarding` (8), `Forwards` (9) and `ErrorCode::Forbidden` (7).
+        let forward = Request::Forward(crate::ForwardRequest {
+            destination: "d".into(),
+            hosts: vec![Target::new("https", "h")],
+            ttl_secs: Some(60),
+        });
+        let mut expected = vec![0, 0, 0, 15, 7, 1, b'd', 1, 5];
+        expected.extend_from_slice(b"https");
+        expected.extend_from_slice(&[1, b'h', 0, 1, 60]);
+        assert_eq!(&encode_frame(&forward).unwrap()[..], &expected[..]);
+        assert_eq!(
+            &encode_frame(&Request::Forwards).unwrap()[..],
+            &[0, 0, 0, 1, 8]
+        );
+        let info = Response::Forwarding(crate::ForwardInfo {
+            id: "i".into(),
+            destination: "d".into(),
+            socket: "s".into(),
+            hosts: vec![],
+            created_unix: 1,
+            expires_unix: None,
+            handed_out: 2,
+        });
+        assert_eq!(
+            &encode_frame(&info).unwrap()[..],
+            &[0, 0, 0, 11, 8, 1, b'i', 1, b'd', 1, b's', 0, 1, 0, 2]
+        );
+        assert_eq!(
+            &encode_frame(&Response::Forwards(vec![])).unwrap()[..],
+            &[0, 0, 0, 2, 9, 0]
+        );
+        let forbidden = Response::error(crate::ErrorCode::Forbidden, "x");
+        assert_eq!(
+            &encode_frame(&forbidden).unwrap()[..],
+            &[0, 0, 0, 4, 7, 7, 1, b'x']
+        );
+        assert_eq!(PROTOCOL_VERSION, 3);
     }
 
     #[test]
