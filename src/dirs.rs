@@ -7,6 +7,19 @@ use std::path::{Path, PathBuf};
 /// Environment variable naming the agent socket (a file path on Unix, a pipe name on Windows).
 pub const SOCKET_ENV: &str = "WBL_SOCKET";
 
+/// How the file name of a forwarded socket on the remote side starts (`wbl ssh` binds
+/// `/tmp/wbl-fwd-<32 hex digits>.sock` there). The client never starts an agent for a socket
+/// named like this: a forwarded socket is never replaced by a local agent.
+pub const FORWARD_PREFIX: &str = "wbl-fwd-";
+
+/// True when `socket` is named like a forwarded socket ([`FORWARD_PREFIX`]).
+pub fn is_forwarded(socket: &Path) -> bool {
+    socket
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(FORWARD_PREFIX))
+}
+
 /// Where the agent listens and keeps its runtime files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimePaths {
@@ -69,6 +82,11 @@ impl RuntimePaths {
         self.sibling(".log")
     }
 
+    /// The restricted socket of forward `id` (`wbl ssh`), beside the agent's own.
+    pub fn forward_socket(&self, id: &str) -> PathBuf {
+        self.sibling(&format!(".fwd-{id}"))
+    }
+
     /// The socket as a string for display and for Windows pipe names.
     pub fn socket_display(&self) -> String {
         self.socket.display().to_string()
@@ -112,6 +130,15 @@ mod tests {
         assert_eq!(p.pidfile(), PathBuf::from("/x/s.sock.pid"));
         assert_eq!(p.logfile(), PathBuf::from("/x/s.sock.log"));
         assert_eq!(p.dir(), Path::new("/x"));
+    }
+
+    #[test]
+    fn forward_names() {
+        assert!(is_forwarded(Path::new("/tmp/wbl-fwd-0123.sock")));
+        assert!(!is_forwarded(Path::new("/tmp/wbl-fwd/agent.sock")));
+        assert!(!is_forwarded(Path::new("/run/user/1/wbl/agent.sock")));
+        let p = RuntimePaths::resolve(Some("/x/s.sock".into()), None, "/tmp".into());
+        assert_eq!(p.forward_socket("ab"), PathBuf::from("/x/s.sock.fwd-ab"));
     }
 
     #[test]

@@ -237,6 +237,21 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
     })
 }
 
+/// Binds a forward's restricted socket at `socket` (in the agent's private directory), mode
+/// 0600. A leftover file of that name is replaced: the name is random and ours.
+#[cfg(unix)]
+pub(crate) fn bind_restricted(socket: &Path) -> std::io::Result<Listener> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::symlink_metadata(socket).is_ok() {
+        std::fs::remove_file(socket)?;
+    }
+    let listener = bind_listener(&RuntimePaths {
+        socket: socket.to_owned(),
+    })?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
 /// The Windows pipe's security descriptor: protected DACL, generic-all for the owner only.
 #[cfg(windows)]
 const PIPE_SDDL: &str = "D:P(A;;GA;;;OW)";

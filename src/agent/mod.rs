@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod cli;
 mod cmd;
+mod forward;
 pub mod harden;
 mod idle;
 pub mod listen;
@@ -68,9 +69,8 @@ pub async fn run_with(
                     let done = done_tx.clone();
                     let open = activity.open();
                     tokio::spawn(async move {
-                        serve(stream, &state).await;
+                        serve(stream, state, Channel::Full, done).await;
                         drop(open);
-                        drop(done);
                     });
                 }
                 Err(e) => {
@@ -135,26 +135,61 @@ fn peer_allowed(stream: &Stream) -> bool {
     }
 }
 
+/// What a connection may ask: everything (the agent's own socket) or, on a forward's restricted
+/// socket, the hello and `get` for the hosts of its grant.
+pub(crate) enum Channel {
+    Full,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Forward(Arc<forward::Grant>),
+}
+
 /// One connection: hello first, then requests until the client closes, idles out, or the agent
-/// shuts down.
-async fn serve(stream: Stream, state: &State) {
+/// shuts down. A connection that opened forwards holds them: it is not closed for idleness
+/// (only at the grants' TTL), and their grants end when it ends. `done` is dropped at the end
+/// (shutdown waits for every connection's).
+async fn serve(
+    stream: Stream,
+    state: Arc<State>,
+    channel: Channel,
+    done: tokio::sync::mpsc::Sender<()>,
+) {
     if !peer_allowed(&stream) {
         return;
     }
+    let state = &state;
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
+    let mut held: Vec<forward::Held> = Vec::new();
+    // A restricted connection ends with its grant.
+    let mut grant_ended = match &channel {
+        Channel::Forward(g) => Some(g.ended()),
+        Channel::Full => None,
+    };
     loop {
-        let wait = if greeted {
+        let wait = if !greeted {
+            state.limits().hello
+        } else if held.is_empty() {
             state.limits().idle
         } else {
-            state.limits().hello
+            // Holding grants: until the client closes. A grant past its TTL refuses by itself
+            // (its socket stays, to say so, until then).
+            Duration::from_secs(forward::MAX_TTL_SECS)
+        };
+        let grant_gone = async {
+            match grant_ended.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|e| *e).await;
+                }
+                None => std::future::pending().await,
+            }
         };
         // Stop first: once the agent is stopping, a connection gets no new work (not even a
         // hello), only `ShuttingDown`; requests already being handled are not in this select.
         let received = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => None,
+            _ = grant_gone => return,
             r = tokio::time::timeout(wait, conn.recv_async::<Request>()) => Some(r),
         };
         let Some(received) = received else {
@@ -179,7 +214,10 @@ async fn serve(stream: Stream, state: &State) {
                                     "client speaks another protocol version"
                                 );
                             }
-                            cmd::greet()
+                            match &channel {
+                                Channel::Full => cmd::greet(),
+                                Channel::Forward(_) => cmd::greet_forward(),
+                            }
                         }
                         _ => {
                             let _ = reply(&mut conn, &cmd::hello_required(), state).await;
@@ -187,7 +225,17 @@ async fn serve(stream: Stream, state: &State) {
                         }
                     }
                 } else {
-                    cmd::dispatch(state, req).await
+                    match (&channel, req) {
+                        (Channel::Forward(grant), req) => {
+                            forward::dispatch(state, grant, req).await
+                        }
+                        (Channel::Full, Request::Forward(fwd)) => {
+                            let (response, grant) = forward::open(state, fwd, &done);
+                            held.extend(grant);
+                            response
+                        }
+                        (Channel::Full, req) => cmd::dispatch(state, req).await,
+                    }
                 }
             }
             Ok(Err(e)) if e.is_recoverable() => {

@@ -181,6 +181,7 @@ pub struct State {
     started: Instant,
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
+    forwards: Arc<crate::agent::forward::Forwards>,
 }
 
 fn now_unix() -> u64 {
@@ -219,6 +220,7 @@ impl State {
             started: Instant::now(),
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
+            forwards: Arc::default(),
         }
     }
 
@@ -240,6 +242,11 @@ impl State {
 
     pub fn socket(&self) -> &str {
         &self.socket
+    }
+
+    /// The live forwards (`wbl ssh`).
+    pub fn forwards(&self) -> &Arc<crate::agent::forward::Forwards> {
+        &self.forwards
     }
 
     /// Asks the server loop to stop accepting and wind down.

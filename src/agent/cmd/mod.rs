@@ -1,6 +1,7 @@
 //! One file per request kind: each turns a request into exactly one response.
 
 mod erase;
+mod forwards;
 mod get;
 mod hello;
 mod list;
@@ -12,7 +13,8 @@ use wbl_proto::{ErrorCode, Request, Response};
 
 use super::State;
 
-/// Answers one request. `Hello` is handled by the connection loop, which owns the handshake.
+/// Answers one request. `Hello` and `Forward` are handled by the connection loop, which owns
+/// the handshake and holds grants.
 pub(crate) async fn dispatch(state: &State, req: Request) -> Response {
     match req {
         Request::Hello { .. } => hello::apply(),
@@ -22,6 +24,12 @@ pub(crate) async fn dispatch(state: &State, req: Request) -> Response {
         Request::List => list::apply(state).await,
         Request::Status => status::apply(state),
         Request::Shutdown => shutdown::apply(state),
+        Request::Forwards => forwards::apply(state),
+        // Needs the connection (which holds the grant): answered by the connection loop.
+        Request::Forward(_) => Response::error(
+            ErrorCode::BadRequest,
+            "a forward can only be opened on the agent's own socket",
+        ),
     }
 }
 
@@ -33,4 +41,4 @@ pub(crate) fn hello_required() -> Response {
     )
 }
 
-pub(crate) use hello::greet;
+pub(crate) use hello::{greet, greet_forward};
