@@ -82,6 +82,18 @@ fn run() -> u8 {
         Command::Exec { host, command } => cmd::exec::run(host.as_deref(), command).map(|()| true),
         Command::Logout { host, all } => cmd::logout::run(host.as_deref(), all).map(|()| true),
         Command::Status { json } => cmd::status::run(json, false).map(|()| true),
+        Command::Ssh {
+            allow,
+            ttl,
+            remote_dir,
+            ssh_args,
+        } => cmd::ssh::run(cmd::ssh::SshArgs {
+            allow,
+            ttl,
+            remote_dir,
+            ssh_args,
+        })
+        .map(|()| true),
         Command::Credential { operation } => cmd::credential::run(&operation).map(|()| true),
         Command::SetupGit {
             host,
@@ -124,13 +136,18 @@ fn exit_status(result: anyhow::Result<bool>) -> u8 {
     match result {
         Ok(true) => 0,
         Ok(false) => 1,
-        Err(e) => {
-            eprintln!("wbl: error: {e:#}");
-            match e.downcast_ref::<cmd::ExitError>() {
-                Some(x) => x.code,
-                None => 1,
+        Err(e) => match e.downcast_ref::<cmd::ExitError>() {
+            // A status passed on from another program, which said what it had to say.
+            Some(x) if x.message.is_empty() => x.code,
+            Some(x) => {
+                eprintln!("wbl: error: {e:#}");
+                x.code
             }
-        }
+            None => {
+                eprintln!("wbl: error: {e:#}");
+                1
+            }
+        },
     }
 }
 

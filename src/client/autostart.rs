@@ -38,9 +38,16 @@ fn agent_exe() -> PathBuf {
 }
 
 /// Connects to the agent, starting it when needed and allowed.
+/// A forwarded socket (`wbl ssh`) is used as it is: never restarted for another version, and
+/// never replaced by a local agent when it does not answer.
 pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
     if let Ok(client) = AgentClient::connect(paths) {
         return check_version(client, paths);
+    }
+    if crate::dirs::is_forwarded(&paths.socket) {
+        return Err(ClientError::ForwardGone {
+            socket: paths.socket_display(),
+        });
     }
     if autostart_disabled() {
         return Err(ClientError::NotRunning {
@@ -121,7 +128,8 @@ fn start_agent() -> Result<Started, ClientError> {
 }
 
 fn check_version(client: AgentClient, paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
-    if client.agent_protocol == PROTOCOL_VERSION {
+    // A forward of another version is still asked: `get` has not changed since protocol 1.
+    if client.agent_protocol == PROTOCOL_VERSION || client.forwarded() {
         return Ok(client);
     }
     tracing::info!(

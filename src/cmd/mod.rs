@@ -11,6 +11,7 @@ pub mod logout;
 pub mod man;
 pub mod migrate;
 pub mod setup_git;
+pub mod ssh;
 pub mod status;
 pub mod token;
 
@@ -23,7 +24,8 @@ use crate::wandb::sources::{Settings, WandbEnv, pick_host};
 pub const WANDB_USER: &str = "api";
 
 /// A fatal error with its own exit status (e.g. 127 for a command `wbl exec` cannot find).
-/// `main` prints it like any other error and exits with `code`.
+/// `main` prints it like any other error and exits with `code`; an empty `message` prints
+/// nothing (a status passed on from ssh).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ExitError {
