@@ -131,7 +131,8 @@ pub enum Command {
         after_help = "Examples:\n  \
             wbl ssh -- gpu-box                                  # a login shell with WBL_SOCKET set\n  \
             wbl ssh -- gpu-box wbl exec -- python train.py     # one command\n  \
-            wbl ssh --allow https://git.example.com --ttl 8h -- -p 2222 me@gpu-box\n\n\
+            wbl ssh --allow https://git.example.com --ttl 8h -- -p 2222 me@gpu-box\n  \
+            wbl ssh --hold gpu --ttl 8h                         # for RemoteForward in ~/.ssh/config\n\n\
             Exit status: ssh's (the remote command's), or 1 when the forward could not be opened."
     )]
     Ssh {
@@ -143,11 +144,15 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::cmd::ssh::parse_duration)]
         ttl: Option<std::time::Duration>,
         /// The directory on the remote machine for the forwarded socket (default /tmp).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "hold")]
         remote_dir: Option<std::path::PathBuf>,
+        /// Run no ssh: keep a forward named NAME open (at `<agent socket>.fwd-NAME`) until
+        /// Ctrl-C or --ttl, for a `RemoteForward` in ~/.ssh/config (plain ssh, VS Code, …).
+        #[arg(long, value_name = "NAME")]
+        hold: Option<String>,
         /// ssh's own arguments: options, the destination, and a remote command (after `--`).
         #[arg(
-            required = true,
+            required_unless_present = "hold",
             trailing_var_arg = true,
             allow_hyphen_values = true,
             value_name = "SSH_ARGS"

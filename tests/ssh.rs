@@ -494,3 +494,82 @@ fn two_forwards_at_once_each_see_only_their_own_grants() {
     assert!(forward_sockets(&world).is_empty());
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// The `~/.ssh/config` route of the README: `wbl ssh --hold NAME` keeps a named forward, plain
+/// `ssh` forwards it with `RemoteForward` (the server has `StreamLocalBindUnlink yes`), the
+/// remote names it in `WBL_SOCKET`; the grant ends when the holder is stopped.
+#[test]
+fn hold_serves_a_remote_forward_from_ssh_config() {
+    let sshd = Sshd::start();
+    let (world, key, other, _git) = world_with_keys("s5");
+    let remote = Remote::new();
+    let name = format!("t{}", std::process::id());
+    let mut holder = world
+        .cmd(WBL)
+        .args(["ssh", "--hold", &name, "--ttl", "10m"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line says it holds the forward (bounded wait).
+    let err = holder.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(err).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok));
+        for _ in lines {}
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    assert!(
+        first.contains(&format!("holding forward {name}")),
+        "{first}"
+    );
+    let local = world.socket().with_extension(format!("sock.fwd-{name}"));
+    assert!(first.ends_with(&local.display().to_string()), "{first}");
+    let live = forwards(&world);
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["destination"], format!("{name} (wbl ssh --hold)"));
+    assert!(live[0]["expires_unix"].as_u64().is_some());
+
+    let remote_sock = format!("/tmp/wbl-fwd-{name}.sock");
+    let script = r#"
+        echo "cloud=$("$WBL" token)"
+        "$WBL" token --host https://wandb.other.test; echo "other=$?"
+    "#;
+    let run_ssh = || {
+        let mut ssh = Command::new("ssh");
+        ssh.args([
+            "-o",
+            &format!("RemoteForward {remote_sock} {}", local.display()),
+            "-o",
+            "ExitOnForwardFailure yes",
+        ])
+        .args(sshd.ssh_args())
+        .arg(
+            remote
+                .command(script)
+                .replace("\"$WBL_SOCKET\"", &remote_sock),
+        )
+        .stdin(Stdio::null());
+        output_within(ssh, Duration::from_secs(60))
+    };
+    // Twice: the second session rebinds the path the first left behind.
+    for _ in 0..2 {
+        let out = run_ssh();
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert!(out.status.success(), "{text}\n{err}\nsshd: {}", sshd.log());
+        assert_eq!(
+            field(&text, "cloud").as_deref(),
+            Some(key.as_str()),
+            "{text}\n{err}"
+        );
+        assert_eq!(field(&text, "other").as_deref(), Some("1"), "{text}\n{err}");
+        assert!(!text.contains(&other));
+    }
+    let _ = std::fs::remove_file(&remote_sock);
+
+    // Stopping the holder (our child, by pid) ends the grant.
+    common::terminate(holder.id());
+    assert!(holder.wait().unwrap().success());
+    assert!(forwards(&world).is_empty());
+    assert!(!local.exists());
+}

@@ -130,10 +130,11 @@ mod tests {
             destination: "d".into(),
             hosts: vec![Target::new("https", "h")],
             ttl_secs: Some(60),
+            name: Some("n".into()),
         });
-        let mut expected = vec![0, 0, 0, 15, 7, 1, b'd', 1, 5];
+        let mut expected = vec![0, 0, 0, 18, 7, 1, b'd', 1, 5];
         expected.extend_from_slice(b"https");
-        expected.extend_from_slice(&[1, b'h', 0, 1, 60]);
+        expected.extend_from_slice(&[1, b'h', 0, 1, 60, 1, 1, b'n']);
         assert_eq!(&encode_frame(&forward).unwrap()[..], &expected[..]);
         assert_eq!(
             &encode_frame(&Request::Forwards).unwrap()[..],

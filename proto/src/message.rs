@@ -129,6 +129,9 @@ pub struct ForwardRequest {
     pub hosts: Vec<Target>,
     /// End the grant after this many seconds even while the connection stays open.
     pub ttl_secs: Option<u64>,
+    /// A fixed name for the restricted socket (`agent.sock.fwd-<name>`, for an ssh_config
+    /// `RemoteForward`); `None`: a random one.
+    pub name: Option<String>,
 }
 
 /// A live forward: its restricted socket and its grant. Never secrets.

@@ -172,6 +172,21 @@ fn checked_hosts(req: &ForwardRequest) -> Result<Vec<Target>, String> {
     Ok(hosts)
 }
 
+/// A name chosen by the client for the socket: 1 to 32 of `[A-Za-z0-9_-]`.
+fn checked_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "`{name}` cannot name a forward: use 1 to 32 letters, digits, `-` or `_`"
+        ));
+    }
+    Ok(())
+}
+
 /// Printable, bounded: the destination is only shown and logged.
 fn clean_destination(d: &str) -> String {
     let mut out: String = d
@@ -206,18 +221,32 @@ pub(crate) fn open(
         Err(message) => return (Response::error(ErrorCode::BadRequest, message), None),
     };
     let registry = Arc::clone(state.forwards());
-    if registry.lock().len() >= MAX_FORWARDS {
-        return (
-            Response::error(
-                ErrorCode::Internal,
-                format!("too many forwards open (at most {MAX_FORWARDS}); end one first"),
-            ),
-            None,
+    let err = |code, message: String| (Response::error(code, message), None);
+    // Held from the checks to the registration, so that two forwards never take one name.
+    let mut live = registry.lock();
+    if live.len() >= MAX_FORWARDS {
+        return err(
+            ErrorCode::Internal,
+            format!("too many forwards open (at most {MAX_FORWARDS}); end one first"),
         );
     }
-    let id = match random_id() {
-        Ok(id) => id,
-        Err(message) => return (Response::error(ErrorCode::Internal, message), None),
+    let id = match &req.name {
+        Some(name) => {
+            if let Err(message) = checked_name(name) {
+                return err(ErrorCode::BadRequest, message);
+            }
+            if live.iter().any(|g| &g.id == name) {
+                return err(
+                    ErrorCode::BadRequest,
+                    format!("a forward named {name} is already open; end it first"),
+                );
+            }
+            name.clone()
+        }
+        None => match random_id() {
+            Ok(id) => id,
+            Err(message) => return err(ErrorCode::Internal, message),
+        },
     };
     let socket = crate::dirs::RuntimePaths {
         socket: PathBuf::from(state.socket()),
@@ -227,12 +256,9 @@ pub(crate) fn open(
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, socket = %socket.display(), "cannot bind a forward socket");
-            return (
-                Response::error(
-                    ErrorCode::Internal,
-                    format!("cannot listen on {}: {e}", socket.display()),
-                ),
-                None,
+            return err(
+                ErrorCode::Internal,
+                format!("cannot listen on {}: {e}", socket.display()),
             );
         }
     };
@@ -250,7 +276,8 @@ pub(crate) fn open(
         handed_out: AtomicU64::new(0),
         ended: tokio::sync::watch::channel(false).0,
     });
-    registry.lock().push(Arc::clone(&grant));
+    live.push(Arc::clone(&grant));
+    drop(live);
     tracing::info!(
         forward = %grant.id,
         destination = %grant.destination,
@@ -385,6 +412,7 @@ mod tests {
             destination: "gpu".into(),
             hosts: hosts.iter().map(|(p, h)| Target::new(*p, *h)).collect(),
             ttl_secs: ttl,
+            name: None,
         }
     }
 
@@ -404,6 +432,14 @@ mod tests {
         assert!(checked_hosts(&req(&[("https", "h")], Some(MAX_TTL_SECS + 1))).is_err());
         let many: Vec<(&str, &str)> = vec![("https", "h"); MAX_HOSTS + 1];
         assert!(checked_hosts(&req(&many, None)).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(checked_name("gpu-box_1").is_ok());
+        for bad in ["", "a/b", "..", "a b", &"x".repeat(33)] {
+            assert!(checked_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

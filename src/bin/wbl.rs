@@ -86,11 +86,13 @@ fn run() -> u8 {
             allow,
             ttl,
             remote_dir,
+            hold,
             ssh_args,
         } => cmd::ssh::run(cmd::ssh::SshArgs {
             allow,
             ttl,
             remote_dir,
+            hold,
             ssh_args,
         })
         .map(|()| true),

@@ -36,6 +36,8 @@ pub struct SshArgs {
     pub allow: Vec<String>,
     pub ttl: Option<Duration>,
     pub remote_dir: Option<PathBuf>,
+    /// `--hold NAME`: no ssh; keep a named forward open for an ssh_config `RemoteForward`.
+    pub hold: Option<String>,
     pub ssh_args: Vec<OsString>,
 }
 
@@ -247,18 +249,123 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
     run_unix(args)
 }
 
-#[cfg(unix)]
-fn run_unix(args: SshArgs) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-
-    let parsed = parse_ssh_args(&args.ssh_args).map_err(anyhow::Error::msg)?;
+/// The granted hosts: the current W&B host, then every `--allow`.
+fn granted_hosts(allow: &[String]) -> anyhow::Result<Vec<Target>> {
     let mut hosts = vec![target_of(&resolve_host(None)?)];
-    for a in &args.allow {
+    for a in allow {
         let t = allowed_target(a)?;
         if !hosts.contains(&t) {
             hosts.push(t);
         }
     }
+    Ok(hosts)
+}
+
+/// Opens a forward on a connection that must then be held for as long as it should last.
+fn open_forward(
+    req: ForwardRequest,
+) -> anyhow::Result<(crate::client::AgentClient, wbl_proto::ForwardInfo)> {
+    let mut agent =
+        connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
+    if agent.forwarded() {
+        bail!(
+            "WBL_SOCKET is itself a forwarded socket; `wbl ssh` forwards from the machine that \
+             keeps the keys"
+        );
+    }
+    let info = agent.forward(req).map_err(|e| match e {
+        ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message,
+        } if message.starts_with("bad request") => anyhow::anyhow!(
+            "the running wbl-agent does not know forwards; restart it with `wbl agent stop`"
+        ),
+        e => anyhow::Error::from(e).context("while opening the forward"),
+    })?;
+    Ok((agent, info))
+}
+
+/// `--hold NAME`: keeps a named forward open until Ctrl-C, SIGTERM or SIGHUP, or its TTL, for
+/// plain ssh (and VS Code and the like) configured with `RemoteForward` in `~/.ssh/config`.
+#[cfg(unix)]
+fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
+    let (agent, info) = open_forward(ForwardRequest {
+        destination: format!("{name} (wbl ssh --hold)"),
+        hosts: granted_hosts(&args.allow)?,
+        ttl_secs: args.ttl.map(|d| d.as_secs()),
+        name: Some(name),
+    })?;
+    let hosts: Vec<String> = info.hosts.iter().map(|t| t.to_string()).collect();
+    let until = match args.ttl {
+        Some(t) => format!(
+            "for {} or until Ctrl-C",
+            super::agent::human_duration(t.as_secs())
+        ),
+        None => "until Ctrl-C".to_owned(),
+    };
+    crate::term::log(&format!(
+        "holding forward {} for {} {until}: {}",
+        info.id,
+        hosts.join(", "),
+        info.socket
+    ));
+    crate::term::log(&format!(
+        "in ~/.ssh/config: RemoteForward /tmp/{FORWARD_PREFIX}%r.sock {} and StreamLocalBindUnlink \
+         yes; on the remote: export WBL_SOCKET=/tmp/{FORWARD_PREFIX}$USER.sock",
+        info.socket
+    ));
+    wait_for_signal(args.ttl)?;
+    drop(agent);
+    Ok(())
+}
+
+/// Blocks until SIGINT, SIGTERM or SIGHUP arrives, or `limit` passes. The signals are blocked
+/// first and taken with `sigwait` on a thread (macOS has no `sigtimedwait`).
+#[cfg(unix)]
+fn wait_for_signal(limit: Option<Duration>) -> anyhow::Result<()> {
+    // SAFETY: plain signal-set calls on a local sigset_t; blocking the signals in this thread
+    // (inherited by the waiting thread) before that thread exists.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            bail!("cannot block signals to wait for them");
+        }
+        set
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait on a valid set, writing into a local.
+        unsafe { libc::sigwait(&set, &mut sig) };
+        let _ = tx.send(sig);
+    });
+    match limit {
+        Some(t) => {
+            let _ = rx.recv_timeout(t);
+        }
+        None => {
+            let _ = rx.recv();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn run_unix(args: SshArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+
+    if let Some(name) = args.hold.clone() {
+        if !args.ssh_args.is_empty() {
+            bail!("--hold runs no ssh: give it no ssh arguments");
+        }
+        return hold(name, &args);
+    }
+    let parsed = parse_ssh_args(&args.ssh_args).map_err(anyhow::Error::msg)?;
+    let hosts = granted_hosts(&args.allow)?;
     let remote_dir = args
         .remote_dir
         .unwrap_or_else(|| PathBuf::from(DEFAULT_REMOTE_DIR));
@@ -271,29 +378,12 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         .context("--remote-dir is not valid UTF-8")?
         .to_owned();
 
-    let mut agent =
-        connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
-    if agent.forwarded() {
-        bail!(
-            "WBL_SOCKET is itself a forwarded socket; `wbl ssh` forwards from the machine that \
-             keeps the keys"
-        );
-    }
-    let info = agent
-        .forward(ForwardRequest {
-            destination: parsed.destination.clone(),
-            hosts,
-            ttl_secs: args.ttl.map(|d| d.as_secs()),
-        })
-        .map_err(|e| match e {
-            ClientError::Agent {
-                code: ErrorCode::BadRequest,
-                message,
-            } if message.starts_with("bad request") => anyhow::anyhow!(
-                "the running wbl-agent does not know forwards; restart it with `wbl agent stop`"
-            ),
-            e => anyhow::Error::from(e).context("while opening the forward"),
-        })?;
+    let (agent, info) = open_forward(ForwardRequest {
+        destination: parsed.destination.clone(),
+        hosts,
+        ttl_secs: args.ttl.map(|d| d.as_secs()),
+        name: None,
+    })?;
     for (what, path) in [("remote", remote.as_str()), ("local", info.socket.as_str())] {
         if path.contains(':') || path.contains(char::is_whitespace) {
             bail!("the {what} socket path {path} has a `:` or a space, which ssh -R cannot take");

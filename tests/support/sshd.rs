@@ -2,7 +2,9 @@
 //! free port, with its own host key, one authorized client key and an `ssh_config` that trusts
 //! exactly that host key. Everything lives in a temp dir; the server is stopped (by pid) on drop.
 //!
-//! Written for CI, which runs as root: root may log in with the key, `StrictModes no` because
+//! `StreamLocalBindUnlink yes` is what the README asks of a server used with a fixed
+//! `RemoteForward` path (sshd never removes the socket of an ended session); `wbl ssh` itself
+//! binds a fresh path every time and needs nothing. Written for CI, which runs as root: root may log in with the key, `StrictModes no` because
 //! the temp dir is not root's home, `UsePAM no` and `PidFile none` so nothing outside the temp
 //! dir is touched — except `/run/sshd`, the privilege separation directory Debian's sshd insists
 //! on, which is created when missing.
@@ -107,6 +109,7 @@ impl Sshd {
                  PermitRootLogin prohibit-password\nPubkeyAuthentication yes\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
                  StrictModes no\nPidFile none\nAllowStreamLocalForwarding yes\n\
+                 StreamLocalBindUnlink yes\n\
                  AllowTcpForwarding remote\nAllowAgentForwarding no\nX11Forwarding no\n\
                  PermitUserEnvironment no\nPrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\n",
                 hk = d.join("host_ed25519").display(),
