@@ -2,7 +2,7 @@
 //! example (`after_help`). In the library so that `wbl completions` and `wbl man` (and the
 //! tests) see the same definition the client parses with.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -135,30 +135,7 @@ pub enum Command {
             wbl ssh --hold gpu --ttl 8h                         # for RemoteForward in ~/.ssh/config\n\n\
             Exit status: ssh's (the remote command's), or 1 when the forward could not be opened."
     )]
-    Ssh {
-        /// Also grant this host (a URL, or a host name meaning https://HOST); repeatable. The
-        /// current W&B host is always granted.
-        #[arg(long = "allow", value_name = "HOST")]
-        allow: Vec<String>,
-        /// End the grant after this long even if the session goes on: 90s, 30m, 8h, 2d, 1h30m.
-        #[arg(long, value_name = "DURATION", value_parser = crate::cmd::ssh::parse_duration)]
-        ttl: Option<std::time::Duration>,
-        /// The directory on the remote machine for the forwarded socket (default /tmp).
-        #[arg(long, value_name = "DIR", conflicts_with = "hold")]
-        remote_dir: Option<std::path::PathBuf>,
-        /// Run no ssh: keep a forward named NAME open (at `<agent socket>.fwd-NAME`) until
-        /// Ctrl-C or --ttl, for a `RemoteForward` in ~/.ssh/config (plain ssh, VS Code, …).
-        #[arg(long, value_name = "NAME")]
-        hold: Option<String>,
-        /// ssh's own arguments: options, the destination, and a remote command (after `--`).
-        #[arg(
-            required_unless_present = "hold",
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "SSH_ARGS"
-        )]
-        ssh_args: Vec<std::ffi::OsString>,
-    },
+    Ssh(SshArgs),
     /// Configure git to get and store credentials for a URL through wbl.
     #[command(
         name = "setup-git",
@@ -254,4 +231,31 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `wbl ssh`'s options (see `cmd::ssh`).
+#[derive(Args)]
+pub struct SshArgs {
+    /// Also grant this host (a URL, or a host name meaning https://HOST); repeatable. The
+    /// current W&B host is always granted.
+    #[arg(long = "allow", value_name = "HOST")]
+    pub allow: Vec<String>,
+    /// End the grant after this long even if the session goes on: 90s, 30m, 8h, 2d, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::ssh::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+    /// The directory on the remote machine for the forwarded socket (default /tmp).
+    #[arg(long, value_name = "DIR", conflicts_with = "hold")]
+    pub remote_dir: Option<std::path::PathBuf>,
+    /// Run no ssh: keep a forward named NAME open (at `<agent socket>.fwd-NAME`) until
+    /// Ctrl-C or --ttl, for a `RemoteForward` in ~/.ssh/config (plain ssh, VS Code, …).
+    #[arg(long, value_name = "NAME")]
+    pub hold: Option<String>,
+    /// ssh's own arguments: options, the destination, and a remote command (after `--`).
+    #[arg(
+        required_unless_present = "hold",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "SSH_ARGS"
+    )]
+    pub ssh_args: Vec<std::ffi::OsString>,
 }

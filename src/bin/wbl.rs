@@ -82,20 +82,7 @@ fn run() -> u8 {
         Command::Exec { host, command } => cmd::exec::run(host.as_deref(), command).map(|()| true),
         Command::Logout { host, all } => cmd::logout::run(host.as_deref(), all).map(|()| true),
         Command::Status { json } => cmd::status::run(json, false).map(|()| true),
-        Command::Ssh {
-            allow,
-            ttl,
-            remote_dir,
-            hold,
-            ssh_args,
-        } => cmd::ssh::run(cmd::ssh::SshArgs {
-            allow,
-            ttl,
-            remote_dir,
-            hold,
-            ssh_args,
-        })
-        .map(|()| true),
+        Command::Ssh(args) => cmd::ssh::run(args).map(|()| true),
         Command::Credential { operation } => cmd::credential::run(&operation).map(|()| true),
         Command::SetupGit {
             host,

@@ -22,6 +22,7 @@ use anyhow::{Context, bail};
 use wbl_proto::{ErrorCode, ForwardRequest, Target};
 
 use super::{resolve_host, target_of};
+pub use crate::cli::SshArgs;
 use crate::client::{ClientError, connect_or_start};
 use crate::dirs::{FORWARD_PREFIX, RuntimePaths};
 use crate::wandb::host::HostUrl;
@@ -30,16 +31,6 @@ use crate::wandb::host::HostUrl;
 /// otherwise: sshd binds it with mode 0600 (`StreamLocalBindMask` 0177); `/tmp`'s sticky bit
 /// keeps other users from removing or replacing it.
 pub const DEFAULT_REMOTE_DIR: &str = "/tmp";
-
-/// What `wbl ssh` was asked to do.
-pub struct SshArgs {
-    pub allow: Vec<String>,
-    pub ttl: Option<Duration>,
-    pub remote_dir: Option<PathBuf>,
-    /// `--hold NAME`: no ssh; keep a named forward open for an ssh_config `RemoteForward`.
-    pub hold: Option<String>,
-    pub ssh_args: Vec<OsString>,
-}
 
 /// `90s`, `30m`, `8h`, `2d`, `1h30m` or plain seconds; at least one second, at most 30 days.
 /// Hand-written: one small grammar, not worth a dependency.
