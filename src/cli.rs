@@ -247,7 +247,7 @@ pub struct SshArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "hold")]
     pub remote_dir: Option<std::path::PathBuf>,
     /// Run no ssh: keep a forward named NAME open (at `<agent socket>.fwd-NAME`) until
-    /// Ctrl-C or --ttl, for a `RemoteForward` in ~/.ssh/config (plain ssh, VS Code, …).
+    /// Ctrl-C or --ttl, for a `RemoteForward` in ~/.ssh/config (plain ssh, VS Code and the like).
     #[arg(long, value_name = "NAME")]
     pub hold: Option<String>,
     /// ssh's own arguments: options, the destination, and a remote command (after `--`).
