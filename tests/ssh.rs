@@ -184,6 +184,7 @@ fn remote_gets_granted_keys_only_and_keeps_nothing() {
         "$WBL" agent stop; echo "stop=$?"
         printf 'protocol=https\nhost=git.other.test\n\n' | "$WBL" credential get; echo "git=$?"
         "$WBL" status; echo "status=$?"
+        "$WBL" doctor > "$HOME/doctor.out" 2>&1; grep -c 'forwarded by `wbl ssh`' "$HOME/doctor.out" | sed 's/^/doctor=/'; cat "$HOME/doctor.out" >&2; rm "$HOME/doctor.out"
         ls -A "$HOME"; echo "home_listed"
     "#;
     let out = output_within(
@@ -244,6 +245,13 @@ fn remote_gets_granted_keys_only_and_keeps_nothing() {
         Some("0"),
         "{text}\n{err}"
     );
+    assert_eq!(
+        field(&text, "doctor").as_deref(),
+        Some("1"),
+        "{text}\n{err}"
+    );
+    assert!(err.contains("a forward, ours, mode 600"), "{err}");
+    assert!(!err.contains("PROBLEM"), "doctor through a forward: {err}");
 
     // The local side is untouched and recorded what went out, with the destination.
     assert_eq!(stdout(&ok(world.wbl(&["token"]))).trim(), key);
