@@ -581,3 +581,50 @@ fn hold_serves_a_remote_forward_from_ssh_config() {
     assert!(forwards(&world).is_empty());
     assert!(!local.exists());
 }
+
+/// Without a remote command: an interactive login shell on a terminal (`-t` added), with
+/// `WBL_SOCKET` set; Ctrl-C interrupts the command in the shell, not the session; the socket
+/// file is gone after `exit`.
+#[test]
+fn an_interactive_login_shell_gets_the_forward() {
+    let remote = Remote::new();
+    // The login shell must not read or write the real home (history, rc files).
+    let sshd = Sshd::start_with(&format!(
+        "SetEnv HOME={} HISTFILE=/dev/null ENV=/dev/null",
+        remote.home().display()
+    ));
+    let (world, key, _other, _git) = world_with_keys("s6");
+    let mut c = Command::new(WBL);
+    world.apply_env(&mut c);
+    c.env("TERM", "dumb")
+        .arg("ssh")
+        .arg("--")
+        .args(sshd.ssh_args());
+    // The timeout bounds each wait for output; it is not a speed requirement.
+    let mut p = rexpect::session::spawn_command(c, Some(30_000)).unwrap();
+    p.send_line("PS1='rem> '; echo \"sock=$WBL_SOCKET\"")
+        .unwrap();
+    p.exp_string("sock=/tmp/wbl-fwd-").unwrap();
+    let (_, sock_rest) = p.exp_regex(r"[0-9a-f]{32}\.sock").unwrap();
+    p.send_line(&format!(
+        "env -i PATH=/usr/bin:/bin HOME=\"$HOME\" WBL_SOCKET=\"$WBL_SOCKET\" {WBL} token | sed 's/^/tok=/'"
+    ))
+    .unwrap();
+    p.exp_string(&format!("tok={key}")).unwrap();
+    p.send_line("sleep 30").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.send_control('c').unwrap();
+    p.send_line("echo alive-$((40+2))").unwrap();
+    p.exp_string("alive-42").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+    let status = format!("{:?}", p.process_mut().wait().unwrap());
+    assert!(
+        status.starts_with("Exited(") && status.ends_with(", 0)"),
+        "{status}"
+    );
+    let sock = format!("/tmp/wbl-fwd-{sock_rest}");
+    assert!(!Path::new(&sock).exists(), "{sock} left behind");
+    assert!(forwards(&world).is_empty());
+    assert!(forward_sockets(&world).is_empty());
+}

@@ -52,6 +52,12 @@ fn user_name() -> String {
 impl Sshd {
     /// Starts sshd and returns once it listens (bounded: 10 s).
     pub fn start() -> Sshd {
+        Self::start_with("")
+    }
+
+    /// [`Sshd::start`] with more `sshd_config` lines (e.g. `SetEnv HOME=…` so that a login
+    /// shell never touches the real home of the user).
+    pub fn start_with(extra_config: &str) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing (scripts/install-test-deps installs openssh-server)"
@@ -71,7 +77,7 @@ impl Sshd {
         // Retry on the (unlikely) race of another process taking the free port first.
         for _ in 0..5 {
             let port = free_port();
-            if let Some((child, log)) = Self::spawn(d, port) {
+            if let Some((child, log)) = Self::spawn(d, port, extra_config) {
                 let host_pub = std::fs::read_to_string(d.join("host_ed25519.pub")).unwrap();
                 let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
                 std::fs::write(
@@ -100,7 +106,7 @@ impl Sshd {
         panic!("sshd did not start on any of five free ports");
     }
 
-    fn spawn(d: &Path, port: u16) -> Option<(Child, Arc<Mutex<String>>)> {
+    fn spawn(d: &Path, port: u16, extra: &str) -> Option<(Child, Arc<Mutex<String>>)> {
         let config = d.join("sshd_config");
         std::fs::write(
             &config,
@@ -111,7 +117,8 @@ impl Sshd {
                  StrictModes no\nPidFile none\nAllowStreamLocalForwarding yes\n\
                  StreamLocalBindUnlink yes\n\
                  AllowTcpForwarding remote\nAllowAgentForwarding no\nX11Forwarding no\n\
-                 PermitUserEnvironment no\nPrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\n",
+                 PermitUserEnvironment no\nPrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\n\
+                 {extra}\n",
                 hk = d.join("host_ed25519").display(),
                 ak = d.join("authorized_keys").display(),
             ),
