@@ -628,3 +628,33 @@ fn an_interactive_login_shell_gets_the_forward() {
     assert!(forwards(&world).is_empty());
     assert!(forward_sockets(&world).is_empty());
 }
+
+/// A forward socket left by an agent killed with SIGKILL is removed by the next agent, and a
+/// client meets no stale restricted socket.
+#[test]
+fn a_killed_agents_forward_sockets_are_removed_by_the_next_one() {
+    let (world, key, _other, _git) = world_with_keys("s7");
+    let mut holder = world
+        .cmd(WBL)
+        .args(["ssh", "--hold", "stale"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let local = world.socket().with_extension("sock.fwd-stale");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !local.exists() {
+        assert!(Instant::now() < deadline, "the forward never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = world.agent_pid().unwrap();
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    common::wait_gone(pid);
+    assert!(local.exists(), "SIGKILL leaves the socket file");
+    assert_eq!(stdout(&ok(world.wbl(&["token"]))).trim(), key);
+    assert!(
+        !local.exists(),
+        "the next agent removed the stale forward socket"
+    );
+    common::terminate(holder.id());
+    let _ = holder.wait();
+}

@@ -175,6 +175,7 @@ pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
     let mut lock = lock_pidfile(paths)?;
     // At once, so that an agent losing the race can name us.
     write_pid(&mut lock, &paths.pidfile())?;
+    remove_stale_forwards(paths);
     let socket = paths.socket.clone();
     if socket.exists() || std::fs::symlink_metadata(&socket).is_ok() {
         if socket_is_live(&socket) {
@@ -216,6 +217,7 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
     prepare_dir(paths.dir())?;
     let mut lock = lock_pidfile(paths)?;
     write_pid(&mut lock, &paths.pidfile())?;
+    remove_stale_forwards(paths);
     let std_listener = std::os::unix::net::UnixListener::from(fd);
     match std_listener.local_addr() {
         Ok(addr) if addr.as_pathname() == Some(paths.socket.as_path()) => {}
@@ -235,6 +237,29 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
         pidfile: paths.pidfile(),
         _lock: lock,
     })
+}
+
+/// Removes forward sockets (`<socket>.fwd-*`) left by an agent that did not exit cleanly.
+/// Called with the pid-file lock held: no other agent of this socket can own them.
+fn remove_stale_forwards(paths: &RuntimePaths) {
+    let Some(prefix) = paths
+        .forward_socket("")
+        .file_name()
+        .map(|n| n.to_os_string())
+    else {
+        return;
+    };
+    let prefix = prefix.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir(paths.dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            tracing::info!(socket = %entry.path().display(), "removing a stale forward socket");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Binds a forward's restricted socket at `socket` (in the agent's private directory), mode
