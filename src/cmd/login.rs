@@ -77,7 +77,8 @@ impl Ctx {
     /// Hands the key to the agent; returns once the keychain has it.
     fn store(&mut self, key: Secret) -> anyhow::Result<()> {
         let cred = Credential::new(target_of(&self.host), WANDB_USER, key);
-        self.agent()?
+        let stored = self
+            .agent()?
             .store(cred)
             .context("while storing the key in the keychain")?;
         term::log(&format!(
@@ -86,14 +87,11 @@ impl Ctx {
         ));
         // The agent falls back to the kernel keyring where no Secret Service answers; say so
         // where the user sees it, not only in the agent's log.
-        if let Ok(status) = self.agent()?.status()
-            && !status.backend_persistent
-        {
-            term::warn(&format!(
-                "The key is in the kernel keyring ({}), which does not survive a reboot. \
+        if !stored.persistent {
+            term::warn(
+                "The key is in the kernel keyring (keyutils), which does not survive a reboot. \
                  Run `wbl doctor` to see why no Secret Service is used.",
-                status.backend
-            ));
+            );
         }
         Ok(())
     }
