@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use wbl_proto::{Credential, Secret};
 
 use super::{WANDB_USER, target_of, wandb_query};
+use crate::cli::LoginArgs;
 use crate::client::{AgentClient, connect_or_start};
 use crate::dirs::RuntimePaths;
 use crate::term;
@@ -29,20 +30,6 @@ const SERVER_HELP_URL: &str = "https://wandb.me/wandb-server";
 
 /// The SDK's error when there is no key and no terminal to ask for one.
 const NO_KEY: &str = "No API key configured. Use `wbl login` to log in.";
-
-/// The command line of `wbl login`.
-#[derive(Debug, Default)]
-pub struct LoginArgs {
-    /// The key argument; `-` means "read it from stdin".
-    pub key: Option<Secret>,
-    /// How many further key arguments were given (the SDK ignores them).
-    pub extra_keys: usize,
-    pub host: Option<String>,
-    pub cloud: bool,
-    pub relogin: bool,
-    pub verify: bool,
-    pub anonymously: bool,
-}
 
 /// Everything a login step needs.
 struct Ctx {
@@ -106,7 +93,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     if args.host.is_some() && args.cloud {
         bail!("Cannot use --host and --cloud together.");
     }
-    if args.extra_keys > 0 {
+    if args.key.len() > 1 {
         term::warn("Only the first KEY argument is used; the others are ignored.");
     }
     let env = WandbEnv::from_env()?;
@@ -144,7 +131,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         agent: None,
     };
 
-    let key = match args.key {
+    let key = match args.key.into_iter().next().map(Secret::new) {
         Some(k) if k.expose() == "-" => Some(read_key_from_stdin()?),
         other => other,
     };
