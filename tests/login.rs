@@ -1,4 +1,4 @@
-//! End-to-end tests of `wbl login` (the scenarios of section O of the SDK behaviour spec,
+//! End-to-end tests of `wbl login` (the behaviour of `wandb login` in wandb 0.31.0,
 //! rewritten for wbl: netrc is never written, the key goes to the keychain), `status`,
 //! `logout`, `token` and `exec`. Real binaries, a real gnome-keyring on a private D-Bus, a
 //! fake W&B GraphQL server on 127.0.0.1, and a real pseudo-terminal for the hidden prompt.

@@ -1,12 +1,13 @@
 //! `wbl login`: `wandb login` with the key going to the keychain (through the agent) instead of
 //! a plaintext netrc.
 //!
-//! Follows the documented command (reference: `wandb-login-docs.txt`) and the SDK's behaviour
-//! (`wandb-login-behaviour.md`): the same key sources in the same order (`WANDB_API_KEY`, then
-//! — wbl's addition — the keychain, then `api_key` in the settings files, then netrc, then a
-//! hidden prompt), the same key and host checks and messages, the same settings-file edits
-//! for `--host`/`--cloud`, and `--verify` as the SDK's viewer query. Verification is off by
-//! default, as the docs say; without it there is no network traffic at all.
+//! Follows `wandb login` of wandb 0.31.0 (`login` in `wandb/cli/cli.py`,
+//! `wandb/sdk/wandb_login.py` and `wandb/sdk/lib/wbauth/`): the same key sources in the same
+//! order (`WANDB_API_KEY`, then — wbl's addition — the keychain, then `api_key` in the settings
+//! files, then netrc, then a hidden prompt), the same key and host checks and messages, the
+//! same settings-file edits for `--host`/`--cloud`, and `--verify` as the SDK's viewer query.
+//! Verification is off by default, as in the SDK; without it there is no network traffic at
+//! all.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
