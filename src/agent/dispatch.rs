@@ -88,7 +88,10 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             result.map_or_else(error, |count| Response::Erased { count })
         }
         Request::List => state.list().await.map_or_else(error, Response::List),
-        Request::Status => Response::Status(status(state)),
+        Request::Status => {
+            tracing::debug!(peer_pid = ?session.peer.pid, "status");
+            Response::Status(status(state))
+        }
         Request::Shutdown => {
             tracing::info!(peer_pid = ?session.peer.pid, "shutdown requested by a client");
             state.request_shutdown();
