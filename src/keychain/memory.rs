@@ -112,7 +112,7 @@ impl MemoryBackend {
         lock(&self.inner.calls).clone()
     }
 
-    /// The items held: (service-like name, secret).
+    /// The items held, in `ItemId` order, with their secrets.
     pub fn items(&self) -> Vec<(ItemId, String)> {
         lock(&self.inner.items)
             .iter()
