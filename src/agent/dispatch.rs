@@ -103,7 +103,7 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
 /// The wire form of a failure.
 fn error(e: AgentError) -> Response {
     let code = match &e {
-        AgentError::Invalid(_) => ErrorCode::BadRequest,
+        AgentError::NoSecret | AgentError::NoTarget => ErrorCode::BadRequest,
         AgentError::Keychain(_) => ErrorCode::Keychain,
         AgentError::KeychainTimeout { .. } => ErrorCode::KeychainTimeout,
         AgentError::Internal => ErrorCode::Internal,

@@ -20,9 +20,12 @@ use crate::keychain::{ItemKind, Keychain, KeychainError};
 /// Why an operation of the agent failed. Messages never contain secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The request asks for something the agent does not do (it is the caller's mistake).
-    #[error("{0}")]
-    Invalid(&'static str),
+    /// A credential to store has neither a password nor a pre-encoded credential.
+    #[error("refusing to store a credential without a password")]
+    NoSecret,
+    /// A credential to store has no protocol or no host.
+    #[error("a credential needs a protocol and a host")]
+    NoTarget,
     /// The keychain refused or failed.
     #[error(transparent)]
     Keychain(#[from] KeychainError),
@@ -216,14 +219,10 @@ impl State {
     /// something to authenticate with.
     pub async fn store(&self, cred: Credential) -> Result<Stored, AgentError> {
         if !cred.has_secret() {
-            return Err(AgentError::Invalid(
-                "refusing to store a credential without a password",
-            ));
+            return Err(AgentError::NoSecret);
         }
         if cred.target.host.is_empty() || cred.target.protocol.is_empty() {
-            return Err(AgentError::Invalid(
-                "a credential needs a protocol and a host",
-            ));
+            return Err(AgentError::NoTarget);
         }
         let _guard = self.keychain_lock.lock().await;
         // The index must be known before we add to it, or a later load would drop this entry.

@@ -341,13 +341,14 @@ async fn stored_says_whether_the_key_survives_a_reboot() {
 async fn store_refuses_a_credential_without_a_secret_or_a_host_before_any_keychain_call() {
     let mem = MemoryBackend::new();
     let state = state_on(&mem);
+    let err = state.store(cred("h", "api", "")).await.unwrap_err();
+    assert!(matches!(err, AgentError::NoSecret), "{err:?}");
     for bad in [
-        cred("h", "api", ""),
         cred("", "api", "k"),
         Credential::new(Target::new("", "h"), "api", Secret::from("k")),
     ] {
         let err = state.store(bad).await.unwrap_err();
-        assert!(matches!(err, AgentError::Invalid(_)), "{err:?}");
+        assert!(matches!(err, AgentError::NoTarget), "{err:?}");
     }
     assert_eq!(mem.calls(), []);
 }
