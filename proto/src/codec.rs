@@ -124,7 +124,10 @@ mod tests {
         expected.extend_from_slice(b"Bearer");
         expected.extend_from_slice(&[1, 1, b't']);
         assert_eq!(&encode_frame(&store).unwrap()[..], &expected[..]);
-        // Protocol 3 added the forwards at the end of each enum: `Forward` (7), `Forwards` (8),
+        // Protocol 3: `Stored` says whether the credential survives a reboot.
+        let stored = Response::Stored { persistent: false };
+        assert_eq!(&encode_frame(&stored).unwrap()[..], &[0, 0, 0, 2, 2, 0]);
+        // Protocol 4 added the forwards at the end of each enum: `Forward` (7), `Forwards` (8),
         // `Forwarding` (8), `Forwards` (9) and `ErrorCode::Forbidden` (7).
         let forward = Request::Forward(crate::ForwardRequest {
             destination: "d".into(),
@@ -162,7 +165,7 @@ mod tests {
             &encode_frame(&forbidden).unwrap()[..],
             &[0, 0, 0, 4, 7, 7, 1, b'x']
         );
-        assert_eq!(PROTOCOL_VERSION, 3);
+        assert_eq!(PROTOCOL_VERSION, 4);
     }
 
     #[test]

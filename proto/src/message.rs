@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -168,7 +168,7 @@ pub enum Request {
     Shutdown,
     /// Open a forward (`wbl ssh`): the agent binds a restricted socket that answers only the
     /// hello and `get` for the granted hosts. The grant lasts while the connection that asked
-    /// for it stays open, and at most `ttl_secs`. Added after protocol 2 (see `PROTOCOL.md`).
+    /// for it stays open, and at most `ttl_secs`. Added in protocol 4 (see `PROTOCOL.md`).
     Forward(ForwardRequest),
     /// The live forwards and their grants (for `wbl status`).
     Forwards,
@@ -206,7 +206,11 @@ pub enum Response {
         pid: u32,
     },
     Credential(Option<Credential>),
-    Stored,
+    /// The keychain has the credential. `persistent` is false when the store that took it
+    /// forgets it at reboot (kernel keyutils), so the client can say so without asking again.
+    Stored {
+        persistent: bool,
+    },
     Erased {
         count: u32,
     },

@@ -29,7 +29,7 @@ pub const MAX_TTL_SECS: u64 = wbl_proto::MAX_FORWARD_TTL_SECS;
 const MAX_DESTINATION: usize = 200;
 
 /// One grant: which hosts a forward may get credentials for, until when, and for whom.
-pub(crate) struct Grant {
+pub struct Grant {
     id: String,
     destination: String,
     hosts: Vec<Target>,
@@ -39,6 +39,16 @@ pub(crate) struct Grant {
     expires: Option<(Instant, u64)>,
     handed_out: AtomicU64,
     ended: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("id", &self.id)
+            .field("destination", &self.destination)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Grant {
@@ -124,10 +134,6 @@ fn now_unix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn forbidden(message: impl Into<String>) -> Response {
-    Response::error(ErrorCode::Forbidden, message)
 }
 
 /// Checks a forward request and normalises its hosts (lower-case protocol, no path, no
@@ -341,14 +347,18 @@ async fn accept_loop(
     }
 }
 
-/// Answers one request on a restricted channel: `get` for a granted host, nothing else.
-pub(crate) async fn dispatch(state: &State, grant: &Grant, req: Request) -> Response {
+/// What a restricted channel may ask: the hello (answered by `dispatch` as on any connection:
+/// a second one is a client bug) and `get` for a granted host while the grant lives; the refusal
+/// message (for `Error{Forbidden}`) otherwise. Every request kind is named here, so a new one is refused until decided.
+pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
     let what = match req {
+        Request::Hello { .. } => return Ok(()),
         Request::Get(query) => {
             if !grant.live() {
-                return forbidden(
+                return Err(
                     "this forward's grant has ended (its --ttl passed); reconnect with `wbl ssh` \
-                     for a new one",
+                     for a new one"
+                        .into(),
                 );
             }
             if !grant.allows(&query.target) {
@@ -358,7 +368,7 @@ pub(crate) async fn dispatch(state: &State, grant: &Grant, req: Request) -> Resp
                     target = %query.target,
                     "refused a get for a host not granted to the forward"
                 );
-                return forbidden(format!(
+                return Err(format!(
                     "{}://{} is not granted to this forwarded wbl socket (it may get keys for {} \
                      only); to allow it, reconnect with `wbl ssh --allow {}://{} ...`",
                     query.target.protocol,
@@ -368,20 +378,8 @@ pub(crate) async fn dispatch(state: &State, grant: &Grant, req: Request) -> Resp
                     query.target.host
                 ));
             }
-            let response = state.get(&query).await;
-            if let Response::Credential(Some(cred)) = &response {
-                grant.handed_out.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    forward = %grant.id,
-                    destination = %grant.destination,
-                    target = %cred.target,
-                    user = %cred.username,
-                    "credential handed out over a forward"
-                );
-            }
-            return response;
+            return Ok(());
         }
-        Request::Hello { .. } => return super::cmd::dispatch(state, req).await,
         Request::Store(_) => "storing a credential",
         Request::Erase(_) => "erasing credentials",
         Request::List => "listing credentials",
@@ -396,11 +394,50 @@ pub(crate) async fn dispatch(state: &State, grant: &Grant, req: Request) -> Resp
         refused = what,
         "refused a request over a forward"
     );
-    forbidden(format!(
+    Err(format!(
         "{what} is not allowed over a forwarded wbl socket: it only gets keys for {}; do that \
          on the machine that runs `wbl ssh`",
         grant.hosts_text()
     ))
+}
+
+/// Records a credential handed out over a forward: counted, and logged with the destination
+/// (never the secret).
+pub(crate) fn handed_out(grant: &Grant, cred: &wbl_proto::Credential) {
+    grant.handed_out.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        forward = %grant.id,
+        destination = %grant.destination,
+        target = %cred.target,
+        user = %cred.username,
+        "credential handed out over a forward"
+    );
+}
+
+/// A grant with no socket, for unit tests of the dispatch.
+#[cfg(test)]
+pub(crate) fn test_grant(hosts: Vec<Target>) -> Arc<Grant> {
+    Arc::new(Grant {
+        id: "test".into(),
+        destination: "test-host".into(),
+        hosts,
+        socket: PathBuf::from("/nonexistent/wbl-test"),
+        created_unix: 0,
+        expires: None,
+        handed_out: AtomicU64::new(0),
+        ended: tokio::sync::watch::channel(false).0,
+    })
+}
+
+#[cfg(test)]
+impl Grant {
+    pub(crate) fn end_for_test(&self) {
+        self.ended.send_replace(true);
+    }
+
+    pub(crate) fn handed_out_for_test(&self) -> u64 {
+        self.handed_out.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
