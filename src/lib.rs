@@ -6,6 +6,7 @@ pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod config;
 pub mod dirs;
 pub mod doctor;
 pub mod git;
