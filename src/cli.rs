@@ -201,6 +201,15 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: std::path::PathBuf,
     },
+    /// Team keys in OpenBao / Vault: log the agent in to a server of config.toml.
+    #[command(
+        name = "openbao",
+        after_help = "Example:\n  wbl openbao login team\n\nServers and the hosts routed to them are set in $XDG_CONFIG_HOME/wbl/config.toml (WBL_CONFIG overrides); see \"Teams and clusters\" in the README."
+    )]
+    Openbao {
+        #[command(subcommand)]
+        command: crate::cmd::openbao::OpenBaoCommand,
+    },
     /// Show the agent, its backend, and for each W&B host where its key comes from.
     #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
     Status {

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod git;
 pub mod keychain;
 pub mod logging;
+pub mod openbao;
 pub mod service;
 pub mod term;
 pub mod wandb;

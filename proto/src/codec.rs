@@ -124,7 +124,30 @@ mod tests {
         expected.extend_from_slice(b"Bearer");
         expected.extend_from_slice(&[1, 1, b't']);
         assert_eq!(&encode_frame(&store).unwrap()[..], &expected[..]);
-        assert_eq!(PROTOCOL_VERSION, 2);
+        // Protocol 3: the OpenBao login request, its answer and error codes, all at the end.
+        let login = Request::OpenBaoLogin {
+            server: "t".into(),
+            secret: Some(Secret::from("s")),
+        };
+        assert_eq!(
+            &encode_frame(&login).unwrap()[..],
+            &[0, 0, 0, 6, 7, 1, b't', 1, 1, b's']
+        );
+        let err = Response::error(crate::ErrorCode::NotFound, "");
+        assert_eq!(&encode_frame(&err).unwrap()[..], &[0, 0, 0, 3, 7, 9, 0]);
+        let session = Response::OpenBaoLoggedIn(crate::OpenBaoSession {
+            server: "t".into(),
+            address: "a".into(),
+            policies: vec!["p".into()],
+            ttl_secs: Some(60),
+            renewable: true,
+            kept_in_keychain: false,
+        });
+        assert_eq!(
+            &encode_frame(&session).unwrap()[..],
+            &[0, 0, 0, 12, 8, 1, b't', 1, b'a', 1, 1, b'p', 1, 60, 1, 0]
+        );
+        assert_eq!(PROTOCOL_VERSION, 3);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cmd;
 pub mod harden;
 mod idle;
 pub mod listen;
+pub mod openbao;
 mod state;
 
 use std::sync::Arc;

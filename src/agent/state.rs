@@ -181,6 +181,7 @@ pub struct State {
     started: Instant,
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
+    openbao: crate::agent::openbao::OpenBaoStore,
 }
 
 fn now_unix() -> u64 {
@@ -219,7 +220,23 @@ impl State {
             started: Instant::now(),
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
+            openbao: crate::agent::openbao::OpenBaoStore::new(),
         }
+    }
+
+    /// Hosts routed to OpenBao by the configuration file, and their servers' tokens.
+    pub fn openbao(&self) -> &crate::agent::openbao::OpenBaoStore {
+        &self.openbao
+    }
+
+    /// One keychain operation outside the credential cache (the OpenBao store's tokens), under
+    /// the same lock and time bound as every other.
+    pub(crate) async fn keychain_call<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
+    ) -> Result<T, Response> {
+        let _guard = self.keychain_lock.lock().await;
+        self.with_keychain(op).await
     }
 
     pub fn limits(&self) -> &Limits {
@@ -300,6 +317,10 @@ impl State {
         let list = self.with_keychain(|k| k.list()).await?;
         let mut cache = self.write_cache();
         for (info, extras) in list {
+            // The OpenBao store's own tokens are not credentials to serve or list.
+            if info.target.protocol == crate::agent::openbao::TOKEN_PROTOCOL {
+                continue;
+            }
             cache.slot(&info.target, &info.username).extras = extras;
         }
         cache.loaded = true;

@@ -112,6 +112,7 @@ fn run() -> u8 {
         .map(|()| true),
         Command::Agent { command } => cmd::agent::run(command),
         Command::Doctor { json } => cmd::doctor::run(json),
+        Command::Openbao { command } => cmd::openbao::run(command),
         Command::Completions { shell } => cmd::completions::run(shell).map(|()| true),
         Command::Man { out } => cmd::man::run(&out).map(|()| true),
     };

@@ -6,8 +6,8 @@ mod autostart;
 
 use interprocess::local_socket::{Name, Stream, prelude::*};
 use wbl_proto::{
-    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, PROTOCOL_VERSION, ProtoError,
-    Query, Request, Response,
+    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, OpenBaoSession,
+    PROTOCOL_VERSION, ProtoError, Query, Request, Response, Secret,
 };
 
 use crate::dirs::RuntimePaths;
@@ -42,6 +42,10 @@ fn next_step(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::Keychain | ErrorCode::KeychainTimeout => {
             "; run `wbl doctor` to see what is wrong with the keychain"
+        }
+        ErrorCode::NotFound => "; `wbl login` (or git) writes it when your policy allows",
+        ErrorCode::Config => {
+            "; fix the file (\"Teams and clusters\" in the README shows its format)"
         }
         _ => "",
     }
@@ -145,6 +149,22 @@ impl AgentClient {
         match self.call(&Request::Status)? {
             Response::Status(s) => Ok(s),
             _ => Err(ClientError::Unexpected("status")),
+        }
+    }
+
+    /// Logs the agent in to the OpenBao server `server` (see `wbl openbao login`).
+    pub fn openbao_login(
+        &mut self,
+        server: &str,
+        secret: Option<Secret>,
+    ) -> Result<OpenBaoSession, ClientError> {
+        let req = Request::OpenBaoLogin {
+            server: server.to_owned(),
+            secret,
+        };
+        match self.call(&req)? {
+            Response::OpenBaoLoggedIn(s) => Ok(s),
+            _ => Err(ClientError::Unexpected("openbao login")),
         }
     }
 

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
-use crate::client::connect_or_start;
+use crate::client::{ClientError, connect_or_start};
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 
@@ -62,9 +62,8 @@ pub fn run(operation: &str) -> anyhow::Result<()> {
     match operation {
         "get" => {
             let mut agent = connect_or_start(&paths)?;
-            let Some(cred) = agent
-                .get(query)
-                .context("while looking up the credential")?
+            let Some(cred) =
+                not_found_is_none(agent.get(query)).context("while looking up the credential")?
             else {
                 return Ok(());
             };
@@ -95,9 +94,11 @@ pub fn run(operation: &str) -> anyhow::Result<()> {
             if req.password.is_some() || req.credential.is_some() {
                 // git's erase matches the password too: keep a credential that was replaced
                 // since git read it.
-                let current = agent
-                    .get(query.clone())
+                let current = not_found_is_none(agent.get(query.clone()))
                     .context("while looking up the credential to erase")?;
+                if current.is_none() {
+                    return Ok(());
+                }
                 if current.is_some_and(|c| !req.secrets_match(&c)) {
                     return Ok(());
                 }
@@ -108,6 +109,20 @@ pub fn run(operation: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A routed host whose secret does not exist answers `NotFound`; to git that is "nothing
+/// stored" (it then prompts, and `store` writes the secret).
+fn not_found_is_none(
+    r: Result<Option<wbl_proto::Credential>, ClientError>,
+) -> Result<Option<wbl_proto::Credential>, ClientError> {
+    match r {
+        Err(ClientError::Agent {
+            code: wbl_proto::ErrorCode::NotFound,
+            ..
+        }) => Ok(None),
+        r => r,
+    }
 }
 
 #[cfg(test)]

@@ -6,5 +6,9 @@ use crate::agent::State;
 
 pub(crate) async fn apply(state: &State, query: Query) -> Response {
     tracing::debug!(target = %query.target, user = ?query.username, "get");
-    state.get(&query).await
+    match state.openbao().route_for(&query.target) {
+        Ok(Some(route)) => state.openbao().get(state, &route, &query).await,
+        Ok(None) => state.get(&query).await,
+        Err(r) => *r,
+    }
 }

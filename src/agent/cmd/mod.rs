@@ -4,6 +4,7 @@ mod erase;
 mod get;
 mod hello;
 mod list;
+mod openbao_login;
 mod shutdown;
 mod status;
 mod store;
@@ -22,6 +23,9 @@ pub(crate) async fn dispatch(state: &State, req: Request) -> Response {
         Request::List => list::apply(state).await,
         Request::Status => status::apply(state),
         Request::Shutdown => shutdown::apply(state),
+        Request::OpenBaoLogin { server, secret } => {
+            openbao_login::apply(state, server, secret).await
+        }
     }
 }
 

@@ -13,7 +13,7 @@ pub(crate) fn apply(state: &State) -> Response {
         backend: state.backend_name().to_owned(),
         backend_persistent: state.backend_persistent(),
         uptime_secs: state.uptime().as_secs(),
-        cached_entries: cached,
+        cached_entries: cached + state.openbao().cached(),
         stored_entries: stored,
         socket: state.socket().to_owned(),
     })

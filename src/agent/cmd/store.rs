@@ -18,5 +18,9 @@ pub(crate) async fn apply(state: &State, cred: Credential) -> Response {
             "a credential needs a protocol and a host",
         );
     }
-    state.store(cred).await
+    match state.openbao().route_for(&cred.target) {
+        Ok(Some(route)) => state.openbao().store(state, &route, cred).await,
+        Ok(None) => state.store(cred).await,
+        Err(r) => *r,
+    }
 }
