@@ -36,6 +36,8 @@ pub const DEFAULT_USERNAME: &str = "api";
 /// `token`); the agent's credential index leaves these items out.
 pub const TOKEN_PROTOCOL: &str = "openbao";
 const TOKEN_USER: &str = "token";
+/// The action of a "no usable token" error, replaced by the caller's own.
+const USING_TOKEN: &str = "using the token";
 
 /// The agent's OpenBao state: the configuration as last read, and per server and route the
 /// token and cache.
@@ -226,7 +228,7 @@ impl Server {
                         }
                     }
                 }
-                Err(client.error("using the token", reason))
+                Err(client.error(USING_TOKEN, reason))
             }
         }
     }
@@ -290,7 +292,14 @@ impl Server {
         let client = Arc::clone(self.client()?);
         let op = Arc::new(op);
         for attempt in 0..2 {
-            let token = self.token(state).await?;
+            let token = self.token(state).await.map_err(|e| BaoError {
+                action: if e.action == USING_TOKEN {
+                    action.to_owned()
+                } else {
+                    format!("{action}: {}", e.action)
+                },
+                ..e
+            })?;
             let (t, o) = (token.clone(), Arc::clone(&op));
             let result = blocking(&client, action, move |c| o(c, &t)).await;
             let e = match result {
