@@ -190,9 +190,23 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
     token_fails(&w, &["secret/ml-team/wandb", "not found"]);
     let o = git_credential(&w, "get", "protocol=https\nhost=api.wandb.ai\n\n");
     assert!(o.status.success() && stdout(&o).is_empty(), "{o:?}");
+    // status shows the host without failing; logout never deletes a team's secret.
+    let o = w.wbl(&["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let k4 = key(1604);
+    let o = with_stdin(&w, &["login", "-"], &format!("{k4}\n"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = w.wbl(&["logout"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("bao kv delete -mount=secret ml-team/wandb"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(bao.get_secret(SECRET).unwrap()["password"], k4.as_str());
 
     w.stop_agent();
-    nothing_on_disk(&w, &[&k1, &k2, &k3, "alice-pw-1", &saved]);
+    nothing_on_disk(&w, &[&k1, &k2, &k3, &k4, "alice-pw-1", &saved]);
 }
 
 #[test]

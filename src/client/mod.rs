@@ -36,6 +36,27 @@ pub enum ClientError {
     Io(String),
 }
 
+impl ClientError {
+    /// The agent's error code, when the agent reported the error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Agent { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A `get` whose "not found in the routed store" answer counts as "nothing stored": what
+/// git's helper, `login` and `status` want (`token` and `exec` show the error instead).
+pub fn not_found_is_none(
+    r: Result<Option<Credential>, ClientError>,
+) -> Result<Option<Credential>, ClientError> {
+    match r {
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
+        r => r,
+    }
+}
+
 /// What to run after an error the agent reported: keychain failures have a cause
 /// `wbl doctor` can name (no D-Bus, a locked collection, …).
 fn next_step(code: ErrorCode) -> &'static str {

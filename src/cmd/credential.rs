@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
-use crate::client::{ClientError, connect_or_start};
+use crate::client::{connect_or_start, not_found_is_none};
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 
@@ -109,20 +109,6 @@ pub fn run(operation: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A routed host whose secret does not exist answers `NotFound`; to git that is "nothing
-/// stored" (it then prompts, and `store` writes the secret).
-fn not_found_is_none(
-    r: Result<Option<wbl_proto::Credential>, ClientError>,
-) -> Result<Option<wbl_proto::Credential>, ClientError> {
-    match r {
-        Err(ClientError::Agent {
-            code: wbl_proto::ErrorCode::NotFound,
-            ..
-        }) => Ok(None),
-        r => r,
-    }
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use serde::Serialize;
-use wbl_proto::Secret;
+use wbl_proto::{ErrorCode, Secret};
 
 use super::{WANDB_USER, wandb_query};
-use crate::client::AgentClient;
+use crate::client::{AgentClient, ClientError};
 use crate::dirs::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
@@ -214,8 +214,22 @@ fn host_status(
     settings: &Settings,
     agent: Option<&mut AgentClient>,
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
+    let mut store_warning = None;
     let stored: Option<Option<Secret>> = match agent {
-        Some(a) => Some(a.get(wandb_query(host))?.map(|c| c.password)),
+        Some(a) => match crate::client::not_found_is_none(a.get(wandb_query(host))) {
+            Ok(c) => Some(c.map(|c| c.password)),
+            // A routed host whose server cannot answer: say so on its row, go on.
+            Err(
+                e @ ClientError::Agent {
+                    code: ErrorCode::OpenBao | ErrorCode::Config,
+                    ..
+                },
+            ) => {
+                store_warning = Some(e.to_string());
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let find = netrc_key(env, host.netloc());
@@ -232,7 +246,7 @@ fn host_status(
         key: None,
         in_keychain: stored.as_ref().map(Option::is_some),
         plaintext: Vec::new(),
-        warnings: Vec::new(),
+        warnings: store_warning.into_iter().collect(),
     };
     let settings_key = settings.get("api_key");
     // Resolution, in `wbl login`'s order.
