@@ -106,12 +106,20 @@ mod linux {
         .unwrap();
         bins.wbl(&w, &["openbao", "login", "team"], b"alice-pw\n");
         bins.wbl(&w, &["openbao", "login", "nocache"], b"alice-pw\n");
-        bins.wbl(&w, &["login", "--host", KEYCHAIN, "-"], format!("{k_keychain}\n").as_bytes());
+        bins.wbl(
+            &w,
+            &["login", "--host", KEYCHAIN, "-"],
+            format!("{k_keychain}\n").as_bytes(),
+        );
 
         println!(
             "OpenBao {} (bao server -dev on 127.0.0.1), agent backend {}; {runs} interleaved rounds after {warmup} warm-up rounds\n",
             String::from_utf8_lossy(
-                &Command::new(crate::bao::bao_bin()).arg("version").output().unwrap().stdout
+                &Command::new(crate::bao::bao_bin())
+                    .arg("version")
+                    .output()
+                    .unwrap()
+                    .stdout
             )
             .split_whitespace()
             .nth(1)
@@ -147,7 +155,13 @@ mod linux {
             )
         };
         let tools = vec![
-            tool(&bins, &w, "wbl token (routed to OpenBao, warm)", &["token"], &k_routed),
+            tool(
+                &bins,
+                &w,
+                "wbl token (routed to OpenBao, warm)",
+                &["token"],
+                &k_routed,
+            ),
             tool(
                 &bins,
                 &w,
@@ -185,14 +199,19 @@ mod linux {
             let t0 = Instant::now();
             let r = run_once(&mut c, b"").unwrap();
             let wall = t0.elapsed();
-            assert!(r.success && r.stdout == format!("{want}\n").into_bytes(), "{args:?}");
+            assert!(
+                r.success && r.stdout == format!("{want}\n").into_bytes(),
+                "{args:?}"
+            );
             wall
         };
         for _ in 0..cold_runs {
             w.stop_agent();
             bins.start_agent(&w);
             first_routed.wall.push(time(&["token"], &k_routed));
-            first_keychain.wall.push(time(&["token", "--host", KEYCHAIN], &k_keychain));
+            first_keychain
+                .wall
+                .push(time(&["token", "--host", KEYCHAIN], &k_keychain));
             w.stop_agent();
             autostart.wall.push(time(&["token"], &k_routed));
         }
@@ -200,8 +219,14 @@ mod linux {
         println!("| path | median ms | p99 ms |");
         println!("|---|---:|---:|");
         for (name, s) in [
-            ("first routed get after agent start (keychain read of the OpenBao token, lookup-self, KV read)", &first_routed),
-            ("first keychain-host get after agent start (keychain read)", &first_keychain),
+            (
+                "first routed get after agent start (keychain read of the OpenBao token, lookup-self, KV read)",
+                &first_routed,
+            ),
+            (
+                "first keychain-host get after agent start (keychain read)",
+                &first_keychain,
+            ),
             ("routed get that starts the agent itself", &autostart),
         ] {
             println!("| {name} | {} | {} |", ms(s.median()), ms(s.p99()));

@@ -115,6 +115,9 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
         ),
     );
 
+    // An agent logging at trace level: its log must not hold a secret either.
+    let o = w.wbl_env(&["agent", "start"], &[("WBL_LOG", "trace")]);
+    assert!(o.status.success(), "{}", stderr(&o));
     // Before login: a clear error, no fallback to the keychain.
     token_fails(
         &w,
@@ -152,8 +155,19 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
             .is_none()
     );
 
+    let log = std::fs::read_to_string(w.log()).unwrap_or_default();
+    assert!(log.contains("logged in to OpenBao"), "{log}");
+    nothing_on_disk(&w, &[&k1, &k2, "alice-pw-1", &saved]);
     // A restarted agent finds the token in the keychain: no new login needed.
     w.stop_agent();
+    token_is(&w, &k2);
+    // Logging in again replaces the token and revokes the old one on the server.
+    let o = with_stdin(&w, &["openbao", "login", "team"], "alice-pw-1\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (status, _) = bao.api_as(&saved, "GET", "auth/token/lookup-self", None);
+    assert_eq!(status, 403, "the replaced token still works");
+    let saved2 = w.secret_tool_lookup("openbao://team", "token").unwrap();
+    assert_ne!(saved, saved2);
     token_is(&w, &k2);
 
     // git: get, store (writes the secret with its user name), erase (deletes it).
@@ -206,7 +220,7 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
     assert_eq!(bao.get_secret(SECRET).unwrap()["password"], k4.as_str());
 
     w.stop_agent();
-    nothing_on_disk(&w, &[&k1, &k2, &k3, &k4, "alice-pw-1", &saved]);
+    nothing_on_disk(&w, &[&k1, &k2, &k3, &k4, "alice-pw-1", &saved, &saved2]);
 }
 
 #[test]
@@ -565,4 +579,34 @@ fn hundred_concurrent_jobs_without_a_session_bus_all_get_the_key() {
     nothing_on_disk(&w, &[&k1]);
     // The JWT file is the job's own; nothing else holds the token.
     let _ = Command::new("true").status();
+}
+
+#[test]
+fn https_with_the_team_ca_file_and_refused_without_it() {
+    let bao = Bao::start_with(true);
+    assert!(bao.addr.starts_with("https://"));
+    bao.policies();
+    let k1 = key(1695);
+    bao.put_secret(SECRET, json!({ "password": k1 }));
+    let t = bao.token("ro", "1h");
+    let ca = bao.ca_file().unwrap();
+    let w = World::new(Backend::Keyutils);
+    // Without the CA the server's certificate is not trusted: no token is sent.
+    write_config(&w, &config("team", &bao, "token", "", SECRET));
+    let o = with_stdin(&w, &["openbao", "login", "team"], &format!("{t}\n"));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
+    write_config(
+        &w,
+        &config(
+            "team",
+            &bao,
+            "token",
+            &format!("ca_file = \"{}\"", ca.display()),
+            SECRET,
+        ),
+    );
+    let o = with_stdin(&w, &["openbao", "login", "team"], &format!("{t}\n"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    token_is(&w, &k1);
 }

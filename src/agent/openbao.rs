@@ -198,11 +198,17 @@ impl Server {
             _ => {
                 if !self.keychain_tried.swap(true, Ordering::SeqCst) {
                     let target = self.token_target();
-                    let saved = state
+                    let saved = match state
                         .keychain_call(move |k| k.load(&target, TOKEN_USER, &[]))
                         .await
-                        .ok()
-                        .flatten();
+                    {
+                        Ok(saved) => saved,
+                        Err(_) => {
+                            // The keychain could not answer: ask it again next time.
+                            self.keychain_tried.store(false, Ordering::SeqCst);
+                            None
+                        }
+                    };
                     if let Some(saved) = saved {
                         let token = saved.password.clone();
                         match blocking(&client, "looking up the saved token", move |c| {
@@ -237,6 +243,7 @@ impl Server {
     fn install(self: &Arc<Self>, session: &mut Option<Session>, info: TokenInfo) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let s = Session::from_info(info, generation);
+        crate::agent::harden::lock_memory(s.token.expose().as_bytes());
         let renew = s.renewable && s.granted.is_some();
         *session = Some(s);
         if renew {
@@ -676,8 +683,20 @@ impl OpenBaoStore {
             }
             server.keychain_tried.store(true, Ordering::SeqCst);
         }
+        // The same token given again must not be revoked.
+        let previous = session
+            .take()
+            .map(|s| s.token)
+            .filter(|old| *old != info.token);
         server.install(&mut session, info);
         drop(session);
+        // The token this login replaces is of no more use: revoke it (best effort).
+        if let Some(old) = previous {
+            let _ = blocking(&client, "revoking the previous token", move |c| {
+                c.revoke_self(&old)
+            })
+            .await;
+        }
         // A new identity may see other secrets: read them again.
         for r in routing
             .routes

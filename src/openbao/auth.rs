@@ -218,6 +218,20 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Revokes `token` (`auth/token/revoke-self`).
+    pub fn revoke_self(&self, token: &Secret) -> Result<(), BaoError> {
+        let action = "revoking the token";
+        let answer = self
+            .call(Method::Post, "auth/token/revoke-self", Some(token), None)
+            .map_err(|r| self.error(action, r))?;
+        if !answer.ok() {
+            return Err(self.error(action, answer.reason()));
+        }
+        Ok(())
+    }
+}
+
 /// Reads a JWT file (bounded: a JWT is a few KiB).
 fn read_jwt(path: &std::path::Path) -> Result<Zeroizing<String>, String> {
     use std::io::Read;

@@ -52,6 +52,11 @@ impl Bao {
     /// Starts a dev server (in-memory, unsealed, KV v2 at `secret/`) and waits until it
     /// answers.
     pub fn start() -> Bao {
+        Bao::start_with(false)
+    }
+
+    /// With `tls`, `-dev-tls`: https with a generated CA, whose PEM file is [`Bao::ca_file`].
+    pub fn start_with(tls: bool) -> Bao {
         let mut dir = tempfile::Builder::new()
             .prefix("wbl-bao-")
             .tempdir()
@@ -60,13 +65,22 @@ impl Bao {
         for _ in 0..5 {
             let port = free_port();
             let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
+            let mut args = vec![
+                "server".to_owned(),
+                "-dev".to_owned(),
+                format!("-dev-root-token-id={root}"),
+                format!("-dev-listen-address=127.0.0.1:{port}"),
+            ];
+            if tls {
+                std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+                args.push("-dev-tls".to_owned());
+                args.push(format!(
+                    "-dev-tls-cert-dir={}",
+                    dir.path().join("tls").display()
+                ));
+            }
             let child = Command::new(bao_bin())
-                .args([
-                    "server",
-                    "-dev",
-                    &format!("-dev-root-token-id={root}"),
-                    &format!("-dev-listen-address=127.0.0.1:{port}"),
-                ])
+                .args(&args)
                 // bao -dev writes ~/.vault-token style helper files under HOME: keep them here.
                 .env("HOME", dir.path())
                 .env_remove("BAO_ADDR")
@@ -82,7 +96,7 @@ impl Bao {
                 .build()
                 .into();
             let mut bao = Bao {
-                addr: format!("http://127.0.0.1:{port}"),
+                addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
                 root: root.clone(),
                 pid: child.id(),
                 child: Some(child),
@@ -97,6 +111,15 @@ impl Bao {
                         break;
                     }
                     panic!("bao exited ({st}): {log}");
+                }
+                if tls {
+                    match bao.ca_file() {
+                        Some(ca) => bao.http = https_agent(&ca),
+                        None => {
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        }
+                    }
                 }
                 if bao
                     .http
@@ -114,6 +137,20 @@ impl Bao {
             dir = std::mem::replace(&mut bao.dir, tempfile::tempdir().unwrap());
         }
         panic!("could not find a free port for bao");
+    }
+
+    /// The CA of a `-dev-tls` server, once it wrote it.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        let dir = self.dir.path().join("tls");
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.contains("ca") && n.ends_with(".pem") && !n.contains("key")
+            })
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
     }
 
     /// One API call with `token` (the root token when `None`): (status, JSON body or Null).
@@ -253,6 +290,7 @@ impl Bao {
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", &self.root)
             .env("HOME", self.dir.path())
+            .envs(self.ca_file().map(|c| ("BAO_CACERT", c)))
             .output()
             .unwrap();
         assert!(out.status.success(), "bao operator seal: {out:?}");
@@ -281,6 +319,27 @@ impl Bao {
             let _ = c.wait();
         }
     }
+}
+
+fn https_agent(ca: &Path) -> ureq::Agent {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig};
+    let pem = std::fs::read(ca).unwrap();
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&certs))
+                .build(),
+        )
+        .build()
+        .into()
 }
 
 impl Drop for Bao {
