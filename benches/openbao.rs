@@ -159,7 +159,7 @@ mod linux {
                 &bins,
                 &w,
                 "wbl token (routed to OpenBao, warm)",
-                &["token"],
+                &["token", "--host", ROUTED],
                 &k_routed,
             ),
             tool(
@@ -208,12 +208,16 @@ mod linux {
         for _ in 0..cold_runs {
             w.stop_agent();
             bins.start_agent(&w);
-            first_routed.wall.push(time(&["token"], &k_routed));
+            first_routed
+                .wall
+                .push(time(&["token", "--host", ROUTED], &k_routed));
             first_keychain
                 .wall
                 .push(time(&["token", "--host", KEYCHAIN], &k_keychain));
             w.stop_agent();
-            autostart.wall.push(time(&["token"], &k_routed));
+            autostart
+                .wall
+                .push(time(&["token", "--host", ROUTED], &k_routed));
         }
         println!("## Cold paths ({cold_runs} runs each; median, p99 in ms)\n");
         println!("| path | median ms | p99 ms |");
