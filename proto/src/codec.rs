@@ -124,7 +124,10 @@ mod tests {
         expected.extend_from_slice(b"Bearer");
         expected.extend_from_slice(&[1, 1, b't']);
         assert_eq!(&encode_frame(&store).unwrap()[..], &expected[..]);
-        // Protocol 3: the OpenBao login request, its answer and error codes, all at the end.
+        // Protocol 3: `Stored` says whether the credential survives a reboot.
+        let stored = Response::Stored { persistent: false };
+        assert_eq!(&encode_frame(&stored).unwrap()[..], &[0, 0, 0, 2, 2, 0]);
+        // Protocol 4: the OpenBao login request, its answer and error codes, all at the end.
         let login = Request::OpenBaoLogin {
             server: "t".into(),
             secret: Some(Secret::from("s")),
@@ -147,7 +150,7 @@ mod tests {
             &encode_frame(&session).unwrap()[..],
             &[0, 0, 0, 12, 8, 1, b't', 1, b'a', 1, 1, b'p', 1, 60, 1, 0]
         );
-        assert_eq!(PROTOCOL_VERSION, 3);
+        assert_eq!(PROTOCOL_VERSION, 4);
     }
 
     #[test]

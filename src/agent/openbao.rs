@@ -265,11 +265,11 @@ impl Server {
 
     async fn forget_saved(&self, state: &State) {
         let target = self.token_target();
-        if let Err(Response::Error { message, .. }) = state
+        if let Err(e) = state
             .keychain_call(move |k| k.erase(&target, TOKEN_USER, &[]))
             .await
         {
-            tracing::warn!(server = %self.config.name, %message, "could not remove the dead OpenBao token from the keychain");
+            tracing::warn!(server = %self.config.name, error = %e, "could not remove the dead OpenBao token from the keychain");
         }
     }
 
@@ -600,7 +600,7 @@ impl OpenBaoStore {
                     username,
                     cred.password,
                 )));
-                Response::Stored
+                Response::Stored { persistent: true }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "OpenBao refused the write");
@@ -676,10 +676,9 @@ impl OpenBaoStore {
             let cred = Credential::new(server.token_target(), TOKEN_USER, info.token.clone());
             match state.keychain_call(move |k| k.store(&cred, &[])).await {
                 Ok(()) => kept = true,
-                Err(Response::Error { message, .. }) => {
-                    tracing::warn!(server = %name, %message, "could not keep the OpenBao token in the keychain; it lives in the agent's memory only");
+                Err(e) => {
+                    tracing::warn!(server = %name, error = %e, "could not keep the OpenBao token in the keychain; it lives in the agent's memory only");
                 }
-                Err(_) => {}
             }
             server.keychain_tried.store(true, Ordering::SeqCst);
         }

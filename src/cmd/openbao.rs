@@ -9,27 +9,14 @@ use std::io::{IsTerminal, Read};
 use anyhow::{Context, bail};
 use wbl_proto::Secret;
 
+use crate::cli::{OpenBaoArgs, OpenBaoCommand};
 use crate::client::connect_or_start;
 use crate::config::Auth;
 use crate::dirs::RuntimePaths;
 use crate::term;
 
-/// `wbl openbao` subcommands.
-#[derive(clap::Subcommand)]
-pub enum OpenBaoCommand {
-    /// Log the agent in to an OpenBao server of config.toml (token, password or the job's JWT).
-    #[command(after_help = "Examples:\n  \
-        wbl openbao login team                          # prompts for the token or password\n  \
-        pass show bao/alice | wbl openbao login team    # reads it from stdin\n  \
-        wbl openbao login jobs                          # auth = \"jwt\": uses jwt_file")]
-    Login {
-        /// The server's name: the NAME of an `[openbao.NAME]` section of config.toml.
-        name: String,
-    },
-}
-
-pub fn run(command: OpenBaoCommand) -> anyhow::Result<bool> {
-    match command {
+pub fn run(args: OpenBaoArgs) -> anyhow::Result<bool> {
+    match args.command {
         OpenBaoCommand::Login { name } => login(&name).map(|()| true),
     }
 }
