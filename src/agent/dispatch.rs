@@ -56,7 +56,13 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
                 Err(refused) => return *refused,
                 Ok(Some(route)) => {
                     let r = state.openbao().get(state, &route, &query).await;
-                    audit_routed(session, Access::Get, &query.target, query.username.as_deref(), &r);
+                    audit_routed(
+                        session,
+                        Access::Get,
+                        &query.target,
+                        query.username.as_deref(),
+                        &r,
+                    );
                     return r;
                 }
                 Ok(None) => {}
@@ -99,7 +105,13 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
                 Err(refused) => return *refused,
                 Ok(Some(route)) => {
                     let r = state.openbao().erase(state, &route, &query).await;
-                    audit_routed(session, Access::Erase, &query.target, query.username.as_deref(), &r);
+                    audit_routed(
+                        session,
+                        Access::Erase,
+                        &query.target,
+                        query.username.as_deref(),
+                        &r,
+                    );
                     return r;
                 }
                 Ok(None) => {}
