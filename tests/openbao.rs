@@ -158,6 +158,12 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
     let log = std::fs::read_to_string(w.log()).unwrap_or_default();
     assert!(log.contains("logged in to OpenBao"), "{log}");
     nothing_on_disk(&w, &[&k1, &k2, "alice-pw-1", &saved]);
+    let o = w.wbl(&["status"]);
+    assert!(
+        stdout(&o).contains("from openbao `team` secret/ml-team/wandb"),
+        "{}",
+        stdout(&o)
+    );
     // A restarted agent finds the token in the keychain: no new login needed.
     w.stop_agent();
     token_is(&w, &k2);

@@ -56,14 +56,16 @@ struct HostJson {
     url: String,
     /// This is the current host.
     current: bool,
-    /// Where the key for this host resolves from: `env`, `keychain`, `settings`, `netrc`, or
-    /// null when there is none.
+    /// Where the key for this host resolves from: `env`, `keychain`, `openbao` (a host
+    /// routed by config.toml), `settings`, `netrc`, or null when there is none.
     source: Option<&'static str>,
-    /// The file of a `settings` or `netrc` source, or `WANDB_API_KEY`.
+    /// The file of a `settings` or `netrc` source, `WANDB_API_KEY`, or the OpenBao server and
+    /// secret of a routed host.
     source_detail: Option<String>,
     /// The resolved key, masked (first 4 and last 4 characters).
     key: Option<String>,
-    /// Whether the keychain holds a key for this host; null when the agent is not running.
+    /// Whether the agent has a key for this host (in the keychain, or from OpenBao for a
+    /// routed host); null when the agent is not running.
     in_keychain: Option<bool>,
     /// Plaintext copies of a key for this host.
     plaintext: Vec<PlaintextJson>,
@@ -253,7 +255,20 @@ fn host_status(
         row.source_detail = Some("WANDB_API_KEY".into());
         row.key = Some(mask(k.expose()));
     } else if let Some(Some(k)) = &stored {
-        row.source = Some("keychain");
+        // A routed host's key comes from its OpenBao server, through the agent.
+        match crate::config::load()
+            .ok()
+            .flatten()
+            .as_ref()
+            .and_then(|c| c.route(host.scheme(), host.netloc()))
+        {
+            Some(route) => {
+                row.source = Some("openbao");
+                row.source_detail =
+                    Some(format!("`{}` {}", route.server.name, route.secret_name()));
+            }
+            None => row.source = Some("keychain"),
+        }
         row.key = Some(mask(k.expose()));
     } else if let Some((v, path)) = settings_key {
         row.source = Some("settings");
@@ -355,6 +370,9 @@ fn print_text(out: &StatusJson, settings: &Settings) {
     for h in &out.hosts {
         println!("  {}{}", h.url, if h.current { " (current)" } else { "" });
         let keychain = match h.in_keychain {
+            Some(true) if h.source == Some("openbao") => {
+                "served by the agent, not kept in the keychain"
+            }
             Some(true) => "in the keychain",
             Some(false) => "not in the keychain",
             None => "keychain not checked: the agent is not running",
