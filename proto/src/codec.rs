@@ -127,21 +127,44 @@ mod tests {
         // Protocol 3: `Stored` says whether the credential survives a reboot.
         let stored = Response::Stored { persistent: false };
         assert_eq!(&encode_frame(&stored).unwrap()[..], &[0, 0, 0, 2, 2, 0]);
-        // Protocol 4 added the forwards at the end of each enum: `Forward` (7), `Forwards` (8),
-        // `Forwarding` (8), `Forwards` (9) and `ErrorCode::Forbidden` (7).
+        // Protocol 4: the OpenBao login request, its answer and error codes, all at the end.
+        let login = Request::OpenBaoLogin {
+            server: "t".into(),
+            secret: Some(Secret::from("s")),
+        };
+        assert_eq!(
+            &encode_frame(&login).unwrap()[..],
+            &[0, 0, 0, 6, 7, 1, b't', 1, 1, b's']
+        );
+        let err = Response::error(crate::ErrorCode::NotFound, "");
+        assert_eq!(&encode_frame(&err).unwrap()[..], &[0, 0, 0, 3, 7, 9, 0]);
+        let session = Response::OpenBaoLoggedIn(crate::OpenBaoSession {
+            server: "t".into(),
+            address: "a".into(),
+            policies: vec!["p".into()],
+            ttl_secs: Some(60),
+            renewable: true,
+            kept_in_keychain: false,
+        });
+        assert_eq!(
+            &encode_frame(&session).unwrap()[..],
+            &[0, 0, 0, 12, 8, 1, b't', 1, b'a', 1, 1, b'p', 1, 60, 1, 0]
+        );
+        // Protocol 5 added the forwards at the end of each enum: `Forward` (8), `Forwards` (9),
+        // `Forwarding` (9), `Forwards` (10) and `ErrorCode::Forbidden` (10).
         let forward = Request::Forward(crate::ForwardRequest {
             destination: "d".into(),
             hosts: vec![Target::new("https", "h")],
             ttl_secs: Some(60),
             name: Some("n".into()),
         });
-        let mut expected = vec![0, 0, 0, 18, 7, 1, b'd', 1, 5];
+        let mut expected = vec![0, 0, 0, 18, 8, 1, b'd', 1, 5];
         expected.extend_from_slice(b"https");
         expected.extend_from_slice(&[1, b'h', 0, 1, 60, 1, 1, b'n']);
         assert_eq!(&encode_frame(&forward).unwrap()[..], &expected[..]);
         assert_eq!(
             &encode_frame(&Request::Forwards).unwrap()[..],
-            &[0, 0, 0, 1, 8]
+            &[0, 0, 0, 1, 9]
         );
         let info = Response::Forwarding(crate::ForwardInfo {
             id: "i".into(),
@@ -154,18 +177,18 @@ mod tests {
         });
         assert_eq!(
             &encode_frame(&info).unwrap()[..],
-            &[0, 0, 0, 11, 8, 1, b'i', 1, b'd', 1, b's', 0, 1, 0, 2]
+            &[0, 0, 0, 11, 9, 1, b'i', 1, b'd', 1, b's', 0, 1, 0, 2]
         );
         assert_eq!(
             &encode_frame(&Response::Forwards(vec![])).unwrap()[..],
-            &[0, 0, 0, 2, 9, 0]
+            &[0, 0, 0, 2, 10, 0]
         );
         let forbidden = Response::error(crate::ErrorCode::Forbidden, "x");
         assert_eq!(
             &encode_frame(&forbidden).unwrap()[..],
-            &[0, 0, 0, 4, 7, 7, 1, b'x']
+            &[0, 0, 0, 4, 7, 10, 1, b'x']
         );
-        assert_eq!(PROTOCOL_VERSION, 4);
+        assert_eq!(PROTOCOL_VERSION, 5);
     }
 
     #[test]

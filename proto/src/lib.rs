@@ -12,6 +12,6 @@ pub use codec::{FRAME_HEADER_LEN, MAX_FRAME_LEN, ProtoError, decode, encode_fram
 pub use connection::Connection;
 pub use message::{
     AgentStatus, Credential, CredentialInfo, ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest,
-    MAX_FORWARD_TTL_SECS, PROTOCOL_VERSION, Query, Request, Response, Target,
+    MAX_FORWARD_TTL_SECS, OpenBaoSession, PROTOCOL_VERSION, Query, Request, Response, Target,
 };
 pub use secret::Secret;

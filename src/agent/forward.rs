@@ -387,6 +387,7 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
         Request::Shutdown => "stopping the agent",
         Request::Forward(_) => "opening a forward",
         Request::Forwards => "listing forwards",
+        Request::OpenBaoLogin { .. } => "logging in to OpenBao",
     };
     tracing::info!(
         forward = %grant.id,

@@ -11,6 +11,7 @@ mod forward;
 pub mod harden;
 mod idle;
 pub mod listen;
+pub mod openbao;
 mod state;
 
 use std::sync::Arc;

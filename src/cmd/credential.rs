@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
 use crate::cli::CredentialArgs;
-use crate::client::connect_or_start;
+use crate::client::{connect_or_start, not_found_is_none};
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 
@@ -64,9 +64,8 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     match operation {
         "get" => {
             let mut agent = connect_or_start(&paths)?;
-            let Some(cred) = agent
-                .get(query)
-                .context("while looking up the credential")?
+            let Some(cred) =
+                not_found_is_none(agent.get(query)).context("while looking up the credential")?
             else {
                 return Ok(());
             };
@@ -108,9 +107,11 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
             if req.password.is_some() || req.credential.is_some() {
                 // git's erase matches the password too: keep a credential that was replaced
                 // since git read it.
-                let current = agent
-                    .get(query.clone())
+                let current = not_found_is_none(agent.get(query.clone()))
                     .context("while looking up the credential to erase")?;
+                if current.is_none() {
+                    return Ok(());
+                }
                 if current.is_some_and(|c| !req.secrets_match(&c)) {
                     return Ok(());
                 }
