@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod git;
 pub mod keychain;
 pub mod logging;
+pub mod rendezvous;
 pub mod service;
 pub mod term;
 pub mod wandb;

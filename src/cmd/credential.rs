@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
 use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
+use crate::rendezvous::RuntimePaths;
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
 fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {

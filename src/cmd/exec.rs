@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 
 use super::{ExitError, wandb_query};
 use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::wandb::host::HostUrl;
 use crate::wandb::sources::{Settings, WandbEnv, default_host, pick_host};
 

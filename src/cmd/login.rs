@@ -17,7 +17,7 @@ use wbl_proto::{Credential, Secret};
 
 use super::{WANDB_USER, target_of, wandb_query};
 use crate::client::{AgentClient, connect_or_start};
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::host::HostUrl;

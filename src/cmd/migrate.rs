@@ -24,8 +24,8 @@ use zeroize::Zeroizing;
 
 use super::{WANDB_USER, target_of};
 use crate::client::{AgentClient, connect_or_start};
-use crate::dirs::RuntimePaths;
 use crate::git::store_file;
+use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::fsutil::write_atomic;
 use crate::wandb::host::HostUrl;

@@ -10,7 +10,7 @@ use wbl_proto::Secret;
 
 use super::{WANDB_USER, wandb_query};
 use crate::client::AgentClient;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
 use crate::wandb::sources::{Settings, WandbEnv, default_host, netrc_key};
@@ -106,7 +106,7 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
     let agent = if start {
         Some(crate::client::connect_or_start(&paths)?)
     } else {
-        AgentClient::connect(&paths).ok()
+        AgentClient::connect_if_running(&paths)?
     };
     let env = WandbEnv::from_env()?;
     let settings = Settings::load(&env);
