@@ -117,7 +117,10 @@ async fn serve(
         signal_ready(fd);
     }
     activation::notify_ready();
-    let options = agent::RunOptions { idle_exit };
+    let options = agent::RunOptions {
+        idle_exit,
+        connections: None,
+    };
     agent::run_with(claimed.take_listener(), state, shutdown, options).await;
     activation::notify_stopping();
     tracing::info!("wbl-agent stopped");
