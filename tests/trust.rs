@@ -451,3 +451,129 @@ fn the_agent_removes_only_a_stale_socket_of_ours() {
     assert!(w.socket().exists());
     assert_eq!(stdout(&ok(w.wbl(&["token"]))), format!("{k}\n"));
 }
+
+#[test]
+fn a_key_on_the_command_line_is_warned_about_and_the_safe_forms_named() {
+    let w = World::new(Backend::Keyutils);
+    let k = key(126);
+    let out = ok(w.wbl(&["login", &k]));
+    let err = stderr(&out);
+    assert!(err.contains("process list"), "{err}");
+    assert!(err.contains("wbl login -"), "{err}");
+    assert!(!err.contains(&k));
+    // Read from stdin: no warning.
+    let out = w
+        .cmd(WBL)
+        .args(["login", "--relogin", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(key(127).as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("process list"), "{}", stderr(&out));
+}
+
+/// Starts `program args` under `sh` with an unlimited core size in `cwd`, stdin piped.
+fn with_cores(w: &World, cwd: &Path, program: &str, args: &[&str]) -> Child {
+    w.cmd("sh")
+        .arg("-c")
+        .arg("ulimit -c unlimited && exec \"$@\"")
+        .arg("sh")
+        .arg(program)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) until `pid` sleeps, e.g. in a read of stdin.
+fn wait_sleeping(pid: u32) {
+    for _ in 0..500 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        if !exe.ends_with("sh")
+            && stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('S'))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("process {pid} never waited");
+}
+
+fn cores_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("core"))
+        .count()
+}
+
+#[test]
+fn a_client_holding_a_key_leaves_no_core_dump() {
+    let w = World::new(Backend::Keyutils);
+    let cwd = w.dir.path().join("cores");
+    std::fs::create_dir(&cwd).unwrap();
+    // Control: on this machine, a process that does nothing to prevent it dumps core.
+    let mut control = with_cores(&w, &cwd, "cat", &[]);
+    wait_sleeping(control.id());
+    signal(control.id(), "-QUIT");
+    let _ = control.wait();
+    let machine_dumps = cores_in(&cwd) > 0;
+    for f in std::fs::read_dir(&cwd).unwrap().flatten() {
+        let _ = std::fs::remove_file(f.path());
+    }
+
+    // `wbl login -` with half a key read from stdin, then SIGQUIT.
+    let mut client = with_cores(&w, &cwd, WBL, &["login", "-"]);
+    let partial = &key(128)[..20];
+    client
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(partial.as_bytes())
+        .unwrap();
+    wait_sleeping(client.id());
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", client.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().nth(4),
+        Some("0"),
+        "soft core limit: {core}"
+    );
+    signal(client.id(), "-QUIT");
+    let _ = client.wait();
+    assert_eq!(cores_in(&cwd), 0, "wbl left a core file");
+    eprintln!("core dumps on this machine without protection: {machine_dumps}");
+    assert!(
+        w.files_containing(partial).is_empty(),
+        "the partial key reached a file"
+    );
+}
+
+#[test]
+fn a_program_run_by_wbl_exec_gets_its_core_limit_back() {
+    let w = World::new(Backend::Keyutils);
+    ok(w.wbl(&["login", &key(129)]));
+    let out = w
+        .cmd("sh")
+        .arg("-c")
+        .arg("ulimit -c unlimited && exec \"$0\" exec -- sh -c 'ulimit -c'")
+        .arg(WBL)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "unlimited", "{}", stderr(&out));
+}

@@ -82,6 +82,54 @@ fn timed_out(e: &ProtoError) -> bool {
     matches!(e, ProtoError::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
 
+/// The soft core-file limit before [`protect_secrets`] set it to 0, for [`restore_core_limit`].
+#[cfg(unix)]
+static CORE_LIMIT: std::sync::OnceLock<libc::rlim_t> = std::sync::OnceLock::new();
+
+/// Makes this client process keep its secrets in: not dumpable (`PR_SET_DUMPABLE 0` on Linux,
+/// so no core file and no ptrace by other processes of the user) and a soft core-file limit of
+/// 0. A client holds keys (a login, `token`, git passwords) only for a moment, but a signal at
+/// that moment (`kill -QUIT`) must not write one to a core file. Best effort, two syscalls.
+pub fn protect_secrets() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) has no memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 {
+            let _ = CORE_LIMIT.set(lim.rlim_cur);
+            lim.rlim_cur = 0;
+            let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
+        }
+    }
+}
+
+/// Gives back the core-file limit [`protect_secrets`] lowered, for a program `wbl exec`
+/// becomes (an `execve` resets dumpability by itself, not this limit).
+pub fn restore_core_limit() {
+    #[cfg(unix)]
+    if let Some(cur) = CORE_LIMIT.get() {
+        // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
+        unsafe {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 {
+                lim.rlim_cur = *cur;
+                let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
+            }
+        }
+    }
+}
+
 /// A connected, greeted agent.
 pub struct AgentClient {
     conn: Connection<ClientStream>,

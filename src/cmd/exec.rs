@@ -74,6 +74,7 @@ fn launch_error(e: std::io::Error, name: &str) -> anyhow::Error {
 #[cfg(unix)]
 fn spawn(mut cmd: Command, name: &str) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
+    crate::client::restore_core_limit();
     // Only returns on failure.
     let e = cmd.exec();
     Err(launch_error(e, name))
