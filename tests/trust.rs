@@ -577,3 +577,41 @@ fn a_program_run_by_wbl_exec_gets_its_core_limit_back() {
         .unwrap();
     assert_eq!(stdout(&out).trim(), "unlimited", "{}", stderr(&out));
 }
+
+#[test]
+fn a_server_address_with_a_password_is_refused_never_stored_or_printed() {
+    let w = World::new(Backend::Keyutils);
+    let k = key(131);
+    let with_pw = "https://me:pw-in-url@wandb.example.com";
+    let cases: [(&[&str], &[(&str, &str)]); 4] = [
+        (&["login", "--host", with_pw, &k], &[]),
+        (&["login", &k], &[("WANDB_BASE_URL", with_pw)]),
+        (&["token"], &[("WANDB_BASE_URL", with_pw)]),
+        (&["token", "--host", with_pw], &[]),
+    ];
+    for (args, env) in cases {
+        let out = w.wbl_env(args, env);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert!(
+            err.contains("must not contain a user name or password"),
+            "{err}"
+        );
+        assert!(err.contains("https://wandb.example.com"), "{err}");
+        assert!(!err.contains("pw-in-url") && !stdout(&out).contains("pw-in-url"));
+    }
+    // In the settings file too (written by hand): refused the same way.
+    let settings = w.home().join(".config/wandb/settings");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, format!("[default]\nbase_url = {with_pw}\n")).unwrap();
+    let out = w.wbl(&["login", &k]);
+    let err = stderr(&out);
+    assert!(!err.contains("pw-in-url"), "{err}");
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("must not contain a user name or password"),
+        "{err}"
+    );
+    // Nothing wbl wrote holds the password.
+    assert_eq!(w.files_containing("pw-in-url"), vec![settings.clone()]);
+}
