@@ -583,7 +583,8 @@ fn a_server_address_with_a_password_is_refused_never_stored_or_printed() {
     let w = World::new(Backend::Keyutils);
     let k = key(131);
     let with_pw = "https://me:pw-in-url@wandb.example.com";
-    let cases: [(&[&str], &[(&str, &str)]); 4] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case; 4] = [
         (&["login", "--host", with_pw, &k], &[]),
         (&["login", &k], &[("WANDB_BASE_URL", with_pw)]),
         (&["token"], &[("WANDB_BASE_URL", with_pw)]),
