@@ -205,6 +205,45 @@ fn reject_erases_but_not_a_newer_password() {
 }
 
 #[test]
+fn erase_with_a_password_and_no_user_name_compares_each_candidate() {
+    // git's credential-cache compares the password with every match, erasing only the ones
+    // that hold it. Three users on one host (the first match holds the password, the second
+    // does not), then a rejected password without a user name.
+    let w = World::new(Backend::Keyutils);
+    for (user, pw) in [("a", "pw-x"), ("b", "pw-other"), ("c", "pw-x")] {
+        approve(
+            &w,
+            &format!("protocol=https\nhost=h.example\nusername={user}\npassword={pw}\n"),
+        );
+    }
+    ok(wbl_credential(
+        &w,
+        "erase",
+        b"protocol=https\nhost=h.example\npassword=pw-x\n",
+    ));
+    let left = |user: &str| {
+        password(
+            &w,
+            &format!("protocol=https\nhost=h.example\nusername={user}\n"),
+        )
+    };
+    assert_eq!(left("a"), None);
+    assert_eq!(
+        left("b").as_deref(),
+        Some("pw-other"),
+        "a credential holding another password was erased"
+    );
+    assert_eq!(left("c"), None);
+    // A password nobody holds erases nothing.
+    ok(wbl_credential(
+        &w,
+        "erase",
+        b"protocol=https\nhost=h.example\npassword=nobody-has-it\n",
+    ));
+    assert_eq!(left("b").as_deref(), Some("pw-other"));
+}
+
+#[test]
 fn wrong_username_gets_nothing() {
     let w = World::new(Backend::SecretService);
     approve(
