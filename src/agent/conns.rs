@@ -186,8 +186,10 @@ impl Ticket {
                 );
             }
         }
+        // Only a full registry has an accept loop waiting for a connection it may close.
+        let full = g.1.len() >= self.registry.limits.max_connections;
         drop(g);
-        if matches!(phase, Phase::PreHello | Phase::Idle) {
+        if full && matches!(phase, Phase::PreHello | Phase::Idle) {
             self.registry.changed.notify_waiters();
         }
     }
