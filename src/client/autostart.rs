@@ -62,13 +62,20 @@ pub(crate) fn agent_keeps_env(name: &str) -> bool {
             ))
 }
 
-/// Connects to the agent, starting it when needed and allowed. Only "nothing listens there"
-/// leads to a start; a refused directory or peer, or a timeout, is reported as it is.
+/// True for the connection errors that starting an agent cannot cure: a refused directory or
+/// peer (nothing may be started there), or an agent that accepts but does not answer.
+fn final_error(e: &ClientError) -> bool {
+    matches!(e, ClientError::Untrusted(_) | ClientError::Timeout { .. })
+}
+
+/// Connects to the agent, starting it when needed and allowed. A refused directory or peer, or
+/// a timeout, is reported as it is; anything else (nothing listening, an agent on its way
+/// out) leads to a start.
 pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
     match AgentClient::connect(paths) {
         Ok(client) => return check_version(client, paths),
-        Err(ClientError::NotRunning { .. }) => {}
-        Err(e) => return Err(e),
+        Err(e) if final_error(&e) => return Err(e),
+        Err(_) => {}
     }
     if autostart_disabled() {
         return Err(ClientError::NotRunning {
@@ -83,8 +90,8 @@ pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError
     // Another client may have started it while we waited for the lock.
     match AgentClient::connect(paths) {
         Ok(client) => return check_version(client, paths),
-        Err(ClientError::NotRunning { .. }) => {}
-        Err(e) => return Err(e),
+        Err(e) if final_error(&e) => return Err(e),
+        Err(_) => {}
     }
     start_and_connect(paths)
 }
@@ -136,8 +143,8 @@ fn start_and_connect(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
     if start_agent(paths)? == Started::AlreadyRunning {
         match AgentClient::connect(paths) {
             Ok(client) => return Ok(client),
-            Err(ClientError::NotRunning { .. }) => {}
-            Err(e) => return Err(e),
+            Err(e) if final_error(&e) => return Err(e),
+            Err(_) => {}
         }
         tracing::debug!("another agent holds the pid-file lock but does not answer; waiting");
         wait_released(paths, None)?;
