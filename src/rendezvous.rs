@@ -705,6 +705,40 @@ mod unix {
                 return Err(format!("pid {pid} runs {}, not wbl-agent", exe.display()));
             }
         }
+        #[cfg(target_os = "macos")]
+        {
+            // SAFETY: proc_bsdinfo is plain data; proc_pidinfo fills at most its size.
+            let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+            // SAFETY: a valid out-pointer of `size` bytes.
+            let n = unsafe {
+                libc::proc_pidinfo(raw, libc::PROC_PIDTBSDINFO, 0, (&raw mut info).cast(), size)
+            };
+            if n != size {
+                return Err(format!("pid {pid} is gone"));
+            }
+            if info.pbi_uid != super::euid() {
+                return Err(format!(
+                    "pid {pid} runs as uid {}, not as you",
+                    info.pbi_uid
+                ));
+            }
+            let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+            // SAFETY: `buf` has the size passed.
+            let n = unsafe { libc::proc_pidpath(raw, buf.as_mut_ptr().cast(), buf.len() as u32) };
+            if n <= 0 {
+                return Err(format!("cannot read the executable of pid {pid}"));
+            }
+            buf.truncate(n as usize);
+            let exe = std::path::PathBuf::from(String::from_utf8_lossy(&buf).into_owned());
+            let name = exe
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !name.starts_with("wbl-agent") {
+                return Err(format!("pid {pid} runs {}, not wbl-agent", exe.display()));
+            }
+        }
         // SAFETY: signal 0 only checks that the process exists and may be signalled by us.
         if unsafe { libc::kill(raw, 0) } != 0 {
             return Err(format!("pid {pid} cannot be signalled by you"));
