@@ -4,8 +4,10 @@
 //!
 //! - The number of open connections is capped. When a new one arrives at the cap, the oldest
 //!   connection that is waiting for input is closed to make room: first one that has not said
-//!   hello yet, then one idle between requests. A connection whose request is being handled is
-//!   never closed; if every connection is busy, the new one is closed instead.
+//!   hello yet, then one idle between requests for at least [`IDLE_GRACE`] (a busy client's
+//!   connection is idle only for moments). A connection whose request is being handled, or
+//!   whose task has not looked at its input yet, is never closed for a newcomer; while no
+//!   connection may be closed, newcomers wait in the kernel's listen queue.
 //! - Before the hello, a frame may be at most [`HELLO_MAX_FRAME`] bytes (a hello is a few
 //!   dozen).
 //! - Payload bytes being received are charged to one [`ByteBudget`] beyond the first
@@ -20,10 +22,13 @@ use wbl_proto::ByteBudget;
 /// Largest frame accepted before the hello.
 pub const HELLO_MAX_FRAME: usize = 1024;
 
+/// How long a greeted connection must have been idle before it may be closed for a newcomer.
+pub const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Connection caps (`WBL_MAX_CONNECTIONS`, `WBL_MAX_BUFFERED` in bytes, for tests).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// Open connections at most (default 512).
+    /// Open connections at most (default 1024).
     pub max_connections: usize,
     /// Payload bytes being received, over all connections, beyond each frame's free chunk
     /// (default 16 MiB).
@@ -33,7 +38,7 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
-            max_connections: 512,
+            max_connections: 1024,
             max_buffered: 16 * 1024 * 1024,
         }
     }
@@ -73,6 +78,8 @@ pub enum Phase {
 
 struct Slot {
     phase: Phase,
+    /// When the phase last changed.
+    since: std::time::Instant,
     evict: Arc<Notify>,
 }
 
@@ -119,12 +126,15 @@ impl Registry {
         if slots.len() < self.limits.max_connections {
             return true;
         }
-        let victim = [Phase::PreHello, Phase::Idle].iter().find_map(|want| {
-            slots
-                .iter()
-                .find(|(_, s)| s.phase == *want)
-                .map(|(id, _)| *id)
-        });
+        let victim = slots
+            .iter()
+            .find(|(_, s)| s.phase == Phase::PreHello)
+            .or_else(|| {
+                slots
+                    .iter()
+                    .find(|(_, s)| s.phase == Phase::Idle && s.since.elapsed() >= IDLE_GRACE)
+            })
+            .map(|(id, _)| *id);
         match victim.and_then(|v| slots.remove(&v)) {
             Some(slot) => {
                 tracing::debug!(phase = ?slot.phase, "connection cap reached; closing the oldest waiting connection");
@@ -145,6 +155,7 @@ impl Registry {
             id,
             Slot {
                 phase: Phase::Fresh,
+                since: std::time::Instant::now(),
                 evict: Arc::clone(&evict),
             },
         );
@@ -175,12 +186,16 @@ impl Ticket {
     pub fn set_phase(&self, phase: Phase) {
         let mut g = self.registry.lock();
         match g.1.get_mut(&self.id) {
-            Some(slot) => slot.phase = phase,
+            Some(slot) => {
+                slot.phase = phase;
+                slot.since = std::time::Instant::now();
+            }
             None => {
                 g.1.insert(
                     self.id,
                     Slot {
                         phase,
+                        since: std::time::Instant::now(),
                         evict: Arc::clone(&self.evict),
                     },
                 );
@@ -245,8 +260,14 @@ mod tests {
             .await
             .expect("b was not evicted");
         assert_eq!(r.open(), 3);
-        // c busy, d fresh: the oldest idle one (a) goes next.
+        // c busy, d fresh: the oldest idle one (a) goes next, once idle for the grace period.
         c.set_phase(Phase::Busy);
+        assert!(
+            tokio::time::timeout(IDLE_GRACE / 2, r.room())
+                .await
+                .is_err(),
+            "an idle connection was closed within its grace period"
+        );
         let _e = admitted(&r).await;
         tokio::time::timeout(Duration::from_secs(1), ea)
             .await
