@@ -220,7 +220,7 @@ fn random_id() -> Result<String, String> {
 pub(crate) fn open(
     state: &Arc<State>,
     req: ForwardRequest,
-    done: &tokio::sync::mpsc::Sender<()>,
+    spawn: &super::Spawn,
 ) -> (Response, Option<Held>) {
     let hosts = match checked_hosts(&req) {
         Ok(h) => h,
@@ -254,7 +254,7 @@ pub(crate) fn open(
             Err(message) => return err(ErrorCode::Internal, message),
         },
     };
-    let socket = crate::dirs::RuntimePaths {
+    let socket = crate::rendezvous::RuntimePaths {
         socket: PathBuf::from(state.socket()),
     }
     .forward_socket(&id);
@@ -295,7 +295,7 @@ pub(crate) fn open(
         listener,
         Arc::clone(&grant),
         Arc::clone(state),
-        done.clone(),
+        spawn.clone(),
     ));
     let response = Response::Forwarding(grant.info());
     (response, Some(Held { grant, registry }))
@@ -305,7 +305,7 @@ pub(crate) fn open(
 pub(crate) fn open(
     _state: &Arc<State>,
     _req: ForwardRequest,
-    _done: &tokio::sync::mpsc::Sender<()>,
+    _spawn: &super::Spawn,
 ) -> (Response, Option<Held>) {
     (
         Response::error(
@@ -322,18 +322,23 @@ async fn accept_loop(
     listener: interprocess::local_socket::tokio::Listener,
     grant: Arc<Grant>,
     state: Arc<State>,
-    done: tokio::sync::mpsc::Sender<()>,
+    spawn: super::Spawn,
 ) {
     use interprocess::local_socket::traits::tokio::Listener as _;
     let mut ended = grant.ended();
     let mut stop = state.shutdown_signal();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = async {
+                spawn.registry.room().await;
+                listener.accept().await
+            } => match accepted {
                 Ok(stream) => {
-                    let (state, grant, done) = (Arc::clone(&state), Arc::clone(&grant), done.clone());
+                    let ticket = spawn.registry.admit();
+                    let (state, grant, spawn) = (Arc::clone(&state), Arc::clone(&grant), spawn.clone());
                     tokio::spawn(async move {
-                        super::serve(stream, state, super::Channel::Forward(grant), done).await;
+                        let channel = super::Channel::Forward(grant);
+                        super::serve(stream, state, channel, ticket, spawn).await;
                     });
                 }
                 Err(e) => {

@@ -6,6 +6,7 @@ pub mod activation;
 mod cache;
 pub mod cli;
 mod config;
+pub mod conns;
 mod dispatch;
 mod forward;
 pub mod harden;
@@ -18,7 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
-use wbl_proto::{Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, Request, Response};
+use wbl_proto::{
+    Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, RecvLimits, Request, Response,
+};
+
+use conns::{ConnectionLimits, HELLO_MAX_FRAME, Phase, Registry, Ticket};
 
 pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
 pub(crate) use dispatch::Channel;
@@ -33,6 +38,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RunOptions {
     /// Stop by itself once no connection has been open for this long (`--idle-exit`).
     pub idle_exit: Option<Duration>,
+    /// Connection caps; `None` reads them from the environment
+    /// ([`ConnectionLimits::from_env`]).
+    pub connections: Option<ConnectionLimits>,
 }
 
 /// Serves `listener` until `shutdown` completes, a client sends `shutdown` or (with
@@ -47,6 +55,11 @@ pub async fn run_with(
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut stop = state.shutdown_signal();
     let activity = idle::Activity::new();
+    let registry = Registry::new(
+        options
+            .connections
+            .unwrap_or_else(ConnectionLimits::from_env),
+    );
     let idle = async {
         match options.idle_exit {
             Some(period) => activity.idle_for(period).await,
@@ -57,18 +70,25 @@ pub async fn run_with(
     tokio::pin!(idle);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = async {
+                registry.room().await;
+                listener.accept().await
+            } => match accepted {
                 Ok(stream) if *state.shutdown_signal().borrow() => {
                     // Asked to stop (by a client) while this connection came in: refuse it.
                     drop(stream);
                     break;
                 }
                 Ok(stream) => {
+                    let ticket = registry.admit();
                     let state = Arc::clone(&state);
-                    let done = done_tx.clone();
+                    let spawn = Spawn {
+                        _done: done_tx.clone(),
+                        registry: Arc::clone(&registry),
+                    };
                     let open = activity.open();
                     tokio::spawn(async move {
-                        serve(stream, state, Channel::Full, done).await;
+                        serve(stream, state, Channel::Full, ticket, spawn).await;
                         drop(open);
                     });
                 }
@@ -137,16 +157,21 @@ fn allowed_peer(stream: &Stream) -> Option<Peer> {
     }
 }
 
-/// One connection: hello first, then requests until the client closes, idles out, or the agent
-/// shuts down. A connection that opened forwards holds them: it is not closed for idleness,
-/// and their grants end when it ends. `done` is dropped at the end (shutdown waits for every
-/// connection's).
-async fn serve(
-    stream: Stream,
-    state: Arc<State>,
-    channel: Channel,
-    done: tokio::sync::mpsc::Sender<()>,
-) {
+/// What a connection task needs to start more connection tasks (a forward's socket): the
+/// shutdown drain's sender and the connection registry.
+#[derive(Clone)]
+pub(crate) struct Spawn {
+    /// Held, never sent on: shutdown waits until every clone is dropped.
+    _done: tokio::sync::mpsc::Sender<()>,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    registry: Arc<conns::Registry>,
+}
+
+/// One connection: hello first, then requests until the client closes, idles out, is closed
+/// to make room for a newer one (see [`conns`]), or the agent shuts down. A connection that
+/// opened forwards holds them: it is never closed for idleness or to make room, and their
+/// grants end when it ends.
+async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Ticket, spawn: Spawn) {
     let Some(peer) = allowed_peer(&stream) else {
         return;
     };
@@ -181,11 +206,33 @@ async fn serve(
         };
         // Stop first: once the agent is stopping, a connection gets no new work (not even a
         // hello), only `ShuttingDown`; requests already being handled are not in this select.
+        let limits = RecvLimits {
+            max_frame: if greeted {
+                wbl_proto::MAX_FRAME_LEN
+            } else {
+                HELLO_MAX_FRAME
+            },
+            budget: Some(ticket.budget()),
+        };
+        let evicted = ticket.evicted();
+        ticket.set_phase(if !held.is_empty() {
+            // Holding a forward for a `wbl ssh` session: never closed to make room.
+            Phase::Busy
+        } else if greeted {
+            Phase::Idle
+        } else {
+            Phase::PreHello
+        });
+        // Input already waiting is read before an eviction is heeded.
         let received = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => None,
             _ = grant_gone => return,
-            r = tokio::time::timeout(wait, conn.recv_async::<Request>()) => Some(r),
+            r = tokio::time::timeout(wait, conn.recv_async_limited::<Request>(limits)) => Some(r),
+            _ = evicted => {
+                tracing::debug!("closing a waiting connection to make room");
+                return;
+            }
         };
         let Some(received) = received else {
             let bye = Response::error(ErrorCode::ShuttingDown, "the agent is shutting down");
@@ -203,6 +250,7 @@ async fn serve(
                     match req {
                         Request::Hello { protocol, .. } => {
                             greeted = true;
+                            ticket.set_phase(Phase::Busy);
                             if protocol != PROTOCOL_VERSION {
                                 tracing::info!(
                                     client_protocol = protocol,
@@ -220,9 +268,10 @@ async fn serve(
                         }
                     }
                 } else {
+                    ticket.set_phase(Phase::Busy);
                     match (&session.channel, req) {
                         (Channel::Full, Request::Forward(fwd)) => {
-                            let (response, grant) = forward::open(state, fwd, &done);
+                            let (response, grant) = forward::open(state, fwd, &spawn);
                             held.extend(grant);
                             response
                         }
@@ -234,7 +283,7 @@ async fn serve(
                 tracing::debug!(error = %e, "undecodable request");
                 Response::error(ErrorCode::BadRequest, format!("bad request: {e}"))
             }
-            Ok(Err(e @ ProtoError::TooLarge(_))) => {
+            Ok(Err(e @ (ProtoError::TooLarge(_) | ProtoError::TooLargeHere { .. }))) => {
                 tracing::debug!(error = %e, "oversized frame");
                 let _ = reply(
                     &mut conn,
@@ -242,6 +291,17 @@ async fn serve(
                     state,
                 )
                 .await;
+                return;
+            }
+            Ok(Err(ProtoError::Busy)) => {
+                tracing::warn!(
+                    "receive buffers full; closing a connection in the middle of a frame"
+                );
+                let busy = Response::error(
+                    ErrorCode::Internal,
+                    "the agent is receiving too much at once; retry",
+                );
+                let _ = reply(&mut conn, &busy, state).await;
                 return;
             }
             Ok(Err(e)) => {

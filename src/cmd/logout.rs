@@ -8,7 +8,7 @@ use wbl_proto::Query;
 use super::wandb_query;
 use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::sources::{Settings, WandbEnv, netrc_key, pick_host};
 

@@ -24,7 +24,7 @@ use wbl_proto::{ErrorCode, ForwardRequest, Target};
 use super::{resolve_host, target_of};
 pub use crate::cli::SshArgs;
 use crate::client::{ClientError, connect_or_start};
-use crate::dirs::{FORWARD_PREFIX, RuntimePaths};
+use crate::rendezvous::{FORWARD_PREFIX, RuntimePaths};
 use crate::wandb::host::HostUrl;
 
 /// The directory on the remote that holds the forwarded socket unless `--remote-dir` says

@@ -11,7 +11,7 @@ use wbl_proto::{ErrorCode, Secret};
 use super::{WANDB_USER, wandb_query};
 use crate::cli::StatusArgs;
 use crate::client::{AgentClient, ClientError};
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
 use crate::wandb::sources::{Settings, WandbEnv, default_host, netrc_key};
@@ -127,7 +127,7 @@ struct EnvJson {
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let json = args.json;
     let paths = RuntimePaths::from_env();
-    let agent = AgentClient::connect(&paths).ok();
+    let agent = AgentClient::connect_if_running(&paths)?;
     let env = WandbEnv::from_env()?;
     let settings = Settings::load(&env);
     let mut warnings = settings.warnings.clone();

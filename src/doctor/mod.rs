@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 
 /// How long one D-Bus probe may take (the same bound as the backend probe of `auto`).
 pub const DBUS_TIMEOUT: Duration = crate::keychain::PROBE_TIMEOUT;
@@ -221,7 +221,7 @@ pub fn run() -> Report {
     let mut checks = Vec::with_capacity(CHECKS.len());
     // Through a forward (`wbl ssh`) keys stay on the other machine: this one's keychain and
     // login service do not matter.
-    let forwarded = crate::dirs::is_forwarded(&ctx.paths.socket);
+    let forwarded = crate::rendezvous::is_forwarded(&ctx.paths.socket);
     for (name, title, check) in CHECKS {
         let start = Instant::now();
         let finding = if forwarded && LOCAL_KEYCHAIN_CHECKS.contains(name) {
