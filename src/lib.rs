@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod dirs;
+pub mod docker;
 pub mod doctor;
 pub mod git;
 pub mod keychain;

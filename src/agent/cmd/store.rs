@@ -6,12 +6,6 @@ use crate::agent::State;
 
 pub(crate) async fn apply(state: &State, cred: Credential) -> Response {
     tracing::debug!(target = %cred.target, user = %cred.username, "store");
-    if !cred.has_secret() {
-        return Response::error(
-            ErrorCode::BadRequest,
-            "refusing to store a credential without a password",
-        );
-    }
     if cred.target.host.is_empty() || cred.target.protocol.is_empty() {
         return Response::error(
             ErrorCode::BadRequest,
