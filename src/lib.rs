@@ -9,6 +9,8 @@ pub mod cmd;
 pub mod dirs;
 pub mod docker;
 pub mod doctor;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod entry;
 pub mod git;
 pub mod keychain;
 pub mod logging;

@@ -2,13 +2,24 @@
 //! and buildah through `"credHelpers": {"<registry>": "wbl"}` (or `"credsStore": "wbl"`) in
 //! their auth file. The protocol is in `wbl::cmd::docker_credential`.
 //!
-//! Kept small like `git-credential-wbl`: no clap, no logging set-up, no async runtime.
+//! Kept small like `git-credential-wbl`: no clap, no logging set-up, no async runtime, and the
+//! same C `main` on Linux with glibc ([`wbl::entry::c_main`]).
 
-use std::process::ExitCode;
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
+
+use std::io::Write;
 
 use wbl::cmd::docker_credential::{USAGE, run, version_line};
 
-fn main() -> ExitCode {
+/// Prints one line on stdout, where the helpers put everything (errors included).
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.write_all(b"\n");
+}
+
+/// The program: its exit status.
+fn helper() -> u8 {
     wbl::agent::harden::quiet_panics("docker-credential-wbl");
     // As the helpers' `credentials.Serve`: exactly one argument, messages on stdout.
     let args: Vec<String> = std::env::args_os()
@@ -16,24 +27,35 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let [action] = args.as_slice() else {
-        println!("{USAGE}");
-        return ExitCode::FAILURE;
+        say(USAGE);
+        return 1;
     };
     match action.as_str() {
         "--version" | "-v" => {
-            print!("{}", version_line());
-            ExitCode::SUCCESS
+            say(version_line().trim_end());
+            0
         }
         "--help" | "-h" => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+            say(USAGE);
+            0
         }
         action => match run(action) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => 0,
             Err(e) => {
-                println!("{e:#}");
-                ExitCode::FAILURE
+                say(&format!("{e:#}"));
+                1
             }
         },
     }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    wbl::entry::c_main(helper)
+}
+
+#[cfg(any(not(all(target_os = "linux", target_env = "gnu")), test))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(helper())
 }

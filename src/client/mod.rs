@@ -106,6 +106,51 @@ impl AgentClient {
         }
     }
 
+    /// Connects and sends hello and `req` without waiting in between, then reads both
+    /// answers: one round trip instead of two, for the helper processes git and container
+    /// tools start on every operation. `Ok(None)` when the agent speaks another protocol
+    /// version (its answer to `req` is not read): the caller takes the ordinary path, which
+    /// restarts it. Only for requests that carry no secret and may be repeated (`get`).
+    fn connect_pipelined(
+        paths: &RuntimePaths,
+        req: &Request,
+    ) -> Result<Option<(AgentClient, Response)>, ClientError> {
+        let stream =
+            Stream::connect(socket_name(paths).map_err(|e| ClientError::Io(e.to_string()))?)
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+        let mut conn = Connection::new(stream);
+        conn.send(&Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            client_version: env!("CARGO_PKG_VERSION").to_owned(),
+        })?;
+        conn.send(req)?;
+        let Some(Response::Hello {
+            protocol,
+            agent_version,
+            pid,
+        }) = conn.recv::<Response>()?
+        else {
+            return Ok(None);
+        };
+        if protocol != PROTOCOL_VERSION {
+            return Ok(None);
+        }
+        let mut client = AgentClient {
+            conn,
+            agent_protocol: protocol,
+            agent_version,
+            agent_pid: pid,
+        };
+        let answer = match client.conn.recv()? {
+            Some(Response::Error { code, message }) => {
+                return Err(ClientError::Agent { code, message });
+            }
+            Some(r) => r,
+            None => return Err(ClientError::Unexpected("a request (the agent closed)")),
+        };
+        Ok(Some((client, answer)))
+    }
+
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         match self.conn.call(req)? {
             Response::Error { code, message } => Err(ClientError::Agent { code, message }),
@@ -154,4 +199,23 @@ impl AgentClient {
             _ => Err(ClientError::Unexpected("shutdown")),
         }
     }
+}
+
+/// The first credential matching `query`, from the agent (started when needed). With an agent
+/// of our version already running this is one round trip (hello and get pipelined); anything
+/// else (no agent, another version, a connection lost before the answer) takes the ordinary
+/// path of [`connect_or_start`].
+pub fn get_once(paths: &RuntimePaths, query: Query) -> Result<Option<Credential>, ClientError> {
+    let req = Request::Get(query);
+    match AgentClient::connect_pipelined(paths, &req) {
+        Ok(Some((_, Response::Credential(c)))) => return Ok(c),
+        Ok(Some(_)) => return Err(ClientError::Unexpected("get")),
+        // The agent's own error (keychain, …) is the answer; retrying would repeat it.
+        Err(e @ ClientError::Agent { .. }) => return Err(e),
+        Ok(None) | Err(_) => {}
+    }
+    let Request::Get(query) = req else {
+        unreachable!("built above")
+    };
+    connect_or_start(paths)?.get(query)
 }

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
-use crate::client::connect_or_start;
+use crate::client::{connect_or_start, get_once};
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 
@@ -61,10 +61,7 @@ pub fn run(operation: &str) -> anyhow::Result<()> {
     let paths = RuntimePaths::from_env();
     match operation {
         "get" => {
-            let mut agent = connect_or_start(&paths)?;
-            let Some(cred) = agent
-                .get(query)
-                .context("while looking up the credential")?
+            let Some(cred) = get_once(&paths, query).context("while looking up the credential")?
             else {
                 return Ok(());
             };
