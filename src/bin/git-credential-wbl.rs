@@ -32,7 +32,9 @@ fn run() -> u8 {
             env!("CARGO_PKG_VERSION")
         )
         .map_err(Into::into),
-        op => wbl::cmd::credential::run(op),
+        op => wbl::cmd::credential::run(&wbl::cli::CredentialArgs {
+            operation: op.to_owned(),
+        }),
     };
     match result {
         Ok(()) => 0,

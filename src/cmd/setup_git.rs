@@ -14,11 +14,12 @@ use std::process::{Command, Output};
 use anyhow::{Context, bail};
 
 use super::resolve_host;
+use crate::cli::SetupGitArgs;
 use crate::wandb::netrc::{shell_quote, shlex_split};
 
 /// Which git config file to edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+enum Scope {
     Global,
     Local,
 }
@@ -37,12 +38,6 @@ impl Scope {
             Scope::Local => "this repository's git config",
         }
     }
-}
-
-pub struct SetupGitArgs {
-    pub host: Option<String>,
-    pub scope: Scope,
-    pub remove: bool,
 }
 
 /// The name of wbl's git helper program; git runs it for `credential.helper = wbl`.
@@ -167,7 +162,13 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
     let url = host.as_str();
     let key = format!("credential.{url}.helper");
     let ours = helper_value(&current_exe()?, helper_on_path())?;
-    let scope = args.scope.flag();
+    // `--global` is the default; clap refuses it together with `--local`.
+    let config = if args.local {
+        Scope::Local
+    } else {
+        Scope::Global
+    };
+    let scope = config.flag();
 
     let out = git(&["config", scope, "--get-all", &key])?;
     let existing: Vec<String> = match out.status.code() {
@@ -205,7 +206,7 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
         } else {
             eprintln!(
                 "wbl: git no longer asks wbl for credentials for {url} ({key} removed from {}).",
-                args.scope.describe()
+                config.describe()
             );
         }
         return Ok(());
@@ -214,7 +215,7 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
     if present && stale.is_empty() {
         eprintln!(
             "wbl: git already asks wbl for credentials for {url} ({key} in {}).",
-            args.scope.describe()
+            config.describe()
         );
         return Ok(());
     }
@@ -227,7 +228,7 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
     }
     eprintln!(
         "wbl: git now asks wbl for credentials for {url} ({key} = {ours} in {}).",
-        args.scope.describe()
+        config.describe()
     );
     Ok(())
 }
