@@ -6,7 +6,8 @@
 //! Run it through `scripts/bench` (which also builds `git-credential-libsecret` when it can), or
 //! `cargo bench --bench tools`. `WBL_BENCH_RUNS` sets the interleaved rounds (default 400),
 //! `WBL_BENCH_QUICK=1` makes a short run, `WBL_BENCH_GIT_LIBSECRET` names a
-//! `git-credential-libsecret` binary to include, `WBL_BENCH_GET_ONLY=1` stops after section 1.
+//! `git-credential-libsecret` binary to include, `WBL_BENCH_GET_ONLY=1` stops after section 1,
+//! `WBL_BENCH_OTHER_WBL` names another build of `wbl` to time beside this one in section 4a.
 
 #[cfg(target_os = "linux")]
 #[path = "../tests/common/mod.rs"]
@@ -305,7 +306,7 @@ mod linux {
         println!();
 
         // 4a. Client start-up.
-        let tools = vec![
+        let mut tools = vec![
             env.tool_checked("wbl --version", wbl, &["--version"], b"", |o| {
                 o.starts_with(b"wbl ")
             }),
@@ -314,6 +315,25 @@ mod linux {
                 o.starts_with(b"git ")
             }),
         ];
+        // Another build of wbl to compare with (BENCHMARKS.md: the C `main` decision).
+        let other = std::env::var_os("WBL_BENCH_OTHER_WBL").map(PathBuf::from);
+        if let Some(other) = other.as_deref() {
+            tools.push(env.tool_checked(
+                "wbl --version (WBL_BENCH_OTHER_WBL)",
+                other,
+                &["--version"],
+                b"",
+                |o| o.starts_with(b"wbl "),
+            ));
+            tools.push(env.tool_checked(
+                "wbl credential get (WBL_BENCH_OTHER_WBL)",
+                other,
+                &["credential", "get"],
+                QUERY,
+                env.has_key(),
+            ));
+            tools.push(env.tool("wbl credential get", wbl, &["credential", "get"]));
+        }
         println!("## 4a. Client start-up\n");
         let startup = support::interleaved(&tools, warmup, runs);
         print_samples(&startup, "/bin/true");
