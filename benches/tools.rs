@@ -325,14 +325,6 @@ mod linux {
                 b"",
                 |o| o.starts_with(b"wbl "),
             ));
-            tools.push(env.tool_checked(
-                "wbl credential get (WBL_BENCH_OTHER_WBL)",
-                other,
-                &["credential", "get"],
-                QUERY,
-                env.has_key(),
-            ));
-            tools.push(env.tool("wbl credential get", wbl, &["credential", "get"]));
         }
         println!("## 4a. Client start-up\n");
         let startup = support::interleaved(&tools, warmup, runs);
