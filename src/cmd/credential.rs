@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
 use crate::cli::CredentialArgs;
-use crate::client::{connect_or_start, get_once};
+use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 
@@ -63,7 +63,8 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     let paths = RuntimePaths::from_env();
     match operation {
         "get" => {
-            let Some(cred) = get_once(&paths, query).context("while looking up the credential")?
+            let Some(cred) = not_found_is_none(get_once(&paths, query))
+                .context("while looking up the credential")?
             else {
                 return Ok(());
             };
@@ -94,9 +95,11 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
             if req.password.is_some() || req.credential.is_some() {
                 // git's erase matches the password too: keep a credential that was replaced
                 // since git read it.
-                let current = agent
-                    .get(query.clone())
+                let current = not_found_is_none(agent.get(query.clone()))
                     .context("while looking up the credential to erase")?;
+                if current.is_none() {
+                    return Ok(());
+                }
                 if current.is_some_and(|c| !req.secrets_match(&c)) {
                     return Ok(());
                 }

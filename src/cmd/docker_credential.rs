@@ -15,7 +15,7 @@ use anyhow::{Context, anyhow, bail};
 use wbl_proto::{Credential, Query, Target};
 use zeroize::Zeroizing;
 
-use crate::client::{connect_or_start, get_once};
+use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::dirs::RuntimePaths;
 use crate::docker::{self, Credentials, MISSING_USERNAME, NOT_FOUND};
 
@@ -119,13 +119,13 @@ fn store() -> anyhow::Result<()> {
 fn get() -> anyhow::Result<()> {
     let server_url = read_server_url()?;
     let target = target_of(&server_url)?;
-    let found = get_once(
+    let found = not_found_is_none(get_once(
         &RuntimePaths::from_env(),
         Query {
             target: target.clone(),
             username: None,
         },
-    )?;
+    ))?;
     // A query without a path matches every path; only this registry's own entry counts (an
     // entry without a path sorts first, so it is the one found when it exists).
     let Some(cred) = found.filter(|c| c.target.path == target.path) else {

@@ -230,9 +230,7 @@ fn found_key(ctx: &mut Ctx, settings: &Settings) -> anyhow::Result<Option<Option
         return Ok(Some(None));
     }
     // 2. The keychain (wbl's own store).
-    let stored = ctx
-        .agent()?
-        .get(wandb_query(&host))
+    let stored = crate::client::not_found_is_none(ctx.agent()?.get(wandb_query(&host)))
         .context("while looking up the stored key")?;
     if let Some(cred) = stored {
         let viewer = ctx.check(&cred.password).map_err(|e| {

@@ -11,6 +11,7 @@ pub mod login;
 pub mod logout;
 pub mod man;
 pub mod migrate;
+pub mod openbao;
 pub mod setup_git;
 pub mod status;
 pub mod token;
