@@ -13,7 +13,7 @@ use wbl_proto::{CredentialInfo, Query, Target};
 use zeroize::Zeroizing;
 
 use crate::cli::CredentialArgs;
-use crate::client::{connect_or_start, not_found_is_none};
+use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 use crate::rendezvous::RuntimePaths;
 
@@ -64,9 +64,8 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     let paths = RuntimePaths::from_env();
     match operation {
         "get" => {
-            let mut agent = connect_or_start(&paths)?;
-            let Some(cred) =
-                not_found_is_none(agent.get(query)).context("while looking up the credential")?
+            let Some(cred) = not_found_is_none(get_once(&paths, query))
+                .context("while looking up the credential")?
             else {
                 return Ok(());
             };
