@@ -119,6 +119,18 @@ fn erase_matching(
         .into_iter()
         .filter(|c| matches_query(query, &c.target, &c.username))
         .collect();
+    if candidates.is_empty() {
+        // A host routed to OpenBao is not in the list (its secret lives on the team's
+        // server): compare the one credential the agent answers for the query.
+        let current = not_found_is_none(agent.get(query.clone()))
+            .context("while looking up the credential to erase")?;
+        if current.is_some_and(|cur| req.secrets_match(&cur)) {
+            agent
+                .erase(query.clone())
+                .with_context(|| format!("while erasing the credential for {}", query.target))?;
+        }
+        return Ok(());
+    }
     // Compare each candidate: (path, user, holds the password).
     let mut verdicts = Vec::with_capacity(candidates.len());
     for c in &candidates {
