@@ -88,9 +88,9 @@ pub enum Command {
         )]
         command: Vec<std::ffi::OsString>,
     },
-    /// Remove a host's key (or every key) from the keychain and the agent's cache.
+    /// Remove a host's W&B key (or every W&B key) from the keychain and the agent's cache.
     #[command(
-        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all"
+        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all          # every W&B key; git credentials stay\n  wbl logout --all --git    # every key, git credentials too"
     )]
     Logout {
         /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
@@ -101,9 +101,12 @@ pub enum Command {
             conflicts_with = "all"
         )]
         host: Option<String>,
-        /// Remove every key wbl stores, for every host.
+        /// Remove every W&B key wbl stores, for every host (git credentials stay unless --git).
         #[arg(long)]
         all: bool,
+        /// With --all: also remove the git credentials wbl stores for git (`wbl credential`).
+        #[arg(long, requires = "all")]
+        git: bool,
     },
     /// Act as a git credential helper (get, store, erase), backed by the keychain.
     #[command(
@@ -135,8 +138,9 @@ pub enum Command {
     /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
     #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
     Migrate {
-        /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
-        /// the base_url of the W&B settings files).
+        /// A W&B host whose key to move (repeatable; both addresses of a Forge-served
+        /// deployment are included; default: the cloud, the SDK's Forge default,
+        /// WANDB_BASE_URL and the base_url of the W&B settings files).
         #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
         hosts: Vec<String>,
         /// Import into the keychain but leave the plaintext copies where they are.
@@ -148,6 +152,10 @@ pub enum Command {
         /// Also move the credentials of git's `store` helper (~/.git-credentials).
         #[arg(long)]
         git_credentials: bool,
+        /// Also move earlier netrc entries the SDK does not read (the same machine again,
+        /// another key): stored as user `api-old-lineN`, then removed from the file.
+        #[arg(long)]
+        force: bool,
     },
     /// Run the agent with your login session, start, stop or inspect it.
     #[command(

@@ -12,5 +12,6 @@ pub mod git;
 pub mod keychain;
 pub mod logging;
 pub mod service;
+pub mod shell;
 pub mod term;
 pub mod wandb;

@@ -80,7 +80,9 @@ fn run() -> u8 {
         }
         Command::Token { host } => cmd::token::run(host.as_deref()),
         Command::Exec { host, command } => cmd::exec::run(host.as_deref(), command).map(|()| true),
-        Command::Logout { host, all } => cmd::logout::run(host.as_deref(), all).map(|()| true),
+        Command::Logout { host, all, git } => {
+            cmd::logout::run(host.as_deref(), all, git).map(|()| true)
+        }
         Command::Status { json } => cmd::status::run(json, false).map(|()| true),
         Command::Credential { operation } => cmd::credential::run(&operation).map(|()| true),
         Command::SetupGit {
@@ -103,11 +105,13 @@ fn run() -> u8 {
             keep,
             dry_run,
             git_credentials,
+            force,
         } => cmd::migrate::run(cmd::migrate::MigrateArgs {
             hosts,
             keep,
             dry_run,
             git_credentials,
+            force,
         })
         .map(|()| true),
         Command::Agent { command } => cmd::agent::run(command),

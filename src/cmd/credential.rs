@@ -14,6 +14,8 @@ use zeroize::Zeroizing;
 use crate::client::connect_or_start;
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
+use crate::wandb::host::HostUrl;
+use crate::wandb::resolver::{keychain_hosts, keychain_target};
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
 fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
@@ -62,10 +64,7 @@ pub fn run(operation: &str) -> anyhow::Result<()> {
     match operation {
         "get" => {
             let mut agent = connect_or_start(&paths)?;
-            let Some(cred) = agent
-                .get(query)
-                .context("while looking up the credential")?
-            else {
+            let Some(cred) = lookup(&mut agent, query)? else {
                 return Ok(());
             };
             if let Some(text) = get_response(&cred, req.capability_authtype) {
@@ -108,6 +107,33 @@ pub fn run(operation: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The credential for a request: stored for its URL, else — for a W&B address served by
+/// Forge — stored for the other address of the same deployment (the resolver's rule).
+fn lookup(
+    agent: &mut crate::client::AgentClient,
+    query: wbl_proto::Query,
+) -> anyhow::Result<Option<wbl_proto::Credential>> {
+    if let Some(c) = agent
+        .get(query.clone())
+        .context("while looking up the credential")?
+    {
+        return Ok(Some(c));
+    }
+    let Ok(host) = HostUrl::parse(&query.target.to_string()) else {
+        return Ok(None);
+    };
+    for alias in keychain_hosts(&host).into_iter().skip(1) {
+        let q = wbl_proto::Query {
+            target: keychain_target(&alias),
+            username: query.username.clone(),
+        };
+        if let Some(c) = agent.get(q).context("while looking up the credential")? {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use std::process::{Command, Output};
 use anyhow::{Context, bail};
 
 use super::resolve_host;
-use crate::wandb::netrc::{shell_quote, shlex_split};
+use crate::git::is_wbl_helper;
+use crate::shell::shell_quote;
 
 /// Which git config file to edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +62,6 @@ pub fn helper_value(exe: &Path) -> anyhow::Result<String> {
     } else {
         Ok(format!("!{quoted} credential"))
     }
-}
-
-/// True when `value` runs some wbl's `credential` subcommand (this one or another install).
-pub(crate) fn is_wbl_helper(value: &str) -> bool {
-    let command = value.strip_prefix('!').unwrap_or(value);
-    let Some(words) = shlex_split(command) else {
-        return false;
-    };
-    let [program, sub] = words.as_slice() else {
-        return false;
-    };
-    let name = program.rsplit(['/', '\\']).next().unwrap_or(program);
-    sub == "credential" && (name == "wbl" || name.eq_ignore_ascii_case("wbl.exe"))
 }
 
 /// The running executable, without Linux's ` (deleted)` suffix after a reinstall.

@@ -8,12 +8,12 @@ use std::path::Path;
 use serde::Serialize;
 use wbl_proto::Secret;
 
-use super::{WANDB_USER, wandb_query};
+use super::WANDB_USER;
 use crate::client::AgentClient;
 use crate::dirs::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
-use crate::wandb::sources::{Settings, WandbEnv, default_host, netrc_key};
+use crate::wandb::resolver::{self, Inventory, Place, Resolver, Settings, Source};
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -55,10 +55,12 @@ struct HostJson {
     url: String,
     /// This is the current host.
     current: bool,
-    /// Where the key for this host resolves from: `env`, `keychain`, `settings`, `netrc`, or
-    /// null when there is none.
+    /// Where the key for this host resolves from: `env`, `identity_token_file`, `keychain`,
+    /// `settings`, `netrc`, or null when there is none.
     source: Option<&'static str>,
-    /// The file of a `settings` or `netrc` source, or `WANDB_API_KEY`.
+    /// Where exactly: `WANDB_API_KEY`, the file (and netrc machine) of a `settings` or
+    /// `netrc` source, or `stored for URL` for a key stored for the other address of a
+    /// Forge-served deployment.
     source_detail: Option<String>,
     /// The resolved key, masked (first 4 and last 4 characters).
     key: Option<String>,
@@ -74,6 +76,8 @@ struct PlaintextJson {
     /// `netrc` or `settings`.
     kind: &'static str,
     path: String,
+    /// The file and where in it, e.g. `/home/u/.netrc (machine api.wandb.ai, line 3)`.
+    place: String,
     /// The copy holds the same key as the keychain (null when unknown).
     same_as_keychain: Option<bool>,
 }
@@ -108,10 +112,11 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
     } else {
         AgentClient::connect(&paths).ok()
     };
-    let env = WandbEnv::from_env()?;
-    let settings = Settings::load(&env);
+    let resolver = Resolver::from_env()?;
+    let env = &resolver.env;
+    let settings = &resolver.settings;
     let mut warnings = settings.warnings.clone();
-    let current = match default_host(&env, &settings) {
+    let current = match resolver.default_host() {
         Ok((h, _)) => h,
         Err(e) => {
             warnings.push(e);
@@ -147,11 +152,12 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
         warnings: Vec::new(),
     };
 
-    // The hosts: the current one, the cloud, settings `base_url`s, and every stored W&B key.
-    let mut hosts: Vec<HostUrl> = vec![current.clone(), HostUrl::cloud()];
-    for f in settings.files() {
-        if let Some(h) = f.get("base_url").and_then(|u| HostUrl::parse(u).ok()) {
-            hosts.push(h);
+    // The hosts: the resolver's (current, cloud, Forge, base_urls, aliases), and every stored
+    // W&B key.
+    let (mut hosts, notes) = resolver.known_hosts();
+    for n in notes {
+        if !warnings.contains(&n.text) {
+            warnings.push(n.text);
         }
     }
     let mut agent = agent;
@@ -186,9 +192,22 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
     }
     let mut seen = std::collections::HashSet::new();
     hosts.retain(|h| seen.insert(format!("{}://{}", h.scheme(), h.netloc())));
+    // Every plaintext copy the SDK could read, for any of these hosts.
+    let inventory = resolver.inventory(&hosts);
+    for n in &inventory.notes {
+        if !warnings.contains(&n.text) {
+            warnings.push(n.text.clone());
+        }
+    }
 
     for host in &hosts {
-        let h = host_status(host, host == &current, &env, &settings, agent.as_mut())?;
+        let h = host_status(
+            host,
+            host == &current,
+            &resolver,
+            &inventory,
+            agent.as_mut(),
+        )?;
         for w in &h.1 {
             if !warnings.contains(w) {
                 warnings.push(w.clone());
@@ -201,7 +220,7 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_text(&out, &settings);
+        print_text(&out, settings);
     }
     Ok(())
 }
@@ -210,19 +229,19 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
 fn host_status(
     host: &HostUrl,
     current: bool,
-    env: &WandbEnv,
-    settings: &Settings,
+    resolver: &Resolver,
+    inventory: &Inventory,
     agent: Option<&mut AgentClient>,
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
-    let stored: Option<Option<Secret>> = match agent {
-        Some(a) => Some(a.get(wandb_query(host))?.map(|c| c.password)),
+    // The keychain as the resolver sees it (this address or its other one).
+    let stored: Option<Option<(Secret, HostUrl)>> = match agent {
+        Some(a) => Some(resolver::keychain_key(a, host)?.map(|(c, h)| (c.password, h))),
         None => None,
     };
-    let find = netrc_key(env, host.netloc());
     let same = |k: &Secret| {
         stored
             .as_ref()
-            .map(|s| s.as_ref().is_some_and(|s| s.expose() == k.expose()))
+            .map(|s| s.as_ref().is_some_and(|(s, _)| s.expose() == k.expose()))
     };
     let mut row = HostJson {
         url: host.to_string(),
@@ -234,58 +253,96 @@ fn host_status(
         plaintext: Vec::new(),
         warnings: Vec::new(),
     };
-    let settings_key = settings.get("api_key");
-    // Resolution, in `wbl login`'s order.
-    if let Some(k) = &env.api_key {
-        row.source = Some("env");
-        row.source_detail = Some("WANDB_API_KEY".into());
-        row.key = Some(mask(k.expose()));
-    } else if let Some(Some(k)) = &stored {
-        row.source = Some("keychain");
-        row.key = Some(mask(k.expose()));
-    } else if let Some((v, path)) = settings_key {
-        row.source = Some("settings");
-        row.source_detail = Some(path.display().to_string());
-        row.key = Some(mask(v));
-    } else if let Some(k) = &find.key {
-        row.source = Some("netrc");
-        row.source_detail = Some(find.path.display().to_string());
-        row.key = Some(mask(k.expose()));
+    // Resolution, in the resolver's (and `wbl login`'s) order. The keychain step is replayed
+    // from `stored` so the agent is asked once.
+    let mut file_warnings = Vec::new();
+    let mut kc = Replay(stored.clone());
+    let resolved = match resolver.resolve(host, Some(&mut kc), &mut file_warnings) {
+        Ok(r) => r,
+        Err(e) => {
+            file_warnings.push(e.to_string());
+            None
+        }
+    };
+    if let Some(r) = &resolved {
+        row.source = Some(r.source.name());
+        row.source_detail = match &r.source {
+            Source::Keychain { stored_for } if stored_for == host => None,
+            s => Some(s.detail()),
+        };
+        row.key = r.key.as_ref().map(|k| mask(k.expose()));
     }
     // Plaintext copies. A settings `api_key` is not tied to a host: it is listed for the
     // current host and for any host whose key resolves from it.
-    let settings_files = if current || row.source == Some("settings") {
-        settings.api_key_files()
-    } else {
-        Vec::new()
-    };
-    for f in settings_files {
-        let v = Secret::new(f.get("api_key").unwrap_or_default().to_owned());
-        row.plaintext.push(PlaintextJson {
-            kind: "settings",
-            path: f.path.display().to_string(),
-            same_as_keychain: same(&v),
-        });
-        row.warnings.push(plaintext_warning("api_key in", &f.path));
-    }
-    if let Some(k) = &find.key {
-        row.plaintext.push(PlaintextJson {
-            kind: "netrc",
-            path: find.path.display().to_string(),
-            same_as_keychain: same(k),
-        });
-        let what = if find.from_default {
-            "the default entry of"
-        } else {
-            "an entry of"
+    let settings_too = current
+        || matches!(
+            resolved.as_ref().map(|r| &r.source),
+            Some(Source::Settings { .. })
+        );
+    for k in &inventory.keys {
+        let listed = match &k.place {
+            Place::Settings { .. } => settings_too,
+            Place::Netrc { .. } => k.host.netloc() == host.netloc(),
         };
+        if !listed {
+            continue;
+        }
+        let kind = match k.place {
+            Place::Settings { .. } => "settings",
+            Place::Netrc { .. } => "netrc",
+        };
+        row.plaintext.push(PlaintextJson {
+            kind,
+            path: k.place.path().display().to_string(),
+            place: k.place.to_string(),
+            same_as_keychain: same(&k.key),
+        });
+        row.warnings.push(match &k.place {
+            Place::Settings { path } => plaintext_warning("api_key in", path),
+            Place::Netrc { .. } => {
+                let mut w = format!(
+                    "plaintext copy of the key for {} in {}",
+                    k.host.netloc(),
+                    k.place
+                );
+                if k.shadowed {
+                    w.push_str(" (an earlier entry for the same machine; the SDK reads the last)");
+                }
+                if k.links > 1 {
+                    w.push_str(&format!(" (the file has {} hard links)", k.links));
+                }
+                w.push_str("; run `wbl migrate` to move it into the keychain");
+                w
+            }
+        });
+    }
+    // A `default` entry the SDK would read for this host.
+    if let Some(Source::Netrc {
+        path,
+        machine: None,
+    }) = resolved.as_ref().map(|r| &r.source)
+    {
         row.warnings.push(format!(
-            "plaintext copy of the key for {} in {what} {}; run `wbl migrate` to move it into the keychain",
+            "plaintext copy of the key for {} in the default entry of {}; move it by hand (it applies to every host)",
             host.netloc(),
-            find.path.display()
+            path.display()
         ));
     }
-    Ok((row, find.warnings))
+    Ok((row, file_warnings))
+}
+
+/// The keychain answer already fetched for one host, handed to the resolver.
+struct Replay(Option<Option<(Secret, HostUrl)>>);
+
+impl resolver::Keychain for Replay {
+    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Option<wbl_proto::Credential>> {
+        Ok(match &self.0 {
+            Some(Some((k, h))) if resolver::keychain_target(h) == query.target => Some(
+                wbl_proto::Credential::new(query.target, WANDB_USER, k.clone()),
+            ),
+            _ => None,
+        })
+    }
 }
 
 fn plaintext_warning(what: &str, path: &Path) -> String {
