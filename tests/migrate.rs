@@ -67,7 +67,7 @@ fn sdk_netrc_entry_moves_and_every_other_byte_stays() {
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
-            "moved:  https://api.wandb.ai (user api) from {} (machine api.wandb.ai)",
+            "moved:  https://api.wandb.ai (user api) from {} (machine api.wandb.ai, line 6)",
             netrc(&w).display()
         )),
         "{text}"

@@ -327,7 +327,7 @@ fn warn_plaintext(ctx: &Ctx, resolver: &Resolver) {
         term::warn(&format!(
             "A plaintext API key for {} is still in the netrc file {}; run `wbl migrate` to remove it.",
             k.host.netloc(),
-            k.place
+            k.place.path().display()
         ));
     }
 }

@@ -155,6 +155,13 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
     // The hosts: the resolver's (current, cloud, Forge, base_urls, aliases), and every stored
     // W&B key.
     let (mut hosts, notes) = resolver.known_hosts();
+    // Always shown: the current host, the cloud, and the hosts named by WANDB_BASE_URL or a
+    // base_url; the others (Forge addresses, aliases) only when a key is somewhere for them.
+    let mut always: Vec<HostUrl> = vec![current.clone(), HostUrl::cloud()];
+    always.extend(env.base_url.as_deref().and_then(|u| HostUrl::parse(u).ok()));
+    for f in settings.files() {
+        always.extend(f.get("base_url").and_then(|u| HostUrl::parse(u).ok()));
+    }
     for n in notes {
         if !warnings.contains(&n.text) {
             warnings.push(n.text);
@@ -169,6 +176,7 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
                 && c.target.path.is_none()
                 && let Ok(h) = HostUrl::parse(&c.target.to_string())
             {
+                always.push(h.clone());
                 hosts.push(h);
             }
         }
@@ -208,6 +216,9 @@ pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
             &inventory,
             agent.as_mut(),
         )?;
+        if !always.contains(host) && h.0.source.is_none() && h.0.plaintext.is_empty() {
+            continue;
+        }
         for w in &h.1 {
             if !warnings.contains(w) {
                 warnings.push(w.clone());

@@ -4,7 +4,7 @@
 
 use super::{Ctx, Finding};
 use crate::git::store_file;
-use crate::wandb::resolver::{PlainKind, Resolver, read_secret_file, same_file};
+use crate::wandb::resolver::{PlainKind, Resolver, WANDB_USER, read_secret_file, same_file};
 
 /// Which kind of file a plaintext secret (or a note) is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ fn inventory() -> anyhow::Result<(Vec<Found>, Vec<Note>)> {
         }
         found.push(Found {
             kind,
-            what: k.host.to_string(),
+            what: format!("{} (user {WANDB_USER})", k.host),
             place,
         });
     }
