@@ -152,8 +152,10 @@ pub enum Command {
         /// Also move the credentials of git's `store` helper (~/.git-credentials).
         #[arg(long)]
         git_credentials: bool,
-        /// Also move earlier netrc entries the SDK does not read (the same machine again,
-        /// another key): stored as user `api-old-lineN`, then removed from the file.
+        /// Also move W&B keys that cannot be the host's key: earlier netrc entries the SDK
+        /// does not read (the same machine again, another key) and keys other than the one
+        /// the keychain holds — stored as user `api-old-lineN` (`api-old-settings`), then
+        /// removed from the file.
         #[arg(long)]
         force: bool,
     },

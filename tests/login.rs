@@ -1152,6 +1152,80 @@ fn logout_one_host_or_all_and_warn_about_what_remains() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+#[test]
+fn logout_all_removes_wandb_keys_only_and_forge_addresses_together() {
+    let w = World::new(Backend::SecretService);
+    // A git password stored through wbl's credential helper (as git would).
+    let mut c = w.cmd(WBL);
+    c.args(["credential", "store"]).stdin(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"protocol=https\nhost=git.example\nusername=octo\npassword=gitpass\n\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // A key stored for Forge answers for the W&B host; logging out of either removes it.
+    ok(run(
+        &w,
+        &[
+            "login",
+            "--host",
+            "https://api.forge.coreweave.com",
+            &key(1),
+        ],
+        &[],
+    ));
+    assert_eq!(
+        stdout(&ok(run(&w, &["token"], &[]))),
+        format!("{}\n", key(1))
+    );
+    let out = ok(run(&w, &["logout"], &[]));
+    assert!(
+        stderr(&out).contains("Removed the API key for https://api.forge.coreweave.com"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        run(
+            &w,
+            &["token", "--host", "https://api.forge.coreweave.com"],
+            &[]
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+
+    ok(run(&w, &["login", "--cloud", &key(2)], &[]));
+    let out = ok(run(&w, &["logout", "--all"], &[]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Removed the key for https://api.wandb.ai (user api)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Kept 1 git credential(s); `wbl logout --all --git` removes them too."),
+        "{err}"
+    );
+    assert_eq!(
+        w.secret_tool_lookup("https://git.example", "octo")
+            .as_deref(),
+        Some("gitpass")
+    );
+    let out = ok(run(&w, &["logout", "--all", "--git"], &[]));
+    assert!(
+        stderr(&out).contains("Removed the key for https://git.example (user octo)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.secret_tool_lookup("https://git.example", "octo"), None);
+    // --help says so.
+    let help = stdout(&ok(run(&w, &["logout", "--help"], &[])));
+    assert!(help.contains("git credentials stay unless --git"), "{help}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // exec.
 

@@ -83,6 +83,7 @@ impl std::fmt::Display for Source {
 }
 
 /// One plaintext secret to move.
+#[derive(Clone)]
 struct Candidate {
     source: Source,
     cred: Credential,
@@ -104,10 +105,14 @@ struct Plan {
     looked_in: Vec<PathBuf>,
 }
 
-/// The user name a netrc entry the SDK does not read is kept under (`--force`): `api-old-`
-/// and its line, so it never replaces the key the SDK reads.
-fn shadowed_user(line: usize) -> String {
-    format!("{WANDB_USER}-old-line{line}")
+/// The user name a W&B key that cannot be `api` is kept under with `--force` (a netrc entry
+/// the SDK does not read, or a key other than the one the keychain holds): `api-old-lineN`
+/// for a netrc entry, `api-old-settings` for `api_key`; never the key in use.
+fn old_user(place: &Place) -> String {
+    match place {
+        Place::Netrc { line, .. } => format!("{WANDB_USER}-old-line{line}"),
+        Place::Settings { .. } => format!("{WANDB_USER}-old-settings"),
+    }
 }
 
 /// Finds every plaintext secret the arguments select, through the resolver. Reads files only.
@@ -144,14 +149,7 @@ fn plan(resolver: &Resolver, args: &MigrateArgs) -> anyhow::Result<Plan> {
             continue;
         }
         let username = match (&k.place, k.shadowed) {
-            (
-                Place::Netrc {
-                    path,
-                    machine,
-                    line,
-                },
-                true,
-            ) => {
+            (Place::Netrc { path, machine, .. }, true) => {
                 // Python's netrc reads the last entry; an earlier one with the same key goes
                 // with it, one with another key stays unless --force.
                 let read = inv.keys.iter().rev().find(|o| {
@@ -164,11 +162,11 @@ fn plan(resolver: &Resolver, args: &MigrateArgs) -> anyhow::Result<Plan> {
                     plan.notes.push(format!(
                         "{} holds another key than the later entry for {machine}, which the SDK reads; kept in the file (`wbl migrate --force` stores it in the keychain as user {} and removes it)",
                         k.place,
-                        shadowed_user(*line)
+                        old_user(&k.place)
                     ));
                     continue;
                 }
-                shadowed_user(*line)
+                old_user(&k.place)
             }
             _ => WANDB_USER.to_owned(),
         };
@@ -325,9 +323,25 @@ fn migrate_one(
     };
     match stored(agent, &cand.cred)? {
         Some(existing) if existing.password != cand.cred.password => {
+            // --force keeps this other W&B key under its own user name, so nothing is lost
+            // and the key in use is not replaced.
+            if let (true, Source::Wandb(place), WANDB_USER) =
+                (args.force, &cand.source, cand.cred.username.as_str())
+            {
+                let mut other = cand.clone();
+                other.cred.username = old_user(place);
+                return migrate_one(agent, &other, args);
+            }
+            let keep_as = match &cand.source {
+                Source::Wandb(place) if cand.cred.username == WANDB_USER => format!(
+                    ", `wbl migrate --force` to keep it in the keychain as user {}",
+                    old_user(place)
+                ),
+                _ => String::new(),
+            };
             return Ok(Outcome::Left(format!(
                 "left:   {what} in {source}: the keychain already holds a different value; \
-                 remove the plaintext copy by hand, or `wbl logout` first to import it"
+                 remove the plaintext copy by hand{keep_as}, or `wbl logout` first to import it"
             )));
         }
         Some(_) => {}
