@@ -184,7 +184,12 @@ pub(super) fn git_credentials(ctx: &mut Ctx) -> Finding {
 }
 
 pub(super) fn api_key_env(_ctx: &mut Ctx) -> Finding {
-    if std::env::var_os("WANDB_API_KEY").is_some_and(|v| !v.is_empty()) {
+    // The resolver reads the environment (source 1 of every resolution).
+    let set = match crate::wandb::resolver::WandbEnv::from_env() {
+        Ok(env) => env.api_key.is_some(),
+        Err(_) => std::env::var_os("WANDB_API_KEY").is_some_and(|v| !v.is_empty()),
+    };
+    if set {
         Finding::warning(
             "WANDB_API_KEY is set: the W&B SDK (and `wbl login`) use it instead of the keychain, and every program started from this shell inherits it",
             "`unset WANDB_API_KEY` (and remove it from your shell profile); give it only to the program that needs it: `wbl exec -- python train.py`",
