@@ -154,7 +154,7 @@ pub enum Command {
         git_credentials: bool,
         /// Also move W&B keys that cannot be the host's key: earlier netrc entries the SDK
         /// does not read (the same machine again, another key) and keys other than the one
-        /// the keychain holds — stored as user `api-old-lineN` (`api-old-settings`), then
+        /// the keychain holds; they are stored as user `api-old-lineN` (`api-old-settings`), then
         /// removed from the file.
         #[arg(long)]
         force: bool,
