@@ -340,7 +340,7 @@ fn prompted_key(ctx: &mut Ctx) -> anyhow::Result<Option<Viewer>> {
         );
     }
     let host = ctx.host.clone();
-    if host.netloc().ends_with("wandb.ai") {
+    if host.is_wandb_domain() {
         term::log(&format!(
             "Logging into {host}. (Learn how to deploy a W&B server locally: {SERVER_HELP_URL})"
         ));

@@ -308,6 +308,11 @@ impl HostUrl {
         })
     }
 
+    /// The SDK's `saas.is_wandb_domain`: a netloc ending in `wandb.ai`, or a Forge address.
+    pub fn is_wandb_domain(&self) -> bool {
+        self.netloc().ends_with("wandb.ai") || self.forge_host().is_some()
+    }
+
     /// The W&B API host behind this address's Forge host (`api.wandb.ai`), or "".
     fn forge_alias_api_host(&self) -> &'static str {
         match self.forge_host() {
@@ -674,6 +679,9 @@ mod tests {
             "https://forge.coreweave.com/authorize?ref=models"
         );
         assert_eq!(HostUrl::cloud().app_url(None), "https://wandb.ai");
+        assert!(forge.is_wandb_domain() && HostUrl::cloud().is_wandb_domain());
+        assert!(ok("https://api.acme.wandb.ai").is_wandb_domain());
+        assert!(!ok("https://wandb.example").is_wandb_domain());
     }
 
     #[test]
