@@ -63,7 +63,7 @@ fn inventory() -> anyhow::Result<(Vec<Found>, Vec<Note>)> {
             place.push_str(" (not a valid key: the SDK refuses it)");
         }
         if k.shadowed {
-            place.push_str(" (a later entry for the same machine is the one the SDK reads)");
+            place.push_str(SHADOWED);
         }
         if k.links > 1 {
             notes.push(Note {
@@ -153,14 +153,25 @@ fn plaintext(ctx: &mut Ctx, kind: Kind, noun: &str, none: &str, fix: &str) -> Fi
     Finding::ok(none)
 }
 
+/// Marks a netrc entry the SDK does not read (an earlier duplicate) in `Found::place`.
+const SHADOWED: &str = " (a later entry for the same machine is the one the SDK reads)";
+
 pub(super) fn netrc(ctx: &mut Ctx) -> Finding {
-    plaintext(
+    let mut f = plaintext(
         ctx,
         Kind::Netrc,
         "plaintext W&B key(s) in netrc",
         "no W&B key in a netrc file",
         "`wbl migrate` (moves them into the keychain, keeps the rest of the file)",
-    )
+    );
+    if f.detail.contains(SHADOWED)
+        && let Some(fix) = &mut f.fix
+    {
+        fix.push_str(
+            "; earlier duplicate entries with another key stay unless `wbl migrate --force`",
+        );
+    }
+    f
 }
 
 pub(super) fn settings(ctx: &mut Ctx) -> Finding {
