@@ -450,8 +450,7 @@ fn a_keychain_that_forgets_at_reboot_only_gets_copies() {
 #[test]
 fn duplicate_entries_keep_every_key() {
     let w = World::new(Backend::SecretService);
-    let (first, same, last) = (key(1), key(2), key(2));
-    let _ = same;
+    let (first, last) = (key(1), key(2));
     let e = |k: &str| format!("machine api.wandb.ai\n  login user\n  password {k}\n");
     // Python's netrc (the SDK) reads the last entry; curl reads the first.
     let text = format!(
@@ -461,6 +460,32 @@ fn duplicate_entries_keep_every_key() {
         e(&last)
     );
     write(&netrc(&w), &text, 0o600);
+    // doctor flags all three and says what --force is for.
+    let r: serde_json::Value =
+        serde_json::from_slice(&w.wbl(&["doctor", "--json"]).stdout).unwrap();
+    let check = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "netrc")
+        .unwrap()
+        .clone();
+    assert_eq!(check["verdict"], "problem", "{check:#}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 plaintext W&B key(s)"),
+        "{check:#}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("`wbl migrate --force`"),
+        "{check:#}"
+    );
+
     let out = ok(migrate(&w, &[]));
     let s = stdout(&out);
     // The key the SDK reads goes to the keychain, with its same-key duplicate…
