@@ -599,6 +599,30 @@ fn forge_and_cloud_entries_in_every_netrc_file() {
         detail.starts_with("2 plaintext W&B key(s) in netrc"),
         "{detail}"
     );
+    // status: the W&B host's key comes from $NETRC (the Forge entry, the same deployment);
+    // its ~/.netrc entry is a plaintext copy the SDK reads once NETRC is unset.
+    let st: serde_json::Value =
+        serde_json::from_slice(&w.wbl_env(&["status", "--json"], &env).stdout).unwrap();
+    let cloud = st["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["url"] == "https://api.wandb.ai")
+        .unwrap()
+        .clone();
+    assert_eq!(cloud["source"], "netrc", "{st:#}");
+    assert_eq!(
+        cloud["source_detail"],
+        format!("{} (machine api.forge.coreweave.com)", custom.display()),
+        "{st:#}"
+    );
+    assert!(
+        cloud["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("(the SDK reads {} now;", custom.display())),
+        "{st:#}"
+    );
     let out = ok(w.wbl_env(
         &[
             "migrate",

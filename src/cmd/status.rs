@@ -319,6 +319,12 @@ fn host_status(
                 if k.shadowed {
                     w.push_str(" (an earlier entry for the same machine; the SDK reads the last)");
                 }
+                if !k.read_now {
+                    w.push_str(&format!(
+                        " (the SDK reads {} now; this file when that one is gone or NETRC changes)",
+                        resolver.env.netrc_path().display()
+                    ));
+                }
                 if k.links > 1 {
                     w.push_str(&format!(" (the file has {} hard links)", k.links));
                 }

@@ -406,6 +406,10 @@ pub struct PlainKey {
     /// The file's hard-link count: above 1, removing the key from this name leaves it in
     /// the others.
     pub links: u64,
+    /// The file is one the SDK reads with this environment (a settings file, or the netrc
+    /// file it picks); the other netrc files it reads when `NETRC` is unset or the file
+    /// before them is gone.
+    pub read_now: bool,
 }
 
 /// Something about plaintext keys that is not a key to move: a file that cannot be read, a
@@ -798,10 +802,12 @@ impl Resolver {
                 valid: check_api_key(key).is_none(),
                 key: Secret::new(key.to_owned()),
                 shadowed: false,
+                read_now: true,
             });
         }
 
         for file in self.netrc_files() {
+            let read_now = file.sdk_reads;
             let path = file.path;
             let text = match read_secret_file(&path) {
                 Ok(Some(t)) => t,
@@ -861,6 +867,7 @@ impl Resolver {
                     key: Secret::new(e.password.to_string()),
                     shadowed,
                     links,
+                    read_now,
                 });
             }
         }
@@ -1362,6 +1369,12 @@ mod tests {
             ]
         );
         assert!(inv.keys.iter().all(|k| k.links == 1));
+        // $NETRC is the file the SDK reads; ~/.netrc and ~/_netrc only without it.
+        assert!(
+            inv.keys
+                .iter()
+                .all(|k| k.read_now == matches!(k.place, Place::Settings { .. }))
+        );
         let notes: Vec<String> = inv
             .notes
             .iter()
