@@ -7,12 +7,13 @@ use anyhow::Context;
 use wbl_proto::Query;
 
 use super::{WANDB_USER, wandb_query};
+use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
 use crate::dirs::RuntimePaths;
 use crate::term;
 use crate::wandb::resolver::{self, Place, Resolver};
 
-pub fn run(host: Option<&str>, all: bool, git: bool) -> anyhow::Result<()> {
+pub fn run(LogoutArgs { host, all, git }: LogoutArgs) -> anyhow::Result<()> {
     let resolver = Resolver::from_env()?;
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
@@ -55,7 +56,7 @@ pub fn run(host: Option<&str>, all: bool, git: bool) -> anyhow::Result<()> {
         }
         resolver.known_hosts().0
     } else {
-        let host = resolver.pick_host(host)?;
+        let host = resolver.pick_host(host.as_deref())?;
         let mut n = 0;
         for h in resolver::keychain_hosts(&host) {
             let erased = agent

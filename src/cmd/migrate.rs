@@ -28,6 +28,7 @@ use wbl_proto::{Credential, Query};
 use zeroize::Zeroizing;
 
 use super::{WANDB_USER, target_of};
+use crate::cli::MigrateArgs;
 use crate::client::{AgentClient, connect_or_start};
 use crate::dirs::RuntimePaths;
 use crate::git::store_file;
@@ -41,17 +42,6 @@ use crate::wandb::settings::SettingsFile;
 /// Test hook: when set to `1`, `wbl migrate` aborts right after the first keychain write, before
 /// reading it back and before touching any file, as a crash there would.
 pub const CRASH_AFTER_STORE_ENV: &str = "WBL_TEST_CRASH_AFTER_STORE";
-
-pub struct MigrateArgs {
-    /// W&B hosts to migrate; empty means every host the resolver knows of.
-    pub hosts: Vec<String>,
-    pub keep: bool,
-    pub dry_run: bool,
-    pub git_credentials: bool,
-    /// Also move netrc entries the SDK does not read (earlier duplicates holding another key)
-    /// — into the keychain under their own user name — and remove them.
-    pub force: bool,
-}
 
 /// Where a plaintext secret lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use serde::Serialize;
 use wbl_proto::Secret;
 
 use super::WANDB_USER;
+use crate::cli::StatusArgs;
 use crate::client::AgentClient;
 use crate::dirs::RuntimePaths;
 use crate::wandb::apikey::mask;
@@ -104,14 +105,11 @@ struct EnvJson {
     wandb_base_url: Option<String>,
 }
 
-/// `start`: start the agent when it is not running (the CLI passes false).
-pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
+/// Never starts the agent: it reports the agent as it finds it.
+pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let json = args.json;
     let paths = RuntimePaths::from_env();
-    let agent = if start {
-        Some(crate::client::connect_or_start(&paths)?)
-    } else {
-        AgentClient::connect(&paths).ok()
-    };
+    let agent = AgentClient::connect(&paths).ok();
     let resolver = Resolver::from_env()?;
     let env = &resolver.env;
     let settings = &resolver.settings;
