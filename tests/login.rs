@@ -451,8 +451,9 @@ fn o14_no_key_and_no_terminal_is_a_clear_error() {
     assert!(!netrc(&w).exists());
 }
 
-/// A key adopted from netrc costs one `get` and one `store`: the `Stored` answer says whether
-/// the key survives a reboot, so login asks no `status` to warn about the kernel keyring.
+/// A key adopted from netrc costs one `get` per address of the host (the cloud's key may be
+/// stored for its Forge address: two) and one `store`: the `Stored` answer says whether the
+/// key survives a reboot, so login asks no `status` to warn about the kernel keyring.
 #[test]
 fn login_learns_from_the_store_whether_the_key_survives_a_reboot() {
     let w = World::new(Backend::Keyutils);
@@ -473,7 +474,13 @@ fn login_learns_from_the_store_whether_the_key_survives_a_reboot() {
     );
     let log = read(&w.log());
     let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
-    assert_eq!(count("access=Get"), 1, "{log}");
+    assert_eq!(count("access=Get target=https://api.wandb.ai "), 1, "{log}");
+    assert_eq!(
+        count("access=Get target=https://api.forge.coreweave.com "),
+        1,
+        "{log}"
+    );
+    assert_eq!(count("access=Get"), 2, "{log}");
     assert_eq!(count("access=Store"), 1, "{log}");
     assert_eq!(count(" status"), 0, "{log}");
     // The same agent does log a status request (so the count above can fail).
