@@ -52,6 +52,21 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             Response::error(ErrorCode::BadRequest, "hello was already exchanged")
         }
         Request::Get(query) => {
+            match state.openbao().route_for(&query.target) {
+                Err(refused) => return *refused,
+                Ok(Some(route)) => {
+                    let r = state.openbao().get(state, &route, &query).await;
+                    audit_routed(
+                        session,
+                        Access::Get,
+                        &query.target,
+                        query.username.as_deref(),
+                        &r,
+                    );
+                    return r;
+                }
+                Ok(None) => {}
+            }
             let result = state.get(&query).await;
             audit(
                 session,
@@ -64,6 +79,15 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         }
         Request::Store(cred) => {
             let (target, user) = (cred.target.clone(), cred.username.clone());
+            match state.openbao().route_for(&target) {
+                Err(refused) => return *refused,
+                Ok(Some(route)) if cred.has_secret() => {
+                    let r = state.openbao().store(state, &route, cred).await;
+                    audit_routed(session, Access::Store, &target, Some(&user), &r);
+                    return r;
+                }
+                _ => {}
+            }
             let result = state.store(cred).await;
             audit(
                 session,
@@ -77,6 +101,21 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             })
         }
         Request::Erase(query) => {
+            match state.openbao().route_for(&query.target) {
+                Err(refused) => return *refused,
+                Ok(Some(route)) => {
+                    let r = state.openbao().erase(state, &route, &query).await;
+                    audit_routed(
+                        session,
+                        Access::Erase,
+                        &query.target,
+                        query.username.as_deref(),
+                        &r,
+                    );
+                    return r;
+                }
+                Ok(None) => {}
+            }
             let result = state.erase(&query).await;
             audit(
                 session,
@@ -97,6 +136,10 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             state.request_shutdown();
             Response::ShuttingDown
         }
+        Request::OpenBaoLogin { server, secret } => {
+            tracing::debug!(%server, peer_pid = ?session.peer.pid, "openbao login");
+            state.openbao().login(state, &server, secret).await
+        }
     }
 }
 
@@ -113,6 +156,7 @@ fn error(e: AgentError) -> Response {
 
 fn status(state: &State) -> AgentStatus {
     let (cached, stored) = state.counts();
+    let cached = cached + state.openbao().cached();
     AgentStatus {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: PROTOCOL_VERSION,
@@ -181,6 +225,27 @@ fn audit(
             "failed"
         ),
     }
+}
+
+/// [`audit`] for a request answered by the OpenBao store, which answers with a response.
+fn audit_routed(
+    session: &Session,
+    access: Access,
+    target: &Target,
+    user: Option<&str>,
+    response: &Response,
+) {
+    let outcome = match response {
+        Response::Credential(c) => Outcome::Found(c.is_some()),
+        Response::Stored { .. } => Outcome::Stored,
+        Response::Erased { count } => Outcome::Erased(*count),
+        Response::Error { message, .. } => {
+            tracing::debug!(?access, %target, ?user, error = %message, peer_pid = ?session.peer.pid, store = "openbao", "failed");
+            return;
+        }
+        _ => return,
+    };
+    tracing::debug!(?access, %target, ?user, %outcome, peer_pid = ?session.peer.pid, store = "openbao", "answered");
 }
 
 #[cfg(test)]

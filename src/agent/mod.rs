@@ -10,6 +10,7 @@ mod dispatch;
 pub mod harden;
 mod idle;
 pub mod listen;
+pub mod openbao;
 mod state;
 
 use std::sync::Arc;

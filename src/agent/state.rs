@@ -62,6 +62,9 @@ pub struct State {
     started: Instant,
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Hosts routed by `config.toml` to OpenBao: answered by that store (with its own cache
+    /// and TTL) in `dispatch.rs` before any of the operations below is called.
+    openbao: crate::agent::openbao::OpenBaoStore,
 }
 
 impl State {
@@ -74,7 +77,23 @@ impl State {
             started: Instant::now(),
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
+            openbao: crate::agent::openbao::OpenBaoStore::new(),
         }
+    }
+
+    /// The OpenBao store: routes by host, its servers' tokens and its cache.
+    pub fn openbao(&self) -> &crate::agent::openbao::OpenBaoStore {
+        &self.openbao
+    }
+
+    /// One keychain operation outside the credential cache (the OpenBao store's tokens), under
+    /// the same lock and time bound as every other.
+    pub(crate) async fn keychain_call<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
+    ) -> Result<T, AgentError> {
+        let _guard = self.keychain_lock.lock().await;
+        self.with_keychain(&self.keychain, op).await
     }
 
     pub fn limits(&self) -> &Limits {
@@ -151,7 +170,9 @@ impl State {
         if self.read_cache().is_loaded() {
             return Ok(());
         }
-        let index = self.with_keychain(&self.keychain, |k| k.list()).await?;
+        let mut index = self.with_keychain(&self.keychain, |k| k.list()).await?;
+        // The OpenBao store's own tokens are not credentials to serve or list.
+        index.retain(|(info, _)| info.target.protocol != crate::agent::openbao::TOKEN_PROTOCOL);
         let credentials = index.len();
         self.write_cache().load_index(index);
         tracing::debug!(credentials, "keychain index loaded");

@@ -6,8 +6,8 @@ mod autostart;
 
 use interprocess::local_socket::{Name, Stream, prelude::*};
 use wbl_proto::{
-    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, PROTOCOL_VERSION, ProtoError,
-    Query, Request, Response,
+    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, OpenBaoSession,
+    PROTOCOL_VERSION, ProtoError, Query, Request, Response, Secret,
 };
 
 use crate::dirs::RuntimePaths;
@@ -36,12 +36,37 @@ pub enum ClientError {
     Io(String),
 }
 
+impl ClientError {
+    /// The agent's error code, when the agent reported the error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Agent { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A `get` whose "not found in the routed store" answer counts as "nothing stored": what
+/// git's helper, `login` and `status` want (`token` and `exec` show the error instead).
+pub fn not_found_is_none(
+    r: Result<Option<Credential>, ClientError>,
+) -> Result<Option<Credential>, ClientError> {
+    match r {
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
+        r => r,
+    }
+}
+
 /// What to run after an error the agent reported: keychain failures have a cause
 /// `wbl doctor` can name (no D-Bus, a locked collection, …).
 fn next_step(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::Keychain | ErrorCode::KeychainTimeout => {
             "; run `wbl doctor` to see what is wrong with the keychain"
+        }
+        ErrorCode::NotFound => "; `wbl login` (or git) writes it when your policy allows",
+        ErrorCode::Config => {
+            "; fix the file (\"Teams and clusters\" in the README shows its format)"
         }
         _ => "",
     }
@@ -153,6 +178,22 @@ impl AgentClient {
         match self.call(&Request::Status)? {
             Response::Status(s) => Ok(s),
             _ => Err(ClientError::Unexpected("status")),
+        }
+    }
+
+    /// Logs the agent in to the OpenBao server `server` (see `wbl openbao login`).
+    pub fn openbao_login(
+        &mut self,
+        server: &str,
+        secret: Option<Secret>,
+    ) -> Result<OpenBaoSession, ClientError> {
+        let req = Request::OpenBaoLogin {
+            server: server.to_owned(),
+            secret,
+        };
+        match self.call(&req)? {
+            Response::OpenBaoLoggedIn(s) => Ok(s),
+            _ => Err(ClientError::Unexpected("openbao login")),
         }
     }
 

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
 use crate::cli::CredentialArgs;
-use crate::client::connect_or_start;
+use crate::client::{connect_or_start, not_found_is_none};
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 use crate::wandb::host::HostUrl;
@@ -96,9 +96,11 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
             if req.password.is_some() || req.credential.is_some() {
                 // git's erase matches the password too: keep a credential that was replaced
                 // since git read it.
-                let current = agent
-                    .get(query.clone())
+                let current = not_found_is_none(agent.get(query.clone()))
                     .context("while looking up the credential to erase")?;
+                if current.is_none() {
+                    return Ok(());
+                }
                 if current.is_some_and(|c| !req.secrets_match(&c)) {
                     return Ok(());
                 }
@@ -117,9 +119,8 @@ fn lookup(
     agent: &mut crate::client::AgentClient,
     query: wbl_proto::Query,
 ) -> anyhow::Result<Option<wbl_proto::Credential>> {
-    if let Some(c) = agent
-        .get(query.clone())
-        .context("while looking up the credential")?
+    if let Some(c) =
+        not_found_is_none(agent.get(query.clone())).context("while looking up the credential")?
     {
         return Ok(Some(c));
     }
@@ -131,7 +132,9 @@ fn lookup(
             target: keychain_target(&alias),
             username: query.username.clone(),
         };
-        if let Some(c) = agent.get(q).context("while looking up the credential")? {
+        if let Some(c) =
+            not_found_is_none(agent.get(q)).context("while looking up the credential")?
+        {
             return Ok(Some(c));
         }
     }

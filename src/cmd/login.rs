@@ -205,8 +205,8 @@ fn explicit_key(ctx: &mut Ctx, key: Secret) -> anyhow::Result<Option<Viewer>> {
 /// `WANDB_API_KEY` never starts it).
 impl Keychain for Ctx {
     fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Option<Credential>> {
-        self.agent()?
-            .get(query)
+        // A key routed to a store that does not have it counts as none (then the next source).
+        crate::client::not_found_is_none(self.agent()?.get(query))
             .context("while looking up the stored key")
     }
 }

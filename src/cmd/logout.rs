@@ -3,7 +3,7 @@
 //! only with `--git`. Then say what would still log the SDK in (`WANDB_API_KEY`, plaintext
 //! copies in any netrc or settings file), as the resolver finds them.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use wbl_proto::Query;
 
 use super::{WANDB_USER, wandb_query};
@@ -57,6 +57,19 @@ pub fn run(LogoutArgs { host, all, git }: LogoutArgs) -> anyhow::Result<()> {
         resolver.known_hosts().0
     } else {
         let host = resolver.pick_host(host.as_deref())?;
+        if let Ok(Some(config)) = crate::config::load()
+            && let Some(route) = config.route(host.scheme(), host.netloc())
+        {
+            bail!(
+                "the key of {host} is kept in OpenBao server `{}` ({}), shared with whoever \
+                 reads it there; `wbl logout` does not delete it for everyone. To delete it: \
+                 `bao kv delete -mount={} {}`",
+                route.server.name,
+                route.secret_name(),
+                route.mount,
+                route.path
+            );
+        }
         let mut n = 0;
         for h in resolver::keychain_hosts(&host) {
             let erased = agent

@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use serde::Serialize;
-use wbl_proto::Secret;
+use wbl_proto::{ErrorCode, Secret};
 
 use super::WANDB_USER;
 use crate::cli::StatusArgs;
-use crate::client::AgentClient;
+use crate::client::{AgentClient, ClientError};
 use crate::dirs::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
@@ -57,15 +57,17 @@ struct HostJson {
     /// This is the current host.
     current: bool,
     /// Where the key for this host resolves from: `env`, `identity_token_file`, `keychain`,
-    /// `settings`, `netrc`, or null when there is none.
+    /// `openbao` (a host routed by config.toml), `settings`, `netrc`, or null when there is
+    /// none.
     source: Option<&'static str>,
     /// Where exactly: `WANDB_API_KEY`, the file (and netrc machine) of a `settings` or
-    /// `netrc` source, or `stored for URL` for a key stored for the other address of a
-    /// Forge-served deployment.
+    /// `netrc` source, `stored for URL` for a key stored for the other address of a
+    /// Forge-served deployment, or the OpenBao server and secret of a routed host.
     source_detail: Option<String>,
     /// The resolved key, masked (first 4 and last 4 characters).
     key: Option<String>,
-    /// Whether the keychain holds a key for this host; null when the agent is not running.
+    /// Whether the agent has a key for this host (in the keychain, or from OpenBao for a
+    /// routed host); null when the agent is not running.
     in_keychain: Option<bool>,
     /// Plaintext copies of a key for this host.
     plaintext: Vec<PlaintextJson>,
@@ -242,9 +244,26 @@ fn host_status(
     inventory: &Inventory,
     agent: Option<&mut AgentClient>,
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
-    // The keychain as the resolver sees it (this address or its other one).
+    let mut store_warning = None;
+    // The keychain as the resolver sees it (this address or its other one); a key routed to a
+    // store that does not have it counts as none.
     let stored: Option<Option<(Secret, HostUrl)>> = match agent {
-        Some(a) => Some(resolver::keychain_key(a, host)?.map(|(c, h)| (c.password, h))),
+        Some(a) => match resolver::keychain_key(&mut super::Lenient(a), host) {
+            Ok(c) => Some(c.map(|(c, h)| (c.password, h))),
+            Err(e) => match e.downcast_ref::<ClientError>() {
+                // A routed host whose server cannot answer: say so on its row, go on.
+                Some(
+                    ce @ ClientError::Agent {
+                        code: ErrorCode::OpenBao | ErrorCode::Config,
+                        ..
+                    },
+                ) => {
+                    store_warning = Some(ce.to_string());
+                    None
+                }
+                _ => return Err(e),
+            },
+        },
         None => None,
     };
     let same = |k: &Secret| {
@@ -260,7 +279,7 @@ fn host_status(
         key: None,
         in_keychain: stored.as_ref().map(Option::is_some),
         plaintext: Vec::new(),
-        warnings: Vec::new(),
+        warnings: store_warning.into_iter().collect(),
     };
     // Resolution, in the resolver's (and `wbl login`'s) order. The keychain step is replayed
     // from `stored` so the agent is asked once.
@@ -279,6 +298,14 @@ fn host_status(
             Source::Keychain { stored_for } if stored_for == host => None,
             s => Some(s.detail()),
         };
+        // A routed host's key comes from its OpenBao server, through the agent.
+        if let Source::Keychain { stored_for } = &r.source
+            && let Some(config) = crate::config::load().ok().flatten()
+            && let Some(route) = config.route(stored_for.scheme(), stored_for.netloc())
+        {
+            row.source = Some("openbao");
+            row.source_detail = Some(format!("`{}` {}", route.server.name, route.secret_name()));
+        }
         row.key = r.key.as_ref().map(|k| mask(k.expose()));
     }
     // Plaintext copies. A settings `api_key` is not tied to a host: it is listed for the
@@ -415,6 +442,9 @@ fn print_text(out: &StatusJson, settings: &Settings) {
     for h in &out.hosts {
         println!("  {}{}", h.url, if h.current { " (current)" } else { "" });
         let keychain = match h.in_keychain {
+            Some(true) if h.source == Some("openbao") => {
+                "served by the agent, not kept in the keychain"
+            }
             Some(true) => "in the keychain",
             Some(false) => "not in the keychain",
             None => "keychain not checked: the agent is not running",
