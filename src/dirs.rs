@@ -1,92 +1,7 @@
-//! Every path wbl uses, in one place: the agent's socket and the files kept beside it.
-//!
-//! `WBL_SOCKET` moves all of them at once, so tests and several instances never collide.
+//! The user's home directory and configuration file. The agent's socket and the files beside it are
+//! `crate::rendezvous`, which client and agent share.
 
-use std::path::{Path, PathBuf};
-
-/// Environment variable naming the agent socket (a file path on Unix, a pipe name on Windows).
-pub const SOCKET_ENV: &str = "WBL_SOCKET";
-
-/// Where the agent listens and keeps its runtime files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimePaths {
-    /// The socket file (Unix) or the pipe name (Windows).
-    pub socket: PathBuf,
-}
-
-impl RuntimePaths {
-    /// Paths from the environment: `$WBL_SOCKET`, else `$XDG_RUNTIME_DIR/wbl/agent.sock`, else
-    /// `$TMPDIR/wbl-<uid>/agent.sock`.
-    pub fn from_env() -> Self {
-        Self::resolve(
-            std::env::var_os(SOCKET_ENV).map(PathBuf::from),
-            std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
-            std::env::temp_dir(),
-        )
-    }
-
-    /// The resolution rule itself, without reading the environment (for tests).
-    pub fn resolve(socket: Option<PathBuf>, runtime: Option<PathBuf>, tmp: PathBuf) -> Self {
-        if let Some(socket) = socket.filter(|p| !p.as_os_str().is_empty()) {
-            return RuntimePaths { socket };
-        }
-        let dir = match runtime.filter(|p| p.is_absolute()) {
-            Some(runtime) => runtime.join("wbl"),
-            None => tmp.join(format!("wbl-{}", user_tag())),
-        };
-        RuntimePaths {
-            socket: dir.join("agent.sock"),
-        }
-    }
-
-    /// The directory holding the socket and its sibling files.
-    pub fn dir(&self) -> &Path {
-        self.socket.parent().unwrap_or(Path::new("."))
-    }
-
-    fn sibling(&self, suffix: &str) -> PathBuf {
-        let mut name = self
-            .socket
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| "agent.sock".into());
-        name.push(suffix);
-        self.socket.with_file_name(name)
-    }
-
-    /// The agent's pid file; holding its lock means "I am the agent for this socket".
-    pub fn pidfile(&self) -> PathBuf {
-        self.sibling(".pid")
-    }
-
-    /// Lock file clients hold while auto-starting an agent, so two never start one each.
-    pub fn autostart_lock(&self) -> PathBuf {
-        self.sibling(".start.lock")
-    }
-
-    /// Log file of an agent started in the background.
-    pub fn logfile(&self) -> PathBuf {
-        self.sibling(".log")
-    }
-
-    /// The socket as a string for display and for Windows pipe names.
-    pub fn socket_display(&self) -> String {
-        self.socket.display().to_string()
-    }
-}
-
-/// The current user's id on Unix, the user name elsewhere: keeps per-user paths apart.
-pub fn user_tag() -> String {
-    #[cfg(unix)]
-    {
-        // SAFETY: getuid has no preconditions and cannot fail.
-        unsafe { libc::getuid() }.to_string()
-    }
-    #[cfg(not(unix))]
-    {
-        std::env::var("USERNAME").unwrap_or_else(|_| "user".into())
-    }
-}
+use std::path::PathBuf;
 
 /// Environment variable naming wbl's configuration file (it overrides the default path).
 pub const CONFIG_ENV: &str = "WBL_CONFIG";
@@ -118,33 +33,4 @@ pub fn home_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(home));
     }
     directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn explicit_socket_wins() {
-        let p = RuntimePaths::resolve(
-            Some("/x/s.sock".into()),
-            Some("/run/user/1".into()),
-            "/tmp".into(),
-        );
-        assert_eq!(p.socket, PathBuf::from("/x/s.sock"));
-        assert_eq!(p.pidfile(), PathBuf::from("/x/s.sock.pid"));
-        assert_eq!(p.logfile(), PathBuf::from("/x/s.sock.log"));
-        assert_eq!(p.dir(), Path::new("/x"));
-    }
-
-    #[test]
-    fn runtime_dir_then_tmp() {
-        let p = RuntimePaths::resolve(None, Some("/run/user/1".into()), "/tmp".into());
-        assert_eq!(p.socket, PathBuf::from("/run/user/1/wbl/agent.sock"));
-        let p = RuntimePaths::resolve(Some("".into()), Some("relative".into()), "/tmp".into());
-        assert_eq!(
-            p.socket,
-            PathBuf::from(format!("/tmp/wbl-{}/agent.sock", user_tag()))
-        );
-    }
 }

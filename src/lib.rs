@@ -13,6 +13,7 @@ pub mod git;
 pub mod keychain;
 pub mod logging;
 pub mod openbao;
+pub mod rendezvous;
 pub mod service;
 pub mod shell;
 pub mod term;

@@ -205,6 +205,45 @@ fn reject_erases_but_not_a_newer_password() {
 }
 
 #[test]
+fn erase_with_a_password_and_no_user_name_compares_each_candidate() {
+    // git's credential-cache compares the password with every match, erasing only the ones
+    // that hold it. Three users on one host (the first match holds the password, the second
+    // does not), then a rejected password without a user name.
+    let w = World::new(Backend::Keyutils);
+    for (user, pw) in [("a", "pw-x"), ("b", "pw-other"), ("c", "pw-x")] {
+        approve(
+            &w,
+            &format!("protocol=https\nhost=h.example\nusername={user}\npassword={pw}\n"),
+        );
+    }
+    ok(wbl_credential(
+        &w,
+        "erase",
+        b"protocol=https\nhost=h.example\npassword=pw-x\n",
+    ));
+    let left = |user: &str| {
+        password(
+            &w,
+            &format!("protocol=https\nhost=h.example\nusername={user}\n"),
+        )
+    };
+    assert_eq!(left("a"), None);
+    assert_eq!(
+        left("b").as_deref(),
+        Some("pw-other"),
+        "a credential holding another password was erased"
+    );
+    assert_eq!(left("c"), None);
+    // A password nobody holds erases nothing.
+    ok(wbl_credential(
+        &w,
+        "erase",
+        b"protocol=https\nhost=h.example\npassword=nobody-has-it\n",
+    ));
+    assert_eq!(left("b").as_deref(), Some("pw-other"));
+}
+
+#[test]
 fn wrong_username_gets_nothing() {
     let w = World::new(Backend::SecretService);
     approve(
@@ -934,4 +973,77 @@ fn setup_git_local_and_a_path_that_needs_quoting() {
         &repo,
     ));
     assert!(helpers_of(&w, "--local", url, &repo).is_empty());
+}
+
+/// `wbl credential get` straight to the helper; the answer's attributes.
+fn helper_get(w: &World, input: &str) -> HashMap<String, String> {
+    attrs(&stdout(&ok(wbl_credential(w, "get", input.as_bytes()))))
+}
+
+#[test]
+fn hosts_with_separator_characters_never_reach_another_items_name() {
+    // git percent-decodes URLs: `https://git.corp%2Fx/r` and `https://git.corp%23password_expiry_utc/`
+    // give hosts that used to be stored under git.corp's own item names.
+    for backend in [Backend::Keyutils, Backend::SecretService] {
+        let w = World::new(backend);
+        approve(&w, "url=https://alice@git.corp/\npassword=good\n");
+        approve(&w, "url=https://mallory@git.corp%2Fx/r\npassword=evil\n");
+        approve(
+            &w,
+            "url=https://alice@git.corp%23password_expiry_utc/\npassword=1\n",
+        );
+        // After a restart the agent reads every name back from the keychain.
+        w.stop_agent();
+        let a = helper_get(&w, "protocol=https\nhost=git.corp\n");
+        assert_eq!(
+            a.get("username").map(String::as_str),
+            Some("alice"),
+            "{a:?}"
+        );
+        assert_eq!(a.get("password").map(String::as_str), Some("good"), "{a:?}");
+        assert!(!a.contains_key("password_expiry_utc"), "{a:?}");
+        assert_eq!(
+            password(&w, "url=https://git.corp%2Fx/r\n").as_deref(),
+            Some("evil")
+        );
+        assert_eq!(
+            password(&w, "url=https://git.corp%23password_expiry_utc/\n").as_deref(),
+            Some("1")
+        );
+    }
+}
+
+#[test]
+fn items_named_before_the_escaping_are_renamed_and_still_served() {
+    let w = World::new(Backend::Keyutils);
+    // An item as wbl named it before: a host holding `#` written as it is.
+    let old = format!("{}:alice@https://h.example#b", w.namespace);
+    let out = std::process::Command::new("keyctl")
+        .args(["add", "user", &old, "legacy-secret", "@u"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let a = helper_get(&w, "protocol=https\nhost=h.example#b\n");
+    assert_eq!(
+        a.get("password").map(String::as_str),
+        Some("legacy-secret"),
+        "{a:?}"
+    );
+    let search = |d: &str| {
+        std::process::Command::new("keyctl")
+            .args(["search", "@u", "user", d])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!search(&old), "the old item is still there");
+    assert!(search(&format!(
+        "{}:alice@https://h.example%23b",
+        w.namespace
+    )));
+    // Served again after another restart, from the new name.
+    w.stop_agent();
+    let a = helper_get(&w, "protocol=https\nhost=h.example#b\n");
+    assert_eq!(a.get("password").map(String::as_str), Some("legacy-secret"));
 }

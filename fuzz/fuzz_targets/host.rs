@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(back.host().eq_ignore_ascii_case(h.host()));
         }
         let _ = h.forge_upstream();
+        // User info is refused, never kept.
+        assert!(!h.netloc().contains('@'));
         // Normalising is idempotent.
         let again = HostUrl::parse(h.as_str()).expect("a normalised URL parses again");
         assert_eq!(again.as_str(), h.as_str());

@@ -25,6 +25,10 @@ pub enum ProtoError {
     Decode(String),
     #[error("could not encode the message: {0}")]
     Encode(String),
+    #[error("frame of {len} bytes is larger than the {limit} bytes allowed here")]
+    TooLargeHere { len: usize, limit: usize },
+    #[error("the receiver's shared buffer budget is used up; retry later")]
+    Busy,
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }

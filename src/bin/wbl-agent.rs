@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use wbl::agent::cli::Args;
 use wbl::agent::{self, State, activation, listen};
-use wbl::dirs::RuntimePaths;
 use wbl::keychain::{self, Keychain};
+use wbl::rendezvous::RuntimePaths;
 
 /// Exit status when another agent already serves the socket.
 const EXIT_ALREADY_RUNNING: u8 = 3;
@@ -117,7 +117,10 @@ async fn serve(
         signal_ready(fd);
     }
     activation::notify_ready();
-    let options = agent::RunOptions { idle_exit };
+    let options = agent::RunOptions {
+        idle_exit,
+        connections: None,
+    };
     agent::run_with(claimed.take_listener(), state, shutdown, options).await;
     activation::notify_stopping();
     tracing::info!("wbl-agent stopped");
@@ -213,7 +216,7 @@ mod detach {
     use std::time::Duration;
 
     use super::idle_exit_arg;
-    use wbl::dirs::RuntimePaths;
+    use wbl::rendezvous::RuntimePaths;
 
     /// The fd number the child finds the ready pipe on.
     const READY_FD: i32 = 3;
@@ -234,6 +237,8 @@ mod detach {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["--foreground", "--ready-fd", &READY_FD.to_string()])
             .args(idle_exit_arg(idle_exit))
+            // The agent outlives the directory it was started from; it must not hold it.
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -304,7 +309,7 @@ mod detach {
     use std::time::{Duration, Instant};
 
     use super::idle_exit_arg;
-    use wbl::dirs::RuntimePaths;
+    use wbl::rendezvous::RuntimePaths;
 
     const DETACHED_PROCESS: u32 = 0x0000_0008;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;

@@ -51,6 +51,8 @@ fn fast_path() -> Option<anyhow::Result<bool>> {
 /// The program: its exit status.
 fn run() -> u8 {
     wbl::agent::harden::quiet_panics("wbl");
+    // Before any key is read: login, token, credential, exec and migrate all hold one.
+    wbl::client::protect_secrets();
     if std::env::var_os(wbl::logging::LOG_ENV).is_some() {
         wbl::logging::init("warn");
     }

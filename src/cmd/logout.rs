@@ -9,7 +9,7 @@ use wbl_proto::Query;
 use super::{WANDB_USER, wandb_query};
 use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::resolver::{self, Place, Resolver};
 

@@ -12,7 +12,7 @@ use wbl_proto::Secret;
 use crate::cli::{OpenBaoArgs, OpenBaoCommand};
 use crate::client::connect_or_start;
 use crate::config::Auth;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::term;
 
 pub fn run(args: OpenBaoArgs) -> anyhow::Result<bool> {

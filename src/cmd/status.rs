@@ -11,7 +11,7 @@ use wbl_proto::{ErrorCode, Secret};
 use super::WANDB_USER;
 use crate::cli::StatusArgs;
 use crate::client::{AgentClient, ClientError};
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
 use crate::wandb::resolver::{self, Inventory, Place, Resolver, Settings, Source};
@@ -111,7 +111,7 @@ struct EnvJson {
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let json = args.json;
     let paths = RuntimePaths::from_env();
-    let agent = AgentClient::connect(&paths).ok();
+    let agent = AgentClient::connect_if_running(&paths)?;
     let resolver = Resolver::from_env()?;
     let env = &resolver.env;
     let settings = &resolver.settings;

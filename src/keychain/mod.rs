@@ -229,6 +229,31 @@ impl Keychain {
         Keychain { backend }
     }
 
+    /// Moves a legacy-named item to its escaped name; the new id, or `None` when it is gone
+    /// or could not be moved now.
+    fn rename(&self, old: ItemId) -> Option<ItemId> {
+        let new = old.renamed();
+        let moved = (|| -> Result<bool, KeychainError> {
+            let Some(secret) = self.backend.load(&old)? else {
+                return Ok(false);
+            };
+            self.backend.save(&new, &secret)?;
+            self.backend.delete(&old)?;
+            Ok(true)
+        })();
+        match moved {
+            Ok(true) => {
+                tracing::info!(kind = ?new.kind, "renamed a keychain item to the escaped naming");
+                Some(new)
+            }
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rename a keychain item to the escaped naming; it is left as it is");
+                None
+            }
+        }
+    }
+
     pub fn backend(&self) -> &dyn Backend {
         &*self.backend
     }
@@ -317,10 +342,19 @@ impl Keychain {
         Ok(existed)
     }
 
-    /// Every credential (password items) with the extras each one has.
+    /// Every credential (password items) with the extras each one has. Items still named the
+    /// way wbl named them before the escaping (`ItemId::legacy`) are renamed first: written
+    /// under the escaped name, then removed under the old one. One that cannot be renamed now
+    /// is left as it is (and out of the list) until the next listing.
     pub fn list(&self) -> Result<Vec<(CredentialInfo, Vec<ItemKind>)>, KeychainError> {
-        let mut items = self.backend.list()?;
+        let mut items: Vec<ItemId> = self
+            .backend
+            .list()?
+            .into_iter()
+            .filter_map(|id| if id.legacy { self.rename(id) } else { Some(id) })
+            .collect();
         items.sort();
+        items.dedup();
         let mut out: Vec<(CredentialInfo, Vec<ItemKind>)> = Vec::new();
         for item in &items {
             // A credential is its password item, or its pre-encoded credential when it has no

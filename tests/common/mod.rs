@@ -196,12 +196,23 @@ impl World {
     }
 
     /// Starts `tests/fixtures/old_agent.py` on this world's socket — an agent of protocol 0
-    /// holding the pid-file lock — and returns once it says it is ready.
+    /// holding the pid-file lock — and returns once it says it is ready. The interpreter runs
+    /// from a copy named `wbl-agent`, as an older install's agent would be: a client signals
+    /// only a process whose executable has that name.
     pub fn spawn_old_agent(&self) -> std::process::Child {
         use std::io::{BufRead, BufReader};
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old_agent.py");
+        let bin = self.dir.path().join("old-install");
+        std::fs::create_dir_all(&bin).unwrap();
+        // Debian's interpreter (a copy of a pyenv shim or of a venv's link would not run).
+        let python = std::fs::canonicalize("/usr/bin/python3")
+            .expect("python3 must be installed (scripts/install-test-deps)");
+        let exe = bin.join("wbl-agent");
+        if !exe.exists() {
+            std::fs::copy(&python, &exe).unwrap();
+        }
         let mut old = self
-            .cmd("python3")
+            .cmd(exe.to_str().unwrap())
             .arg(&script)
             .arg(self.socket())
             .stdout(Stdio::piped())
