@@ -8,7 +8,10 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod dirs;
+pub mod docker;
 pub mod doctor;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod entry;
 pub mod git;
 pub mod keychain;
 pub mod logging;

@@ -21,26 +21,10 @@ fn helper() -> String {
     format!("!'{WBL}' credential")
 }
 
-/// Makes a command that runs git (or runs git itself) blind to the developer's git setup.
-fn isolate_git(c: &mut Command, w: &World) {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GIT_") || k.to_ascii_lowercase().ends_with("_proxy") {
-            c.env_remove(&k);
-        }
-    }
-    c.env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", w.home().join(".gitconfig"))
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env_remove("SSH_ASKPASS");
-}
-
 fn git(w: &World) -> Command {
     let mut c = w.cmd("git");
     isolate_git(&mut c, w);
+    c.env("PATH", path_with_bins());
     c
 }
 
@@ -523,8 +507,12 @@ fn pre_encoded_credentials_need_the_authtype_capability() {
         stdout(&out),
         "capability[]=authtype\nauthtype=Bearer\ncredential=tok-123\n"
     );
-    // A caller that did not announce the capability cannot use it: nothing.
-    assert_eq!(stdout(&ok(wbl_credential(&w, "get", query))), "");
+    // A caller that did not announce the capability cannot use it: only git's cache's
+    // capability line, no credential.
+    assert_eq!(
+        stdout(&ok(wbl_credential(&w, "get", query))),
+        "capability[]=authtype\n"
+    );
     // It survives a restart: the keychain has it, with no password item.
     w.stop_agent();
     let out = ok(wbl_credential(
@@ -615,7 +603,10 @@ fn unknown_attributes_and_operations_are_ignored() {
         b"protocol=https\nhost=h.example\nwwwauth[]=Basic realm=\"x\"\nstate[]=x:y\n\
           some_future_attribute=1\ncontinue=1\n",
     ));
-    assert_eq!(stdout(&out), "username=u\npassword=pw\n");
+    assert_eq!(
+        stdout(&out),
+        "capability[]=authtype\nusername=u\npassword=pw\n"
+    );
     let out = ok(wbl_credential(&w, "frobnicate", b"garbage\n"));
     assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("", ""));
     let out = ok(wbl_credential(&w, "capability", b""));
@@ -807,10 +798,16 @@ fn clone_and_push_over_http_get_the_password_from_wbl() {
     assert_eq!(stdout(&out), "", "git's reject erased the wrong password");
 }
 
-/// `wbl setup-git …` run with git isolated like the tests' git.
+/// `wbl setup-git …` run with git isolated like the tests' git, `git-credential-wbl` on PATH
+/// only when `exe` is the built `wbl`.
 fn setup_git(w: &World, exe: &Path, args: &[&str], dir: &Path) -> Output {
     let mut c = w.cmd(exe.to_str().unwrap());
     isolate_git(&mut c, w);
+    if exe == Path::new(WBL) {
+        c.env("PATH", path_with_bins());
+    } else {
+        c.env("PATH", path_without_bins());
+    }
     c.arg("setup-git").args(args).current_dir(dir);
     c.output().unwrap()
 }
@@ -850,15 +847,19 @@ fn setup_git_is_idempotent_keeps_other_helpers_and_removes_only_its_own() {
         .args(["config", "--global", "credential.helper", "/bin/true"])
         .output()
         .unwrap());
-    let plain = WBL
+    let plain = GIT_HELPER
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
-    let ours = if plain {
-        format!("{WBL} credential")
+    let absolute = if plain {
+        GIT_HELPER.to_owned()
     } else {
-        helper()
+        format!("!'{GIT_HELPER}'")
     };
-    let out = ok(setup_git(&w, Path::new(WBL), &["--host", url], &home));
+    // git-credential-wbl not on PATH: its absolute path, replacing the old `wbl credential`.
+    let mut c = w.cmd(WBL);
+    isolate_git(&mut c, &w);
+    c.env("PATH", path_without_bins());
+    let out = ok(c.args(["setup-git", "--host", url]).output().unwrap());
     assert!(
         stderr(&out).contains("replaced an older wbl helper"),
         "{}",
@@ -866,8 +867,16 @@ fn setup_git_is_idempotent_keeps_other_helpers_and_removes_only_its_own() {
     );
     assert_eq!(
         helpers_of(&w, "--global", url, &home),
-        ["/bin/true", ours.as_str()]
+        ["/bin/true", absolute.as_str()]
     );
+    // On PATH: git's short form `wbl`, replacing the absolute path.
+    let out = ok(setup_git(&w, Path::new(WBL), &["--host", url], &home));
+    assert!(
+        stderr(&out).contains(&format!("replaced an older wbl helper: {absolute}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(helpers_of(&w, "--global", url, &home), ["/bin/true", "wbl"]);
     let out = ok(setup_git(
         &w,
         Path::new(WBL),
@@ -875,12 +884,9 @@ fn setup_git_is_idempotent_keeps_other_helpers_and_removes_only_its_own() {
         &home,
     ));
     assert!(stderr(&out).contains("already"), "{}", stderr(&out));
-    assert_eq!(
-        helpers_of(&w, "--global", url, &home),
-        ["/bin/true", ours.as_str()]
-    );
+    assert_eq!(helpers_of(&w, "--global", url, &home), ["/bin/true", "wbl"]);
 
-    // git now uses wbl for this URL by itself (no -c).
+    // git now uses wbl for this URL by itself (no -c), finding git-credential-wbl on PATH.
     let store = "protocol=https\nhost=git.example.com\nusername=alice\npassword=pw\n";
     ok(run_with_stdin(
         {

@@ -79,10 +79,16 @@ impl Credential {
         }
     }
 
-    /// True when there is something to authenticate with: a password or a pre-encoded
-    /// credential.
+    /// True when there is a non-empty secret: a password or a pre-encoded credential.
     pub fn has_secret(&self) -> bool {
         !self.password.is_empty() || self.credential.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// True when the credential has a password, possibly empty: every credential except one
+    /// that carries only a pre-encoded `credential` (git's `authtype`). git stores a user name
+    /// and a password even when both are empty (SSO hosts), and so does wbl.
+    pub fn has_password(&self) -> bool {
+        !self.password.is_empty() || self.credential.as_ref().is_none_or(|c| c.is_empty())
     }
 }
 

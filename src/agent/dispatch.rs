@@ -146,7 +146,7 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
 /// The wire form of a failure.
 fn error(e: AgentError) -> Response {
     let code = match &e {
-        AgentError::NoSecret | AgentError::NoTarget => ErrorCode::BadRequest,
+        AgentError::NoTarget => ErrorCode::BadRequest,
         AgentError::Keychain(_) => ErrorCode::Keychain,
         AgentError::KeychainTimeout { .. } => ErrorCode::KeychainTimeout,
         AgentError::Internal => ErrorCode::Internal,
@@ -340,8 +340,15 @@ mod tests {
             code(&answer(&state, &s, hello).await),
             Some(ErrorCode::BadRequest)
         );
-        let empty = answer(&state, &s, Request::Store(key(""))).await;
-        assert_eq!(code(&empty), Some(ErrorCode::BadRequest));
+        let no_host = Request::Store(Credential::new(
+            Target::new("https", ""),
+            "api",
+            Secret::from("k"),
+        ));
+        assert_eq!(
+            code(&answer(&state, &s, no_host).await),
+            Some(ErrorCode::BadRequest)
+        );
         mem.fail_when(|op, _| op == Op::List);
         let failed = answer(&state, &s, get()).await;
         assert_eq!(code(&failed), Some(ErrorCode::Keychain));

@@ -20,9 +20,6 @@ use crate::keychain::{ItemKind, Keychain, KeychainError};
 /// Why an operation of the agent failed. Messages never contain secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// A credential to store has neither a password nor a pre-encoded credential.
-    #[error("refusing to store a credential without a password")]
-    NoSecret,
     /// A credential to store has no protocol or no host.
     #[error("a credential needs a protocol and a host")]
     NoTarget,
@@ -236,12 +233,9 @@ impl State {
         Ok(None)
     }
 
-    /// Writes to the keychain, then the cache. A credential needs a protocol, a host and
-    /// something to authenticate with.
+    /// Writes to the keychain, then the cache. A credential needs a protocol and a host; its
+    /// password may be empty (git stores empty user names and passwords, e.g. for SSO hosts).
     pub async fn store(&self, cred: Credential) -> Result<Stored, AgentError> {
-        if !cred.has_secret() {
-            return Err(AgentError::NoSecret);
-        }
         if cred.target.host.is_empty() || cred.target.protocol.is_empty() {
             return Err(AgentError::NoTarget);
         }

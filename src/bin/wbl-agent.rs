@@ -34,8 +34,11 @@ fn main() -> ExitCode {
     agent::harden::harden_process();
     agent::harden::raise_fd_limit();
     wbl::logging::init("info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread serves every connection (keychain calls run on the blocking pool): as many
+    // requests per second as two workers on this 2-core machine, and without the multi-thread
+    // scheduler the agent neither links libm (its statistics use `powf`) nor keeps a second
+    // worker; together 0.3 MiB of idle RSS (BENCHMARKS.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -107,6 +107,21 @@ fn timed_out(e: &ProtoError) -> bool {
     matches!(e, ProtoError::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
 
+/// A read or write's result, a timed-out one named as such (`what` did not come in `timeout`).
+fn bounded<T>(
+    r: Result<T, ProtoError>,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<T, ClientError> {
+    r.map_err(|e| {
+        if timed_out(&e) {
+            ClientError::Timeout { what, timeout }
+        } else {
+            ClientError::Protocol(e)
+        }
+    })
+}
+
 /// The soft core-file limit before [`protect_secrets`] set it to 0, for [`restore_core_limit`].
 #[cfg(unix)]
 static CORE_LIMIT: std::sync::OnceLock<libc::rlim_t> = std::sync::OnceLock::new();
@@ -225,16 +240,60 @@ impl AgentClient {
 
     /// One request and its response, each read and write bounded by the client timeout.
     fn exchange(&mut self, req: &Request, what: &'static str) -> Result<Response, ClientError> {
-        self.conn.call(req).map_err(|e| {
-            if timed_out(&e) {
-                ClientError::Timeout {
-                    what,
-                    timeout: self.timeout,
-                }
-            } else {
-                ClientError::Protocol(e)
+        bounded(self.conn.call(req), what, self.timeout)
+    }
+
+    /// Connects and sends hello and `req` without waiting in between, then reads both
+    /// answers: one round trip instead of two, for the helper processes git and container
+    /// tools start on every operation. `Ok(None)` when the agent speaks another protocol
+    /// version (its answer to `req` is not read): the caller takes the ordinary path, which
+    /// restarts it. Only for requests that carry no secret and may be repeated (`get`).
+    fn connect_pipelined(
+        paths: &RuntimePaths,
+        req: &Request,
+    ) -> Result<Option<(AgentClient, Response)>, ClientError> {
+        // The same checked connect as every client: directory rule and peer uid before a
+        // byte is sent, every wait bounded.
+        let timeout = rendezvous::client_timeout();
+        let stream = rendezvous::connect(paths, timeout)?;
+        let mut client = AgentClient {
+            conn: Connection::new(stream),
+            timeout,
+            agent_protocol: 0,
+            agent_version: String::new(),
+            agent_pid: 0,
+        };
+        bounded(
+            client.conn.send(&Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                client_version: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
+            "hello",
+            timeout,
+        )?;
+        bounded(client.conn.send(req), "a lookup", timeout)?;
+        let Some(Response::Hello {
+            protocol,
+            agent_version,
+            pid,
+        }) = bounded(client.conn.recv::<Response>(), "hello", timeout)?
+        else {
+            return Ok(None);
+        };
+        if protocol != PROTOCOL_VERSION {
+            return Ok(None);
+        }
+        client.agent_protocol = protocol;
+        client.agent_version = agent_version;
+        client.agent_pid = pid;
+        let answer = match bounded(client.conn.recv(), "a lookup", timeout)? {
+            Some(Response::Error { code, message }) => {
+                return Err(ClientError::Agent { code, message });
             }
-        })
+            Some(r) => r,
+            None => return Err(ClientError::Unexpected("a request (the agent closed)")),
+        };
+        Ok(Some((client, answer)))
     }
 
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
@@ -312,4 +371,23 @@ impl AgentClient {
             _ => Err(ClientError::Unexpected("shutdown")),
         }
     }
+}
+
+/// The first credential matching `query`, from the agent (started when needed). With an agent
+/// of our version already running this is one round trip (hello and get pipelined); anything
+/// else (no agent, another version, a connection lost before the answer) takes the ordinary
+/// path of [`connect_or_start`].
+pub fn get_once(paths: &RuntimePaths, query: Query) -> Result<Option<Credential>, ClientError> {
+    let req = Request::Get(query);
+    match AgentClient::connect_pipelined(paths, &req) {
+        Ok(Some((_, Response::Credential(c)))) => return Ok(c),
+        Ok(Some(_)) => return Err(ClientError::Unexpected("get")),
+        // The agent's own error (keychain, …) is the answer; retrying would repeat it.
+        Err(e @ ClientError::Agent { .. }) => return Err(e),
+        Ok(None) | Err(_) => {}
+    }
+    let Request::Get(query) = req else {
+        unreachable!("built above")
+    };
+    connect_or_start(paths)?.get(query)
 }

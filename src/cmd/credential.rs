@@ -13,7 +13,7 @@ use wbl_proto::{CredentialInfo, Query, Target};
 use zeroize::Zeroizing;
 
 use crate::cli::CredentialArgs;
-use crate::client::{connect_or_start, not_found_is_none};
+use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 use crate::rendezvous::RuntimePaths;
 use crate::wandb::host::HostUrl;
@@ -66,8 +66,7 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     let paths = RuntimePaths::from_env();
     match operation {
         "get" => {
-            let mut agent = connect_or_start(&paths)?;
-            let Some(cred) = lookup(&mut agent, query)? else {
+            let Some(cred) = lookup(&paths, query)? else {
                 return Ok(());
             };
             if let Some(text) = get_response(&cred, req.capability_authtype) {
@@ -109,11 +108,11 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
 /// The credential for a request: stored for its URL, else — for a W&B address served by
 /// Forge — stored for the other address of the same deployment (the resolver's rule).
 fn lookup(
-    agent: &mut crate::client::AgentClient,
+    paths: &RuntimePaths,
     query: wbl_proto::Query,
 ) -> anyhow::Result<Option<wbl_proto::Credential>> {
-    if let Some(c) =
-        not_found_is_none(agent.get(query.clone())).context("while looking up the credential")?
+    if let Some(c) = not_found_is_none(get_once(paths, query.clone()))
+        .context("while looking up the credential")?
     {
         return Ok(Some(c));
     }
@@ -126,7 +125,7 @@ fn lookup(
             username: query.username.clone(),
         };
         if let Some(c) =
-            not_found_is_none(agent.get(q)).context("while looking up the credential")?
+            not_found_is_none(get_once(paths, q)).context("while looking up the credential")?
         {
             return Ok(Some(c));
         }

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod completions;
 pub mod credential;
+pub mod docker_credential;
 pub mod doctor;
 pub mod exec;
 pub mod login;
