@@ -48,9 +48,9 @@ pub enum Command {
         after_help = "Examples:\n  wbl exec -- python train.py --epochs 3\n  wbl exec --host https://wandb.example.com -- wandb sync ./wandb"
     )]
     Exec(ExecArgs),
-    /// Remove a host's key (or every key) from the keychain and the agent's cache.
+    /// Remove a host's W&B key (or every W&B key) from the keychain and the agent's cache.
     #[command(
-        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all"
+        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all          # every W&B key; git credentials stay\n  wbl logout --all --git    # every key, git credentials too"
     )]
     Logout(LogoutArgs),
     /// Act as a git credential helper (get, store, erase), backed by the keychain.
@@ -178,9 +178,12 @@ pub struct LogoutArgs {
         conflicts_with = "all"
     )]
     pub host: Option<String>,
-    /// Remove every key wbl stores, for every host.
+    /// Remove every W&B key wbl stores, for every host (git credentials stay unless --git).
     #[arg(long)]
     pub all: bool,
+    /// With --all: also remove the git credentials wbl stores for git (`wbl credential`).
+    #[arg(long, requires = "all")]
+    pub git: bool,
 }
 
 /// The options of `wbl credential` (also built by the client's fast path, which skips clap).
@@ -210,8 +213,9 @@ pub struct SetupGitArgs {
 /// The options of `wbl migrate`.
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
-    /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
-    /// the base_url of the W&B settings files).
+    /// A W&B host whose key to move (repeatable; both addresses of a Forge-served
+    /// deployment are included; default: the cloud, the SDK's Forge default,
+    /// WANDB_BASE_URL and the base_url of the W&B settings files).
     #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
     pub hosts: Vec<String>,
     /// Import into the keychain but leave the plaintext copies where they are.
@@ -223,6 +227,12 @@ pub struct MigrateArgs {
     /// Also move the credentials of git's `store` helper (~/.git-credentials).
     #[arg(long)]
     pub git_credentials: bool,
+    /// Also move W&B keys that cannot be the host's key: earlier netrc entries the SDK
+    /// does not read (the same machine again, another key) and keys other than the one
+    /// the keychain holds; they are stored as user `api-old-lineN` (`api-old-settings`), then
+    /// removed from the file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand, Debug)]

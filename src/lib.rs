@@ -18,5 +18,6 @@ pub mod logging;
 pub mod openbao;
 pub mod rendezvous;
 pub mod service;
+pub mod shell;
 pub mod term;
 pub mod wandb;

@@ -383,7 +383,7 @@ fn plaintext_keys_are_problems_that_wbl_migrate_fixes() {
     assert_eq!(
         text(&r, "netrc", "detail"),
         format!(
-            "1 plaintext W&B key(s) in netrc: https://api.wandb.ai (user api) in {} (machine api.wandb.ai)",
+            "1 plaintext W&B key(s) in netrc: https://api.wandb.ai (user api) in {} (machine api.wandb.ai, line 2)",
             netrc.display()
         )
     );

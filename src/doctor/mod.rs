@@ -158,7 +158,7 @@ pub(crate) struct Ctx {
     pub agent: Option<agent::AgentInfo>,
     /// The login-session service, as its files say.
     #[cfg_attr(any(target_os = "macos", windows), allow(dead_code))]
-    pub service: crate::cmd::agent::ServiceState,
+    pub service: crate::service::ServiceState,
     /// The plaintext secrets found, searched once for the three checks that report them.
     pub plaintext: Option<plaintext::Inventory>,
 }
@@ -173,7 +173,7 @@ impl Ctx {
             bus: None,
             secret_service_ok: None,
             agent: None,
-            service: crate::cmd::agent::service_state(),
+            service: crate::service::service_state(),
             plaintext: None,
         }
     }

@@ -425,3 +425,21 @@ pub fn ok(o: Output) -> Output {
     );
     o
 }
+
+/// The venv with the released W&B SDK that `scripts/install-test-deps` builds (pinned in
+/// `scripts/wandb-sdk-version`): its Python. Fails with a clear message when it is missing —
+/// the SDK tests never skip.
+pub fn wandb_python() -> PathBuf {
+    let version = include_str!("../../scripts/wandb-sdk-version").trim();
+    let home = std::env::var_os("HOME").expect("HOME must be set to find the SDK venv");
+    let python = Path::new(&home)
+        .join(".cache/wbl-test")
+        .join(format!("wandb-{version}"))
+        .join("bin/python");
+    assert!(
+        python.exists(),
+        "the W&B SDK (wandb=={version}) is not installed at {}: run scripts/install-test-deps",
+        python.display()
+    );
+    python
+}
