@@ -1,6 +1,8 @@
-//! Every path wbl uses, in one place: the agent's socket and the files kept beside it.
+//! Every path wbl uses, in one place: the agent's socket and the files kept beside it, and the
+//! state directory holding the access log.
 //!
-//! `WBL_SOCKET` moves all of them at once, so tests and several instances never collide.
+//! `WBL_SOCKET` moves the runtime files at once, so tests and several instances never collide;
+//! `XDG_STATE_HOME` moves the state directory.
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +77,43 @@ impl RuntimePaths {
     }
 }
 
+/// Where the agent keeps what outlives it (the access log): `$XDG_STATE_HOME/wbl` when that
+/// is an absolute path, else `~/.local/state/wbl` (the XDG default) on Linux and other Unix,
+/// `~/Library/Logs/wbl` on macOS (where launchd's logs of the agent already go), and
+/// `%LOCALAPPDATA%\wbl` on Windows. `None` without a home directory.
+pub fn state_dir() -> Option<PathBuf> {
+    resolve_state_dir(
+        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+        home_dir(),
+    )
+}
+
+/// The rule of [`state_dir`] without reading the environment (for tests).
+pub fn resolve_state_dir(xdg_state: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(dir) = xdg_state.filter(|p| p.is_absolute()) {
+        return Some(dir.join("wbl"));
+    }
+    #[cfg(windows)]
+    {
+        let _ = home;
+        directories::BaseDirs::new().map(|d| d.data_local_dir().join("wbl"))
+    }
+    #[cfg(target_os = "macos")]
+    {
+        home.map(|h| h.join("Library/Logs/wbl"))
+    }
+    #[cfg(not(any(windows, target_os = "macos")))]
+    {
+        home.map(|h| h.join(".local/state/wbl"))
+    }
+}
+
+/// The access log: `access.log` in [`state_dir`]; rotated copies are `access.log.1` (newest)
+/// to `access.log.N` beside it.
+pub fn access_log() -> Option<PathBuf> {
+    state_dir().map(|d| d.join("access.log"))
+}
+
 /// The current user's id on Unix, the user name elsewhere: keeps per-user paths apart.
 pub fn user_tag() -> String {
     #[cfg(unix)]
@@ -112,6 +151,26 @@ mod tests {
         assert_eq!(p.pidfile(), PathBuf::from("/x/s.sock.pid"));
         assert_eq!(p.logfile(), PathBuf::from("/x/s.sock.log"));
         assert_eq!(p.dir(), Path::new("/x"));
+    }
+
+    #[cfg(all(unix, not(target_os = "macos")))]
+    #[test]
+    fn state_dir_follows_xdg() {
+        let home = Some(PathBuf::from("/home/u"));
+        assert_eq!(
+            resolve_state_dir(Some("/s".into()), home.clone()),
+            Some(PathBuf::from("/s/wbl"))
+        );
+        // A relative XDG_STATE_HOME is ignored, as the XDG spec says.
+        assert_eq!(
+            resolve_state_dir(Some("rel".into()), home.clone()),
+            Some(PathBuf::from("/home/u/.local/state/wbl"))
+        );
+        assert_eq!(
+            resolve_state_dir(None, home),
+            Some(PathBuf::from("/home/u/.local/state/wbl"))
+        );
+        assert_eq!(resolve_state_dir(None, None), None);
     }
 
     #[test]
