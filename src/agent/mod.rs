@@ -2,11 +2,13 @@
 //! stop. `wbl-agent`'s `main` only parses arguments, sets up logging, binds and calls it.
 
 pub mod activation;
+pub mod audit;
 pub mod cli;
 mod cmd;
 pub mod harden;
 mod idle;
 pub mod listen;
+pub mod peer;
 mod state;
 
 use std::sync::Arc;
@@ -141,6 +143,8 @@ async fn serve(stream: Stream, state: &State) {
     if !peer_allowed(&stream) {
         return;
     }
+    // At once: a caller identified later may have exited (see `peer`).
+    let peer = audit::Peer::local(peer::identify(&stream));
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
@@ -187,7 +191,12 @@ async fn serve(stream: Stream, state: &State) {
                         }
                     }
                 } else {
-                    cmd::dispatch(state, req).await
+                    let pending = audit::Pending::of(&req);
+                    let response = cmd::dispatch(state, req).await;
+                    if let Some(p) = pending {
+                        state.access_log().record(p.answered(&response, &peer));
+                    }
+                    response
                 }
             }
             Ok(Err(e)) if e.is_recoverable() => {

@@ -181,6 +181,8 @@ pub struct State {
     started: Instant,
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Where answered `get`s, `store`s and `erase`s are recorded (disabled unless set).
+    access_log: crate::accesslog::writer::Writer,
 }
 
 fn now_unix() -> u64 {
@@ -219,7 +221,19 @@ impl State {
             started: Instant::now(),
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
+            access_log: crate::accesslog::writer::Writer::disabled(),
         }
+    }
+
+    /// Records answered requests with `writer` (see `crate::accesslog`).
+    pub fn with_access_log(mut self, writer: crate::accesslog::writer::Writer) -> Self {
+        self.access_log = writer;
+        self
+    }
+
+    /// The access log (never blocks: see `Writer::record`).
+    pub fn access_log(&self) -> &crate::accesslog::writer::Writer {
+        &self.access_log
     }
 
     pub fn limits(&self) -> &Limits {
