@@ -112,6 +112,18 @@ fn run() -> u8 {
         .map(|()| true),
         Command::Agent { command } => cmd::agent::run(command),
         Command::Doctor { json } => cmd::doctor::run(json),
+        Command::Log {
+            json,
+            since,
+            host,
+            follow,
+        } => cmd::log::run(cmd::log::LogArgs {
+            json,
+            since,
+            host,
+            follow,
+        })
+        .map(|()| true),
         Command::Completions { shell } => cmd::completions::run(shell).map(|()| true),
         Command::Man { out } => cmd::man::run(&out).map(|()| true),
     };

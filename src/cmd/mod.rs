@@ -6,6 +6,7 @@ pub mod completions;
 pub mod credential;
 pub mod doctor;
 pub mod exec;
+pub mod log;
 pub mod login;
 pub mod logout;
 pub mod man;
