@@ -183,7 +183,7 @@ pub enum Command {
     },
     /// Show who used your keys: every get, store and erase the agent answered, with the program.
     #[command(
-        long_about = "Show who used your keys: every get, store and erase the agent answered — \
+        long_about = "Show who used your keys. The agent records every get, store and erase it answers: \
             when, for which host and user name, the result (ok, miss, refused, error), and the \
             calling program: its pid, executable and three parents (nearest first), and the \
             channel (local, or the destination of a forward). Secrets are never recorded.\n\n\
