@@ -1,8 +1,9 @@
 //! The `wbl` command line: every subcommand, its options, its one-line summary and its
-//! example (`after_help`). In the library so that `wbl completions` and `wbl man` (and the
-//! tests) see the same definition the client parses with.
+//! example (`after_help`). Each subcommand's options are one `Args` struct that `main` hands
+//! as it is to the subcommand's `cmd::` module. In the library so that `wbl completions` and
+//! `wbl man` (and the tests) see the same definition the client parses with.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -38,125 +39,39 @@ pub enum Command {
             wbl login --cloud                           # back to https://api.wandb.ai\n  \
             wbl login --relogin                         # ignore stored keys and prompt"
     )]
-    Login {
-        /// The API key, or `-` to read it from stdin. Arguments are visible to other
-        /// processes: prefer the prompt or `-`. Implies --relogin.
-        #[arg(value_name = "KEY")]
-        key: Vec<String>,
-        /// Log in to the W&B public cloud (https://api.wandb.ai).
-        #[arg(long)]
-        cloud: bool,
-        /// A W&B server URL (default: WANDB_BASE_URL, else base_url in the settings, else the
-        /// cloud); recorded as base_url in the global settings file.
-        #[arg(long, visible_alias = "base-url", value_name = "URL")]
-        host: Option<String>,
-        /// Ignore stored keys and prompt for a new one.
-        #[arg(long)]
-        relogin: bool,
-        /// Check the key with the server before storing it.
-        #[arg(long, overrides_with = "no_verify")]
-        verify: bool,
-        /// Store the key without asking the server (the default).
-        #[arg(long, overrides_with = "verify")]
-        no_verify: bool,
-        /// No effect (kept for compatibility with `wandb login`).
-        #[arg(long, hide = true)]
-        anonymously: bool,
-    },
+    Login(LoginArgs),
     /// Print the stored key for a host on stdout (exit 1 when there is none).
     #[command(after_help = "Example:\n  export WANDB_API_KEY=$(wbl token)")]
-    Token {
-        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
-        #[arg(long, visible_alias = "base-url", value_name = "URL")]
-        host: Option<String>,
-    },
+    Token(TokenArgs),
     /// Run a command with the key in its environment (WANDB_API_KEY), never on a command line.
     #[command(
         after_help = "Examples:\n  wbl exec -- python train.py --epochs 3\n  wbl exec --host https://wandb.example.com -- wandb sync ./wandb"
     )]
-    Exec {
-        /// The W&B server whose key to use; also exported as WANDB_BASE_URL when it is not
-        /// the default.
-        #[arg(long, visible_alias = "base-url", value_name = "URL")]
-        host: Option<String>,
-        /// The command and its arguments (after `--`).
-        #[arg(
-            required = true,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "CMD"
-        )]
-        command: Vec<std::ffi::OsString>,
-    },
+    Exec(ExecArgs),
     /// Remove a host's key (or every key) from the keychain and the agent's cache.
     #[command(
         after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all"
     )]
-    Logout {
-        /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
-        #[arg(
-            long,
-            visible_alias = "base-url",
-            value_name = "URL",
-            conflicts_with = "all"
-        )]
-        host: Option<String>,
-        /// Remove every key wbl stores, for every host.
-        #[arg(long)]
-        all: bool,
-    },
+    Logout(LogoutArgs),
     /// Act as a git credential helper (get, store, erase), backed by the keychain.
     #[command(
         after_help = "Example:\n  printf 'protocol=https\\nhost=api.wandb.ai\\n' | wbl credential get\n\ngit runs it by itself once `wbl setup-git` has configured it."
     )]
-    Credential {
-        /// get, store or erase (other operations are ignored, as git asks of helpers).
-        operation: String,
-    },
+    Credential(CredentialArgs),
     /// Configure git to get and store credentials for a URL through wbl.
     #[command(
         name = "setup-git",
         after_help = "Example:\n  wbl setup-git --host https://git.example.com\n  wbl setup-git --host https://git.example.com --remove"
     )]
-    SetupGit {
-        /// The URL git should ask wbl about (default: WANDB_BASE_URL or https://api.wandb.ai).
-        #[arg(long, visible_alias = "base-url")]
-        host: Option<String>,
-        /// Edit your global git config (~/.gitconfig); the default.
-        #[arg(long, conflicts_with = "local")]
-        global: bool,
-        /// Edit the current repository's git config instead.
-        #[arg(long)]
-        local: bool,
-        /// Remove wbl's helper entry instead of adding it.
-        #[arg(long)]
-        remove: bool,
-    },
+    SetupGit(SetupGitArgs),
     /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
     #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
-    Migrate {
-        /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
-        /// the base_url of the W&B settings files).
-        #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
-        hosts: Vec<String>,
-        /// Import into the keychain but leave the plaintext copies where they are.
-        #[arg(long)]
-        keep: bool,
-        /// Only print what would be moved.
-        #[arg(long)]
-        dry_run: bool,
-        /// Also move the credentials of git's `store` helper (~/.git-credentials).
-        #[arg(long)]
-        git_credentials: bool,
-    },
+    Migrate(MigrateArgs),
     /// Run the agent with your login session, start, stop or inspect it.
     #[command(
         after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
     )]
-    Agent {
-        #[command(subcommand)]
-        command: crate::cmd::agent::AgentCommand,
-    },
+    Agent(AgentArgs),
     /// Check the keychain, the agent, its service and plaintext copies of keys; say how to fix each problem.
     #[command(
         long_about = "Check everything wbl depends on and say how to fix what is wrong: the session \
@@ -175,12 +90,7 @@ pub enum Command {
             wbl doctor --json | jq '.checks[] | select(.verdict != \"ok\")'\n\n\
             Exit status: 0 when no check finds a problem (warnings alone keep 0), 1 otherwise."
     )]
-    Doctor {
-        /// Machine-readable output: healthy, problems, warnings, wbl_version and checks, each
-        /// with name, title, verdict (ok|warning|problem|skipped), ms, detail and fix.
-        #[arg(long)]
-        json: bool,
-    },
+    Doctor(DoctorArgs),
     /// Show who used your keys: every get, store and erase the agent answered, with the program.
     #[command(
         long_about = "Show who used your keys. The agent records every get, store and erase it answers: \
@@ -197,47 +107,221 @@ pub enum Command {
             wbl log --follow                         # watch requests as they come\n  \
             wbl log --json | jq -r 'select(.op == \"get\") | .parents[0].exe'"
     )]
-    Log {
-        /// One JSON object per line: time (RFC 3339), op, result, code, protocol, host,
-        /// username, uid, pid, exe, parents ([{pid, exe}]), check, channel; `dropped` on gaps.
-        #[arg(long)]
-        json: bool,
-        /// Only entries newer than this: a duration (30m, 2h, 7days) or an RFC 3339 time.
-        #[arg(long, value_name = "DURATION", value_parser = crate::cmd::log::parse_since)]
-        since: Option<std::time::SystemTime>,
-        /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
-        #[arg(long, value_name = "HOST")]
-        host: Option<String>,
-        /// Keep printing entries as they are written, until interrupted.
-        #[arg(long, short = 'f')]
-        follow: bool,
-    },
+    Log(LogArgs),
     /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
     #[command(after_help = "Examples:\n  \
             wbl completions bash > ~/.local/share/bash-completion/completions/wbl\n  \
             wbl completions zsh > ~/.zfunc/_wbl    # with fpath+=(~/.zfunc) before compinit in ~/.zshrc\n  \
             wbl completions fish > ~/.config/fish/completions/wbl.fish\n  \
             wbl completions powershell >> $PROFILE")]
-    Completions {
-        /// The shell to complete for.
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Write the manual pages (wbl.1, one per subcommand, wbl-agent.1) into a directory.
     #[command(
         hide = true,
         after_help = "Example:\n  wbl man --out ~/.local/share/man/man1 && man wbl"
     )]
-    Man {
-        /// The directory to write the pages to (created if needed).
-        #[arg(long, value_name = "DIR", default_value = ".")]
-        out: std::path::PathBuf,
-    },
+    Man(ManArgs),
     /// Show the agent, its backend, and for each W&B host where its key comes from.
     #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
+    Status(StatusArgs),
+}
+
+/// The options of `wbl login`. No `Debug`: `key` may hold the API key.
+#[derive(Args)]
+pub struct LoginArgs {
+    /// The API key, or `-` to read it from stdin. Arguments are visible to other
+    /// processes: prefer the prompt or `-`. Implies --relogin.
+    #[arg(value_name = "KEY")]
+    pub key: Vec<String>,
+    /// Log in to the W&B public cloud (https://api.wandb.ai).
+    #[arg(long)]
+    pub cloud: bool,
+    /// A W&B server URL (default: WANDB_BASE_URL, else base_url in the settings, else the
+    /// cloud); recorded as base_url in the global settings file.
+    #[arg(long, visible_alias = "base-url", value_name = "URL")]
+    pub host: Option<String>,
+    /// Ignore stored keys and prompt for a new one.
+    #[arg(long)]
+    pub relogin: bool,
+    /// Check the key with the server before storing it.
+    #[arg(long, overrides_with = "no_verify")]
+    pub verify: bool,
+    /// Store the key without asking the server (the default).
+    #[arg(long, overrides_with = "verify")]
+    pub no_verify: bool,
+    /// No effect (kept for compatibility with `wandb login`).
+    #[arg(long, hide = true)]
+    pub anonymously: bool,
+}
+
+/// The options of `wbl token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
+    #[arg(long, visible_alias = "base-url", value_name = "URL")]
+    pub host: Option<String>,
+}
+
+/// The options of `wbl exec`.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// The W&B server whose key to use; also exported as WANDB_BASE_URL when it is not
+    /// the default.
+    #[arg(long, visible_alias = "base-url", value_name = "URL")]
+    pub host: Option<String>,
+    /// The command and its arguments (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// The options of `wbl logout`.
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
+    #[arg(
+        long,
+        visible_alias = "base-url",
+        value_name = "URL",
+        conflicts_with = "all"
+    )]
+    pub host: Option<String>,
+    /// Remove every key wbl stores, for every host.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// The options of `wbl credential` (also built by the client's fast path, which skips clap).
+#[derive(Args, Debug)]
+pub struct CredentialArgs {
+    /// get, store or erase (other operations are ignored, as git asks of helpers).
+    pub operation: String,
+}
+
+/// The options of `wbl setup-git`.
+#[derive(Args, Debug)]
+pub struct SetupGitArgs {
+    /// The URL git should ask wbl about (default: WANDB_BASE_URL or https://api.wandb.ai).
+    #[arg(long, visible_alias = "base-url")]
+    pub host: Option<String>,
+    /// Edit your global git config (~/.gitconfig); the default.
+    #[arg(long, conflicts_with = "local")]
+    pub global: bool,
+    /// Edit the current repository's git config instead.
+    #[arg(long)]
+    pub local: bool,
+    /// Remove wbl's helper entry instead of adding it.
+    #[arg(long)]
+    pub remove: bool,
+}
+
+/// The options of `wbl migrate`.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
+    /// the base_url of the W&B settings files).
+    #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
+    pub hosts: Vec<String>,
+    /// Import into the keychain but leave the plaintext copies where they are.
+    #[arg(long)]
+    pub keep: bool,
+    /// Only print what would be moved.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also move the credentials of git's `store` helper (~/.git-credentials).
+    #[arg(long)]
+    pub git_credentials: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Start the agent with your login session (systemd socket activation on Linux, a
+    /// LaunchAgent on macOS).
+    #[command(
+        after_help = "Example:\n  wbl agent install --now   # write ~/.config/systemd/user/wbl-agent.{socket,service}, enable and start"
+    )]
+    Install {
+        /// Also enable and start it now (Linux: `systemctl --user enable --now
+        /// wbl-agent.socket`; macOS always loads it).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Remove what `wbl agent install` set up (disabling and stopping it first).
+    #[command(after_help = "Example:\n  wbl agent uninstall")]
+    Uninstall,
+    /// Start the agent unless it runs already.
+    #[command(after_help = "Example:\n  wbl agent start")]
+    Start,
+    /// Stop the agent gracefully: it finishes the requests in flight, then exits.
+    #[command(after_help = "Example:\n  wbl agent stop")]
+    Stop,
+    /// Show whether the agent runs: pid, version, socket, uptime (exit 1 when it does not).
+    #[command(after_help = "Example:\n  wbl agent status --json | jq .pid")]
     Status {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The options of `wbl agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
+/// The options of `wbl doctor`.
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Machine-readable output: healthy, problems, warnings, wbl_version and checks, each
+    /// with name, title, verdict (ok|warning|problem|skipped), ms, detail and fix.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The options of `wbl log`.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// One JSON object per line: time (RFC 3339), op, result, code, protocol, host,
+    /// username, uid, pid, exe, parents ([{pid, exe}]), check, channel; `dropped` on gaps.
+    #[arg(long)]
+    pub json: bool,
+    /// Only entries newer than this: a duration (30m, 2h, 7days) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::log::parse_since)]
+    pub since: Option<std::time::SystemTime>,
+    /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Keep printing entries as they are written, until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// The options of `wbl completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The options of `wbl man`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The directory to write the pages to (created if needed).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: std::path::PathBuf,
+}
+
+/// The options of `wbl status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }

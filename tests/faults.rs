@@ -34,7 +34,7 @@ fn storm_then_kill(backend: Backend) {
             for i in 0..100_000 {
                 let cred = Credential::new(target(i), "api", Secret::new(value(i)));
                 match client.store(cred) {
-                    Ok(()) => acked.lock().unwrap().push(i),
+                    Ok(_) => acked.lock().unwrap().push(i),
                     Err(_) => return,
                 }
             }

@@ -172,7 +172,7 @@ fn burst_client(
             let host = format!("burst-{thread}-{i}.example");
             let password = format!("pw-{thread}-{i}-{}", "x".repeat(20));
             match classify(agent.store(credential(&host, &password)))? {
-                Some(()) => {
+                Some(_) => {
                     tally.stored.push((host, password));
                     false
                 }

@@ -1,4 +1,4 @@
-//! End-to-end tests of `wbl login` (the scenarios of section O of the SDK behaviour spec,
+//! End-to-end tests of `wbl login` (the behaviour of `wandb login` in wandb 0.31.0,
 //! rewritten for wbl: netrc is never written, the key goes to the keychain), `status`,
 //! `logout`, `token` and `exec`. Real binaries, a real gnome-keyring on a private D-Bus, a
 //! fake W&B GraphQL server on 127.0.0.1, and a real pseudo-terminal for the hidden prompt.
@@ -449,6 +449,42 @@ fn o14_no_key_and_no_terminal_is_a_clear_error() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!netrc(&w).exists());
+}
+
+/// A key adopted from netrc costs one `get` and one `store`: the `Stored` answer says whether
+/// the key survives a reboot, so login asks no `status` to warn about the kernel keyring.
+#[test]
+fn login_learns_from_the_store_whether_the_key_survives_a_reboot() {
+    let w = World::new(Backend::Keyutils);
+    let text = format!(
+        "machine api.wandb.ai\n  login user\n  password {}\n",
+        key(16)
+    );
+    write(&netrc(&w), &text);
+    let out = ok(run(
+        &w,
+        &["login", "--no-verify"],
+        &[("WBL_LOG", "wbl=debug")],
+    ));
+    assert!(
+        stderr(&out).contains("which does not survive a reboot"),
+        "{}",
+        stderr(&out)
+    );
+    let log = read(&w.log());
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("access=Get"), 1, "{log}");
+    assert_eq!(count("access=Store"), 1, "{log}");
+    assert_eq!(count(" status"), 0, "{log}");
+    // The same agent does log a status request (so the count above can fail).
+    ok(w.wbl(&["status"]));
+    let log = read(&w.log());
+    assert_eq!(
+        log.lines().filter(|l| l.contains(" status")).count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains(&key(16)), "{log}");
 }
 
 #[test]

@@ -124,7 +124,10 @@ mod tests {
         expected.extend_from_slice(b"Bearer");
         expected.extend_from_slice(&[1, 1, b't']);
         assert_eq!(&encode_frame(&store).unwrap()[..], &expected[..]);
-        assert_eq!(PROTOCOL_VERSION, 2);
+        // Protocol 3: `Stored` says whether the credential survives a reboot.
+        let stored = Response::Stored { persistent: false };
+        assert_eq!(&encode_frame(&stored).unwrap()[..], &[0, 0, 0, 2, 2, 0]);
+        assert_eq!(PROTOCOL_VERSION, 3);
     }
 
     #[test]

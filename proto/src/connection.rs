@@ -172,8 +172,8 @@ mod tests {
         assert_eq!(c.recv::<Request>().unwrap(), Some(Request::List));
         assert_eq!(c.recv::<Request>().unwrap(), Some(Request::Status));
         assert_eq!(c.recv::<Request>().unwrap(), None);
-        c.send(&Response::Stored).unwrap();
-        assert_eq!(c.get_ref().output, vec![0, 0, 0, 1, 2]);
+        c.send(&Response::Stored { persistent: true }).unwrap();
+        assert_eq!(c.get_ref().output, vec![0, 0, 0, 2, 2, 1]);
     }
 
     #[test]

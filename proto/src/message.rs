@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,7 +158,11 @@ pub enum Response {
         pid: u32,
     },
     Credential(Option<Credential>),
-    Stored,
+    /// The keychain has the credential. `persistent` is false when the store that took it
+    /// forgets it at reboot (kernel keyutils), so the client can say so without asking again.
+    Stored {
+        persistent: bool,
+    },
     Erased {
         count: u32,
     },

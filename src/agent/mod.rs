@@ -1,14 +1,16 @@
-//! The agent as a library: `run(listener, state, shutdown)` serves connections until told to
-//! stop. `wbl-agent`'s `main` only parses arguments, sets up logging, binds and calls it.
+//! The agent as a library: `run_with(listener, state, shutdown, options)` serves connections
+//! until told to stop. `wbl-agent`'s `main` only parses arguments, sets up logging, binds and
+//! calls it.
 
 pub mod activation;
-pub mod audit;
+mod cache;
+pub mod caller;
 pub mod cli;
-mod cmd;
+mod config;
+mod dispatch;
 pub mod harden;
 mod idle;
 pub mod listen;
-pub mod peer;
 mod state;
 
 use std::sync::Arc;
@@ -17,29 +19,23 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
 use wbl_proto::{Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, Request, Response};
 
-pub use state::{DEFAULT_KEYCHAIN_TIMEOUT, Limits, State};
+pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
+pub use dispatch::{Peer, Session};
+pub use state::{AgentError, State, Stored};
 
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How [`run_with`] serves, beyond the defaults of [`run`].
+/// How [`run_with`] serves beyond its defaults.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Stop by itself once no connection has been open for this long (`--idle-exit`).
     pub idle_exit: Option<Duration>,
 }
 
-/// Serves `listener` until `shutdown` completes or a client sends `shutdown`. Stops accepting
-/// first, then lets every connection finish the request it is working on.
-pub async fn run(
-    listener: Listener,
-    state: Arc<State>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    run_with(listener, state, shutdown, RunOptions::default()).await;
-}
-
-/// [`run`] with options (idle exit).
+/// Serves `listener` until `shutdown` completes, a client sends `shutdown` or (with
+/// [`RunOptions::idle_exit`]) nobody connected for a while. Stops accepting first, then lets
+/// every connection finish the request it is working on.
 pub async fn run_with(
     listener: Listener,
     state: Arc<State>,
@@ -107,25 +103,28 @@ pub async fn run_with(
     }
 }
 
-/// True when the peer runs as our own user. Everyone else is turned away.
-fn peer_allowed(stream: &Stream) -> bool {
+/// The peer when it runs as our own user; everyone else is turned away (`None`).
+fn allowed_peer(stream: &Stream) -> Option<Peer> {
     #[cfg(unix)]
     {
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
         match stream.peer_creds() {
-            Ok(creds) if creds.euid() == Some(me) => true,
+            Ok(creds) if creds.euid() == Some(me) => Some(Peer {
+                uid: creds.euid(),
+                pid: creds.pid(),
+            }),
             Ok(creds) => {
                 tracing::warn!(
                     peer_uid = ?creds.euid(),
                     peer_pid = ?creds.pid(),
                     "refused a connection from another user"
                 );
-                false
+                None
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not read peer credentials; refusing");
-                false
+                None
             }
         }
     }
@@ -133,18 +132,18 @@ fn peer_allowed(stream: &Stream) -> bool {
     {
         // Windows: the pipe's ACL admits only the current user.
         let _ = stream;
-        true
+        Some(Peer::default())
     }
 }
 
 /// One connection: hello first, then requests until the client closes, idles out, or the agent
 /// shuts down.
 async fn serve(stream: Stream, state: &State) {
-    if !peer_allowed(&stream) {
+    let Some(peer) = allowed_peer(&stream) else {
         return;
-    }
-    // At once: a caller identified later may have exited (see `peer`).
-    let peer = audit::Peer::local(peer::identify(&stream));
+    };
+    // At once: a caller identified later may have exited (see `caller`).
+    let session = Session::local(peer, caller::identify(&stream));
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
@@ -183,20 +182,15 @@ async fn serve(stream: Stream, state: &State) {
                                     "client speaks another protocol version"
                                 );
                             }
-                            cmd::greet()
+                            dispatch::greet()
                         }
                         _ => {
-                            let _ = reply(&mut conn, &cmd::hello_required(), state).await;
+                            let _ = reply(&mut conn, &dispatch::hello_required(), state).await;
                             return;
                         }
                     }
                 } else {
-                    let pending = audit::Pending::of(&req);
-                    let response = cmd::dispatch(state, req).await;
-                    if let Some(p) = pending {
-                        state.access_log().record(p.answered(&response, &peer));
-                    }
-                    response
+                    dispatch::answer(state, &session, req).await
                 }
             }
             Ok(Err(e)) if e.is_recoverable() => {

@@ -1,179 +1,60 @@
-//! The agent's shared state: the keychain, the in-memory cache in front of it, and the rules
-//! that keep the two consistent.
+//! The agent's shared state and its domain operations: `get`, `store`, `erase` and `list` over
+//! the keychain with the cache in front of it. Results are domain values and [`AgentError`]s;
+//! turning them into wire responses is `dispatch.rs`'s job.
 //!
-//! Invariant: every keychain call runs under `keychain_lock`, and the cache is updated under
-//! that same lock only after the keychain call succeeded. So a warm `get` never touches the
-//! keychain, and a `get` never returns a value older than the last acknowledged `store`.
+//! Invariant: every keychain call runs under `keychain_lock`, on a blocking thread, bounded by
+//! [`Limits::keychain`], and the cache is updated under that same lock only after the keychain
+//! call succeeded. So a warm `get` never touches the keychain, a `store` that returns `Ok` means
+//! the keychain has it, and a `get` never returns a value older than the last acknowledged
+//! `store`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use wbl_proto::{Credential, CredentialInfo, ErrorCode, Query, Response, Target};
+use wbl_proto::{Credential, CredentialInfo, Query, Target};
 
+use super::cache::{Cache, EntryKey, Known, Lookup, expired, now_unix};
+use super::config::Limits;
 use crate::keychain::{ItemKind, Keychain, KeychainError};
 
-/// Default bound on one keychain operation.
-pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Time bounds that protect the agent from stuck keychains and slow or hostile clients.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// A new connection must say hello within this (`WBL_HELLO_TIMEOUT`, default 5 s).
-    pub hello: Duration,
-    /// A greeted connection idle for this long is closed (`WBL_IDLE_TIMEOUT`, default 30 s).
-    pub idle: Duration,
-    /// Writing one response may take this long (`WBL_WRITE_TIMEOUT`, default 10 s): a client
-    /// that never reads its answers is dropped.
-    pub write: Duration,
-    /// One keychain operation (`WBL_KEYCHAIN_TIMEOUT`, default 5 s).
-    pub keychain: Duration,
+/// Why an operation of the agent failed. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A credential to store has neither a password nor a pre-encoded credential.
+    #[error("refusing to store a credential without a password")]
+    NoSecret,
+    /// A credential to store has no protocol or no host.
+    #[error("a credential needs a protocol and a host")]
+    NoTarget,
+    /// The keychain refused or failed.
+    #[error(transparent)]
+    Keychain(#[from] KeychainError),
+    /// The keychain did not answer within [`Limits::keychain`].
+    #[error(
+        "the keychain ({backend}) did not answer within {} s; is it locked or hung?",
+        .after.as_secs_f64()
+    )]
+    KeychainTimeout {
+        backend: &'static str,
+        after: Duration,
+    },
+    /// A keychain call panicked or was cancelled.
+    #[error("a keychain operation failed unexpectedly")]
+    Internal,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            hello: Duration::from_secs(5),
-            idle: Duration::from_secs(30),
-            write: Duration::from_secs(10),
-            keychain: DEFAULT_KEYCHAIN_TIMEOUT,
-        }
-    }
-}
-
-impl Limits {
-    /// Defaults, each overridable by its environment variable (seconds, may be fractional).
-    pub fn from_env() -> Self {
-        fn secs(var: &str, default: Duration) -> Duration {
-            std::env::var(var)
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
-                .map(Duration::from_secs_f64)
-                .unwrap_or(default)
-        }
-        let d = Limits::default();
-        Limits {
-            hello: secs("WBL_HELLO_TIMEOUT", d.hello),
-            idle: secs("WBL_IDLE_TIMEOUT", d.idle),
-            write: secs("WBL_WRITE_TIMEOUT", d.write),
-            keychain: secs("WBL_KEYCHAIN_TIMEOUT", d.keychain),
-        }
-    }
-}
-
-/// What the agent knows to be stored for one (target, user name).
-#[derive(Debug, Default, Clone)]
-struct Known {
-    extras: Vec<ItemKind>,
-    /// The whole credential once it has been read from (or written to) the keychain. Boxed:
-    /// most entries of a large keychain are never read, and an unboxed `Credential` would make
-    /// every entry ten times bigger.
-    cached: Option<Box<Credential>>,
-}
-
-/// (path, user name): a credential's key within one (protocol, host).
-type EntryKey = (Option<String>, String);
-/// What is known for one (protocol, host), sorted by (path, user name). A vector, not a
-/// `BTreeMap`: nearly every host has one entry, and a `BTreeMap` allocates a node for eleven.
-type HostEntries = Vec<(EntryKey, Known)>;
-
-#[derive(Default)]
-struct Cache {
-    /// `false` until the keychain's list has been read once.
-    loaded: bool,
-    /// protocol → host → entries. Two levels so a lookup borrows the query's strings instead
-    /// of building an owned (protocol, host) key.
-    by_host: HashMap<String, HashMap<String, HostEntries>>,
-}
-
-impl Cache {
-    fn host(&self, target: &Target) -> Option<&HostEntries> {
-        self.by_host.get(&target.protocol)?.get(&target.host)
-    }
-
-    fn matches<'a>(
-        &'a self,
-        query: &'a Query,
-    ) -> impl Iterator<Item = (&'a EntryKey, &'a Known)> + 'a {
-        self.host(&query.target)
-            .into_iter()
-            .flat_map(|m| m.iter())
-            .filter(move |((path, user), _)| {
-                query
-                    .target
-                    .path
-                    .as_ref()
-                    .is_none_or(|p| Some(p) == path.as_ref())
-                    && query.username.as_ref().is_none_or(|u| u == user)
-            })
-            .map(|(k, v)| (k, v))
-    }
-
-    /// The entry of (target, user), if known.
-    fn get(&self, target: &Target, user: &str) -> Option<&Known> {
-        let entries = self.host(target)?;
-        let i = find(entries, &target.path, user).ok()?;
-        Some(&entries[i].1)
-    }
-
-    fn slot(&mut self, target: &Target, user: &str) -> &mut Known {
-        let entries = self
-            .by_host
-            .entry(target.protocol.clone())
-            .or_default()
-            .entry(target.host.clone())
-            .or_default();
-        let i = match find(entries, &target.path, user) {
-            Ok(i) => i,
-            Err(i) => {
-                entries.insert(
-                    i,
-                    ((target.path.clone(), user.to_owned()), Known::default()),
-                );
-                i
-            }
-        };
-        &mut entries[i].1
-    }
-
-    fn remove(&mut self, target: &Target, user: &str) {
-        let Some(hosts) = self.by_host.get_mut(&target.protocol) else {
-            return;
-        };
-        if let Some(entries) = hosts.get_mut(&target.host) {
-            if let Ok(i) = find(entries, &target.path, user) {
-                entries.remove(i);
-            }
-            if entries.is_empty() {
-                hosts.remove(&target.host);
-            }
-        }
-        if hosts.is_empty() {
-            self.by_host.remove(&target.protocol);
-        }
-    }
-
-    /// Every entry: (protocol, host, (path, user name), what is known).
-    fn entries(&self) -> impl Iterator<Item = (&str, &str, &EntryKey, &Known)> {
-        self.by_host.iter().flat_map(|(protocol, hosts)| {
-            hosts.iter().flat_map(move |(host, entries)| {
-                entries
-                    .iter()
-                    .map(move |(k, v)| (protocol.as_str(), host.as_str(), k, v))
-            })
-        })
-    }
-}
-
-/// Binary search for (path, user) in entries sorted by (path, user), without building an
-/// owned key.
-fn find(entries: &HostEntries, path: &Option<String>, user: &str) -> Result<usize, usize> {
-    entries.binary_search_by(|((p, u), _)| (p.as_deref(), u.as_str()).cmp(&(path.as_deref(), user)))
+/// What a successful `store` tells the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// False when the store that took the credential forgets it at reboot (kernel keyutils).
+    pub persistent: bool,
 }
 
 /// Shared by every connection task.
 pub struct State {
+    /// The one store today. Every operation on a credential finds its store through
+    /// [`State::keychain_for`], so routing some hosts to another store changes that function
+    /// (and `ensure_loaded`, which reads every store's index), not the operations.
     keychain: Arc<Keychain>,
     cache: RwLock<Cache>,
     keychain_lock: tokio::sync::Mutex<()>,
@@ -183,32 +64,6 @@ pub struct State {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Where answered `get`s, `store`s and `erase`s are recorded (disabled unless set).
     access_log: crate::accesslog::writer::Writer,
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Keeps a credential's secrets out of swap while it sits in the cache (best effort).
-fn lock_secrets(cred: &Credential) {
-    crate::agent::harden::lock_memory(cred.password.expose().as_bytes());
-    for t in [&cred.oauth_refresh_token, &cred.credential]
-        .into_iter()
-        .flatten()
-    {
-        crate::agent::harden::lock_memory(t.expose().as_bytes());
-    }
-}
-
-fn expired(cred: &Credential) -> bool {
-    cred.password_expiry_utc.is_some_and(|t| t <= now_unix())
-}
-
-fn keychain_error(e: KeychainError) -> Response {
-    Response::error(ErrorCode::Keychain, e.to_string())
 }
 
 impl State {
@@ -266,6 +121,11 @@ impl State {
         self.shutdown.subscribe()
     }
 
+    /// The store that holds `target`'s credentials.
+    fn keychain_for(&self, _target: &Target) -> &Arc<Keychain> {
+        &self.keychain
+    }
+
     fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
         self.cache.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -277,50 +137,38 @@ impl State {
     /// Runs one blocking keychain operation on a blocking thread, bounded by the timeout.
     async fn with_keychain<T: Send + 'static>(
         &self,
+        keychain: &Arc<Keychain>,
         op: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
-    ) -> Result<T, Response> {
-        let keychain = Arc::clone(&self.keychain);
+    ) -> Result<T, AgentError> {
+        let backend = keychain.backend().kind().name();
+        let keychain = Arc::clone(keychain);
         let task = tokio::task::spawn_blocking(move || op(&keychain));
         match tokio::time::timeout(self.limits.keychain, task).await {
-            Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(e))) => Err(keychain_error(e)),
-            Ok(Err(_join)) => Err(Response::error(
-                ErrorCode::Internal,
-                "a keychain operation failed unexpectedly",
-            )),
+            Ok(Ok(result)) => result.map_err(AgentError::from),
+            Ok(Err(_join)) => Err(AgentError::Internal),
             Err(_elapsed) => {
                 tracing::error!(
                     timeout_secs = self.limits.keychain.as_secs_f64(),
                     "keychain did not answer in time"
                 );
-                Err(Response::error(
-                    ErrorCode::KeychainTimeout,
-                    format!(
-                        "the keychain ({}) did not answer within {} s; is it locked or hung?",
-                        self.backend_name(),
-                        self.limits.keychain.as_secs_f64()
-                    ),
-                ))
+                Err(AgentError::KeychainTimeout {
+                    backend,
+                    after: self.limits.keychain,
+                })
             }
         }
     }
 
-    /// Reads the keychain's list into the cache if that has not happened yet. Call with
+    /// Reads the keychain's index into the cache if that has not happened yet. Call with
     /// `keychain_lock` held.
-    async fn ensure_loaded(&self) -> Result<(), Response> {
-        if self.read_cache().loaded {
+    async fn ensure_loaded(&self) -> Result<(), AgentError> {
+        if self.read_cache().is_loaded() {
             return Ok(());
         }
-        let list = self.with_keychain(|k| k.list()).await?;
-        let mut cache = self.write_cache();
-        for (info, extras) in list {
-            cache.slot(&info.target, &info.username).extras = extras;
-        }
-        cache.loaded = true;
-        tracing::debug!(
-            credentials = cache.entries().count(),
-            "keychain index loaded"
-        );
+        let index = self.with_keychain(&self.keychain, |k| k.list()).await?;
+        let credentials = index.len();
+        self.write_cache().load_index(index);
+        tracing::debug!(credentials, "keychain index loaded");
         Ok(())
     }
 
@@ -328,41 +176,21 @@ impl State {
     /// logged and retried on demand.
     pub async fn preload(&self) {
         let _guard = self.keychain_lock.lock().await;
-        if let Err(Response::Error { message, .. }) = self.ensure_loaded().await {
-            tracing::warn!(%message, "could not read the keychain index yet");
+        if let Err(e) = self.ensure_loaded().await {
+            tracing::warn!(message = %e, "could not read the keychain index yet");
         }
     }
 
-    /// The first credential matching `query` that has not expired.
-    pub async fn get(&self, query: &Query) -> Response {
-        // Fast path: index loaded and the secret cached; no keychain call.
-        {
-            let cache = self.read_cache();
-            if cache.loaded {
-                // Matches come in order (path, then user name); the first usable one wins, so
-                // an uncached match before it sends us to the slow path.
-                let mut any_uncached = false;
-                for (_, known) in cache.matches(query) {
-                    match &known.cached {
-                        Some(c) if !expired(c) => {
-                            return Response::Credential(Some(Credential::clone(c)));
-                        }
-                        Some(_) => {}
-                        None => {
-                            any_uncached = true;
-                            break;
-                        }
-                    }
-                }
-                if !any_uncached {
-                    return Response::Credential(None);
-                }
-            }
+    /// The first credential matching `query` (by path, then user name) that has not expired.
+    pub async fn get(&self, query: &Query) -> Result<Option<Credential>, AgentError> {
+        // Fast path: index loaded and the answer cached; no lock, no keychain call.
+        match self.read_cache().lookup(query, now_unix()) {
+            Lookup::Found(c) => return Ok(Some(c)),
+            Lookup::Absent => return Ok(None),
+            Lookup::Unknown => {}
         }
         let _guard = self.keychain_lock.lock().await;
-        if let Err(r) = self.ensure_loaded().await {
-            return r;
-        }
+        self.ensure_loaded().await?;
         let candidates: Vec<(EntryKey, Known)> = self
             .read_cache()
             .matches(query)
@@ -373,66 +201,65 @@ impl State {
                 Some(c) => Some(*c),
                 None => {
                     let target = Target {
-                        path: path.clone(),
+                        path,
                         ..query.target.clone()
                     };
-                    let (t, u, extras) = (target.clone(), user.clone(), known.extras.clone());
-                    match self.with_keychain(move |k| k.load(&t, &u, &extras)).await {
-                        Ok(Some(c)) => {
-                            let cached = c.clone();
-                            lock_secrets(&cached);
-                            self.write_cache().slot(&target, &user).cached = Some(Box::new(cached));
+                    let keychain = self.keychain_for(&target);
+                    let (t, u, extras) = (target.clone(), user.clone(), known.extras);
+                    match self
+                        .with_keychain(keychain, move |k| k.load(&t, &u, &extras))
+                        .await?
+                    {
+                        Some(c) => {
+                            self.write_cache().remember_loaded(c.clone());
                             Some(c)
                         }
                         // Gone from the keychain behind our back: forget it.
-                        Ok(None) => {
+                        None => {
                             self.write_cache().remove(&target, &user);
                             None
                         }
-                        Err(r) => return r,
                     }
                 }
             };
-            if let Some(c) = cred.filter(|c| !expired(c)) {
-                return Response::Credential(Some(c));
+            if let Some(c) = cred.filter(|c| !expired(c, now_unix())) {
+                return Ok(Some(c));
             }
         }
-        Response::Credential(None)
+        Ok(None)
     }
 
-    /// Writes to the keychain, then the cache.
-    pub async fn store(&self, cred: Credential) -> Response {
+    /// Writes to the keychain, then the cache. A credential needs a protocol, a host and
+    /// something to authenticate with.
+    pub async fn store(&self, cred: Credential) -> Result<Stored, AgentError> {
+        if !cred.has_secret() {
+            return Err(AgentError::NoSecret);
+        }
+        if cred.target.host.is_empty() || cred.target.protocol.is_empty() {
+            return Err(AgentError::NoTarget);
+        }
         let _guard = self.keychain_lock.lock().await;
         // The index must be known before we add to it, or a later load would drop this entry.
-        if let Err(r) = self.ensure_loaded().await {
-            return r;
-        }
+        self.ensure_loaded().await?;
+        let keychain = self.keychain_for(&cred.target);
+        let persistent = keychain.backend().persistent();
         let to_store = cred.clone();
-        let existing = self
+        let existing: Vec<ItemKind> = self
             .read_cache()
             .get(&cred.target, &cred.username)
             .map(|k| k.extras.clone())
             .unwrap_or_default();
-        if let Err(r) = self
-            .with_keychain(move |k| k.store(&to_store, &existing))
-            .await
-        {
-            return r;
-        }
-        let mut cache = self.write_cache();
-        let slot = cache.slot(&cred.target, &cred.username);
-        slot.extras = crate::keychain::extras_of(&cred);
-        lock_secrets(&cred);
-        slot.cached = Some(Box::new(cred));
-        Response::Stored
+        self.with_keychain(keychain, move |k| k.store(&to_store, &existing))
+            .await?;
+        self.write_cache().remember_stored(cred);
+        Ok(Stored { persistent })
     }
 
-    /// Removes every credential matching `query` from the keychain, then the cache.
-    pub async fn erase(&self, query: &Query) -> Response {
+    /// Removes every credential matching `query` from the keychain, then the cache; how many
+    /// existed. On a failure, the credentials erased before it stay erased.
+    pub async fn erase(&self, query: &Query) -> Result<u32, AgentError> {
         let _guard = self.keychain_lock.lock().await;
-        if let Err(r) = self.ensure_loaded().await {
-            return r;
-        }
+        self.ensure_loaded().await?;
         let keys: Vec<(EntryKey, Vec<ItemKind>)> = self
             .read_cache()
             .matches(query)
@@ -444,143 +271,31 @@ impl State {
                 path,
                 ..query.target.clone()
             };
+            let keychain = self.keychain_for(&target);
             let (t, u) = (target.clone(), user.clone());
-            match self.with_keychain(move |k| k.erase(&t, &u, &extras)).await {
-                Ok(existed) => {
-                    count += u32::from(existed);
-                    self.write_cache().remove(&target, &user);
-                }
-                Err(r) => return r,
-            }
+            let existed = self
+                .with_keychain(keychain, move |k| k.erase(&t, &u, &extras))
+                .await?;
+            count += u32::from(existed);
+            self.write_cache().remove(&target, &user);
         }
-        Response::Erased { count }
+        Ok(count)
     }
 
     /// Names and metadata of every stored credential, never secrets.
-    pub async fn list(&self) -> Response {
+    pub async fn list(&self) -> Result<Vec<CredentialInfo>, AgentError> {
         {
             let _guard = self.keychain_lock.lock().await;
-            if let Err(r) = self.ensure_loaded().await {
-                return r;
-            }
+            self.ensure_loaded().await?;
         }
-        let cache = self.read_cache();
-        let mut out: Vec<CredentialInfo> = cache
-            .entries()
-            .map(|(protocol, host, (path, user), known)| CredentialInfo {
-                target: Target {
-                    protocol: protocol.to_owned(),
-                    host: host.to_owned(),
-                    path: path.clone(),
-                },
-                username: user.clone(),
-                password_expiry_utc: known.cached.as_ref().and_then(|c| c.password_expiry_utc),
-            })
-            .collect();
-        out.sort_by(|a, b| (&a.target, &a.username).cmp(&(&b.target, &b.username)));
-        Response::List(out)
+        Ok(self.read_cache().infos())
     }
 
     /// (secrets cached, credentials known).
     pub fn counts(&self) -> (u64, u64) {
-        let cache = self.read_cache();
-        let (mut cached, mut known) = (0, 0);
-        for (_, _, _, k) in cache.entries() {
-            known += 1;
-            cached += u64::from(k.cached.is_some());
-        }
-        (cached, known)
+        self.read_cache().counts()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use wbl_proto::Secret;
-
-    fn target(host: &str, path: Option<&str>) -> Target {
-        Target {
-            protocol: "https".into(),
-            host: host.into(),
-            path: path.map(str::to_owned),
-        }
-    }
-
-    fn cache_with(entries: &[(&str, Option<&str>, &str)]) -> Cache {
-        let mut c = Cache::default();
-        for (host, path, user) in entries {
-            let t = target(host, *path);
-            c.slot(&t, user).cached = Some(Box::new(Credential::new(
-                t.clone(),
-                *user,
-                Secret::new(format!("{host}{path:?}{user}")),
-            )));
-        }
-        c
-    }
-
-    fn users(c: &Cache, q: &Query) -> Vec<(Option<String>, String)> {
-        c.matches(q).map(|(k, _)| k.clone()).collect()
-    }
-
-    #[test]
-    fn matches_come_by_path_then_user_whatever_the_insertion_order() {
-        let c = cache_with(&[
-            ("h", Some("b"), "zed"),
-            ("h", None, "bob"),
-            ("h", Some("a"), "amy"),
-            ("h", None, "al"),
-            ("other", None, "al"),
-        ]);
-        let q = Query {
-            target: target("h", None),
-            username: None,
-        };
-        let want = [
-            (None, "al"),
-            (None, "bob"),
-            (Some("a"), "amy"),
-            (Some("b"), "zed"),
-        ]
-        .map(|(p, u)| (p.map(str::to_owned), u.to_owned()));
-        assert_eq!(users(&c, &q), want);
-        let q = Query {
-            target: target("h", Some("a")),
-            username: Some("amy".into()),
-        };
-        assert_eq!(users(&c, &q), [(Some("a".into()), "amy".into())]);
-        let q = Query {
-            target: target("h", None),
-            username: Some("zed".into()),
-        };
-        assert_eq!(users(&c, &q), [(Some("b".into()), "zed".into())]);
-        let q = Query {
-            target: Target {
-                protocol: "http".into(),
-                ..target("h", None)
-            },
-            username: None,
-        };
-        assert!(users(&c, &q).is_empty());
-    }
-
-    #[test]
-    fn slot_get_and_remove_keep_one_entry_per_key() {
-        let mut c = cache_with(&[("h", None, "u"), ("h", Some("p"), "u")]);
-        // The same key again updates, never duplicates.
-        c.slot(&target("h", None), "u").extras = vec![ItemKind::Authtype];
-        assert_eq!(c.entries().count(), 2);
-        assert_eq!(
-            c.get(&target("h", None), "u").unwrap().extras,
-            [ItemKind::Authtype]
-        );
-        assert!(c.get(&target("h", None), "v").is_none());
-        c.remove(&target("h", None), "u");
-        assert!(c.get(&target("h", None), "u").is_none());
-        assert!(c.get(&target("h", Some("p")), "u").is_some());
-        c.remove(&target("h", Some("p")), "u");
-        // Emptied hosts and protocols are dropped, not kept as empty maps.
-        assert!(c.by_host.is_empty());
-        c.remove(&target("h", Some("p")), "u");
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! `wbl-agent`: the per-user daemon that keeps API keys in the keychain and serves them over a
 //! local socket. `main` parses arguments, sets up logging, claims the socket and calls
-//! `wbl::agent::run`.
+//! `wbl::agent::run_with`.
 
 use std::process::ExitCode;
 use std::sync::Arc;

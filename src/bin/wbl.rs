@@ -8,9 +8,8 @@
 #![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 use clap::Parser;
-use wbl::cli::{Cli, Command};
+use wbl::cli::{Cli, Command, CredentialArgs};
 use wbl::cmd;
-use wbl_proto::Secret;
 
 /// What `wbl --version` prints; the same line clap would print (checked by a test).
 fn version_line() -> String {
@@ -40,7 +39,10 @@ fn fast_path() -> Option<anyhow::Result<bool>> {
         }
         ("credential", Some(op)) => {
             let op = op.to_str().filter(|op| !op.starts_with('-'))?;
-            Some(cmd::credential::run(op).map(|()| true))
+            let args = CredentialArgs {
+                operation: op.to_owned(),
+            };
+            Some(cmd::credential::run(&args).map(|()| true))
         }
         _ => None,
     }
@@ -57,75 +59,19 @@ fn run() -> u8 {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Login {
-            key,
-            cloud,
-            host,
-            relogin,
-            verify,
-            no_verify: _,
-            anonymously,
-        } => {
-            let mut keys = key.into_iter();
-            cmd::login::run(cmd::login::LoginArgs {
-                key: keys.next().map(Secret::new),
-                extra_keys: keys.count(),
-                host,
-                cloud,
-                relogin,
-                verify,
-                anonymously,
-            })
-            .map(|()| true)
-        }
-        Command::Token { host } => cmd::token::run(host.as_deref()),
-        Command::Exec { host, command } => cmd::exec::run(host.as_deref(), command).map(|()| true),
-        Command::Logout { host, all } => cmd::logout::run(host.as_deref(), all).map(|()| true),
-        Command::Status { json } => cmd::status::run(json, false).map(|()| true),
-        Command::Credential { operation } => cmd::credential::run(&operation).map(|()| true),
-        Command::SetupGit {
-            host,
-            global: _,
-            local,
-            remove,
-        } => cmd::setup_git::run(cmd::setup_git::SetupGitArgs {
-            host,
-            scope: if local {
-                cmd::setup_git::Scope::Local
-            } else {
-                cmd::setup_git::Scope::Global
-            },
-            remove,
-        })
-        .map(|()| true),
-        Command::Migrate {
-            hosts,
-            keep,
-            dry_run,
-            git_credentials,
-        } => cmd::migrate::run(cmd::migrate::MigrateArgs {
-            hosts,
-            keep,
-            dry_run,
-            git_credentials,
-        })
-        .map(|()| true),
-        Command::Agent { command } => cmd::agent::run(command),
-        Command::Doctor { json } => cmd::doctor::run(json),
-        Command::Log {
-            json,
-            since,
-            host,
-            follow,
-        } => cmd::log::run(cmd::log::LogArgs {
-            json,
-            since,
-            host,
-            follow,
-        })
-        .map(|()| true),
-        Command::Completions { shell } => cmd::completions::run(shell).map(|()| true),
-        Command::Man { out } => cmd::man::run(&out).map(|()| true),
+        Command::Login(args) => cmd::login::run(args).map(|()| true),
+        Command::Token(args) => cmd::token::run(args),
+        Command::Exec(args) => cmd::exec::run(args).map(|()| true),
+        Command::Logout(args) => cmd::logout::run(args).map(|()| true),
+        Command::Status(args) => cmd::status::run(args).map(|()| true),
+        Command::Credential(args) => cmd::credential::run(&args).map(|()| true),
+        Command::SetupGit(args) => cmd::setup_git::run(args).map(|()| true),
+        Command::Migrate(args) => cmd::migrate::run(args).map(|()| true),
+        Command::Agent(args) => cmd::agent::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Log(args) => cmd::log::run(args).map(|()| true),
+        Command::Completions(args) => cmd::completions::run(args).map(|()| true),
+        Command::Man(args) => cmd::man::run(args).map(|()| true),
     };
     exit_status(result)
 }

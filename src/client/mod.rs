@@ -72,6 +72,13 @@ pub fn socket_name(paths: &RuntimePaths) -> std::io::Result<Name<'static>> {
     }
 }
 
+/// What the agent says about a credential it stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// False when the key does not survive a reboot (the agent uses the kernel keyring).
+    pub persistent: bool,
+}
+
 /// A connected, greeted agent.
 pub struct AgentClient {
     conn: Connection<Stream>,
@@ -120,9 +127,10 @@ impl AgentClient {
         }
     }
 
-    pub fn store(&mut self, cred: Credential) -> Result<(), ClientError> {
+    /// Stores `cred`; returns once the keychain has it.
+    pub fn store(&mut self, cred: Credential) -> Result<Stored, ClientError> {
         match self.call(&Request::Store(cred))? {
-            Response::Stored => Ok(()),
+            Response::Stored { persistent } => Ok(Stored { persistent }),
             _ => Err(ClientError::Unexpected("store")),
         }
     }

@@ -5,51 +5,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use clap::Subcommand;
 use serde::Serialize;
 use wbl_proto::PROTOCOL_VERSION;
 
+use crate::cli::{AgentArgs, AgentCommand};
 use crate::client::{AgentClient, connect_or_start, stop_pid, wait_released};
 use crate::dirs::RuntimePaths;
 #[cfg(target_os = "macos")]
 use crate::service::launchd;
 use crate::service::systemd;
 
-#[derive(Subcommand, Debug)]
-pub enum AgentCommand {
-    /// Start the agent with your login session (systemd socket activation on Linux, a
-    /// LaunchAgent on macOS).
-    #[command(
-        after_help = "Example:\n  wbl agent install --now   # write ~/.config/systemd/user/wbl-agent.{socket,service}, enable and start"
-    )]
-    Install {
-        /// Also enable and start it now (Linux: `systemctl --user enable --now
-        /// wbl-agent.socket`; macOS always loads it).
-        #[arg(long)]
-        now: bool,
-    },
-    /// Remove what `wbl agent install` set up (disabling and stopping it first).
-    #[command(after_help = "Example:\n  wbl agent uninstall")]
-    Uninstall,
-    /// Start the agent unless it runs already.
-    #[command(after_help = "Example:\n  wbl agent start")]
-    Start,
-    /// Stop the agent gracefully: it finishes the requests in flight, then exits.
-    #[command(after_help = "Example:\n  wbl agent stop")]
-    Stop,
-    /// Show whether the agent runs: pid, version, socket, uptime (exit 1 when it does not).
-    #[command(after_help = "Example:\n  wbl agent status --json | jq .pid")]
-    Status {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 /// Runs one `wbl agent` subcommand; `Ok(false)` means exit status 1.
-pub fn run(command: AgentCommand) -> anyhow::Result<bool> {
+pub fn run(args: AgentArgs) -> anyhow::Result<bool> {
     let paths = RuntimePaths::from_env();
-    match command {
+    match args.command {
         AgentCommand::Install { now } => install(&paths, now).map(|()| true),
         AgentCommand::Uninstall => uninstall(&paths).map(|()| true),
         AgentCommand::Start => start(&paths).map(|()| true),

@@ -15,9 +15,9 @@ pub fn script(shell: Shell) -> Vec<u8> {
     buf
 }
 
-pub fn run(shell: Shell) -> anyhow::Result<()> {
+pub fn run(args: crate::cli::CompletionsArgs) -> anyhow::Result<()> {
     // Generated into memory first: clap_complete panics on a write error (e.g. a closed pipe).
-    let buf = script(shell);
+    let buf = script(args.shell);
     let mut out = std::io::stdout().lock();
     out.write_all(&buf)
         .and_then(|()| out.flush())

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
+use crate::cli::CredentialArgs;
 use crate::client::connect_or_start;
 use crate::dirs::RuntimePaths;
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
@@ -34,7 +35,8 @@ fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     Ok(buf)
 }
 
-pub fn run(operation: &str) -> anyhow::Result<()> {
+pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
+    let operation = args.operation.as_str();
     match operation {
         "get" | "store" | "erase" => {}
         "capability" => {

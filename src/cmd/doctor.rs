@@ -1,12 +1,13 @@
 //! `wbl doctor`: runs the checks of `crate::doctor` and prints each one's verdict, the time it
 //! took, what was found and how to fix it; exit status 1 when any check is a problem.
 
+use crate::cli::DoctorArgs;
 use crate::doctor::{self, Report, Verdict};
 
 /// Prints the report; `Ok(false)` (exit 1) when a check found a problem.
-pub fn run(json: bool) -> anyhow::Result<bool> {
+pub fn run(args: DoctorArgs) -> anyhow::Result<bool> {
     let report = doctor::run();
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render(&report));

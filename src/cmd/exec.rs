@@ -5,12 +5,12 @@
 //! On Unix wbl replaces itself with the program (`execvp`), so the program's exit status and
 //! signals are the command's own. Elsewhere it runs the program and exits with its status.
 
-use std::ffi::OsString;
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
 use super::{ExitError, wandb_query};
+use crate::cli::ExecArgs;
 use crate::client::connect_or_start;
 use crate::dirs::RuntimePaths;
 use crate::wandb::host::HostUrl;
@@ -21,13 +21,13 @@ pub const NOT_FOUND: u8 = 127;
 /// Exit status when the program exists but cannot be run (as in shells).
 pub const CANNOT_RUN: u8 = 126;
 
-pub fn run(host: Option<&str>, command: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(ExecArgs { host, command }: ExecArgs) -> anyhow::Result<()> {
     let Some((program, args)) = command.split_first() else {
         bail!("no command given; usage: wbl exec [--host URL] -- CMD [ARGS...]");
     };
     let env = WandbEnv::from_env()?;
     let settings = Settings::load(&env);
-    let host = pick_host(host, &env, &settings)?;
+    let host = pick_host(host.as_deref(), &env, &settings)?;
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
     let Some(cred) = agent

@@ -6,18 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::accesslog::read::{Entries, Follow, read_all};
 use crate::accesslog::{Entry, Op, parse_time};
+use crate::cli::LogArgs;
 
 /// How often `--follow` looks for new entries.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
-
-/// What `wbl log` was asked for.
-#[derive(Debug, Clone)]
-pub struct LogArgs {
-    pub json: bool,
-    pub since: Option<SystemTime>,
-    pub host: Option<String>,
-    pub follow: bool,
-}
 
 /// `--since`: a duration back from now (`90s`, `30m`, `2h`, `7days`, `1h 30m`) or an RFC 3339
 /// time (`2026-11-29T08:00:00Z`).

@@ -1,12 +1,13 @@
 //! `wbl login`: `wandb login` with the key going to the keychain (through the agent) instead of
 //! a plaintext netrc.
 //!
-//! Follows the documented command (reference: `wandb-login-docs.txt`) and the SDK's behaviour
-//! (`wandb-login-behaviour.md`): the same key sources in the same order (`WANDB_API_KEY`, then
-//! — wbl's addition — the keychain, then `api_key` in the settings files, then netrc, then a
-//! hidden prompt), the same key and host checks and messages, the same settings-file edits
-//! for `--host`/`--cloud`, and `--verify` as the SDK's viewer query. Verification is off by
-//! default, as the docs say; without it there is no network traffic at all.
+//! Follows `wandb login` of wandb 0.31.0 (`login` in `wandb/cli/cli.py`,
+//! `wandb/sdk/wandb_login.py` and `wandb/sdk/lib/wbauth/`): the same key sources in the same
+//! order (`WANDB_API_KEY`, then — wbl's addition — the keychain, then `api_key` in the settings
+//! files, then netrc, then a hidden prompt), the same key and host checks and messages, the
+//! same settings-file edits for `--host`/`--cloud`, and `--verify` as the SDK's viewer query.
+//! Verification is off by default, as in the SDK; without it there is no network traffic at
+//! all.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -16,6 +17,7 @@ use anyhow::{Context, bail};
 use wbl_proto::{Credential, Secret};
 
 use super::{WANDB_USER, target_of, wandb_query};
+use crate::cli::LoginArgs;
 use crate::client::{AgentClient, connect_or_start};
 use crate::dirs::RuntimePaths;
 use crate::term;
@@ -29,20 +31,6 @@ const SERVER_HELP_URL: &str = "https://wandb.me/wandb-server";
 
 /// The SDK's error when there is no key and no terminal to ask for one.
 const NO_KEY: &str = "No API key configured. Use `wbl login` to log in.";
-
-/// The command line of `wbl login`.
-#[derive(Debug, Default)]
-pub struct LoginArgs {
-    /// The key argument; `-` means "read it from stdin".
-    pub key: Option<Secret>,
-    /// How many further key arguments were given (the SDK ignores them).
-    pub extra_keys: usize,
-    pub host: Option<String>,
-    pub cloud: bool,
-    pub relogin: bool,
-    pub verify: bool,
-    pub anonymously: bool,
-}
 
 /// Everything a login step needs.
 struct Ctx {
@@ -77,7 +65,8 @@ impl Ctx {
     /// Hands the key to the agent; returns once the keychain has it.
     fn store(&mut self, key: Secret) -> anyhow::Result<()> {
         let cred = Credential::new(target_of(&self.host), WANDB_USER, key);
-        self.agent()?
+        let stored = self
+            .agent()?
             .store(cred)
             .context("while storing the key in the keychain")?;
         term::log(&format!(
@@ -86,14 +75,11 @@ impl Ctx {
         ));
         // The agent falls back to the kernel keyring where no Secret Service answers; say so
         // where the user sees it, not only in the agent's log.
-        if let Ok(status) = self.agent()?.status()
-            && !status.backend_persistent
-        {
-            term::warn(&format!(
-                "The key is in the kernel keyring ({}), which does not survive a reboot. \
+        if !stored.persistent {
+            term::warn(
+                "The key is in the kernel keyring (keyutils), which does not survive a reboot. \
                  Run `wbl doctor` to see why no Secret Service is used.",
-                status.backend
-            ));
+            );
         }
         Ok(())
     }
@@ -108,7 +94,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     if args.host.is_some() && args.cloud {
         bail!("Cannot use --host and --cloud together.");
     }
-    if args.extra_keys > 0 {
+    if args.key.len() > 1 {
         term::warn("Only the first KEY argument is used; the others are ignored.");
     }
     let env = WandbEnv::from_env()?;
@@ -146,7 +132,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         agent: None,
     };
 
-    let key = match args.key {
+    let key = match args.key.into_iter().next().map(Secret::new) {
         Some(k) if k.expose() == "-" => Some(read_key_from_stdin()?),
         other => other,
     };

@@ -6,12 +6,13 @@ use anyhow::Context;
 use wbl_proto::Query;
 
 use super::wandb_query;
+use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
 use crate::dirs::RuntimePaths;
 use crate::term;
 use crate::wandb::sources::{Settings, WandbEnv, netrc_key, pick_host};
 
-pub fn run(host: Option<&str>, all: bool) -> anyhow::Result<()> {
+pub fn run(LogoutArgs { host, all }: LogoutArgs) -> anyhow::Result<()> {
     let env = WandbEnv::from_env()?;
     let settings = Settings::load(&env);
     let mut agent =
@@ -39,7 +40,7 @@ pub fn run(host: Option<&str>, all: bool) -> anyhow::Result<()> {
             term::log("No keys were stored.");
         }
     } else {
-        let host = pick_host(host, &env, &settings)?;
+        let host = pick_host(host.as_deref(), &env, &settings)?;
         let n = agent
             .erase(wandb_query(&host))
             .context("while removing the key")?;

@@ -67,7 +67,8 @@ fn collect(
     Ok(())
 }
 
-pub fn run(out: &Path) -> anyhow::Result<()> {
+pub fn run(args: crate::cli::ManArgs) -> anyhow::Result<()> {
+    let out: &Path = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("while creating {}", out.display()))?;
     for (name, page) in pages()? {
         let path = out.join(&name);

@@ -23,6 +23,7 @@ use wbl_proto::{Credential, Query, Secret};
 use zeroize::Zeroizing;
 
 use super::{WANDB_USER, target_of};
+use crate::cli::MigrateArgs;
 use crate::client::{AgentClient, connect_or_start};
 use crate::dirs::RuntimePaths;
 use crate::git::store_file;
@@ -35,14 +36,6 @@ use crate::wandb::settings::{SettingsFile, global_settings_path, workspace_setti
 /// Test hook: when set to `1`, `wbl migrate` aborts right after the first keychain write, before
 /// reading it back and before touching any file, as a crash there would.
 pub const CRASH_AFTER_STORE_ENV: &str = "WBL_TEST_CRASH_AFTER_STORE";
-
-pub struct MigrateArgs {
-    /// W&B hosts to migrate; empty means the cloud, `WANDB_BASE_URL` and the settings' `base_url`s.
-    pub hosts: Vec<String>,
-    pub keep: bool,
-    pub dry_run: bool,
-    pub git_credentials: bool,
-}
 
 /// The process environment that decides which files are read.
 pub struct Env {

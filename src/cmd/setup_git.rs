@@ -12,11 +12,12 @@ use std::process::{Command, Output};
 use anyhow::{Context, bail};
 
 use super::resolve_host;
+use crate::cli::SetupGitArgs;
 use crate::wandb::netrc::{shell_quote, shlex_split};
 
 /// Which git config file to edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+enum Scope {
     Global,
     Local,
 }
@@ -35,12 +36,6 @@ impl Scope {
             Scope::Local => "this repository's git config",
         }
     }
-}
-
-pub struct SetupGitArgs {
-    pub host: Option<String>,
-    pub scope: Scope,
-    pub remove: bool,
 }
 
 /// The helper value for the wbl at `exe`: `/abs/path/wbl credential` when the path needs no
@@ -113,7 +108,13 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
     let url = host.as_str();
     let key = format!("credential.{url}.helper");
     let ours = helper_value(&current_exe()?)?;
-    let scope = args.scope.flag();
+    // `--global` is the default; clap refuses it together with `--local`.
+    let config = if args.local {
+        Scope::Local
+    } else {
+        Scope::Global
+    };
+    let scope = config.flag();
 
     let out = git(&["config", scope, "--get-all", &key])?;
     let existing: Vec<String> = match out.status.code() {
@@ -151,7 +152,7 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
         } else {
             eprintln!(
                 "wbl: git no longer asks wbl for credentials for {url} ({key} removed from {}).",
-                args.scope.describe()
+                config.describe()
             );
         }
         return Ok(());
@@ -160,7 +161,7 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
     if present && stale.is_empty() {
         eprintln!(
             "wbl: git already asks wbl for credentials for {url} ({key} in {}).",
-            args.scope.describe()
+            config.describe()
         );
         return Ok(());
     }
@@ -173,7 +174,7 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
     }
     eprintln!(
         "wbl: git now asks wbl for credentials for {url} ({key} = {ours} in {}).",
-        args.scope.describe()
+        config.describe()
     );
     Ok(())
 }

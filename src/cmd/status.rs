@@ -9,6 +9,7 @@ use serde::Serialize;
 use wbl_proto::Secret;
 
 use super::{WANDB_USER, wandb_query};
+use crate::cli::StatusArgs;
 use crate::client::AgentClient;
 use crate::dirs::RuntimePaths;
 use crate::wandb::apikey::mask;
@@ -100,14 +101,11 @@ struct EnvJson {
     wandb_base_url: Option<String>,
 }
 
-/// `start`: start the agent when it is not running (the CLI passes false).
-pub fn run(json: bool, start: bool) -> anyhow::Result<()> {
+/// Never starts the agent: it reports the agent as it finds it.
+pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let json = args.json;
     let paths = RuntimePaths::from_env();
-    let agent = if start {
-        Some(crate::client::connect_or_start(&paths)?)
-    } else {
-        AgentClient::connect(&paths).ok()
-    };
+    let agent = AgentClient::connect(&paths).ok();
     let env = WandbEnv::from_env()?;
     let settings = Settings::load(&env);
     let mut warnings = settings.warnings.clone();

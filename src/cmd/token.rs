@@ -3,12 +3,13 @@
 use std::io::Write;
 
 use super::{resolve_host, wandb_query};
+use crate::cli::TokenArgs;
 use crate::client::connect_or_start;
 use crate::dirs::RuntimePaths;
 
 /// Exit status 1 when there is no key; `Ok(false)` signals that to `main`.
-pub fn run(host: Option<&str>) -> anyhow::Result<bool> {
-    let host = resolve_host(host)?;
+pub fn run(args: TokenArgs) -> anyhow::Result<bool> {
+    let host = resolve_host(args.host.as_deref())?;
     let mut agent = connect_or_start(&RuntimePaths::from_env())?;
     match agent.get(wandb_query(&host))? {
         Some(cred) => {

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use wbl_proto::{Credential, CredentialInfo, Secret, Target};
 
+#[cfg(test)]
+pub(crate) mod memory;
 mod naming;
 mod store;
 

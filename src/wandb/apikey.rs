@@ -44,7 +44,7 @@ fn is_jwt_shape(key: &str) -> bool {
 
 /// Returns the problem with `key`'s format, or `None` if the SDK would accept it.
 ///
-/// Rules (spec section E), in order:
+/// Rules (`check_api_key` in `wandb/sdk/lib/wbauth/validation.py`, wandb 0.31.0), in order:
 /// 1. empty → `API key is empty.`
 /// 2. JWT-shaped (`a.b.c` of `[\w-]+`) → valid, whatever its length;
 /// 3. the secret is the part after the first `-` (the prefix, e.g. `local`,

@@ -129,11 +129,6 @@ impl Netrc {
         &self.entries
     }
 
-    /// The original text.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// Python's `netrc.authenticators(machine)`: the entry for exactly
     /// `machine` (the last one if repeated, as later entries overwrite
     /// earlier ones in Python's dict), else the `default` entry.
@@ -542,7 +537,7 @@ fn cut_spans(text: &str, mut spans: Vec<Range<usize>>) -> String {
 /// removed.
 ///
 /// If the text does not parse, falls back to the SDK's own line-based
-/// algorithm (section D of the reference): a block starts at a line whose
+/// algorithm (`_update_netrc` in `wandb/sdk/lib/wbauth/wbnetrc.py`, wandb 0.31.0): a block starts at a line whose
 /// shell-style tokens begin `machine <machine>` and runs until the next line
 /// whose first token is `machine` or `default`.
 pub fn remove_machine(text: &str, machine: &str) -> (String, usize) {
@@ -711,7 +706,8 @@ fn expand_user(p: &str, home: &Path, windows: bool) -> PathBuf {
     }
 }
 
-/// The netrc file the SDK uses (section D): `$NETRC` (if non-empty, `~`
+/// The netrc file the SDK uses (`_get_netrc_file_path` in
+/// `wandb/sdk/lib/wbauth/wbnetrc.py`, wandb 0.31.0): `$NETRC` (if non-empty, `~`
 /// expanded, whether or not it exists); else `~/.netrc` if it exists; else
 /// `~/_netrc` if it exists (on every platform); else `~/_netrc` on Windows
 /// and `~/.netrc` elsewhere.

@@ -188,7 +188,7 @@ async fn one_client(cfg: LoadConfig, client: usize, deadline: Instant) -> Client
         r.requests += 1;
         let key = (target, user);
         match (resp, stored) {
-            (Ok(Some(Response::Stored)), Some(v @ Some(_))) => {
+            (Ok(Some(Response::Stored { .. })), Some(v @ Some(_))) => {
                 expected.insert(key, v);
             }
             (Ok(Some(Response::Erased { .. })), Some(None)) => {

@@ -11,9 +11,12 @@
 //! - Without `SO_PEERPIDFD`, the process found under the pid must have started no later than
 //!   the connection was accepted (start times in clock ticks since boot); anything younger is
 //!   a newcomer that inherited the pid, and the program is unknown.
-//! - Parents: the child's `/proc` directory is pinned first; the parent's is opened, and the
-//!   child's parent pid read again. Unchanged, the child was not re-parented meanwhile, so the
-//!   parent pid still named the parent when its directory was opened.
+//! - Parents: the parent pid read through the child's pinned directory, the parent's
+//!   directory opened and pinned, and its start time compared: a parent (or the subreaper that
+//!   adopted the child) is never younger than the child, while a process that took the pid
+//!   after the parent died is. The comparison is in clock ticks (10 ms), so a pid would have
+//!   to be freed and handed out again within the tick of the child's birth, which the pid
+//!   allocator does not do (it hands pids out in a cycle) short of a privileged `ns_last_pid`.
 //!
 //! What it cannot tell: a process that connected and then replaced its program (`exec`) is
 //! still the same process, and is named by the program it runs when the agent looks (right
@@ -186,30 +189,28 @@ mod linux {
     }
 
     /// Up to [`PARENTS`] ancestors, nearest first, each checked as described in the module
-    /// documentation; the chain stops where that check fails or at pid 0/1's parent.
+    /// documentation; the chain stops where that check fails or at pid 1's parent.
     fn parents(child: OwnedFd) -> Vec<Process> {
         let mut out = Vec::with_capacity(PARENTS);
-        let mut child = child;
+        let Some(mut child_stat) = stat(child.as_fd()) else {
+            return out;
+        };
         while out.len() < PARENTS {
-            let Some(before) = stat(child.as_fd()) else {
-                break;
-            };
-            let ppid = before.ppid;
+            let ppid = child_stat.ppid;
             if ppid == 0 {
                 break;
             }
-            let parent = proc_dir(ppid);
-            let still = stat(child.as_fd()).is_some_and(|s| s.ppid == ppid);
-            match parent {
-                Some(dir) if still => {
-                    out.push(Process {
-                        pid: ppid,
-                        exe: exe(dir.as_fd()),
-                    });
-                    child = dir;
-                }
-                _ => break,
-            }
+            let Some(dir) = proc_dir(ppid) else { break };
+            // A parent is older than its child; whatever took its pid after it died is not.
+            let Some(parent_stat) = stat(dir.as_fd()).filter(|s| s.start <= child_stat.start)
+            else {
+                break;
+            };
+            out.push(Process {
+                pid: ppid,
+                exe: exe(dir.as_fd()),
+            });
+            child_stat = parent_stat;
         }
         out
     }

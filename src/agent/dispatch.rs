@@ -1,0 +1,420 @@
+//! The one place where requests become domain calls and domain results become wire
+//! [`Response`]s: exactly one response per request.
+//!
+//! Every answered request passes through [`answer`] with the connection's [`Session`], so a
+//! rule about who may ask what (a restricted channel) belongs in [`Session`] and is checked
+//! at the top of [`answer`], and anything that must see each answered `get`, `store` or
+//! `erase` with its caller (an access log) hooks into [`audit`].
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use wbl_proto::{AgentStatus, ErrorCode, PROTOCOL_VERSION, Request, Response, Target};
+
+use super::State;
+use super::state::AgentError;
+use crate::accesslog::{self, Caller, Event, LOCAL_CHANNEL, Op};
+
+/// Who is on the other end of a connection, as the kernel reports it (`SO_PEERCRED`). Unknown
+/// fields are `None` (Windows: the pipe's ACL admits only the current user).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
+/// What the agent knows about one connection while answering its requests.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub peer: Peer,
+    /// The calling process (executable, parents), identified when the connection was
+    /// accepted (`super::caller`); shared by the access log's entries of this connection.
+    pub caller: Arc<Caller>,
+    /// Through what the connection came: `local` for the agent's own socket, a forward's
+    /// destination (e.g. `ssh:build-box`) for one relayed from elsewhere. Recorded with every
+    /// entry of the access log.
+    pub channel: Arc<str>,
+}
+
+impl Session {
+    /// A connection on the agent's own socket.
+    pub fn local(peer: Peer, caller: Caller) -> Session {
+        Session::through(peer, caller, LOCAL_CHANNEL)
+    }
+
+    /// A connection that came through `channel` (a forward names its destination).
+    pub fn through(peer: Peer, caller: Caller, channel: &str) -> Session {
+        Session {
+            peer,
+            caller: Arc::new(caller),
+            channel: Arc::from(channel),
+        }
+    }
+}
+
+impl Default for Session {
+    /// A local connection of an unknown caller.
+    fn default() -> Session {
+        Session::local(Peer::default(), Caller::unknown())
+    }
+}
+
+/// The agent's greeting: its protocol version, build version and pid. The client compares the
+/// versions and restarts an agent from another build (the pid tells it whom to stop).
+pub(crate) fn greet() -> Response {
+    Response::Hello {
+        protocol: PROTOCOL_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+    }
+}
+
+/// The response to a connection's first request when it is not a hello.
+pub(crate) fn hello_required() -> Response {
+    Response::error(
+        ErrorCode::BadRequest,
+        "the first request on a connection must be hello",
+    )
+}
+
+/// Answers one request of a greeted connection. The hello exchange itself is the connection
+/// loop's (`mod.rs`), which owns the handshake.
+pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Response {
+    match req {
+        // A second hello on the same connection is a client bug.
+        Request::Hello { .. } => {
+            Response::error(ErrorCode::BadRequest, "hello was already exchanged")
+        }
+        Request::Get(query) => {
+            let result = state.get(&query).await;
+            audit(
+                state,
+                session,
+                Op::Get,
+                &query.target,
+                query.username.as_deref(),
+                result
+                    .as_ref()
+                    .map(|c| Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
+            );
+            result.map_or_else(error, Response::Credential)
+        }
+        Request::Store(cred) => {
+            let (target, user) = (cred.target.clone(), cred.username.clone());
+            let result = state.store(cred).await;
+            audit(
+                state,
+                session,
+                Op::Store,
+                &target,
+                Some(&user),
+                result.as_ref().map(|_| Outcome::Stored),
+            );
+            result.map_or_else(error, |s| Response::Stored {
+                persistent: s.persistent,
+            })
+        }
+        Request::Erase(query) => {
+            let result = state.erase(&query).await;
+            audit(
+                state,
+                session,
+                Op::Erase,
+                &query.target,
+                query.username.as_deref(),
+                result.as_ref().map(|n| Outcome::Erased(*n)),
+            );
+            result.map_or_else(error, |count| Response::Erased { count })
+        }
+        Request::List => state.list().await.map_or_else(error, Response::List),
+        Request::Status => {
+            tracing::debug!(peer_pid = ?session.peer.pid, "status");
+            Response::Status(status(state))
+        }
+        Request::Shutdown => {
+            tracing::info!(peer_pid = ?session.peer.pid, "shutdown requested by a client");
+            state.request_shutdown();
+            Response::ShuttingDown
+        }
+    }
+}
+
+/// The wire form of a failure.
+fn error(e: AgentError) -> Response {
+    Response::error(error_code(&e), e.to_string())
+}
+
+fn error_code(e: &AgentError) -> ErrorCode {
+    match e {
+        AgentError::NoSecret | AgentError::NoTarget => ErrorCode::BadRequest,
+        AgentError::Keychain(_) => ErrorCode::Keychain,
+        AgentError::KeychainTimeout { .. } => ErrorCode::KeychainTimeout,
+        AgentError::Internal => ErrorCode::Internal,
+    }
+}
+
+fn status(state: &State) -> AgentStatus {
+    let (cached, stored) = state.counts();
+    AgentStatus {
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        backend: state.backend_name().to_owned(),
+        backend_persistent: state.backend_persistent(),
+        uptime_secs: state.uptime().as_secs(),
+        cached_entries: cached,
+        stored_entries: stored,
+        socket: state.socket().to_owned(),
+    }
+}
+
+/// How it went, without any secret.
+#[derive(Debug, Clone, Copy)]
+enum Outcome<'a> {
+    /// `get`: the user name of the credential returned, if one was.
+    Found(Option<&'a str>),
+    Stored,
+    /// `erase`: how many credentials existed.
+    Erased(u32),
+}
+
+impl std::fmt::Display for Outcome<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Found(Some(_)) => f.write_str("found"),
+            Outcome::Found(None) => f.write_str("none"),
+            Outcome::Stored => f.write_str("stored"),
+            Outcome::Erased(n) => write!(f, "erased {n}"),
+        }
+    }
+}
+
+/// Sees every answered `get`, `store` and `erase` with its caller: a debug log line, and an
+/// entry of the access log (queued, never waited for; see `accesslog::writer`).
+fn audit(
+    state: &State,
+    session: &Session,
+    op: Op,
+    target: &Target,
+    user: Option<&str>,
+    outcome: Result<Outcome<'_>, &AgentError>,
+) {
+    use accesslog::Outcome as Result_;
+    let (result, code, user) = match outcome {
+        Ok(outcome) => {
+            tracing::debug!(op = op.name(), %target, ?user, %outcome, peer_pid = ?session.peer.pid, "answered");
+            match outcome {
+                // A get that named no user name records the one it returned.
+                Outcome::Found(Some(found)) => (Result_::Ok, None, Some(found)),
+                Outcome::Found(None) | Outcome::Erased(0) => (Result_::Miss, None, user),
+                Outcome::Stored | Outcome::Erased(_) => (Result_::Ok, None, user),
+            }
+        }
+        Err(e) => {
+            tracing::debug!(op = op.name(), %target, ?user, error = %e, peer_pid = ?session.peer.pid, "failed");
+            let code = error_code(e);
+            let result = match code {
+                ErrorCode::BadRequest
+                | ErrorCode::VersionMismatch
+                | ErrorCode::TooLarge
+                | ErrorCode::ShuttingDown => Result_::Refused,
+                ErrorCode::Keychain | ErrorCode::KeychainTimeout | ErrorCode::Internal => {
+                    Result_::Error
+                }
+            };
+            (result, Some(code_name(code)), user)
+        }
+    };
+    state.access_log().record(Event {
+        time: SystemTime::now(),
+        op,
+        result,
+        code,
+        protocol: target.protocol.clone(),
+        host: target.host.clone(),
+        username: user.map(str::to_owned),
+        caller: Arc::clone(&session.caller),
+        channel: Arc::clone(&session.channel),
+    });
+}
+
+/// An error code as the access log spells it.
+fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::BadRequest => "bad_request",
+        ErrorCode::VersionMismatch => "version_mismatch",
+        ErrorCode::Keychain => "keychain",
+        ErrorCode::KeychainTimeout => "keychain_timeout",
+        ErrorCode::TooLarge => "too_large",
+        ErrorCode::ShuttingDown => "shutting_down",
+        ErrorCode::Internal => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use wbl_proto::{Credential, Query, Secret};
+
+    use super::*;
+    use crate::agent::Limits;
+    use crate::keychain::Keychain;
+    use crate::keychain::memory::{MemoryBackend, Op};
+
+    fn state_on(mem: &MemoryBackend) -> State {
+        let limits = Limits {
+            keychain: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        State::new(Keychain::new(Box::new(mem.clone())), limits, "s".into())
+    }
+
+    fn key(password: &str) -> Credential {
+        Credential::new(Target::new("https", "h"), "api", Secret::from(password))
+    }
+
+    fn any_user() -> Query {
+        Query {
+            target: Target::new("https", "h"),
+            username: None,
+        }
+    }
+
+    fn get() -> Request {
+        Request::Get(any_user())
+    }
+
+    fn code(r: &Response) -> Option<ErrorCode> {
+        match r {
+            Response::Error { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_request_gets_its_response() {
+        let mem = MemoryBackend::volatile();
+        let state = state_on(&mem);
+        let s = Session::default();
+        let stored = answer(&state, &s, Request::Store(key("k"))).await;
+        assert_eq!(stored, Response::Stored { persistent: false });
+        let got = answer(&state, &s, get()).await;
+        assert_eq!(got, Response::Credential(Some(key("k"))));
+        let Response::List(list) = answer(&state, &s, Request::List).await else {
+            panic!("not a list");
+        };
+        assert_eq!(list.len(), 1);
+        let Response::Status(status) = answer(&state, &s, Request::Status).await else {
+            panic!("not a status");
+        };
+        assert_eq!(
+            (
+                status.backend.as_str(),
+                status.backend_persistent,
+                status.stored_entries,
+                status.cached_entries,
+                status.protocol,
+                status.socket.as_str()
+            ),
+            ("keyutils", false, 1, 1, PROTOCOL_VERSION, "s")
+        );
+        let erased = answer(&state, &s, Request::Erase(any_user())).await;
+        assert_eq!(erased, Response::Erased { count: 1 });
+        assert_eq!(answer(&state, &s, get()).await, Response::Credential(None));
+        assert!(!*state.shutdown_signal().borrow());
+        assert_eq!(
+            answer(&state, &s, Request::Shutdown).await,
+            Response::ShuttingDown
+        );
+        assert!(*state.shutdown_signal().borrow());
+    }
+
+    #[tokio::test]
+    async fn failures_become_error_responses_with_their_codes() {
+        let mem = MemoryBackend::new();
+        let state = state_on(&mem);
+        let s = Session::default();
+        let hello = Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            client_version: "x".into(),
+        };
+        assert_eq!(
+            code(&answer(&state, &s, hello).await),
+            Some(ErrorCode::BadRequest)
+        );
+        let empty = answer(&state, &s, Request::Store(key(""))).await;
+        assert_eq!(code(&empty), Some(ErrorCode::BadRequest));
+        mem.fail_when(|op, _| op == Op::List);
+        let failed = answer(&state, &s, get()).await;
+        assert_eq!(code(&failed), Some(ErrorCode::Keychain));
+        mem.heal();
+        let hold = mem.hold();
+        let hung = answer(&state, &s, Request::List).await;
+        assert_eq!(code(&hung), Some(ErrorCode::KeychainTimeout));
+        drop(hold);
+        // No message carries the secret of the request.
+        mem.fail_when(|op, _| op == Op::Save);
+        let Response::Error { code, message } =
+            answer(&state, &s, Request::Store(key("s3cret-value"))).await
+        else {
+            panic!("stored despite the failure");
+        };
+        assert_eq!(code, ErrorCode::Keychain);
+        assert!(!message.contains("s3cret-value"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_answered_request_is_recorded_with_its_session() {
+        use crate::accesslog::writer::{Options, Writer};
+        use crate::accesslog::{Check, Entry, KEEP, Op as LogOp, Outcome};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("access.log");
+        let mem = MemoryBackend::volatile();
+        let state = state_on(&mem).with_access_log(Writer::start(Options {
+            path: Some(path.clone()),
+            max_bytes: 1 << 20,
+            keep: KEEP,
+        }));
+        let caller = Caller {
+            uid: Some(1000),
+            pid: Some(77),
+            exe: Some("/usr/bin/wbl".into()),
+            parents: Vec::new(),
+            check: Check::Pidfd,
+        };
+        let s = Session::through(Peer::default(), caller, "ssh:build-box");
+        answer(&state, &s, Request::Store(key("s3cret-value"))).await;
+        answer(&state, &s, get()).await;
+        answer(&state, &s, Request::Store(key(""))).await;
+        answer(&state, &s, Request::Erase(any_user())).await;
+        answer(&state, &s, Request::Erase(any_user())).await;
+        answer(&state, &s, Request::List).await;
+        state.access_log().close(Duration::from_secs(5));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("s3cret-value"), "{text}");
+        let entries: Vec<Entry> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seen: Vec<(LogOp, Option<Outcome>, Option<&str>)> = entries
+            .iter()
+            .map(|e| (e.op, e.result, e.code.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (LogOp::Store, Some(Outcome::Ok), None),
+                (LogOp::Get, Some(Outcome::Ok), None),
+                (LogOp::Store, Some(Outcome::Refused), Some("bad_request")),
+                (LogOp::Erase, Some(Outcome::Ok), None),
+                (LogOp::Erase, Some(Outcome::Miss), None),
+            ]
+        );
+        // The get named no user name: the entry has the one returned.
+        assert_eq!(entries[1].username.as_deref(), Some("api"));
+        assert_eq!(entries[1].channel.as_deref(), Some("ssh:build-box"));
+        assert_eq!(entries[1].exe.as_deref(), Some("/usr/bin/wbl"));
+        assert_eq!(entries[1].host.as_deref(), Some("h"));
+    }
+}
