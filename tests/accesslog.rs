@@ -380,3 +380,50 @@ fn a_read_only_state_directory_warns_and_get_still_works() {
     }
     assert_key_nowhere(&w, &k);
 }
+
+#[test]
+fn follow_prints_entries_as_they_are_written() {
+    use std::io::{BufRead, BufReader};
+    let w = World::new(Backend::Keyutils);
+    let k = key(7);
+    store(&w, "api.wandb.ai", &k);
+    wait_entries(&w, 1);
+    let mut follow = w
+        .cmd(WBL)
+        .args(["log", "--follow", "--json", "--host", "api.wandb.ai"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait = std::time::Duration::from_secs(10);
+    // What was there first, then what comes later.
+    let first: Value = serde_json::from_str(&rx.recv_timeout(wait).unwrap()).unwrap();
+    assert_eq!(first["op"], "store");
+    ok(w.wbl(&["token"]));
+    assert!(
+        !w.wbl(&["token", "--host", "https://other.example"])
+            .status
+            .success()
+    );
+    let next: Value = serde_json::from_str(&rx.recv_timeout(wait).unwrap()).unwrap();
+    assert_eq!(
+        (next["op"].as_str(), next["host"].as_str()),
+        (Some("get"), Some("api.wandb.ai"))
+    );
+    // The other host's miss is filtered out.
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(600))
+            .is_err()
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_key_nowhere(&w, &k);
+}
