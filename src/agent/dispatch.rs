@@ -202,7 +202,7 @@ fn audit(
     use accesslog::Outcome as Result_;
     let (result, code, user) = match outcome {
         Ok(outcome) => {
-            tracing::debug!(op = op.name(), %target, ?user, %outcome, peer_pid = ?session.peer.pid, "answered");
+            tracing::debug!(access = ?op, %target, ?user, %outcome, peer_pid = ?session.peer.pid, "answered");
             match outcome {
                 // A get that named no user name records the one it returned.
                 Outcome::Found(Some(found)) => (Result_::Ok, None, Some(found)),
@@ -211,7 +211,7 @@ fn audit(
             }
         }
         Err(e) => {
-            tracing::debug!(op = op.name(), %target, ?user, error = %e, peer_pid = ?session.peer.pid, "failed");
+            tracing::debug!(access = ?op, %target, ?user, error = %e, peer_pid = ?session.peer.pid, "failed");
             let code = error_code(e);
             let result = match code {
                 ErrorCode::BadRequest
