@@ -28,31 +28,53 @@ use crate::accesslog::Caller;
 /// How many parents are followed.
 pub const PARENTS: usize = 3;
 
-/// Identifies the peer of an accepted connection; never fails (what cannot be known is left
-/// out). Call it right after accepting: a caller that has exited by then is unknown.
-pub fn identify(stream: &interprocess::local_socket::tokio::Stream) -> Caller {
+/// A caller being identified: the kernel's facts (uid, pid, pidfd) are taken when the
+/// connection is accepted, the `/proc` reads run on a blocking thread meanwhile, so they
+/// overlap with the hello exchange instead of adding to the first answer's latency.
+pub enum Identifying {
+    Ready(Caller),
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Running(tokio::task::JoinHandle<Caller>),
+}
+
+impl Identifying {
+    /// The caller, once identified. Await it before answering the connection's first recorded
+    /// request: the client is then still waiting for that answer, so still running.
+    pub async fn caller(self) -> Caller {
+        match self {
+            Identifying::Ready(c) => c,
+            Identifying::Running(task) => task.await.unwrap_or_else(|_| Caller::unknown()),
+        }
+    }
+}
+
+/// Starts identifying the peer of an accepted connection; never fails (what cannot be known
+/// is left out). Call it right after accepting: a caller that has exited by then is unknown.
+/// Needs a Tokio runtime.
+pub fn start(stream: &interprocess::local_socket::tokio::Stream) -> Identifying {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsFd;
         let interprocess::local_socket::tokio::Stream::UdSocket(s) = stream;
-        linux::identify(s.as_fd())
+        let grabbed = linux::grab(s.as_fd());
+        Identifying::Running(tokio::task::spawn_blocking(move || linux::finish(grabbed)))
     }
     #[cfg(all(unix, not(target_os = "linux")))]
     {
         use interprocess::local_socket::traits::StreamCommon;
-        match stream.peer_creds() {
+        Identifying::Ready(match stream.peer_creds() {
             Ok(c) => Caller {
                 uid: c.euid(),
                 pid: c.pid().and_then(|p| u32::try_from(p).ok()),
                 ..Caller::unknown()
             },
             Err(_) => Caller::unknown(),
-        }
+        })
     }
     #[cfg(windows)]
     {
         let _ = stream;
-        Caller::unknown()
+        Identifying::Ready(Caller::unknown())
     }
 }
 
@@ -72,22 +94,46 @@ mod linux {
     #[cfg(target_arch = "sparc64")]
     const SO_PEERPIDFD: libc::c_int = 0x56;
 
-    pub(super) fn identify(sock: BorrowedFd<'_>) -> Caller {
+    /// What the kernel says about the peer at accept time.
+    pub(super) struct Grabbed {
+        accepted: Option<u64>,
+        cred: Option<(u32, u32)>,
+        pidfd: std::io::Result<OwnedFd>,
+    }
+
+    /// The part that must happen at once: uid, pid and the pidfd of the connecting process.
+    pub(super) fn grab(sock: BorrowedFd<'_>) -> Grabbed {
         let accepted = boot_ticks();
-        let Ok(cred) = rustix::net::sockopt::socket_peercred(sock) else {
+        let cred = rustix::net::sockopt::socket_peercred(sock).ok().map(|c| {
+            // 0: the peer is in a pid namespace we cannot see into.
+            let pid = u32::try_from(c.pid.as_raw_nonzero().get()).unwrap_or(0);
+            (c.uid.as_raw(), pid)
+        });
+        let pidfd = match cred {
+            Some((_, pid)) if pid > 0 => peer_pidfd(sock),
+            _ => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        };
+        Grabbed {
+            accepted,
+            cred,
+            pidfd,
+        }
+    }
+
+    /// The `/proc` reads, checked against what was grabbed (may run later, on any thread).
+    pub(super) fn finish(g: Grabbed) -> Caller {
+        let Some((uid, pid)) = g.cred else {
             return Caller::unknown();
         };
-        let pid = cred.pid.as_raw_nonzero().get();
         let mut caller = Caller {
-            uid: Some(cred.uid.as_raw()),
-            // 0: the peer is in a pid namespace we cannot see into.
-            pid: u32::try_from(pid).ok().filter(|p| *p > 0),
+            uid: Some(uid),
+            pid: Some(pid).filter(|p| *p > 0),
             ..Caller::unknown()
         };
         let Some(pid) = caller.pid else {
             return caller;
         };
-        let dir = match peer_pidfd(sock) {
+        let dir = match g.pidfd {
             Ok(pidfd) => {
                 caller.check = Check::Pidfd;
                 // Open first, then check: alive now means the pid was never reused meanwhile.
@@ -96,7 +142,7 @@ mod linux {
             Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
                 caller.check = Check::StartTime;
                 proc_dir(pid).filter(|d| {
-                    stat(d.as_fd()).is_some_and(|s| accepted.is_some_and(|t| s.start <= t))
+                    stat(d.as_fd()).is_some_and(|s| g.accepted.is_some_and(|t| s.start <= t))
                 })
             }
             // The kernel has SO_PEERPIDFD but no pidfd for the peer: it has exited.
@@ -110,6 +156,12 @@ mod linux {
             caller.parents = parents(dir);
         }
         caller
+    }
+
+    /// Both steps at once.
+    #[cfg(test)]
+    fn identify(sock: BorrowedFd<'_>) -> Caller {
+        finish(grab(sock))
     }
 
     /// A pidfd of the peer, from the kernel (no pid lookup of ours in between).

@@ -19,6 +19,8 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
 use wbl_proto::{Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, Request, Response};
 
+use crate::accesslog::Caller;
+
 pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
 pub use dispatch::{Peer, Session};
 pub use state::{AgentError, State, Stored};
@@ -142,8 +144,10 @@ async fn serve(stream: Stream, state: &State) {
     let Some(peer) = allowed_peer(&stream) else {
         return;
     };
-    // At once: a caller identified later may have exited (see `caller`).
-    let session = Session::local(peer, caller::identify(&stream));
+    // At once: a caller identified later may have exited (see `caller`). The `/proc` part
+    // runs meanwhile and is awaited before the first recorded request is answered.
+    let mut identifying = Some(caller::start(&stream));
+    let mut session = Session::local(peer, Caller::unknown());
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
@@ -190,6 +194,11 @@ async fn serve(stream: Stream, state: &State) {
                         }
                     }
                 } else {
+                    if matches!(req, Request::Get(_) | Request::Store(_) | Request::Erase(_))
+                        && let Some(pending) = identifying.take()
+                    {
+                        session.caller = Arc::new(pending.caller().await);
+                    }
                     dispatch::answer(state, &session, req).await
                 }
             }
