@@ -19,8 +19,8 @@
 //!   allocator does not do (it hands pids out in a cycle) short of a privileged `ns_last_pid`.
 //!
 //! What it cannot tell: a process that connected and then replaced its program (`exec`) is
-//! still the same process, and is named by the program it runs when the agent looks (right
-//! after accepting); a socket handed to another process is attributed to the one that
+//! still the same process, and is named by the program it runs when the agent looks (during
+//! the hello exchange); a socket handed to another process is attributed to the one that
 //! connected, as `SO_PEERCRED` always does.
 
 use crate::accesslog::Caller;
