@@ -28,53 +28,61 @@ use crate::accesslog::Caller;
 /// How many parents are followed.
 pub const PARENTS: usize = 3;
 
-/// A caller being identified: the kernel's facts (uid, pid, pidfd) are taken when the
-/// connection is accepted, the `/proc` reads run on a blocking thread meanwhile, so they
-/// overlap with the hello exchange instead of adding to the first answer's latency.
-pub enum Identifying {
-    Ready(Caller),
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    Running(tokio::task::JoinHandle<Caller>),
+/// What the kernel says about the peer, taken when the connection is accepted: uid, pid and
+/// a pidfd of the connecting process. [`finish`] reads `/proc` with it later.
+pub struct Grabbed {
+    #[cfg(target_os = "linux")]
+    inner: linux::Grabbed,
+    #[cfg(not(target_os = "linux"))]
+    caller: Caller,
 }
 
-impl Identifying {
-    /// The caller, once identified. Await it before answering the connection's first recorded
-    /// request: the client is then still waiting for that answer, so still running.
-    pub async fn caller(self) -> Caller {
-        match self {
-            Identifying::Ready(c) => c,
-            Identifying::Running(task) => task.await.unwrap_or_else(|_| Caller::unknown()),
-        }
-    }
-}
-
-/// Starts identifying the peer of an accepted connection; never fails (what cannot be known
-/// is left out). Call it right after accepting: a caller that has exited by then is unknown.
-/// Needs a Tokio runtime.
-pub fn start(stream: &interprocess::local_socket::tokio::Stream) -> Identifying {
+/// Takes the kernel's facts about the peer of an accepted connection. Call it right after
+/// accepting: a caller that has exited by then is unknown.
+pub fn grab(stream: &interprocess::local_socket::tokio::Stream) -> Grabbed {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsFd;
         let interprocess::local_socket::tokio::Stream::UdSocket(s) = stream;
-        let grabbed = linux::grab(s.as_fd());
-        Identifying::Running(tokio::task::spawn_blocking(move || linux::finish(grabbed)))
+        Grabbed {
+            inner: linux::grab(s.as_fd()),
+        }
     }
     #[cfg(all(unix, not(target_os = "linux")))]
     {
         use interprocess::local_socket::traits::StreamCommon;
-        Identifying::Ready(match stream.peer_creds() {
-            Ok(c) => Caller {
-                uid: c.euid(),
-                pid: c.pid().and_then(|p| u32::try_from(p).ok()),
-                ..Caller::unknown()
+        Grabbed {
+            caller: match stream.peer_creds() {
+                Ok(c) => Caller {
+                    uid: c.euid(),
+                    pid: c.pid().and_then(|p| u32::try_from(p).ok()),
+                    ..Caller::unknown()
+                },
+                Err(_) => Caller::unknown(),
             },
-            Err(_) => Caller::unknown(),
-        })
+        }
     }
     #[cfg(windows)]
     {
         let _ = stream;
-        Identifying::Ready(Caller::unknown())
+        Grabbed {
+            caller: Caller::unknown(),
+        }
+    }
+}
+
+/// The caller: executable and parents read from `/proc`, checked against what was grabbed;
+/// never fails (what cannot be known is left out). The agent calls it right after answering
+/// the hello, while the client prepares its request (so it costs the first answer little),
+/// and certainly before answering a request, when the client is still waiting, so running.
+pub fn finish(g: Grabbed) -> Caller {
+    #[cfg(target_os = "linux")]
+    {
+        linux::finish(g.inner)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        g.caller
     }
 }
 

@@ -144,9 +144,9 @@ async fn serve(stream: Stream, state: &State) {
     let Some(peer) = allowed_peer(&stream) else {
         return;
     };
-    // At once: a caller identified later may have exited (see `caller`). The `/proc` part
-    // runs meanwhile and is awaited before the first recorded request is answered.
-    let mut identifying = Some(caller::start(&stream));
+    // At once: a caller identified later may have exited (see `caller`). Its `/proc` part
+    // runs once the hello is answered.
+    let mut grabbed = Some(caller::grab(&stream));
     let mut session = Session::local(peer, Caller::unknown());
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
@@ -194,11 +194,6 @@ async fn serve(stream: Stream, state: &State) {
                         }
                     }
                 } else {
-                    if matches!(req, Request::Get(_) | Request::Store(_) | Request::Erase(_))
-                        && let Some(pending) = identifying.take()
-                    {
-                        session.caller = Arc::new(pending.caller().await);
-                    }
                     dispatch::answer(state, &session, req).await
                 }
             }
@@ -223,6 +218,10 @@ async fn serve(stream: Stream, state: &State) {
         };
         if reply(&mut conn, &response, state).await.is_err() {
             return;
+        }
+        // Right after the hello's answer, while the client prepares its first request.
+        if greeted && let Some(g) = grabbed.take() {
+            session.caller = Arc::new(caller::finish(g));
         }
     }
 }
