@@ -35,7 +35,7 @@ mod linux {
     use std::time::{Duration, Instant};
 
     use wbl::client::AgentClient;
-    use wbl::dirs::RuntimePaths;
+    use wbl::rendezvous::RuntimePaths;
     use wbl_proto::{Credential, Query, Secret, Target};
 
     use crate::common::{Backend, World};

@@ -6,7 +6,8 @@
 //! Run it through `scripts/bench` (which also builds `git-credential-libsecret` when it can), or
 //! `cargo bench --bench tools`. `WBL_BENCH_RUNS` sets the interleaved rounds (default 400),
 //! `WBL_BENCH_QUICK=1` makes a short run, `WBL_BENCH_GIT_LIBSECRET` names a
-//! `git-credential-libsecret` binary to include.
+//! `git-credential-libsecret` binary to include, `WBL_BENCH_GET_ONLY=1` stops after section 1,
+//! `WBL_BENCH_OTHER_WBL` names another build of `wbl` to time beside this one in section 4a.
 
 #[cfg(target_os = "linux")]
 #[path = "../tests/common/mod.rs"]
@@ -36,6 +37,8 @@ mod linux {
 
     /// What git sends a helper for the W&B cloud.
     const QUERY: &[u8] = b"protocol=https\nhost=api.wandb.ai\n\n";
+    /// The registry `docker-credential-wbl get` is asked for.
+    const DOCKER_REGISTRY: &str = "registry.bench.example";
     /// The service attribute of the item `secret-tool` stores (beside wbl's own item).
     const SECRET_TOOL_SERVICE: &str = "bench-secret-tool:https://api.wandb.ai";
 
@@ -100,6 +103,11 @@ mod linux {
         fn store_everywhere(&self) {
             let cred = self.full_credential();
             self.run(&self.bins.wbl, &["credential", "store"], &cred);
+            let docker = format!(
+                r#"{{"ServerURL":"{DOCKER_REGISTRY}","Username":"api","Secret":"{}"}}"#,
+                self.key
+            );
+            self.run(&self.bins.docker_helper, &["store"], docker.as_bytes());
             self.run(
                 "git",
                 &["credential-cache", "--timeout", "86400", "store"],
@@ -206,12 +214,24 @@ mod linux {
         );
 
         // 1. Whole-process get, as git runs a helper.
+        let key = env.key.clone();
         let mut tools = vec![
             env.tool("wbl credential get", wbl, &["credential", "get"]),
             env.tool(
                 "git credential-cache get",
                 git,
                 &["credential-cache", "get"],
+            ),
+            env.tool("git-credential-wbl get", &env.bins.git_helper, &["get"]),
+            env.tool_checked(
+                "docker-credential-wbl get",
+                &env.bins.docker_helper,
+                &["get"],
+                DOCKER_REGISTRY.as_bytes(),
+                move |out| {
+                    let want = format!("\"Secret\":\"{key}\"");
+                    out.windows(want.len()).any(|w| w == want.as_bytes())
+                },
             ),
         ];
         if let Some(p) = &env.libsecret {
@@ -237,16 +257,22 @@ mod linux {
         );
         let helpers = support::interleaved(&tools, warmup, runs);
         print_samples(&helpers, "git credential-cache get");
-        if let [wbl_s, cache_s, ..] = &helpers[..] {
+        if let [wbl_s, cache_s, git_helper, docker_helper, ..] = &helpers[..] {
             let st = helpers
                 .iter()
                 .find(|s| s.name == "secret-tool lookup")
                 .unwrap();
             println!(
-                "\nwbl / git credential-cache: {} (target ≤ 1.00×); secret-tool / wbl: {} (target ≥ 5×)\n",
+                "\nwbl credential / git credential-cache: {}; git-credential-wbl / git credential-cache: {} (target ≤ 0.92×); docker-credential-wbl / git credential-cache: {} (target ≤ 1.00×); secret-tool / git-credential-wbl: {} (target ≥ 5×)\n",
                 ratio(wbl_s.median(), cache_s.median()),
-                ratio(st.median(), wbl_s.median())
+                ratio(git_helper.median(), cache_s.median()),
+                ratio(docker_helper.median(), cache_s.median()),
+                ratio(st.median(), git_helper.median())
             );
+        }
+
+        if std::env::var_os("WBL_BENCH_GET_ONLY").is_some() {
+            return;
         }
 
         // 2. The same through git.
@@ -256,6 +282,10 @@ mod linux {
                 &format!("{wbl_str} credential"),
             ),
             env.git_fill("git credential fill → cache", "cache --timeout 86400"),
+            env.git_fill(
+                "git credential fill → git-credential-wbl",
+                env.bins.git_helper.to_str().unwrap(),
+            ),
         ];
         if let Some(p) = &env.libsecret {
             tools.push(env.git_fill("git credential fill → libsecret", p.to_str().unwrap()));
@@ -276,7 +306,7 @@ mod linux {
         println!();
 
         // 4a. Client start-up.
-        let tools = vec![
+        let mut tools = vec![
             env.tool_checked("wbl --version", wbl, &["--version"], b"", |o| {
                 o.starts_with(b"wbl ")
             }),
@@ -285,6 +315,17 @@ mod linux {
                 o.starts_with(b"git ")
             }),
         ];
+        // Another build of wbl to compare with (BENCHMARKS.md: the C `main` decision).
+        let other = std::env::var_os("WBL_BENCH_OTHER_WBL").map(PathBuf::from);
+        if let Some(other) = other.as_deref() {
+            tools.push(env.tool_checked(
+                "wbl --version (WBL_BENCH_OTHER_WBL)",
+                other,
+                &["--version"],
+                b"",
+                |o| o.starts_with(b"wbl "),
+            ));
+        }
         println!("## 4a. Client start-up\n");
         let startup = support::interleaved(&tools, warmup, runs);
         print_samples(&startup, "/bin/true");

@@ -121,6 +121,12 @@ pub enum Command {
         after_help = "Example:\n  wbl man --out ~/.local/share/man/man1 && man wbl"
     )]
     Man(ManArgs),
+    /// Team keys in OpenBao / Vault: log the agent in to a server of config.toml.
+    #[command(
+        name = "openbao",
+        after_help = "Example:\n  wbl openbao login team\n\nServers and the hosts routed to them are set in $XDG_CONFIG_HOME/wbl/config.toml (WBL_CONFIG overrides); see \"Teams and clusters\" in the README."
+    )]
+    Openbao(OpenBaoArgs),
     /// Show the agent, its backend, and for each W&B host where its key comes from.
     #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
     Status(StatusArgs),
@@ -273,6 +279,27 @@ pub enum AgentCommand {
 pub struct AgentArgs {
     #[command(subcommand)]
     pub command: AgentCommand,
+}
+
+/// The options of `wbl openbao`.
+#[derive(Args, Debug)]
+pub struct OpenBaoArgs {
+    #[command(subcommand)]
+    pub command: OpenBaoCommand,
+}
+
+/// `wbl openbao` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum OpenBaoCommand {
+    /// Log the agent in to an OpenBao server of config.toml (token, password or the job's JWT).
+    #[command(after_help = "Examples:\n  \
+        wbl openbao login team                          # prompts for the token or password\n  \
+        pass show bao/alice | wbl openbao login team    # reads it from stdin\n  \
+        wbl openbao login jobs                          # auth = \"jwt\": uses jwt_file")]
+    Login {
+        /// The server's name: the NAME of an `[openbao.NAME]` section of config.toml.
+        name: String,
+    },
 }
 
 /// The options of `wbl doctor`.

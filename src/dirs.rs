@@ -1,81 +1,11 @@
-//! Every path wbl uses, in one place: the agent's socket and the files kept beside it, and the
-//! state directory holding the access log.
-//!
-//! `WBL_SOCKET` moves the runtime files at once, so tests and several instances never collide;
-//! `XDG_STATE_HOME` moves the state directory.
+//! The user's home directory, wbl's configuration file and its state directory (the access
+//! log). The agent's socket and the files beside it are `crate::rendezvous`, which client and
+//! agent share.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Environment variable naming the agent socket (a file path on Unix, a pipe name on Windows).
-pub const SOCKET_ENV: &str = "WBL_SOCKET";
-
-/// Where the agent listens and keeps its runtime files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimePaths {
-    /// The socket file (Unix) or the pipe name (Windows).
-    pub socket: PathBuf,
-}
-
-impl RuntimePaths {
-    /// Paths from the environment: `$WBL_SOCKET`, else `$XDG_RUNTIME_DIR/wbl/agent.sock`, else
-    /// `$TMPDIR/wbl-<uid>/agent.sock`.
-    pub fn from_env() -> Self {
-        Self::resolve(
-            std::env::var_os(SOCKET_ENV).map(PathBuf::from),
-            std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
-            std::env::temp_dir(),
-        )
-    }
-
-    /// The resolution rule itself, without reading the environment (for tests).
-    pub fn resolve(socket: Option<PathBuf>, runtime: Option<PathBuf>, tmp: PathBuf) -> Self {
-        if let Some(socket) = socket.filter(|p| !p.as_os_str().is_empty()) {
-            return RuntimePaths { socket };
-        }
-        let dir = match runtime.filter(|p| p.is_absolute()) {
-            Some(runtime) => runtime.join("wbl"),
-            None => tmp.join(format!("wbl-{}", user_tag())),
-        };
-        RuntimePaths {
-            socket: dir.join("agent.sock"),
-        }
-    }
-
-    /// The directory holding the socket and its sibling files.
-    pub fn dir(&self) -> &Path {
-        self.socket.parent().unwrap_or(Path::new("."))
-    }
-
-    fn sibling(&self, suffix: &str) -> PathBuf {
-        let mut name = self
-            .socket
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| "agent.sock".into());
-        name.push(suffix);
-        self.socket.with_file_name(name)
-    }
-
-    /// The agent's pid file; holding its lock means "I am the agent for this socket".
-    pub fn pidfile(&self) -> PathBuf {
-        self.sibling(".pid")
-    }
-
-    /// Lock file clients hold while auto-starting an agent, so two never start one each.
-    pub fn autostart_lock(&self) -> PathBuf {
-        self.sibling(".start.lock")
-    }
-
-    /// Log file of an agent started in the background.
-    pub fn logfile(&self) -> PathBuf {
-        self.sibling(".log")
-    }
-
-    /// The socket as a string for display and for Windows pipe names.
-    pub fn socket_display(&self) -> String {
-        self.socket.display().to_string()
-    }
-}
+/// Environment variable naming wbl's configuration file (it overrides the default path).
+pub const CONFIG_ENV: &str = "WBL_CONFIG";
 
 /// Where the agent keeps what outlives it (the access log): `$XDG_STATE_HOME/wbl` when that
 /// is an absolute path, else `~/.local/state/wbl` (the XDG default) on Linux and other Unix,
@@ -114,17 +44,24 @@ pub fn access_log() -> Option<PathBuf> {
     state_dir().map(|d| d.join("access.log"))
 }
 
-/// The current user's id on Unix, the user name elsewhere: keeps per-user paths apart.
-pub fn user_tag() -> String {
-    #[cfg(unix)]
-    {
-        // SAFETY: getuid has no preconditions and cannot fail.
-        unsafe { libc::getuid() }.to_string()
+/// wbl's configuration file (OpenBao servers and routes): `$WBL_CONFIG`, else
+/// `$XDG_CONFIG_HOME/wbl/config.toml`, else `~/.config/wbl/config.toml` (the platform's
+/// configuration directory off Linux). The second value is true when `WBL_CONFIG` named it.
+pub fn config_file() -> Option<(PathBuf, bool)> {
+    if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Some((PathBuf::from(p), true));
     }
-    #[cfg(not(unix))]
-    {
-        std::env::var("USERNAME").unwrap_or_else(|_| "user".into())
-    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            if cfg!(target_os = "linux") {
+                home_dir().map(|h| h.join(".config"))
+            } else {
+                directories::BaseDirs::new().map(|d| d.config_dir().to_path_buf())
+            }
+        })?;
+    Some((base.join("wbl").join("config.toml"), false))
 }
 
 /// The user's home directory, from `directories` (which honours `$HOME` on Unix).
@@ -139,19 +76,6 @@ pub fn home_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn explicit_socket_wins() {
-        let p = RuntimePaths::resolve(
-            Some("/x/s.sock".into()),
-            Some("/run/user/1".into()),
-            "/tmp".into(),
-        );
-        assert_eq!(p.socket, PathBuf::from("/x/s.sock"));
-        assert_eq!(p.pidfile(), PathBuf::from("/x/s.sock.pid"));
-        assert_eq!(p.logfile(), PathBuf::from("/x/s.sock.log"));
-        assert_eq!(p.dir(), Path::new("/x"));
-    }
 
     #[cfg(all(unix, not(target_os = "macos")))]
     #[test]
@@ -171,16 +95,5 @@ mod tests {
             Some(PathBuf::from("/home/u/.local/state/wbl"))
         );
         assert_eq!(resolve_state_dir(None, None), None);
-    }
-
-    #[test]
-    fn runtime_dir_then_tmp() {
-        let p = RuntimePaths::resolve(None, Some("/run/user/1".into()), "/tmp".into());
-        assert_eq!(p.socket, PathBuf::from("/run/user/1/wbl/agent.sock"));
-        let p = RuntimePaths::resolve(Some("".into()), Some("relative".into()), "/tmp".into());
-        assert_eq!(
-            p.socket,
-            PathBuf::from(format!("/tmp/wbl-{}/agent.sock", user_tag()))
-        );
     }
 }

@@ -7,11 +7,17 @@ pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod cmd;
+pub mod config;
 pub mod dirs;
+pub mod docker;
 pub mod doctor;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod entry;
 pub mod git;
 pub mod keychain;
 pub mod logging;
+pub mod openbao;
+pub mod rendezvous;
 pub mod service;
 pub mod term;
 pub mod wandb;

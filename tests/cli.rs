@@ -220,6 +220,10 @@ fn man_pages_cover_every_subcommand_and_render() {
             }
         } else {
             expected.push(format!("wbl-{}.1", sub.get_name()));
+            // Other groups (`wbl openbao`) get a page per subcommand too.
+            for a in sub.get_subcommands() {
+                expected.push(format!("wbl-{}-{}.1", sub.get_name(), a.get_name()));
+            }
         }
     }
     let mut written: Vec<String> = std::fs::read_dir(&out_dir)
@@ -260,11 +264,13 @@ fn man_pages_cover_every_subcommand_and_render() {
     let roff = std::fs::read_to_string(out_dir.join("wbl.1")).unwrap();
     for page in expected
         .iter()
-        .filter(|p| !p.starts_with("wbl-agent-") && *p != "wbl.1")
+        .filter(|p| !p.starts_with("wbl-agent-") && !p.starts_with("wbl-openbao-") && *p != "wbl.1")
     {
         let reference = format!("{}({})", page.trim_end_matches(".1"), 1).replace('-', "\\-");
         assert!(roff.contains(&reference), "wbl.1 lacks {reference}");
     }
+    let openbao = std::fs::read_to_string(out_dir.join("wbl-openbao.1")).unwrap();
+    assert!(openbao.contains("wbl\\-openbao\\-login(1)"), "{openbao}");
     let agent = std::fs::read_to_string(out_dir.join("wbl-agent.1")).unwrap();
     assert!(agent.contains("\\-\\-idle\\-exit"), "{agent}");
     assert!(agent.contains("MANAGING IT WITH wbl agent"), "{agent}");

@@ -1,8 +1,9 @@
-//! The client's start-up shortcuts keep its behaviour: the fast path (`wbl credential <op>` and
-//! `wbl --version` handled before clap) gives the same output, exit codes and errors as the
-//! clap path it bypasses, anything else still reaches clap; and the client's own C `main`
-//! (Linux, glibc) keeps what std's runtime start-up guaranteed: closed standard fds are
-//! reopened on /dev/null, and a closed pipe is an error, not a SIGPIPE death.
+//! The clients' start-up shortcuts keep their behaviour: the fast path (`wbl credential <op>`
+//! and `wbl --version` handled before clap) gives the same output, exit codes and errors as the
+//! clap path it bypasses, anything else still reaches clap; and the helper programs' own C
+//! `main` (`wbl::entry`, Linux, glibc) keeps what std's runtime start-up guarantees (and `wbl`,
+//! on std's start-up, keeps too): closed standard fds are reopened on /dev/null, and a closed
+//! pipe is an error, not a SIGPIPE death.
 
 #![cfg(target_os = "linux")]
 
@@ -49,7 +50,10 @@ fn credential_round_trip_and_errors_through_the_fast_path() {
         &["credential", "get"],
         b"protocol=https\nhost=fast.path.test\n\n",
     ));
-    assert_eq!(stdout(&out), format!("username=u\npassword={k}\n"));
+    assert_eq!(
+        stdout(&out),
+        format!("capability[]=authtype\nusername=u\npassword={k}\n")
+    );
     // Unknown operations are ignored, as gitcredentials(7) asks.
     let out = ok(run(&w, &["credential", "frobnicate"], b"garbage"));
     assert_eq!(stdout(&out), "");
@@ -91,10 +95,16 @@ fn other_command_lines_still_reach_clap() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
-/// Runs `wbl args` with `input` on stdin and the standard fds in `closed` closed.
-fn run_with_closed(w: &World, args: &[&str], input: &[u8], closed: &'static [i32]) -> Output {
+/// Runs `program args` with `input` on stdin and the standard fds in `closed` closed.
+fn run_with_closed(
+    w: &World,
+    program: &str,
+    args: &[&str],
+    input: &[u8],
+    closed: &'static [i32],
+) -> Output {
     use std::os::unix::process::CommandExt;
-    let mut c = w.cmd(WBL);
+    let mut c = w.cmd(program);
     c.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -112,6 +122,13 @@ fn run_with_closed(w: &World, args: &[&str], input: &[u8], closed: &'static [i32
     let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output().unwrap()
 }
+
+/// The programs whose start-up is checked, with a `get` command line and one that prints.
+const PROGRAMS: [(&str, &[&str], &[&str]); 3] = [
+    (WBL, &["credential", "get"], &["credential", "capability"]),
+    (GIT_HELPER, &["get"], &["capability"]),
+    (DOCKER_HELPER, &["get"], &["version"]),
+];
 
 /// A one-connection stand-in for the agent on the world's socket: answers hello and one get
 /// with `password`, then returns every byte the client sent after its get.
@@ -146,40 +163,57 @@ fn fake_agent(w: &World, password: &str) -> std::thread::JoinHandle<Vec<u8>> {
 
 #[test]
 fn closed_standard_fds_are_reopened_on_dev_null() {
-    let w = World::new(Backend::Keyutils);
-    // With stdout and stderr closed, the socket would be the lowest free fd, 1, and the
-    // answer printed on "stdout" would go back into it. Reopened on /dev/null, they keep the
-    // socket away from 0–2: the agent reads nothing after the get.
-    let k = key(8);
-    let agent = fake_agent(&w, &k);
-    let query = b"protocol=https\nhost=fds.test\n\n";
-    let out = run_with_closed(&w, &["credential", "get"], query, &[1, 2]);
-    assert!(out.status.success(), "{:?}", out.status);
-    let rest = agent.join().unwrap();
-    assert_eq!(String::from_utf8_lossy(&rest), "");
-    // And with all three closed, commands that print still run to completion.
-    for args in [&["--version"][..], &["credential", "capability"][..]] {
-        let out = run_with_closed(&w, args, b"", &[0, 1, 2]);
-        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+    for (program, get, prints) in PROGRAMS {
+        let w = World::new(Backend::Keyutils);
+        // With stdout and stderr closed, the socket would be the lowest free fd, 1, and the
+        // answer printed on "stdout" would go back into it. Reopened on /dev/null, they keep
+        // the socket away from 0–2: the agent reads nothing after the get.
+        let k = key(8);
+        let agent = fake_agent(&w, &k);
+        let query: &[u8] = if program == DOCKER_HELPER {
+            b"fds.test\n"
+        } else {
+            b"protocol=https\nhost=fds.test\n\n"
+        };
+        let out = run_with_closed(&w, program, get, query, &[1, 2]);
+        assert!(out.status.success(), "{program}: {:?}", out.status);
+        let rest = agent.join().unwrap();
+        assert_eq!(String::from_utf8_lossy(&rest), "", "{program}");
+        // And with all three closed, commands that print still run to completion.
+        let out = run_with_closed(&w, program, prints, b"", &[0, 1, 2]);
+        assert!(
+            out.status.success(),
+            "{program} {prints:?}: {:?}",
+            out.status
+        );
     }
+    let w = World::new(Backend::Keyutils);
+    let out = run_with_closed(&w, WBL, &["--version"], b"", &[0, 1, 2]);
+    assert!(out.status.success(), "{:?}", out.status);
 }
 
 #[test]
 fn a_closed_pipe_is_an_error_not_sigpipe() {
     let w = World::new(Backend::Keyutils);
     // (clap's `--help` ignores write errors and exits 0; these report them.)
-    for args in [&["--version"][..], &["credential", "capability"][..]] {
+    let mut cases: Vec<(&str, &[&str])> = vec![(WBL, &["--version"])];
+    cases.extend(PROGRAMS.iter().map(|(p, _, prints)| (*p, *prints)));
+    for (program, args) in cases {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let out = w
-            .cmd(WBL)
+            .cmd(program)
             .args(args)
             .stdout(writer)
             .stderr(Stdio::piped())
             .output()
             .unwrap();
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), None, "{args:?} died of a signal");
-        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(
+            out.status.signal(),
+            None,
+            "{program} {args:?} died of a signal"
+        );
+        assert_ne!(out.status.code(), Some(0), "{program} {args:?}");
     }
 }

@@ -21,26 +21,10 @@ fn helper() -> String {
     format!("!'{WBL}' credential")
 }
 
-/// Makes a command that runs git (or runs git itself) blind to the developer's git setup.
-fn isolate_git(c: &mut Command, w: &World) {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GIT_") || k.to_ascii_lowercase().ends_with("_proxy") {
-            c.env_remove(&k);
-        }
-    }
-    c.env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", w.home().join(".gitconfig"))
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env_remove("SSH_ASKPASS");
-}
-
 fn git(w: &World) -> Command {
     let mut c = w.cmd("git");
     isolate_git(&mut c, w);
+    c.env("PATH", path_with_bins());
     c
 }
 
@@ -202,6 +186,45 @@ fn reject_erases_but_not_a_newer_password() {
         b"protocol=https\nhost=h.example\n",
     ));
     assert_eq!(password(&w, "protocol=https\nhost=h.example\n"), None);
+}
+
+#[test]
+fn erase_with_a_password_and_no_user_name_compares_each_candidate() {
+    // git's credential-cache compares the password with every match, erasing only the ones
+    // that hold it. Three users on one host (the first match holds the password, the second
+    // does not), then a rejected password without a user name.
+    let w = World::new(Backend::Keyutils);
+    for (user, pw) in [("a", "pw-x"), ("b", "pw-other"), ("c", "pw-x")] {
+        approve(
+            &w,
+            &format!("protocol=https\nhost=h.example\nusername={user}\npassword={pw}\n"),
+        );
+    }
+    ok(wbl_credential(
+        &w,
+        "erase",
+        b"protocol=https\nhost=h.example\npassword=pw-x\n",
+    ));
+    let left = |user: &str| {
+        password(
+            &w,
+            &format!("protocol=https\nhost=h.example\nusername={user}\n"),
+        )
+    };
+    assert_eq!(left("a"), None);
+    assert_eq!(
+        left("b").as_deref(),
+        Some("pw-other"),
+        "a credential holding another password was erased"
+    );
+    assert_eq!(left("c"), None);
+    // A password nobody holds erases nothing.
+    ok(wbl_credential(
+        &w,
+        "erase",
+        b"protocol=https\nhost=h.example\npassword=nobody-has-it\n",
+    ));
+    assert_eq!(left("b").as_deref(), Some("pw-other"));
 }
 
 #[test]
@@ -484,8 +507,12 @@ fn pre_encoded_credentials_need_the_authtype_capability() {
         stdout(&out),
         "capability[]=authtype\nauthtype=Bearer\ncredential=tok-123\n"
     );
-    // A caller that did not announce the capability cannot use it: nothing.
-    assert_eq!(stdout(&ok(wbl_credential(&w, "get", query))), "");
+    // A caller that did not announce the capability cannot use it: only git's cache's
+    // capability line, no credential.
+    assert_eq!(
+        stdout(&ok(wbl_credential(&w, "get", query))),
+        "capability[]=authtype\n"
+    );
     // It survives a restart: the keychain has it, with no password item.
     w.stop_agent();
     let out = ok(wbl_credential(
@@ -576,7 +603,10 @@ fn unknown_attributes_and_operations_are_ignored() {
         b"protocol=https\nhost=h.example\nwwwauth[]=Basic realm=\"x\"\nstate[]=x:y\n\
           some_future_attribute=1\ncontinue=1\n",
     ));
-    assert_eq!(stdout(&out), "username=u\npassword=pw\n");
+    assert_eq!(
+        stdout(&out),
+        "capability[]=authtype\nusername=u\npassword=pw\n"
+    );
     let out = ok(wbl_credential(&w, "frobnicate", b"garbage\n"));
     assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("", ""));
     let out = ok(wbl_credential(&w, "capability", b""));
@@ -768,10 +798,16 @@ fn clone_and_push_over_http_get_the_password_from_wbl() {
     assert_eq!(stdout(&out), "", "git's reject erased the wrong password");
 }
 
-/// `wbl setup-git …` run with git isolated like the tests' git.
+/// `wbl setup-git …` run with git isolated like the tests' git, `git-credential-wbl` on PATH
+/// only when `exe` is the built `wbl`.
 fn setup_git(w: &World, exe: &Path, args: &[&str], dir: &Path) -> Output {
     let mut c = w.cmd(exe.to_str().unwrap());
     isolate_git(&mut c, w);
+    if exe == Path::new(WBL) {
+        c.env("PATH", path_with_bins());
+    } else {
+        c.env("PATH", path_without_bins());
+    }
     c.arg("setup-git").args(args).current_dir(dir);
     c.output().unwrap()
 }
@@ -811,15 +847,19 @@ fn setup_git_is_idempotent_keeps_other_helpers_and_removes_only_its_own() {
         .args(["config", "--global", "credential.helper", "/bin/true"])
         .output()
         .unwrap());
-    let plain = WBL
+    let plain = GIT_HELPER
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
-    let ours = if plain {
-        format!("{WBL} credential")
+    let absolute = if plain {
+        GIT_HELPER.to_owned()
     } else {
-        helper()
+        format!("!'{GIT_HELPER}'")
     };
-    let out = ok(setup_git(&w, Path::new(WBL), &["--host", url], &home));
+    // git-credential-wbl not on PATH: its absolute path, replacing the old `wbl credential`.
+    let mut c = w.cmd(WBL);
+    isolate_git(&mut c, &w);
+    c.env("PATH", path_without_bins());
+    let out = ok(c.args(["setup-git", "--host", url]).output().unwrap());
     assert!(
         stderr(&out).contains("replaced an older wbl helper"),
         "{}",
@@ -827,8 +867,16 @@ fn setup_git_is_idempotent_keeps_other_helpers_and_removes_only_its_own() {
     );
     assert_eq!(
         helpers_of(&w, "--global", url, &home),
-        ["/bin/true", ours.as_str()]
+        ["/bin/true", absolute.as_str()]
     );
+    // On PATH: git's short form `wbl`, replacing the absolute path.
+    let out = ok(setup_git(&w, Path::new(WBL), &["--host", url], &home));
+    assert!(
+        stderr(&out).contains(&format!("replaced an older wbl helper: {absolute}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(helpers_of(&w, "--global", url, &home), ["/bin/true", "wbl"]);
     let out = ok(setup_git(
         &w,
         Path::new(WBL),
@@ -836,12 +884,9 @@ fn setup_git_is_idempotent_keeps_other_helpers_and_removes_only_its_own() {
         &home,
     ));
     assert!(stderr(&out).contains("already"), "{}", stderr(&out));
-    assert_eq!(
-        helpers_of(&w, "--global", url, &home),
-        ["/bin/true", ours.as_str()]
-    );
+    assert_eq!(helpers_of(&w, "--global", url, &home), ["/bin/true", "wbl"]);
 
-    // git now uses wbl for this URL by itself (no -c).
+    // git now uses wbl for this URL by itself (no -c), finding git-credential-wbl on PATH.
     let store = "protocol=https\nhost=git.example.com\nusername=alice\npassword=pw\n";
     ok(run_with_stdin(
         {
@@ -934,4 +979,77 @@ fn setup_git_local_and_a_path_that_needs_quoting() {
         &repo,
     ));
     assert!(helpers_of(&w, "--local", url, &repo).is_empty());
+}
+
+/// `wbl credential get` straight to the helper; the answer's attributes.
+fn helper_get(w: &World, input: &str) -> HashMap<String, String> {
+    attrs(&stdout(&ok(wbl_credential(w, "get", input.as_bytes()))))
+}
+
+#[test]
+fn hosts_with_separator_characters_never_reach_another_items_name() {
+    // git percent-decodes URLs: `https://git.corp%2Fx/r` and `https://git.corp%23password_expiry_utc/`
+    // give hosts that used to be stored under git.corp's own item names.
+    for backend in [Backend::Keyutils, Backend::SecretService] {
+        let w = World::new(backend);
+        approve(&w, "url=https://alice@git.corp/\npassword=good\n");
+        approve(&w, "url=https://mallory@git.corp%2Fx/r\npassword=evil\n");
+        approve(
+            &w,
+            "url=https://alice@git.corp%23password_expiry_utc/\npassword=1\n",
+        );
+        // After a restart the agent reads every name back from the keychain.
+        w.stop_agent();
+        let a = helper_get(&w, "protocol=https\nhost=git.corp\n");
+        assert_eq!(
+            a.get("username").map(String::as_str),
+            Some("alice"),
+            "{a:?}"
+        );
+        assert_eq!(a.get("password").map(String::as_str), Some("good"), "{a:?}");
+        assert!(!a.contains_key("password_expiry_utc"), "{a:?}");
+        assert_eq!(
+            password(&w, "url=https://git.corp%2Fx/r\n").as_deref(),
+            Some("evil")
+        );
+        assert_eq!(
+            password(&w, "url=https://git.corp%23password_expiry_utc/\n").as_deref(),
+            Some("1")
+        );
+    }
+}
+
+#[test]
+fn items_named_before_the_escaping_are_renamed_and_still_served() {
+    let w = World::new(Backend::Keyutils);
+    // An item as wbl named it before: a host holding `#` written as it is.
+    let old = format!("{}:alice@https://h.example#b", w.namespace);
+    let out = std::process::Command::new("keyctl")
+        .args(["add", "user", &old, "legacy-secret", "@u"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let a = helper_get(&w, "protocol=https\nhost=h.example#b\n");
+    assert_eq!(
+        a.get("password").map(String::as_str),
+        Some("legacy-secret"),
+        "{a:?}"
+    );
+    let search = |d: &str| {
+        std::process::Command::new("keyctl")
+            .args(["search", "@u", "user", d])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!search(&old), "the old item is still there");
+    assert!(search(&format!(
+        "{}:alice@https://h.example%23b",
+        w.namespace
+    )));
+    // Served again after another restart, from the new name.
+    w.stop_agent();
+    let a = helper_get(&w, "protocol=https\nhost=h.example#b\n");
+    assert_eq!(a.get("password").map(String::as_str), Some("legacy-secret"));
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use wbl::client::AgentClient;
-use wbl::dirs::RuntimePaths;
+use wbl::rendezvous::RuntimePaths;
 use wbl_proto::{Credential, Query, Secret, Target};
 
 fn value(i: usize) -> String {

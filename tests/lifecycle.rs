@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::*;
 use wbl::client::{AgentClient, ClientError};
-use wbl::dirs::RuntimePaths;
+use wbl::rendezvous::RuntimePaths;
 use wbl_proto::{Credential, ErrorCode, PROTOCOL_VERSION, ProtoError, Query, Secret, Target};
 
 /// Bound on anything that must not hang; reaching it fails the test (it is not a speed check).

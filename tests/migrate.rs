@@ -401,7 +401,10 @@ fn git_credentials_move_into_the_keychain() {
             .unwrap();
         child.wait_with_output().unwrap()
     });
-    assert_eq!(stdout(&out), "username=bob\npassword=pw\n");
+    assert_eq!(
+        stdout(&out),
+        "capability[]=authtype\nusername=bob\npassword=pw\n"
+    );
 }
 
 #[test]

@@ -74,6 +74,26 @@ fn still_serves(w: &World, k: &str) {
     assert_eq!(stdout(&out), format!("{k}\n"));
 }
 
+/// `wbl login -` with `key` on stdin (no warning about a key on the command line).
+fn login_stdin(w: &World, args: &[&str], key: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = w.cmd(WBL);
+    c.arg("login")
+        .args(args)
+        .arg("-")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(key.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn started(backend: Backend, env: &[(&str, &str)]) -> (World, String) {
     let w = World::new(backend);
     let k = key(70);
@@ -322,7 +342,7 @@ fn a_hung_secret_service_gives_a_clear_error_in_bounded_time_and_the_agent_recov
     // Warm keys are served from memory: no D-Bus call.
     still_serves(&w, &k);
     let k2 = key(71);
-    let out = w.wbl_env(&["login", "--host", "https://other.example", &k2], &env);
+    let out = login_stdin(&w, &["--host", "https://other.example"], &k2, &env);
     signal(gk, "-CONT");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -350,7 +370,7 @@ fn secret_service_gone_gives_a_clear_error_and_the_agent_recovers_when_it_return
     signal(gk, "-KILL");
     wait_gone(gk);
     let k2 = key(72);
-    let out = w.wbl_env(&["login", "--host", "https://gone.example", &k2], &env);
+    let out = login_stdin(&w, &["--host", "https://gone.example"], &k2, &env);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.starts_with("wbl: error: "), "{err}");

@@ -277,18 +277,27 @@ pub fn quick() -> bool {
 pub struct Bins {
     pub wbl: std::path::PathBuf,
     pub agent: std::path::PathBuf,
+    pub git_helper: std::path::PathBuf,
+    pub docker_helper: std::path::PathBuf,
 }
 
 impl Bins {
     pub fn get() -> Bins {
         match std::env::var_os("WBL_BENCH_BIN_DIR") {
-            Some(dir) => Bins {
-                wbl: std::path::Path::new(&dir).join("wbl"),
-                agent: std::path::Path::new(&dir).join("wbl-agent"),
-            },
+            Some(dir) => {
+                let dir = std::path::Path::new(&dir);
+                Bins {
+                    wbl: dir.join("wbl"),
+                    agent: dir.join("wbl-agent"),
+                    git_helper: dir.join("git-credential-wbl"),
+                    docker_helper: dir.join("docker-credential-wbl"),
+                }
+            }
             None => Bins {
                 wbl: crate::common::WBL.into(),
                 agent: crate::common::AGENT.into(),
+                git_helper: crate::common::GIT_HELPER.into(),
+                docker_helper: crate::common::DOCKER_HELPER.into(),
             },
         }
     }

@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = h.app_url(None);
         let _ = h.authorize_url(Some("https://app.example"));
         assert!(!h.as_str().ends_with('/'));
+        // User info is refused, never kept.
+        assert!(!h.netloc().contains('@'));
         // Normalising is idempotent.
         let again = HostUrl::parse(h.as_str()).expect("a normalised URL parses again");
         assert_eq!(again.as_str(), h.as_str());

@@ -25,6 +25,10 @@ pub enum ProtoError {
     Decode(String),
     #[error("could not encode the message: {0}")]
     Encode(String),
+    #[error("frame of {len} bytes is larger than the {limit} bytes allowed here")]
+    TooLargeHere { len: usize, limit: usize },
+    #[error("the receiver's shared buffer budget is used up; retry later")]
+    Busy,
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -127,7 +131,30 @@ mod tests {
         // Protocol 3: `Stored` says whether the credential survives a reboot.
         let stored = Response::Stored { persistent: false };
         assert_eq!(&encode_frame(&stored).unwrap()[..], &[0, 0, 0, 2, 2, 0]);
-        assert_eq!(PROTOCOL_VERSION, 3);
+        // Protocol 4: the OpenBao login request, its answer and error codes, all at the end.
+        let login = Request::OpenBaoLogin {
+            server: "t".into(),
+            secret: Some(Secret::from("s")),
+        };
+        assert_eq!(
+            &encode_frame(&login).unwrap()[..],
+            &[0, 0, 0, 6, 7, 1, b't', 1, 1, b's']
+        );
+        let err = Response::error(crate::ErrorCode::NotFound, "");
+        assert_eq!(&encode_frame(&err).unwrap()[..], &[0, 0, 0, 3, 7, 9, 0]);
+        let session = Response::OpenBaoLoggedIn(crate::OpenBaoSession {
+            server: "t".into(),
+            address: "a".into(),
+            policies: vec!["p".into()],
+            ttl_secs: Some(60),
+            renewable: true,
+            kept_in_keychain: false,
+        });
+        assert_eq!(
+            &encode_frame(&session).unwrap()[..],
+            &[0, 0, 0, 12, 8, 1, b't', 1, b'a', 1, 1, b'p', 1, 60, 1, 0]
+        );
+        assert_eq!(PROTOCOL_VERSION, 4);
     }
 
     #[test]

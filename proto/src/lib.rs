@@ -9,9 +9,9 @@ mod message;
 mod secret;
 
 pub use codec::{FRAME_HEADER_LEN, MAX_FRAME_LEN, ProtoError, decode, encode_frame, frame_len};
-pub use connection::Connection;
+pub use connection::{ByteBudget, Connection, RECV_CHUNK, RecvLimits};
 pub use message::{
-    AgentStatus, Credential, CredentialInfo, ErrorCode, PROTOCOL_VERSION, Query, Request, Response,
-    Target,
+    AgentStatus, Credential, CredentialInfo, ErrorCode, OpenBaoSession, PROTOCOL_VERSION, Query,
+    Request, Response, Target,
 };
 pub use secret::Secret;

@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,10 +79,16 @@ impl Credential {
         }
     }
 
-    /// True when there is something to authenticate with: a password or a pre-encoded
-    /// credential.
+    /// True when there is a non-empty secret: a password or a pre-encoded credential.
     pub fn has_secret(&self) -> bool {
         !self.password.is_empty() || self.credential.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// True when the credential has a password, possibly empty: every credential except one
+    /// that carries only a pre-encoded `credential` (git's `authtype`). git stores a user name
+    /// and a password even when both are empty (SSO hosts), and so does wbl.
+    pub fn has_password(&self) -> bool {
+        !self.password.is_empty() || self.credential.as_ref().is_none_or(|c| c.is_empty())
     }
 }
 
@@ -112,6 +118,21 @@ pub struct AgentStatus {
     pub socket: String,
 }
 
+/// What the agent holds after logging in to an OpenBao server (never the token itself).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OpenBaoSession {
+    pub server: String,
+    pub address: String,
+    /// The token's policies, as the server reported them.
+    pub policies: Vec<String>,
+    /// Seconds left on the token; `None` when it never expires.
+    pub ttl_secs: Option<u64>,
+    /// Whether the agent can renew it (`auth/token/renew-self`).
+    pub renewable: bool,
+    /// Whether the token was also saved in the OS keychain (`token` and `userpass`).
+    pub kept_in_keychain: bool,
+}
+
 /// Client → agent. Every connection starts with `Hello`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -127,6 +148,13 @@ pub enum Request {
     List,
     Status,
     Shutdown,
+    /// Log the agent in to the configured OpenBao server `server`: `secret` is the token
+    /// (`auth = "token"`) or the password (`userpass`); `None` for `jwt`, which reads its
+    /// `jwt_file`.
+    OpenBaoLogin {
+        server: String,
+        secret: Option<Secret>,
+    },
 }
 
 /// Why a request failed.
@@ -146,6 +174,13 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Anything else; the message says what.
     Internal,
+    /// wbl's configuration file cannot be used; the message names the file and line.
+    Config,
+    /// An OpenBao server refused or failed; the message names the server, the secret and
+    /// the reason (permission denied, sealed, unreachable, token expired, …).
+    OpenBao,
+    /// The store a host is routed to has no such secret (OpenBao); the message names it.
+    NotFound,
 }
 
 /// Agent → client: exactly one response per request.
@@ -173,6 +208,8 @@ pub enum Response {
         code: ErrorCode,
         message: String,
     },
+    /// The answer to `OpenBaoLogin`.
+    OpenBaoLoggedIn(OpenBaoSession),
 }
 
 impl Response {

@@ -86,6 +86,32 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             Response::error(ErrorCode::BadRequest, "hello was already exchanged")
         }
         Request::Get(query) => {
+            match state.openbao().route_for(&query.target) {
+                Err(refused) => {
+                    audit_routed(
+                        state,
+                        session,
+                        Op::Get,
+                        &query.target,
+                        query.username.as_deref(),
+                        &refused,
+                    );
+                    return *refused;
+                }
+                Ok(Some(route)) => {
+                    let r = state.openbao().get(state, &route, &query).await;
+                    audit_routed(
+                        state,
+                        session,
+                        Op::Get,
+                        &query.target,
+                        query.username.as_deref(),
+                        &r,
+                    );
+                    return r;
+                }
+                Ok(None) => {}
+            }
             let result = state.get(&query).await;
             audit(
                 state,
@@ -101,6 +127,18 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         }
         Request::Store(cred) => {
             let (target, user) = (cred.target.clone(), cred.username.clone());
+            match state.openbao().route_for(&target) {
+                Err(refused) => {
+                    audit_routed(state, session, Op::Store, &target, Some(&user), &refused);
+                    return *refused;
+                }
+                Ok(Some(route)) if cred.has_secret() => {
+                    let r = state.openbao().store(state, &route, cred).await;
+                    audit_routed(state, session, Op::Store, &target, Some(&user), &r);
+                    return r;
+                }
+                _ => {}
+            }
             let result = state.store(cred).await;
             audit(
                 state,
@@ -115,6 +153,32 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             })
         }
         Request::Erase(query) => {
+            match state.openbao().route_for(&query.target) {
+                Err(refused) => {
+                    audit_routed(
+                        state,
+                        session,
+                        Op::Erase,
+                        &query.target,
+                        query.username.as_deref(),
+                        &refused,
+                    );
+                    return *refused;
+                }
+                Ok(Some(route)) => {
+                    let r = state.openbao().erase(state, &route, &query).await;
+                    audit_routed(
+                        state,
+                        session,
+                        Op::Erase,
+                        &query.target,
+                        query.username.as_deref(),
+                        &r,
+                    );
+                    return r;
+                }
+                Ok(None) => {}
+            }
             let result = state.erase(&query).await;
             audit(
                 state,
@@ -136,6 +200,10 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             state.request_shutdown();
             Response::ShuttingDown
         }
+        Request::OpenBaoLogin { server, secret } => {
+            tracing::debug!(%server, peer_pid = ?session.peer.pid, "openbao login");
+            state.openbao().login(state, &server, secret).await
+        }
     }
 }
 
@@ -146,7 +214,7 @@ fn error(e: AgentError) -> Response {
 
 fn error_code(e: &AgentError) -> ErrorCode {
     match e {
-        AgentError::NoSecret | AgentError::NoTarget => ErrorCode::BadRequest,
+        AgentError::NoTarget => ErrorCode::BadRequest,
         AgentError::Keychain(_) => ErrorCode::Keychain,
         AgentError::KeychainTimeout { .. } => ErrorCode::KeychainTimeout,
         AgentError::Internal => ErrorCode::Internal,
@@ -155,6 +223,7 @@ fn error_code(e: &AgentError) -> ErrorCode {
 
 fn status(state: &State) -> AgentStatus {
     let (cached, stored) = state.counts();
+    let cached = cached + state.openbao().cached();
     AgentStatus {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: PROTOCOL_VERSION,
@@ -213,18 +282,39 @@ fn audit(
         Err(e) => {
             tracing::debug!(access = ?op, %target, ?user, error = %e, peer_pid = ?session.peer.pid, "failed");
             let code = error_code(e);
-            let result = match code {
-                ErrorCode::BadRequest
-                | ErrorCode::VersionMismatch
-                | ErrorCode::TooLarge
-                | ErrorCode::ShuttingDown => Result_::Refused,
-                ErrorCode::Keychain | ErrorCode::KeychainTimeout | ErrorCode::Internal => {
-                    Result_::Error
-                }
-            };
-            (result, Some(code_name(code)), user)
+            (result_of(code), Some(code_name(code)), user)
         }
     };
+    record(state, session, op, target, user, result, code);
+}
+
+/// The access log's result for a request that failed with `code`.
+fn result_of(code: ErrorCode) -> accesslog::Outcome {
+    use accesslog::Outcome as Result_;
+    match code {
+        ErrorCode::BadRequest
+        | ErrorCode::VersionMismatch
+        | ErrorCode::TooLarge
+        | ErrorCode::ShuttingDown
+        | ErrorCode::Config => Result_::Refused,
+        ErrorCode::NotFound => Result_::Miss,
+        ErrorCode::Keychain
+        | ErrorCode::KeychainTimeout
+        | ErrorCode::Internal
+        | ErrorCode::OpenBao => Result_::Error,
+    }
+}
+
+/// Hands one entry to the access log (never waits: see `Writer::record`).
+fn record(
+    state: &State,
+    session: &Session,
+    op: Op,
+    target: &Target,
+    user: Option<&str>,
+    result: accesslog::Outcome,
+    code: Option<&'static str>,
+) {
     state.access_log().record(Event {
         time: SystemTime::now(),
         op,
@@ -238,7 +328,6 @@ fn audit(
     });
 }
 
-/// An error code as the access log spells it.
 fn code_name(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::BadRequest => "bad_request",
@@ -248,7 +337,34 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::TooLarge => "too_large",
         ErrorCode::ShuttingDown => "shutting_down",
         ErrorCode::Internal => "internal",
+        ErrorCode::Config => "config",
+        ErrorCode::OpenBao => "openbao",
+        ErrorCode::NotFound => "not_found",
     }
+}
+
+/// [`audit`] for a request answered by the OpenBao store, which answers with a response.
+fn audit_routed(
+    state: &State,
+    session: &Session,
+    op: Op,
+    target: &Target,
+    user: Option<&str>,
+    response: &Response,
+) {
+    use accesslog::Outcome as Result_;
+    let (result, code, user) = match response {
+        Response::Credential(Some(c)) => (Result_::Ok, None, Some(c.username.as_str())),
+        Response::Credential(None) | Response::Erased { count: 0 } => (Result_::Miss, None, user),
+        Response::Stored { .. } | Response::Erased { .. } => (Result_::Ok, None, user),
+        Response::Error { code, message } => {
+            tracing::debug!(access = ?op, %target, ?user, error = %message, peer_pid = ?session.peer.pid, store = "openbao", "failed");
+            (result_of(*code), Some(code_name(*code)), user)
+        }
+        _ => return,
+    };
+    tracing::debug!(access = ?op, %target, ?user, ?result, peer_pid = ?session.peer.pid, store = "openbao", "answered");
+    record(state, session, op, target, user, result, code);
 }
 
 #[cfg(test)]
@@ -343,8 +459,15 @@ mod tests {
             code(&answer(&state, &s, hello).await),
             Some(ErrorCode::BadRequest)
         );
-        let empty = answer(&state, &s, Request::Store(key(""))).await;
-        assert_eq!(code(&empty), Some(ErrorCode::BadRequest));
+        let no_host = Request::Store(Credential::new(
+            Target::new("https", ""),
+            "api",
+            Secret::from("k"),
+        ));
+        assert_eq!(
+            code(&answer(&state, &s, no_host).await),
+            Some(ErrorCode::BadRequest)
+        );
         mem.fail_when(|op, _| op == Op::List);
         let failed = answer(&state, &s, get()).await;
         assert_eq!(code(&failed), Some(ErrorCode::Keychain));

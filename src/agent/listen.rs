@@ -1,5 +1,7 @@
-//! Claiming the agent's socket safely: a private directory, a pid-file lock that makes one
-//! agent per socket, stale socket files replaced, a live agent never displaced.
+//! Claiming the agent's socket safely: a private directory (the rule is
+//! `crate::rendezvous`'s, shared with the client), a pid-file lock that makes one agent per
+//! socket, stale sockets of ours replaced, anything else at the socket path left alone, a
+//! live agent never displaced.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -7,15 +9,20 @@ use std::path::{Path, PathBuf};
 
 use interprocess::local_socket::{ListenerOptions, tokio::Listener};
 
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::{self, PrepareError, RuntimePaths, UnsafeDir};
 
 /// Why the agent could not claim its socket.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     #[error("another wbl-agent is already running for {socket}{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     AlreadyRunning { socket: String, pid: Option<u32> },
-    #[error("refusing to use {path}: {why}")]
-    UnsafeDirectory { path: PathBuf, why: String },
+    #[error(transparent)]
+    UnsafeDirectory(#[from] UnsafeDir),
+    #[error(
+        "refusing to replace {}: {why}; it is not a socket of yours, so it was left alone: remove it yourself if you know what it is, or set WBL_SOCKET to another path",
+        path.display()
+    )]
+    NotOurSocket { path: PathBuf, why: String },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -64,67 +71,44 @@ impl Drop for Claimed {
     }
 }
 
-/// Why a runtime directory is refused: the one rule the agent enforces and `wbl doctor`
-/// reports.
-#[cfg(unix)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnsafeDir {
-    /// Owned by another user.
-    NotOurs { owner: u32, me: u32 },
-    /// Writable by group or others (`mode` is the permission bits).
-    WritableByOthers { mode: u32 },
-}
-
-/// `None` when a directory with this metadata is safe for the agent's socket.
-#[cfg(unix)]
-pub fn unsafe_dir(meta: &std::fs::Metadata) -> Option<UnsafeDir> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return Some(UnsafeDir::NotOurs {
-            owner: meta.uid(),
-            me,
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    (mode & 0o022 != 0).then_some(UnsafeDir::WritableByOthers { mode })
-}
-
-/// Makes the runtime directory (0700) or checks an existing one: it must belong to us and not
-/// be writable by anyone else.
+/// Makes the runtime directory (0700) or checks an existing one, by the rendezvous rule.
 pub fn prepare_dir(dir: &Path) -> Result<(), BindError> {
+    rendezvous::prepare_dir(dir).map_err(|e| match e {
+        PrepareError::Unsafe(u) => BindError::UnsafeDirectory(u),
+        PrepareError::Create { path, source } => BindError::Io {
+            what: "cannot create directory",
+            path,
+            source,
+        },
+    })
+}
+
+/// `Ok` when what sits at the socket path may be removed as stale: a socket (never followed
+/// through a symbolic link) owned by us.
+fn removable_stale_socket(socket: &Path, meta: &std::fs::Metadata) -> Result<(), BindError> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io_err("cannot create directory", dir))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io_err("cannot set permissions on", dir))?;
-        }
-        let meta = std::fs::metadata(dir).map_err(io_err("cannot inspect", dir))?;
-        let why = match unsafe_dir(&meta) {
-            None => None,
-            Some(UnsafeDir::NotOurs { owner, me }) => {
-                Some(format!("it belongs to uid {owner}, not to us (uid {me})"))
-            }
-            Some(UnsafeDir::WritableByOthers { mode }) => Some(format!(
-                "it is writable by other users (mode {mode:o}); use a private directory"
-            )),
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let why = if !meta.file_type().is_socket() {
+            Some(if meta.file_type().is_symlink() {
+                "it is a symbolic link".to_owned()
+            } else {
+                "it is not a socket".to_owned()
+            })
+        } else {
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            (meta.uid() != me).then(|| format!("it belongs to uid {}, not to you", meta.uid()))
         };
         if let Some(why) = why {
-            return Err(BindError::UnsafeDirectory {
-                path: dir.to_owned(),
+            return Err(BindError::NotOurSocket {
+                path: socket.to_owned(),
                 why,
             });
         }
     }
     #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).map_err(io_err("cannot create directory", dir))?;
+    let _ = (socket, meta);
     Ok(())
 }
 
@@ -176,7 +160,8 @@ pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
     // At once, so that an agent losing the race can name us.
     write_pid(&mut lock, &paths.pidfile())?;
     let socket = paths.socket.clone();
-    if socket.exists() || std::fs::symlink_metadata(&socket).is_ok() {
+    if let Ok(meta) = std::fs::symlink_metadata(&socket) {
+        removable_stale_socket(&socket, &meta)?;
         if socket_is_live(&socket) {
             return Err(BindError::AlreadyRunning {
                 socket: paths.socket_display(),
@@ -242,7 +227,7 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
 const PIPE_SDDL: &str = "D:P(A;;GA;;;OW)";
 
 fn bind_listener(paths: &RuntimePaths) -> std::io::Result<Listener> {
-    let opts = ListenerOptions::new().name(crate::client::socket_name(paths)?);
+    let opts = ListenerOptions::new().name(rendezvous::socket_name(paths)?);
     #[cfg(windows)]
     let opts = {
         use interprocess::os::windows::local_socket::ListenerOptionsExt;

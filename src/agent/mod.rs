@@ -7,17 +7,23 @@ mod cache;
 pub mod caller;
 pub mod cli;
 mod config;
+pub mod conns;
 mod dispatch;
 pub mod harden;
 mod idle;
 pub mod listen;
+pub mod openbao;
 mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
-use wbl_proto::{Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, Request, Response};
+use wbl_proto::{
+    Connection, ErrorCode, PROTOCOL_VERSION, ProtoError, RecvLimits, Request, Response,
+};
+
+use conns::{ConnectionLimits, HELLO_MAX_FRAME, Phase, Registry, Ticket};
 
 use crate::accesslog::Caller;
 
@@ -33,6 +39,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RunOptions {
     /// Stop by itself once no connection has been open for this long (`--idle-exit`).
     pub idle_exit: Option<Duration>,
+    /// Connection caps; `None` reads them from the environment
+    /// ([`ConnectionLimits::from_env`]).
+    pub connections: Option<ConnectionLimits>,
 }
 
 /// Serves `listener` until `shutdown` completes, a client sends `shutdown` or (with
@@ -47,6 +56,11 @@ pub async fn run_with(
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut stop = state.shutdown_signal();
     let activity = idle::Activity::new();
+    let registry = Registry::new(
+        options
+            .connections
+            .unwrap_or_else(ConnectionLimits::from_env),
+    );
     let idle = async {
         match options.idle_exit {
             Some(period) => activity.idle_for(period).await,
@@ -57,18 +71,22 @@ pub async fn run_with(
     tokio::pin!(idle);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = async {
+                registry.room().await;
+                listener.accept().await
+            } => match accepted {
                 Ok(stream) if *state.shutdown_signal().borrow() => {
                     // Asked to stop (by a client) while this connection came in: refuse it.
                     drop(stream);
                     break;
                 }
                 Ok(stream) => {
+                    let ticket = registry.admit();
                     let state = Arc::clone(&state);
                     let done = done_tx.clone();
                     let open = activity.open();
                     tokio::spawn(async move {
-                        serve(stream, &state).await;
+                        serve(stream, &state, ticket).await;
                         drop(open);
                         drop(done);
                     });
@@ -138,9 +156,9 @@ fn allowed_peer(stream: &Stream) -> Option<Peer> {
     }
 }
 
-/// One connection: hello first, then requests until the client closes, idles out, or the agent
-/// shuts down.
-async fn serve(stream: Stream, state: &State) {
+/// One connection: hello first, then requests until the client closes, idles out, is closed
+/// to make room for a newer one (see [`conns`]), or the agent shuts down.
+async fn serve(stream: Stream, state: &State, ticket: Ticket) {
     let Some(peer) = allowed_peer(&stream) else {
         return;
     };
@@ -159,10 +177,29 @@ async fn serve(stream: Stream, state: &State) {
         };
         // Stop first: once the agent is stopping, a connection gets no new work (not even a
         // hello), only `ShuttingDown`; requests already being handled are not in this select.
+        let limits = RecvLimits {
+            max_frame: if greeted {
+                wbl_proto::MAX_FRAME_LEN
+            } else {
+                HELLO_MAX_FRAME
+            },
+            budget: Some(ticket.budget()),
+        };
+        let evicted = ticket.evicted();
+        ticket.set_phase(if greeted {
+            Phase::Idle
+        } else {
+            Phase::PreHello
+        });
+        // Input already waiting is read before an eviction is heeded.
         let received = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => None,
-            r = tokio::time::timeout(wait, conn.recv_async::<Request>()) => Some(r),
+            r = tokio::time::timeout(wait, conn.recv_async_limited::<Request>(limits)) => Some(r),
+            _ = evicted => {
+                tracing::debug!("closing a waiting connection to make room");
+                return;
+            }
         };
         let Some(received) = received else {
             let bye = Response::error(ErrorCode::ShuttingDown, "the agent is shutting down");
@@ -180,6 +217,7 @@ async fn serve(stream: Stream, state: &State) {
                     match req {
                         Request::Hello { protocol, .. } => {
                             greeted = true;
+                            ticket.set_phase(Phase::Busy);
                             if protocol != PROTOCOL_VERSION {
                                 tracing::info!(
                                     client_protocol = protocol,
@@ -194,6 +232,7 @@ async fn serve(stream: Stream, state: &State) {
                         }
                     }
                 } else {
+                    ticket.set_phase(Phase::Busy);
                     dispatch::answer(state, &session, req).await
                 }
             }
@@ -201,7 +240,7 @@ async fn serve(stream: Stream, state: &State) {
                 tracing::debug!(error = %e, "undecodable request");
                 Response::error(ErrorCode::BadRequest, format!("bad request: {e}"))
             }
-            Ok(Err(e @ ProtoError::TooLarge(_))) => {
+            Ok(Err(e @ (ProtoError::TooLarge(_) | ProtoError::TooLargeHere { .. }))) => {
                 tracing::debug!(error = %e, "oversized frame");
                 let _ = reply(
                     &mut conn,
@@ -209,6 +248,17 @@ async fn serve(stream: Stream, state: &State) {
                     state,
                 )
                 .await;
+                return;
+            }
+            Ok(Err(ProtoError::Busy)) => {
+                tracing::warn!(
+                    "receive buffers full; closing a connection in the middle of a frame"
+                );
+                let busy = Response::error(
+                    ErrorCode::Internal,
+                    "the agent is receiving too much at once; retry",
+                );
+                let _ = reply(&mut conn, &busy, state).await;
                 return;
             }
             Ok(Err(e)) => {

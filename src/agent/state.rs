@@ -20,9 +20,6 @@ use crate::keychain::{ItemKind, Keychain, KeychainError};
 /// Why an operation of the agent failed. Messages never contain secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// A credential to store has neither a password nor a pre-encoded credential.
-    #[error("refusing to store a credential without a password")]
-    NoSecret,
     /// A credential to store has no protocol or no host.
     #[error("a credential needs a protocol and a host")]
     NoTarget,
@@ -64,6 +61,9 @@ pub struct State {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Where answered `get`s, `store`s and `erase`s are recorded (disabled unless set).
     access_log: crate::accesslog::writer::Writer,
+    /// Hosts routed by `config.toml` to OpenBao: answered by that store (with its own cache
+    /// and TTL) in `dispatch.rs` before any of the operations below is called.
+    openbao: crate::agent::openbao::OpenBaoStore,
 }
 
 impl State {
@@ -77,6 +77,7 @@ impl State {
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
             access_log: crate::accesslog::writer::Writer::disabled(),
+            openbao: crate::agent::openbao::OpenBaoStore::new(),
         }
     }
 
@@ -89,6 +90,21 @@ impl State {
     /// The access log (never blocks: see `Writer::record`).
     pub fn access_log(&self) -> &crate::accesslog::writer::Writer {
         &self.access_log
+    }
+
+    /// The OpenBao store: routes by host, its servers' tokens and its cache.
+    pub fn openbao(&self) -> &crate::agent::openbao::OpenBaoStore {
+        &self.openbao
+    }
+
+    /// One keychain operation outside the credential cache (the OpenBao store's tokens), under
+    /// the same lock and time bound as every other.
+    pub(crate) async fn keychain_call<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
+    ) -> Result<T, AgentError> {
+        let _guard = self.keychain_lock.lock().await;
+        self.with_keychain(&self.keychain, op).await
     }
 
     pub fn limits(&self) -> &Limits {
@@ -165,7 +181,9 @@ impl State {
         if self.read_cache().is_loaded() {
             return Ok(());
         }
-        let index = self.with_keychain(&self.keychain, |k| k.list()).await?;
+        let mut index = self.with_keychain(&self.keychain, |k| k.list()).await?;
+        // The OpenBao store's own tokens are not credentials to serve or list.
+        index.retain(|(info, _)| info.target.protocol != crate::agent::openbao::TOKEN_PROTOCOL);
         let credentials = index.len();
         self.write_cache().load_index(index);
         tracing::debug!(credentials, "keychain index loaded");
@@ -229,12 +247,9 @@ impl State {
         Ok(None)
     }
 
-    /// Writes to the keychain, then the cache. A credential needs a protocol, a host and
-    /// something to authenticate with.
+    /// Writes to the keychain, then the cache. A credential needs a protocol and a host; its
+    /// password may be empty (git stores empty user names and passwords, e.g. for SSO hosts).
     pub async fn store(&self, cred: Credential) -> Result<Stored, AgentError> {
-        if !cred.has_secret() {
-            return Err(AgentError::NoSecret);
-        }
         if cred.target.host.is_empty() || cred.target.protocol.is_empty() {
             return Err(AgentError::NoTarget);
         }

@@ -10,8 +10,8 @@ use clap::Parser;
 use wbl::accesslog::writer::{self, Writer};
 use wbl::agent::cli::Args;
 use wbl::agent::{self, State, activation, listen};
-use wbl::dirs::RuntimePaths;
 use wbl::keychain::{self, Keychain};
+use wbl::rendezvous::RuntimePaths;
 
 /// Exit status when another agent already serves the socket.
 const EXIT_ALREADY_RUNNING: u8 = 3;
@@ -37,8 +37,11 @@ fn main() -> ExitCode {
     agent::harden::harden_process();
     agent::harden::raise_fd_limit();
     wbl::logging::init("info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread serves every connection (keychain calls run on the blocking pool): as many
+    // requests per second as two workers on this 2-core machine, and without the multi-thread
+    // scheduler the agent neither links libm (its statistics use `powf`) nor keeps a second
+    // worker; together 0.3 MiB of idle RSS (BENCHMARKS.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -123,7 +126,10 @@ async fn serve(
         signal_ready(fd);
     }
     activation::notify_ready();
-    let options = agent::RunOptions { idle_exit };
+    let options = agent::RunOptions {
+        idle_exit,
+        connections: None,
+    };
     agent::run_with(
         claimed.take_listener(),
         Arc::clone(&state),
@@ -226,7 +232,7 @@ mod detach {
     use std::time::Duration;
 
     use super::idle_exit_arg;
-    use wbl::dirs::RuntimePaths;
+    use wbl::rendezvous::RuntimePaths;
 
     /// The fd number the child finds the ready pipe on.
     const READY_FD: i32 = 3;
@@ -247,6 +253,8 @@ mod detach {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["--foreground", "--ready-fd", &READY_FD.to_string()])
             .args(idle_exit_arg(idle_exit))
+            // The agent outlives the directory it was started from; it must not hold it.
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -317,7 +325,7 @@ mod detach {
     use std::time::{Duration, Instant};
 
     use super::idle_exit_arg;
-    use wbl::dirs::RuntimePaths;
+    use wbl::rendezvous::RuntimePaths;
 
     const DETACHED_PROCESS: u32 = 0x0000_0008;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;

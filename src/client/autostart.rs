@@ -5,20 +5,31 @@
 //! client never polls or sleeps. A client that meets an agent of another protocol version
 //! stops it (SIGTERM), waits for its pid-file lock to be released, and starts a new one; the
 //! keys are in the keychain, so nothing is lost.
+//!
+//! Only our own agent is ever used, started or stopped: a socket directory that fails the
+//! rendezvous rule or a peer of another user stops everything here (nothing is started), and a
+//! pid is signalled only once `rendezvous::verify_agent_pid` approved it. Every wait is
+//! bounded. The agent starts with a cleaned environment and `/` as its working directory, so
+//! nothing of the first client's environment (a `WANDB_API_KEY`, say) stays in it.
 
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use wbl_proto::PROTOCOL_VERSION;
 
 use super::{AgentClient, ClientError};
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::{self, RuntimePaths};
 
 /// Set to `1` to never start an agent from the client.
 pub const AUTOSTART_ENV: &str = "WBL_NO_AUTOSTART";
 /// Bound on waiting for an old agent to exit after it was asked to.
 pub(crate) const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bound on the launcher: it returns once the agent listens, which includes opening the
+/// keychain (the `auto` probe gives the Secret Service 3 s).
+const START_WAIT: Duration = Duration::from_secs(30);
 
 fn autostart_disabled() -> bool {
     std::env::var(AUTOSTART_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
@@ -37,32 +48,83 @@ fn agent_exe() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Connects to the agent, starting it when needed and allowed.
+/// True for the environment variables an agent needs; everything else is left behind.
+pub(crate) fn agent_keeps_env(name: &str) -> bool {
+    matches!(name, "HOME" | "PATH" | "LANG" | "DBUS_SESSION_BUS_ADDRESS")
+        || name.starts_with("XDG_")
+        || name.starts_with("WBL_")
+        // What Windows processes cannot run without.
+        || (cfg!(windows)
+            && matches!(
+                name.to_ascii_uppercase().as_str(),
+                "SYSTEMROOT" | "WINDIR" | "USERNAME" | "USERPROFILE" | "APPDATA" | "LOCALAPPDATA"
+                    | "TEMP" | "TMP" | "COMSPEC" | "PATHEXT"
+            ))
+}
+
+/// True for the connection errors that starting an agent cannot cure: a refused directory or
+/// peer (nothing may be started there), or an agent that accepts but does not answer.
+fn final_error(e: &ClientError) -> bool {
+    matches!(e, ClientError::Untrusted(_) | ClientError::Timeout { .. })
+}
+
+/// Connects to the agent, starting it when needed and allowed. A refused directory or peer, or
+/// a timeout, is reported as it is; anything else (nothing listening, an agent on its way
+/// out) leads to a start.
 pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
-    if let Ok(client) = AgentClient::connect(paths) {
-        return check_version(client, paths);
+    match AgentClient::connect(paths) {
+        Ok(client) => return check_version(client, paths),
+        Err(e) if final_error(&e) => return Err(e),
+        Err(_) => {}
     }
     if autostart_disabled() {
         return Err(ClientError::NotRunning {
             socket: paths.socket_display(),
         });
     }
-    crate::agent::listen::prepare_dir(paths.dir())
-        .map_err(|e| ClientError::StartFailed(e.to_string()))?;
-    let lock_path = paths.autostart_lock();
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| ClientError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
-    lock.lock()
-        .map_err(|e| ClientError::Io(format!("cannot lock {}: {e}", lock_path.display())))?;
+    rendezvous::prepare_dir(paths.dir()).map_err(|e| match e {
+        rendezvous::PrepareError::Unsafe(u) => ClientError::Untrusted(u.into()),
+        e => ClientError::StartFailed(e.to_string()),
+    })?;
+    let _lock = take_start_lock(paths)?;
     // Another client may have started it while we waited for the lock.
-    if let Ok(client) = AgentClient::connect(paths) {
-        return check_version(client, paths);
+    match AgentClient::connect(paths) {
+        Ok(client) => return check_version(client, paths),
+        Err(e) if final_error(&e) => return Err(e),
+        Err(_) => {}
     }
     start_and_connect(paths)
+}
+
+/// Takes the start lock, waiting (bounded) while another client starts the agent.
+fn take_start_lock(paths: &RuntimePaths) -> Result<std::fs::File, ClientError> {
+    let lock_path = paths.autostart_lock();
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let lock = opts
+        .open(&lock_path)
+        .map_err(|e| ClientError::Io(format!("cannot open {}: {e}", lock_path.display())))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let res = lock.lock().map(|()| lock);
+        let _ = tx.send(res);
+    });
+    match rx.recv_timeout(START_WAIT) {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(e)) => Err(ClientError::Io(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
+        Err(_) => Err(ClientError::StartFailed(format!(
+            "another wbl is starting the agent and has not finished within {} s",
+            START_WAIT.as_secs()
+        ))),
+    }
 }
 
 /// What the launcher reported.
@@ -78,33 +140,98 @@ enum Started {
 /// lock that does not answer, that agent is on its way out (idle exit, `wbl agent stop`, a
 /// signal): wait until it has released the lock, then start once more.
 fn start_and_connect(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
-    if start_agent()? == Started::AlreadyRunning {
-        if let Ok(client) = AgentClient::connect(paths) {
-            return Ok(client);
+    if start_agent(paths)? == Started::AlreadyRunning {
+        match AgentClient::connect(paths) {
+            Ok(client) => return Ok(client),
+            Err(e) if final_error(&e) => return Err(e),
+            Err(_) => {}
         }
         tracing::debug!("another agent holds the pid-file lock but does not answer; waiting");
         wait_released(paths, None)?;
-        start_agent()?;
+        start_agent(paths)?;
     }
-    AgentClient::connect(paths).map_err(|e| {
-        ClientError::StartFailed(format!(
+    AgentClient::connect(paths).map_err(|e| match e {
+        e @ (ClientError::Untrusted(_) | ClientError::Timeout { .. }) => e,
+        e => ClientError::StartFailed(format!(
             "it started but {} does not answer: {e}",
             paths.socket_display()
-        ))
+        )),
     })
 }
 
+/// The root directory the agent runs in.
+fn root_dir() -> PathBuf {
+    #[cfg(windows)]
+    {
+        std::env::var_os("SystemDrive")
+            .map(|d| {
+                let mut d = std::ffi::OsString::from(d);
+                d.push("\\");
+                PathBuf::from(d)
+            })
+            .unwrap_or_else(|| PathBuf::from("C:\\"))
+    }
+    #[cfg(not(windows))]
+    {
+        PathBuf::from("/")
+    }
+}
+
 /// Runs the agent's launcher, which returns once the agent is ready (exit 0) or another agent
-/// already owns the socket (exit 3).
-fn start_agent() -> Result<Started, ClientError> {
-    let exe = agent_exe();
+/// already owns the socket (exit 3). The launcher gets only the environment an agent needs
+/// (plus `WBL_SOCKET` pinned to the socket this client uses), `/` as its working directory,
+/// and at most [`START_WAIT`].
+fn start_agent(paths: &RuntimePaths) -> Result<Started, ClientError> {
+    let mut exe = agent_exe();
+    // The working directory changes to `/`: a relative path must not change meaning.
+    if exe.is_relative()
+        && exe.components().count() > 1
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        exe = cwd.join(exe);
+    }
     tracing::debug!(exe = %exe.display(), "starting wbl-agent");
-    let out = Command::new(&exe)
+    let mut cmd = Command::new(&exe);
+    cmd.env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(agent_keeps_env)))
+        .env(rendezvous::SOCKET_ENV, &paths.socket)
+        .current_dir(root_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
         .map_err(|e| ClientError::StartFailed(format!("cannot run {}: {e}", exe.display())))?;
+    let mut stderr = child.stderr.take();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            use std::io::Read;
+            let _ = s.take(64 * 1024).read_to_end(&mut text);
+        }
+        let _ = tx.send(text);
+    });
+    let stderr = match rx.recv_timeout(START_WAIT) {
+        Ok(text) => text,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ClientError::StartFailed(format!(
+                "{} did not report within {} s",
+                exe.display(),
+                START_WAIT.as_secs()
+            )));
+        }
+    };
+    let status = child
+        .wait()
+        .map_err(|e| ClientError::StartFailed(format!("waiting for {}: {e}", exe.display())))?;
+    let out = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    };
     match out.status.code() {
         Some(0) => Ok(Started::Ready),
         Some(3) => Ok(Started::AlreadyRunning),
@@ -140,9 +267,18 @@ fn check_version(client: AgentClient, paths: &RuntimePaths) -> Result<AgentClien
 }
 
 /// Asks an agent process to stop and waits (bounded) until it released its pid-file lock.
+/// The pid is signalled only when [`rendezvous::verify_agent_pid`] approves it: the holder of
+/// the pid-file lock, our user, `wbl-agent`, never pid 0 or 1.
 pub(crate) fn stop_pid(pid: u32, paths: &RuntimePaths) -> Result<(), ClientError> {
     #[cfg(unix)]
     {
+        if let Err(why) = rendezvous::verify_agent_pid(paths, pid) {
+            return Err(ClientError::StartFailed(format!(
+                "the agent on {} named pid {pid}, which wbl will not signal: {why}; stop the \
+                 agent yourself, then retry",
+                paths.socket_display()
+            )));
+        }
         let Ok(pid_t) = libc::pid_t::try_from(pid) else {
             return Err(ClientError::Unexpected("hello (pid out of range)"));
         };

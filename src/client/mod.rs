@@ -1,16 +1,19 @@
-//! The client side of the socket: connecting (and auto-starting the agent), the hello
-//! exchange, and one method per request. Synchronous: no async runtime in the client, so it
-//! starts fast.
+//! The client side of the socket: connecting to our own agent (and auto-starting it), the
+//! hello exchange, and one method per request. Synchronous: no async runtime in the client, so
+//! it starts fast. Which agent is ours and how long to wait come from `crate::rendezvous`;
+//! this module needs nothing heavier (no argument parser, no async runtime, no HTTP), so small
+//! client programs can use it.
 
 mod autostart;
 
-use interprocess::local_socket::{Name, Stream, prelude::*};
+use std::time::Duration;
+
 use wbl_proto::{
-    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, PROTOCOL_VERSION, ProtoError,
-    Query, Request, Response,
+    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, OpenBaoSession,
+    PROTOCOL_VERSION, ProtoError, Query, Request, Response, Secret,
 };
 
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::{self, ClientStream, ConnectError, RuntimePaths};
 
 pub use autostart::{AUTOSTART_ENV, connect_or_start};
 pub(crate) use autostart::{stop_pid, wait_released};
@@ -24,6 +27,17 @@ pub enum ClientError {
     NotRunning { socket: String },
     #[error("could not start wbl-agent: {0}; `wbl doctor` checks what it needs")]
     StartFailed(String),
+    /// The socket is not safe or not served by us: nothing was sent and nothing started.
+    #[error("{0}")]
+    Untrusted(ConnectError),
+    #[error(
+        "wbl-agent did not answer {what} within {:.0} s ({} changes the bound); `wbl doctor` checks the agent",
+        timeout.as_secs_f64(), rendezvous::TIMEOUT_ENV
+    )]
+    Timeout {
+        what: &'static str,
+        timeout: Duration,
+    },
     #[error("lost the connection to wbl-agent: {0}; `wbl doctor` checks the agent")]
     Protocol(#[from] ProtoError),
     #[error("{message}{}", next_step(*.code))]
@@ -36,6 +50,27 @@ pub enum ClientError {
     Io(String),
 }
 
+impl ClientError {
+    /// The agent's error code, when the agent reported the error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Agent { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A `get` whose "not found in the routed store" answer counts as "nothing stored": what
+/// git's helper, `login` and `status` want (`token` and `exec` show the error instead).
+pub fn not_found_is_none(
+    r: Result<Option<Credential>, ClientError>,
+) -> Result<Option<Credential>, ClientError> {
+    match r {
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
+        r => r,
+    }
+}
+
 /// What to run after an error the agent reported: keychain failures have a cause
 /// `wbl doctor` can name (no D-Bus, a locked collection, …).
 fn next_step(code: ErrorCode) -> &'static str {
@@ -43,32 +78,95 @@ fn next_step(code: ErrorCode) -> &'static str {
         ErrorCode::Keychain | ErrorCode::KeychainTimeout => {
             "; run `wbl doctor` to see what is wrong with the keychain"
         }
+        ErrorCode::NotFound => "; `wbl login` (or git) writes it when your policy allows",
+        ErrorCode::Config => {
+            "; fix the file (\"Teams and clusters\" in the README shows its format)"
+        }
         _ => "",
     }
 }
 
-/// The socket name for interprocess: a file path on Unix, a namespaced pipe on Windows.
-pub fn socket_name(paths: &RuntimePaths) -> std::io::Result<Name<'static>> {
-    #[cfg(unix)]
-    {
-        use interprocess::local_socket::GenericFilePath;
-        paths.socket.clone().to_fs_name::<GenericFilePath>()
+impl From<ConnectError> for ClientError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::NotRunning { socket } => ClientError::NotRunning { socket },
+            ConnectError::Timeout { timeout, .. } => ClientError::Timeout {
+                what: "the connection",
+                timeout,
+            },
+            ConnectError::Io { socket, error } => {
+                ClientError::Io(format!("cannot connect to {socket}: {error}"))
+            }
+            e => ClientError::Untrusted(e),
+        }
     }
-    #[cfg(not(unix))]
-    {
-        use interprocess::local_socket::GenericNamespaced;
-        let raw = paths.socket_display();
-        let name: String = raw
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("wbl-{name}").to_ns_name::<GenericNamespaced>()
+}
+
+/// True when the error is a timed-out read or write (`SO_RCVTIMEO` / `SO_SNDTIMEO`).
+fn timed_out(e: &ProtoError) -> bool {
+    matches!(e, ProtoError::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+/// A read or write's result, a timed-out one named as such (`what` did not come in `timeout`).
+fn bounded<T>(
+    r: Result<T, ProtoError>,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<T, ClientError> {
+    r.map_err(|e| {
+        if timed_out(&e) {
+            ClientError::Timeout { what, timeout }
+        } else {
+            ClientError::Protocol(e)
+        }
+    })
+}
+
+/// The soft core-file limit before [`protect_secrets`] set it to 0, for [`restore_core_limit`].
+#[cfg(unix)]
+static CORE_LIMIT: std::sync::OnceLock<libc::rlim_t> = std::sync::OnceLock::new();
+
+/// Makes this client process keep its secrets in: not dumpable (`PR_SET_DUMPABLE 0` on Linux,
+/// so no core file and no ptrace by other processes of the user) and a soft core-file limit of
+/// 0. A client holds keys (a login, `token`, git passwords) only for a moment, but a signal at
+/// that moment (`kill -QUIT`) must not write one to a core file. Best effort, two syscalls.
+pub fn protect_secrets() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) has no memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 {
+            let _ = CORE_LIMIT.set(lim.rlim_cur);
+            lim.rlim_cur = 0;
+            let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
+        }
+    }
+}
+
+/// Gives back the core-file limit [`protect_secrets`] lowered, for a program `wbl exec`
+/// becomes (an `execve` resets dumpability by itself, not this limit).
+pub fn restore_core_limit() {
+    #[cfg(unix)]
+    if let Some(cur) = CORE_LIMIT.get() {
+        // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
+        unsafe {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 {
+                lim.rlim_cur = *cur;
+                let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
+            }
+        }
     }
 }
 
@@ -81,7 +179,8 @@ pub struct Stored {
 
 /// A connected, greeted agent.
 pub struct AgentClient {
-    conn: Connection<Stream>,
+    conn: Connection<ClientStream>,
+    timeout: Duration,
     /// The agent's protocol version and pid, from its hello.
     pub agent_protocol: u32,
     pub agent_version: String,
@@ -89,32 +188,126 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// Connects and exchanges hellos; no auto-start.
-    pub fn connect(paths: &RuntimePaths) -> std::io::Result<AgentClient> {
-        let stream = Stream::connect(socket_name(paths)?)?;
-        let mut conn = Connection::new(stream);
+    /// Connects to our own agent and exchanges hellos; no auto-start. Every wait is bounded
+    /// by [`rendezvous::client_timeout`]; an unsafe directory or a peer of another user is
+    /// refused before a byte is sent.
+    pub fn connect(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
+        Self::connect_within(paths, rendezvous::client_timeout())
+    }
+
+    /// [`AgentClient::connect`], with `None` when no agent listens (a refused socket or a
+    /// timeout is still an error).
+    pub fn connect_if_running(paths: &RuntimePaths) -> Result<Option<AgentClient>, ClientError> {
+        match Self::connect(paths) {
+            Ok(c) => Ok(Some(c)),
+            Err(ClientError::NotRunning { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`AgentClient::connect`] with an explicit bound on each wait.
+    pub fn connect_within(
+        paths: &RuntimePaths,
+        timeout: Duration,
+    ) -> Result<AgentClient, ClientError> {
+        let stream = rendezvous::connect(paths, timeout)?;
+        let mut client = AgentClient {
+            conn: Connection::new(stream),
+            timeout,
+            agent_protocol: 0,
+            agent_version: String::new(),
+            agent_pid: 0,
+        };
         let hello = Request::Hello {
             protocol: PROTOCOL_VERSION,
             client_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        match conn.call::<_, Response>(&hello) {
-            Ok(Response::Hello {
+        match client.exchange(&hello, "hello")? {
+            Response::Hello {
                 protocol,
                 agent_version,
                 pid,
-            }) => Ok(AgentClient {
-                conn,
-                agent_protocol: protocol,
-                agent_version,
-                agent_pid: pid,
-            }),
-            Ok(_) => Err(std::io::Error::other("the agent did not answer hello")),
-            Err(e) => Err(std::io::Error::other(e.to_string())),
+            } => {
+                client.agent_protocol = protocol;
+                client.agent_version = agent_version;
+                client.agent_pid = pid;
+                Ok(client)
+            }
+            Response::Error { code, message } => Err(ClientError::Agent { code, message }),
+            _ => Err(ClientError::Unexpected("hello")),
         }
     }
 
+    /// One request and its response, each read and write bounded by the client timeout.
+    fn exchange(&mut self, req: &Request, what: &'static str) -> Result<Response, ClientError> {
+        bounded(self.conn.call(req), what, self.timeout)
+    }
+
+    /// Connects and sends hello and `req` without waiting in between, then reads both
+    /// answers: one round trip instead of two, for the helper processes git and container
+    /// tools start on every operation. `Ok(None)` when the agent speaks another protocol
+    /// version (its answer to `req` is not read): the caller takes the ordinary path, which
+    /// restarts it. Only for requests that carry no secret and may be repeated (`get`).
+    fn connect_pipelined(
+        paths: &RuntimePaths,
+        req: &Request,
+    ) -> Result<Option<(AgentClient, Response)>, ClientError> {
+        // The same checked connect as every client: directory rule and peer uid before a
+        // byte is sent, every wait bounded.
+        let timeout = rendezvous::client_timeout();
+        let stream = rendezvous::connect(paths, timeout)?;
+        let mut client = AgentClient {
+            conn: Connection::new(stream),
+            timeout,
+            agent_protocol: 0,
+            agent_version: String::new(),
+            agent_pid: 0,
+        };
+        bounded(
+            client.conn.send(&Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                client_version: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
+            "hello",
+            timeout,
+        )?;
+        bounded(client.conn.send(req), "a lookup", timeout)?;
+        let Some(Response::Hello {
+            protocol,
+            agent_version,
+            pid,
+        }) = bounded(client.conn.recv::<Response>(), "hello", timeout)?
+        else {
+            return Ok(None);
+        };
+        if protocol != PROTOCOL_VERSION {
+            return Ok(None);
+        }
+        client.agent_protocol = protocol;
+        client.agent_version = agent_version;
+        client.agent_pid = pid;
+        let answer = match bounded(client.conn.recv(), "a lookup", timeout)? {
+            Some(Response::Error { code, message }) => {
+                return Err(ClientError::Agent { code, message });
+            }
+            Some(r) => r,
+            None => return Err(ClientError::Unexpected("a request (the agent closed)")),
+        };
+        Ok(Some((client, answer)))
+    }
+
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
-        match self.conn.call(req)? {
+        let what = match req {
+            Request::Hello { .. } => "hello",
+            Request::Get(_) => "a lookup",
+            Request::Store(_) => "a store",
+            Request::Erase(_) => "an erase",
+            Request::List => "a list request",
+            Request::Status => "a status request",
+            Request::Shutdown => "a shutdown request",
+            Request::OpenBaoLogin { .. } => "an OpenBao login",
+        };
+        match self.exchange(req, what)? {
             Response::Error { code, message } => Err(ClientError::Agent { code, message }),
             r => Ok(r),
         }
@@ -156,10 +349,45 @@ impl AgentClient {
         }
     }
 
+    /// Logs the agent in to the OpenBao server `server` (see `wbl openbao login`).
+    pub fn openbao_login(
+        &mut self,
+        server: &str,
+        secret: Option<Secret>,
+    ) -> Result<OpenBaoSession, ClientError> {
+        let req = Request::OpenBaoLogin {
+            server: server.to_owned(),
+            secret,
+        };
+        match self.call(&req)? {
+            Response::OpenBaoLoggedIn(s) => Ok(s),
+            _ => Err(ClientError::Unexpected("openbao login")),
+        }
+    }
+
     pub fn shutdown(&mut self) -> Result<(), ClientError> {
         match self.call(&Request::Shutdown)? {
             Response::ShuttingDown => Ok(()),
             _ => Err(ClientError::Unexpected("shutdown")),
         }
     }
+}
+
+/// The first credential matching `query`, from the agent (started when needed). With an agent
+/// of our version already running this is one round trip (hello and get pipelined); anything
+/// else (no agent, another version, a connection lost before the answer) takes the ordinary
+/// path of [`connect_or_start`].
+pub fn get_once(paths: &RuntimePaths, query: Query) -> Result<Option<Credential>, ClientError> {
+    let req = Request::Get(query);
+    match AgentClient::connect_pipelined(paths, &req) {
+        Ok(Some((_, Response::Credential(c)))) => return Ok(c),
+        Ok(Some(_)) => return Err(ClientError::Unexpected("get")),
+        // The agent's own error (keychain, …) is the answer; retrying would repeat it.
+        Err(e @ ClientError::Agent { .. }) => return Err(e),
+        Ok(None) | Err(_) => {}
+    }
+    let Request::Get(query) = req else {
+        unreachable!("built above")
+    };
+    connect_or_start(paths)?.get(query)
 }

@@ -10,7 +10,7 @@ use wbl_proto::PROTOCOL_VERSION;
 
 use crate::cli::{AgentArgs, AgentCommand};
 use crate::client::{AgentClient, connect_or_start, stop_pid, wait_released};
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 #[cfg(target_os = "macos")]
 use crate::service::launchd;
 use crate::service::systemd;
@@ -57,7 +57,7 @@ fn stop(paths: &RuntimePaths) -> anyhow::Result<()> {
 /// Stops a running agent gracefully and waits until it has let go of its pid file. Returns
 /// its pid, or `None` when none was running.
 fn stop_agent(paths: &RuntimePaths) -> anyhow::Result<Option<u32>> {
-    let Ok(mut agent) = AgentClient::connect(paths) else {
+    let Some(mut agent) = AgentClient::connect_if_running(paths)? else {
         return Ok(None);
     };
     let pid = agent.agent_pid;
@@ -157,7 +157,7 @@ fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
         backend: None,
         service: service_state(),
     };
-    if let Ok(mut agent) = AgentClient::connect(paths) {
+    if let Some(mut agent) = AgentClient::connect_if_running(paths)? {
         out.running = true;
         out.pid = Some(agent.agent_pid);
         out.version = Some(agent.agent_version.clone());
@@ -261,7 +261,7 @@ fn home() -> anyhow::Result<PathBuf> {
 /// and the clients agree), else `None` for the platform default.
 #[cfg_attr(target_os = "macos", allow(dead_code))]
 fn socket_override(paths: &RuntimePaths) -> Option<PathBuf> {
-    std::env::var_os(crate::dirs::SOCKET_ENV)
+    std::env::var_os(crate::rendezvous::SOCKET_ENV)
         .filter(|s| !s.is_empty())
         .map(|_| paths.socket.clone())
 }

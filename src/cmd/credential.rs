@@ -9,12 +9,13 @@
 use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
+use wbl_proto::{CredentialInfo, Query, Target};
 use zeroize::Zeroizing;
 
 use crate::cli::CredentialArgs;
-use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
+use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
+use crate::rendezvous::RuntimePaths;
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
 fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
@@ -63,9 +64,7 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     let paths = RuntimePaths::from_env();
     match operation {
         "get" => {
-            let mut agent = connect_or_start(&paths)?;
-            let Some(cred) = agent
-                .get(query)
+            let Some(cred) = not_found_is_none(get_once(&paths, query))
                 .context("while looking up the credential")?
             else {
                 return Ok(());
@@ -95,14 +94,8 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
         _ => {
             let mut agent = connect_or_start(&paths)?;
             if req.password.is_some() || req.credential.is_some() {
-                // git's erase matches the password too: keep a credential that was replaced
-                // since git read it.
-                let current = agent
-                    .get(query.clone())
-                    .context("while looking up the credential to erase")?;
-                if current.is_some_and(|c| !req.secrets_match(&c)) {
-                    return Ok(());
-                }
+                erase_matching(&mut agent, &req, &query)?;
+                return Ok(());
             }
             agent
                 .erase(query.clone())
@@ -110,6 +103,72 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// git's erase with a password, as its credential-cache does it: every stored credential the
+/// request matches is compared with the password on its own, and only those holding that
+/// password are erased — a credential replaced since git read it, or another user's, stays.
+fn erase_matching(
+    agent: &mut crate::client::AgentClient,
+    req: &GitCredential,
+    query: &Query,
+) -> anyhow::Result<()> {
+    let candidates: Vec<CredentialInfo> = agent
+        .list()
+        .context("while looking up the credentials to erase")?
+        .into_iter()
+        .filter(|c| matches_query(query, &c.target, &c.username))
+        .collect();
+    // Compare each candidate: (path, user, holds the password).
+    let mut verdicts = Vec::with_capacity(candidates.len());
+    for c in &candidates {
+        let exact = Query {
+            target: c.target.clone(),
+            username: Some(c.username.clone()),
+        };
+        let current = agent
+            .get(exact)
+            .context("while looking up a credential to erase")?;
+        let same = current.is_some_and(|cur| {
+            cur.target.path == c.target.path
+                && cur.username == c.username
+                && req.secrets_match(&cur)
+        });
+        verdicts.push((c, same));
+    }
+    for (c, same) in &verdicts {
+        if !same {
+            continue;
+        }
+        // A query without a path matches every path of that user: erase a path-less entry
+        // only when every entry of that user holds the password too.
+        if c.target.path.is_none()
+            && verdicts
+                .iter()
+                .any(|(o, s)| !s && o.username == c.username && o.target.path.is_some())
+        {
+            continue;
+        }
+        agent
+            .erase(Query {
+                target: c.target.clone(),
+                username: Some(c.username.clone()),
+            })
+            .with_context(|| format!("while erasing the credential for {}", c.target))?;
+    }
+    Ok(())
+}
+
+/// git's matching rule: protocol and host always; path and user name when the query has them.
+fn matches_query(query: &Query, target: &Target, username: &str) -> bool {
+    query.target.protocol == target.protocol
+        && query.target.host == target.host
+        && query
+            .target
+            .path
+            .as_ref()
+            .is_none_or(|p| Some(p) == target.path.as_ref())
+        && query.username.as_ref().is_none_or(|u| u == username)
 }
 
 #[cfg(test)]

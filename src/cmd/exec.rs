@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use super::{ExitError, wandb_query};
 use crate::cli::ExecArgs;
 use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::wandb::host::HostUrl;
 use crate::wandb::sources::{Settings, WandbEnv, default_host, pick_host};
 
@@ -74,6 +74,7 @@ fn launch_error(e: std::io::Error, name: &str) -> anyhow::Error {
 #[cfg(unix)]
 fn spawn(mut cmd: Command, name: &str) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
+    crate::client::restore_core_limit();
     // Only returns on failure.
     let e = cmd.exec();
     Err(launch_error(e, name))

@@ -19,7 +19,7 @@ use wbl_proto::{Credential, Secret};
 use super::{WANDB_USER, target_of, wandb_query};
 use crate::cli::LoginArgs;
 use crate::client::{AgentClient, connect_or_start};
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::host::HostUrl;
@@ -28,6 +28,12 @@ use crate::wandb::verify::{self, Viewer};
 
 /// The SDK's link for people who want their own server.
 const SERVER_HELP_URL: &str = "https://wandb.me/wandb-server";
+
+/// Said whenever the key came on the command line, where every user of the machine can read
+/// it (`ps`, `/proc/PID/cmdline`) while wbl runs, and where shells keep it in their history.
+const ARGV_KEY_WARNING: &str = "the API key was on the command line, where every user of this \
+     machine could see it in the process list (and your shell may keep it in its history); next \
+     time let `wbl login` prompt for it, or pipe it to `wbl login -`, which reads it from stdin";
 
 /// The SDK's error when there is no key and no terminal to ask for one.
 const NO_KEY: &str = "No API key configured. Use `wbl login` to log in.";
@@ -134,7 +140,11 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
 
     let key = match args.key.into_iter().next().map(Secret::new) {
         Some(k) if k.expose() == "-" => Some(read_key_from_stdin()?),
-        other => other,
+        Some(k) => {
+            term::warn(ARGV_KEY_WARNING);
+            Some(k)
+        }
+        None => None,
     };
     let viewer = match key {
         Some(key) => explicit_key(&mut ctx, key)?,
@@ -230,9 +240,7 @@ fn found_key(ctx: &mut Ctx, settings: &Settings) -> anyhow::Result<Option<Option
         return Ok(Some(None));
     }
     // 2. The keychain (wbl's own store).
-    let stored = ctx
-        .agent()?
-        .get(wandb_query(&host))
+    let stored = crate::client::not_found_is_none(ctx.agent()?.get(wandb_query(&host)))
         .context("while looking up the stored key")?;
     if let Some(cred) = stored {
         let viewer = ctx.check(&cred.password).map_err(|e| {

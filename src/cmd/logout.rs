@@ -2,13 +2,13 @@
 //! and the agent's cache, and say what would still log the SDK in (`WANDB_API_KEY`, plaintext
 //! copies in netrc or the settings files).
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use wbl_proto::Query;
 
 use super::wandb_query;
 use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::sources::{Settings, WandbEnv, netrc_key, pick_host};
 
@@ -41,6 +41,19 @@ pub fn run(LogoutArgs { host, all }: LogoutArgs) -> anyhow::Result<()> {
         }
     } else {
         let host = pick_host(host.as_deref(), &env, &settings)?;
+        if let Ok(Some(config)) = crate::config::load()
+            && let Some(route) = config.route(host.scheme(), host.netloc())
+        {
+            bail!(
+                "the key of {host} is kept in OpenBao server `{}` ({}), shared with whoever \
+                 reads it there; `wbl logout` does not delete it for everyone. To delete it: \
+                 `bao kv delete -mount={} {}`",
+                route.server.name,
+                route.secret_name(),
+                route.mount,
+                route.path
+            );
+        }
         let n = agent
             .erase(wandb_query(&host))
             .context("while removing the key")?;

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod completions;
 pub mod credential;
+pub mod docker_credential;
 pub mod doctor;
 pub mod exec;
 pub mod log;
@@ -11,6 +12,7 @@ pub mod login;
 pub mod logout;
 pub mod man;
 pub mod migrate;
+pub mod openbao;
 pub mod setup_git;
 pub mod status;
 pub mod token;

@@ -1,9 +1,11 @@
 //! `wbl setup-git`: make git ask wbl for the credentials of one URL, by adding
-//! `credential.<url>.helper = <this wbl> credential` to the global (or repository) git config.
+//! `credential.<url>.helper = wbl` (git runs `git-credential-wbl`; its absolute path when it
+//! is not on `PATH`) to the global (or repository) git config.
 //!
 //! Runs the real `git config` (the value names a program, never a secret). Idempotent: the
 //! entry is added once; other helpers of the URL are left alone, except older wbl entries (a
-//! `wbl credential` helper at another path, e.g. before a reinstall), which are replaced.
+//! `wbl credential` helper or a `git-credential-wbl` at another path, e.g. before a reinstall
+//! or from before the helper had its own program), which are replaced.
 //! `--remove` deletes wbl's entries only.
 
 use std::path::{Path, PathBuf};
@@ -38,13 +40,32 @@ impl Scope {
     }
 }
 
-/// The helper value for the wbl at `exe`: `/abs/path/wbl credential` when the path needs no
-/// quoting (git runs absolute helper paths through the shell as they are), else
-/// `!'/path with space/wbl' credential`.
-pub fn helper_value(exe: &Path) -> anyhow::Result<String> {
-    let path = exe
+/// The name of wbl's git helper program; git runs it for `credential.helper = wbl`.
+pub const GIT_HELPER: &str = "git-credential-wbl";
+
+/// The helper value that makes git run this install's helper:
+/// - `wbl`, git's short form (as `libsecret`, `osxkeychain` or `manager`), when
+///   `git-credential-wbl` is on `PATH` (`helper_on_path`);
+/// - else the absolute path of the `git-credential-wbl` beside `exe` (this `wbl`);
+/// - else `<exe> credential`, the same helper as a subcommand of `wbl`.
+///
+/// A path is written as it is when it needs no quoting (git runs absolute helper paths
+/// through the shell as they are), else as `!'/path with space/…'`.
+pub fn helper_value(exe: &Path, helper_on_path: bool) -> anyhow::Result<String> {
+    if helper_on_path {
+        return Ok("wbl".to_owned());
+    }
+    let beside = exe.with_file_name(format!("{GIT_HELPER}{}", std::env::consts::EXE_SUFFIX));
+    if beside.is_file() {
+        return command_value(&beside, "");
+    }
+    command_value(exe, " credential")
+}
+
+fn command_value(program: &Path, args: &str) -> anyhow::Result<String> {
+    let path = program
         .to_str()
-        .with_context(|| format!("the path of wbl ({}) is not valid UTF-8", exe.display()))?;
+        .with_context(|| format!("the path of wbl ({}) is not valid UTF-8", program.display()))?;
     // git for Windows runs helpers with its POSIX shell, which takes forward slashes.
     #[cfg(windows)]
     let forward = path.replace('\\', "/");
@@ -52,23 +73,56 @@ pub fn helper_value(exe: &Path) -> anyhow::Result<String> {
     let path = forward.as_str();
     let quoted = shell_quote(path);
     if quoted == path && path.starts_with('/') {
-        Ok(format!("{path} credential"))
+        Ok(format!("{path}{args}"))
     } else {
-        Ok(format!("!{quoted} credential"))
+        Ok(format!("!{quoted}{args}"))
     }
 }
 
-/// True when `value` runs some wbl's `credential` subcommand (this one or another install).
+/// Whether an executable `git-credential-wbl` is on `PATH`, where git looks for `wbl`.
+fn helper_on_path() -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    let name = format!("{GIT_HELPER}{}", std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(&path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(&name))
+        .any(|p| is_executable(&p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
+/// True when `value` runs some wbl's git helper (this one or another install): `wbl`,
+/// `<path>/git-credential-wbl` or `<path>/wbl credential`.
 pub(crate) fn is_wbl_helper(value: &str) -> bool {
+    if value == "wbl" {
+        return true;
+    }
     let command = value.strip_prefix('!').unwrap_or(value);
     let Some(words) = shlex_split(command) else {
         return false;
     };
-    let [program, sub] = words.as_slice() else {
-        return false;
+    let name = |program: &str| -> String {
+        let base = program.rsplit(['/', '\\']).next().unwrap_or(program);
+        let lower = base.to_ascii_lowercase();
+        lower.strip_suffix(".exe").unwrap_or(&lower).to_owned()
     };
-    let name = program.rsplit(['/', '\\']).next().unwrap_or(program);
-    sub == "credential" && (name == "wbl" || name.eq_ignore_ascii_case("wbl.exe"))
+    match words.as_slice() {
+        [program] => name(program) == GIT_HELPER,
+        [program, sub] => sub == "credential" && name(program) == "wbl",
+        _ => false,
+    }
 }
 
 /// The running executable, without Linux's ` (deleted)` suffix after a reinstall.
@@ -107,7 +161,7 @@ pub fn run(args: SetupGitArgs) -> anyhow::Result<()> {
     let host = resolve_host(args.host.as_deref())?;
     let url = host.as_str();
     let key = format!("credential.{url}.helper");
-    let ours = helper_value(&current_exe()?)?;
+    let ours = helper_value(&current_exe()?, helper_on_path())?;
     // `--global` is the default; clap refuses it together with `--local`.
     let config = if args.local {
         Scope::Local
@@ -186,29 +240,45 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn helper_values_are_quoted_for_the_shell() {
+        assert_eq!(helper_value(Path::new("/x/wbl"), true).unwrap(), "wbl");
         assert_eq!(
-            helper_value(Path::new("/usr/local/bin/wbl")).unwrap(),
+            helper_value(Path::new("/usr/local/bin/wbl"), false).unwrap(),
             "/usr/local/bin/wbl credential"
         );
         assert_eq!(
-            helper_value(Path::new("/opt/my tools/wbl")).unwrap(),
+            helper_value(Path::new("/opt/my tools/wbl"), false).unwrap(),
             "!'/opt/my tools/wbl' credential"
         );
         assert_eq!(
-            helper_value(Path::new("/o'brien/wbl")).unwrap(),
+            helper_value(Path::new("/o'brien/wbl"), false).unwrap(),
             "!'/o'\"'\"'brien/wbl' credential"
+        );
+        // The helper program beside wbl, when there is one.
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join(GIT_HELPER);
+        std::fs::write(&helper, "").unwrap();
+        // (a temporary directory's path needs no quoting)
+        assert_eq!(
+            helper_value(&dir.path().join("wbl"), false).unwrap(),
+            helper.to_str().unwrap()
         );
     }
 
     #[test]
     fn recognises_wbl_helpers_only() {
+        assert!(is_wbl_helper("wbl"));
+        assert!(is_wbl_helper("/usr/local/bin/git-credential-wbl"));
+        assert!(is_wbl_helper("!'/opt/my tools/git-credential-wbl'"));
         assert!(is_wbl_helper("/usr/local/bin/wbl credential"));
         assert!(is_wbl_helper("!'/opt/my tools/wbl' credential"));
         assert!(is_wbl_helper("!'C:/Program Files/wbl/wbl.exe' credential"));
+        assert!(is_wbl_helper("C:/wbl/git-credential-wbl.exe"));
         assert!(!is_wbl_helper("store"));
+        assert!(!is_wbl_helper("wbl2"));
         assert!(!is_wbl_helper("cache --timeout 300"));
         assert!(!is_wbl_helper("/usr/bin/wbl-other credential"));
         assert!(!is_wbl_helper("/usr/local/bin/wbl credential --extra"));
+        assert!(!is_wbl_helper("/usr/local/bin/git-credential-wbl --extra"));
         assert!(!is_wbl_helper("!f() { echo password=x; }; f"));
     }
 }

@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use serde::Serialize;
-use wbl_proto::Secret;
+use wbl_proto::{ErrorCode, Secret};
 
 use super::{WANDB_USER, wandb_query};
 use crate::cli::StatusArgs;
-use crate::client::AgentClient;
-use crate::dirs::RuntimePaths;
+use crate::client::{AgentClient, ClientError};
+use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
 use crate::wandb::sources::{Settings, WandbEnv, default_host, netrc_key};
@@ -56,14 +56,16 @@ struct HostJson {
     url: String,
     /// This is the current host.
     current: bool,
-    /// Where the key for this host resolves from: `env`, `keychain`, `settings`, `netrc`, or
-    /// null when there is none.
+    /// Where the key for this host resolves from: `env`, `keychain`, `openbao` (a host
+    /// routed by config.toml), `settings`, `netrc`, or null when there is none.
     source: Option<&'static str>,
-    /// The file of a `settings` or `netrc` source, or `WANDB_API_KEY`.
+    /// The file of a `settings` or `netrc` source, `WANDB_API_KEY`, or the OpenBao server and
+    /// secret of a routed host.
     source_detail: Option<String>,
     /// The resolved key, masked (first 4 and last 4 characters).
     key: Option<String>,
-    /// Whether the keychain holds a key for this host; null when the agent is not running.
+    /// Whether the agent has a key for this host (in the keychain, or from OpenBao for a
+    /// routed host); null when the agent is not running.
     in_keychain: Option<bool>,
     /// Plaintext copies of a key for this host.
     plaintext: Vec<PlaintextJson>,
@@ -105,7 +107,7 @@ struct EnvJson {
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let json = args.json;
     let paths = RuntimePaths::from_env();
-    let agent = AgentClient::connect(&paths).ok();
+    let agent = AgentClient::connect_if_running(&paths)?;
     let env = WandbEnv::from_env()?;
     let settings = Settings::load(&env);
     let mut warnings = settings.warnings.clone();
@@ -212,8 +214,22 @@ fn host_status(
     settings: &Settings,
     agent: Option<&mut AgentClient>,
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
+    let mut store_warning = None;
     let stored: Option<Option<Secret>> = match agent {
-        Some(a) => Some(a.get(wandb_query(host))?.map(|c| c.password)),
+        Some(a) => match crate::client::not_found_is_none(a.get(wandb_query(host))) {
+            Ok(c) => Some(c.map(|c| c.password)),
+            // A routed host whose server cannot answer: say so on its row, go on.
+            Err(
+                e @ ClientError::Agent {
+                    code: ErrorCode::OpenBao | ErrorCode::Config,
+                    ..
+                },
+            ) => {
+                store_warning = Some(e.to_string());
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let find = netrc_key(env, host.netloc());
@@ -230,7 +246,7 @@ fn host_status(
         key: None,
         in_keychain: stored.as_ref().map(Option::is_some),
         plaintext: Vec::new(),
-        warnings: Vec::new(),
+        warnings: store_warning.into_iter().collect(),
     };
     let settings_key = settings.get("api_key");
     // Resolution, in `wbl login`'s order.
@@ -239,7 +255,20 @@ fn host_status(
         row.source_detail = Some("WANDB_API_KEY".into());
         row.key = Some(mask(k.expose()));
     } else if let Some(Some(k)) = &stored {
-        row.source = Some("keychain");
+        // A routed host's key comes from its OpenBao server, through the agent.
+        match crate::config::load()
+            .ok()
+            .flatten()
+            .as_ref()
+            .and_then(|c| c.route(host.scheme(), host.netloc()))
+        {
+            Some(route) => {
+                row.source = Some("openbao");
+                row.source_detail =
+                    Some(format!("`{}` {}", route.server.name, route.secret_name()));
+            }
+            None => row.source = Some("keychain"),
+        }
         row.key = Some(mask(k.expose()));
     } else if let Some((v, path)) = settings_key {
         row.source = Some("settings");
@@ -341,6 +370,9 @@ fn print_text(out: &StatusJson, settings: &Settings) {
     for h in &out.hosts {
         println!("  {}{}", h.url, if h.current { " (current)" } else { "" });
         let keychain = match h.in_keychain {
+            Some(true) if h.source == Some("openbao") => {
+                "served by the agent, not kept in the keychain"
+            }
             Some(true) => "in the keychain",
             Some(false) => "not in the keychain",
             None => "keychain not checked: the agent is not running",

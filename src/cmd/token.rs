@@ -5,7 +5,7 @@ use std::io::Write;
 use super::{resolve_host, wandb_query};
 use crate::cli::TokenArgs;
 use crate::client::connect_or_start;
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 
 /// Exit status 1 when there is no key; `Ok(false)` signals that to `main`.
 pub fn run(args: TokenArgs) -> anyhow::Result<bool> {

@@ -6,9 +6,9 @@ use wbl_proto::{AgentStatus, PROTOCOL_VERSION};
 #[cfg(not(windows))]
 use super::run_bounded;
 use super::{Ctx, Finding, TOOL_TIMEOUT, bounded};
-use crate::client::{AUTOSTART_ENV, AgentClient};
+use crate::client::{AUTOSTART_ENV, AgentClient, ClientError};
 #[cfg(unix)]
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::{self, RuntimePaths};
 
 /// What the running agent said about itself.
 pub(crate) struct AgentInfo {
@@ -83,7 +83,23 @@ fn not_running(ctx: &Ctx) -> Finding {
     ))
 }
 
+fn own_dir_fix() -> String {
+    "set WBL_SOCKET to a path in a private directory of yours".to_owned()
+}
+
 pub(super) fn agent(ctx: &mut Ctx) -> Finding {
+    // The client refuses an unsafe directory before looking for an agent in it; so does this.
+    #[cfg(unix)]
+    if let Err(u) = rendezvous::check_dir(ctx.paths.dir()) {
+        return Finding::problem(
+            format!(
+                "{}: {}; wbl refuses to talk to an agent there",
+                u.dir.display(),
+                u.problem.why()
+            ),
+            u.problem.fix(&u.dir),
+        );
+    }
     #[cfg(unix)]
     let pid = match live_agent_pid(&ctx.paths) {
         Some(pid) => Some(pid),
@@ -93,13 +109,13 @@ pub(super) fn agent(ctx: &mut Ctx) -> Finding {
     let pid: Option<u32> = None;
     let paths = ctx.paths.clone();
     let answer = bounded(TOOL_TIMEOUT, move || {
-        let mut client = AgentClient::connect(&paths).map_err(|e| e.to_string())?;
+        let mut client = AgentClient::connect_within(&paths, TOOL_TIMEOUT)?;
         let status = if client.agent_protocol == PROTOCOL_VERSION {
             client.status().ok()
         } else {
             None
         };
-        Ok::<_, String>(AgentInfo {
+        Ok::<_, ClientError>(AgentInfo {
             pid: client.agent_pid,
             version: client.agent_version.clone(),
             protocol: client.agent_protocol,
@@ -121,6 +137,12 @@ pub(super) fn agent(ctx: &mut Ctx) -> Finding {
                 ),
                 format!("{restart}; its log: {}", log_hint(ctx)),
             );
+        }
+        Some(Err(ClientError::Untrusted(e))) => {
+            let (what, fix) = e
+                .refusal()
+                .unwrap_or_else(|| (e.to_string(), own_dir_fix()));
+            return Finding::problem(format!("{what}; wbl refuses to talk to it"), fix);
         }
         Some(Err(_)) if pid.is_none() => return not_running(ctx),
         Some(Err(e)) => {
@@ -186,43 +208,28 @@ pub(super) fn socket(ctx: &mut Ctx) -> Finding {
     }
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    let meta = match std::fs::metadata(dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    // The rendezvous rule, word for word what the client and the agent say when they refuse.
+    match rendezvous::check_dir(dir) {
+        Ok(true) => {}
+        Ok(false) => {
             return Finding::ok(format!(
                 "{sock_s}: not created yet (the agent makes {dir_s} with mode 0700)"
             ));
         }
-        Err(e) => {
+        Err(u) => {
             return Finding::problem(
-                format!("cannot inspect {dir_s}: {e}"),
-                "set WBL_SOCKET to a path in a directory of your own",
+                format!("{dir_s}: {}; wbl and the agent refuse it", u.problem.why()),
+                u.problem.fix(dir),
             );
+        }
+    }
+    let own_dir = "set WBL_SOCKET to a path in a directory of your own, or unset it";
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            return Finding::problem(format!("cannot inspect {dir_s}: {e}"), own_dir);
         }
     };
-    let own_dir = "set WBL_SOCKET to a path in a directory of your own, or unset it";
-    if !meta.is_dir() {
-        return Finding::problem(format!("{dir_s} is not a directory"), own_dir);
-    }
-    match crate::agent::listen::unsafe_dir(&meta) {
-        Some(crate::agent::listen::UnsafeDir::NotOurs { owner, me }) => {
-            return Finding::problem(
-                format!(
-                    "{dir_s} belongs to uid {owner}, not to you (uid {me}); the agent refuses it"
-                ),
-                own_dir,
-            );
-        }
-        Some(crate::agent::listen::UnsafeDir::WritableByOthers { mode }) => {
-            return Finding::problem(
-                format!(
-                    "{dir_s} is writable by other users (mode {mode:04o}); the agent refuses it"
-                ),
-                format!("`chmod 700 {dir_s}`"),
-            );
-        }
-        None => {}
-    }
     let dir_mode = meta.mode() & 0o7777;
     let dir_note = if dir_mode & 0o077 != 0 {
         Some(format!(

@@ -35,7 +35,7 @@ pub(super) fn dbus(ctx: &mut Ctx) -> Finding {
     // zbus's own default when the variable is unset.
     let address = set.clone().unwrap_or_else(|| {
         let runtime = std::env::var("XDG_RUNTIME_DIR")
-            .unwrap_or_else(|_| format!("/run/user/{}", crate::dirs::user_tag()));
+            .unwrap_or_else(|_| format!("/run/user/{}", crate::rendezvous::user_tag()));
         format!("unix:path={runtime}/bus")
     });
     let connected = bounded(DBUS_TIMEOUT, || {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::dirs::RuntimePaths;
+use crate::rendezvous::RuntimePaths;
 
 /// How long one D-Bus probe may take (the same bound as the backend probe of `auto`).
 pub const DBUS_TIMEOUT: Duration = crate::keychain::PROBE_TIMEOUT;

@@ -166,11 +166,12 @@ impl GitCredential {
 
     /// The credential to store, or `None` when git's rules say there is nothing to store: an
     /// ephemeral credential, or neither user name + password nor a pre-encoded credential.
+    /// As in git's `credential-cache`, a user name and a password that are sent but empty are
+    /// a credential (SSO hosts), stored and given back as `username=` / `password=`.
     pub fn to_store(&self) -> Result<Option<Credential>, FormatError> {
         let target = self.target()?;
         let has_pre_encoded = self.credential.as_ref().is_some_and(|c| !c.is_empty());
-        let has_password =
-            self.username.is_some() && self.password.as_ref().is_some_and(|p| !p.is_empty());
+        let has_password = self.username.is_some() && self.password.is_some();
         if self.ephemeral || !(has_password || has_pre_encoded) {
             return Ok(None);
         }
@@ -204,33 +205,28 @@ impl GitCredential {
     }
 }
 
-/// The answer to `get` for a stored credential, or `None` when it has nothing this caller can
-/// use (a pre-encoded credential for a caller without the `authtype` capability) or holds a
-/// value the line format cannot carry (a newline or NUL).
+/// The answer to `get` for a stored credential, line for line what git's `credential-cache`
+/// answers (git 2.48+): `capability[]=authtype`, the user name and password when the
+/// credential has them (even empty), the pre-encoded `authtype`/`credential` only to a caller
+/// that announced the `authtype` capability, then `password_expiry_utc` and
+/// `oauth_refresh_token`. `None` when a value cannot be carried by the line format (a newline
+/// or NUL), where git's cache would send a corrupt answer.
 pub fn get_response(cred: &Credential, caller_has_authtype: bool) -> Option<Zeroizing<String>> {
-    let with_password = !cred.password.is_empty();
-    let with_pre_encoded =
-        caller_has_authtype && cred.credential.as_ref().is_some_and(|c| !c.is_empty());
-    if !with_password && !with_pre_encoded {
-        return None;
+    let has_password = cred.has_password();
+    let mut lines: Vec<(&str, &str)> = vec![("capability[]", "authtype")];
+    if has_password || !cred.username.is_empty() {
+        lines.push(("username", &cred.username));
     }
-    let mut lines: Vec<(&str, &str)> = Vec::new();
+    if has_password {
+        lines.push(("password", cred.password.expose()));
+    }
     if caller_has_authtype {
-        lines.push(("capability[]", "authtype"));
-    }
-    if with_pre_encoded {
         if let Some(a) = &cred.authtype {
             lines.push(("authtype", a));
         }
         if let Some(c) = &cred.credential {
             lines.push(("credential", c.expose()));
         }
-    }
-    if !cred.username.is_empty() {
-        lines.push(("username", &cred.username));
-    }
-    if with_password {
-        lines.push(("password", cred.password.expose()));
     }
     let expiry = cred.password_expiry_utc.map(|t| t.to_string());
     if let Some(t) = &expiry {
@@ -341,6 +337,10 @@ mod tests {
         assert_eq!(c.to_store().unwrap(), None, "no password");
         let c = parse("protocol=https\nhost=h\npassword=p\n");
         assert_eq!(c.to_store().unwrap(), None, "no user name");
+        // Sent but empty: a credential, as git's cache stores it.
+        let c = parse("protocol=https\nhost=h\nusername=\npassword=\n");
+        let s = c.to_store().unwrap().unwrap();
+        assert!(s.username.is_empty() && s.password.is_empty() && s.has_password());
         let c = parse("protocol=https\nhost=h\nusername=u\npassword=p\npath=\n");
         let s = c.to_store().unwrap().unwrap();
         assert_eq!(s.target, Target::new("https", "h"));
@@ -360,15 +360,24 @@ mod tests {
         cred.oauth_refresh_token = Some(Secret::from("r"));
         assert_eq!(
             get_response(&cred, false).unwrap().as_str(),
-            "username=u\npassword=p\npassword_expiry_utc=2000000000\noauth_refresh_token=r\n"
+            "capability[]=authtype\nusername=u\npassword=p\npassword_expiry_utc=2000000000\n\
+             oauth_refresh_token=r\n"
         );
         let mut bearer = Credential::new(Target::new("https", "h"), "", Secret::default());
         bearer.authtype = Some("Bearer".into());
         bearer.credential = Some(Secret::from("tok"));
-        assert_eq!(get_response(&bearer, false), None);
+        assert_eq!(
+            get_response(&bearer, false).unwrap().as_str(),
+            "capability[]=authtype\n"
+        );
         assert_eq!(
             get_response(&bearer, true).unwrap().as_str(),
             "capability[]=authtype\nauthtype=Bearer\ncredential=tok\n"
+        );
+        let empty = Credential::new(Target::new("https", "h"), "", Secret::default());
+        assert_eq!(
+            get_response(&empty, false).unwrap().as_str(),
+            "capability[]=authtype\nusername=\npassword=\n"
         );
         let bad = Credential::new(Target::new("https", "h"), "u", Secret::from("a\nb"));
         assert_eq!(get_response(&bad, false), None);

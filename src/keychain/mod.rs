@@ -4,7 +4,8 @@
 //! Each credential is one item holding the password (so `secret-tool lookup` shows the key
 //! itself); git's optional extras (`oauth_refresh_token`, `password_expiry_utc`, `authtype`,
 //! `credential`) are sibling items whose service name ends in `#<field>`. A credential that has
-//! only a pre-encoded `credential` has no password item. Item naming is in ARCHITECTURE.md.
+//! only a pre-encoded `credential` has no password item; an empty password is stored as
+//! [`EMPTY_PASSWORD`]. Item naming is in ARCHITECTURE.md.
 
 use std::time::Duration;
 
@@ -219,6 +220,12 @@ pub fn extras_of(cred: &Credential) -> Vec<ItemKind> {
     extras
 }
 
+/// What the password item holds for an empty password (git stores empty user names and
+/// passwords, e.g. for SSO hosts). The kernel keyring refuses an empty key, so the empty
+/// password is one NUL byte in every backend; no password wbl stores contains NUL (git's
+/// format and the Docker helper refuse it).
+const EMPTY_PASSWORD: &str = "\0";
+
 /// Maps credentials onto keychain items (the password item plus optional sibling items).
 pub struct Keychain {
     backend: Box<dyn Backend>,
@@ -227,6 +234,31 @@ pub struct Keychain {
 impl Keychain {
     pub fn new(backend: Box<dyn Backend>) -> Self {
         Keychain { backend }
+    }
+
+    /// Moves a legacy-named item to its escaped name; the new id, or `None` when it is gone
+    /// or could not be moved now.
+    fn rename(&self, old: ItemId) -> Option<ItemId> {
+        let new = old.renamed();
+        let moved = (|| -> Result<bool, KeychainError> {
+            let Some(secret) = self.backend.load(&old)? else {
+                return Ok(false);
+            };
+            self.backend.save(&new, &secret)?;
+            self.backend.delete(&old)?;
+            Ok(true)
+        })();
+        match moved {
+            Ok(true) => {
+                tracing::info!(kind = ?new.kind, "renamed a keychain item to the escaped naming");
+                Some(new)
+            }
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rename a keychain item to the escaped naming; it is left as it is");
+                None
+            }
+        }
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -239,8 +271,11 @@ impl Keychain {
     /// pre-encoded `credential` (git's `authtype`) has no password item.
     pub fn store(&self, cred: &Credential, existing: &[ItemKind]) -> Result<(), KeychainError> {
         let id = |kind| ItemId::new(cred.target.clone(), cred.username.clone(), kind);
-        if cred.password.is_empty() {
+        if !cred.has_password() {
             self.backend.delete(&id(ItemKind::Password))?;
+        } else if cred.password.is_empty() {
+            self.backend
+                .save(&id(ItemKind::Password), &Secret::from(EMPTY_PASSWORD))?;
         } else {
             self.backend.save(&id(ItemKind::Password), &cred.password)?;
         }
@@ -282,7 +317,13 @@ impl Keychain {
                 Ok(None)
             }
         };
-        let password = self.backend.load(&id(ItemKind::Password))?;
+        let password = self.backend.load(&id(ItemKind::Password))?.map(|p| {
+            if p.expose() == EMPTY_PASSWORD {
+                Secret::default()
+            } else {
+                p
+            }
+        });
         let pre_encoded = load_extra(ItemKind::PreEncoded)?;
         if password.is_none() && pre_encoded.is_none() {
             return Ok(None);
@@ -317,10 +358,19 @@ impl Keychain {
         Ok(existed)
     }
 
-    /// Every credential (password items) with the extras each one has.
+    /// Every credential (password items) with the extras each one has. Items still named the
+    /// way wbl named them before the escaping (`ItemId::legacy`) are renamed first: written
+    /// under the escaped name, then removed under the old one. One that cannot be renamed now
+    /// is left as it is (and out of the list) until the next listing.
     pub fn list(&self) -> Result<Vec<(CredentialInfo, Vec<ItemKind>)>, KeychainError> {
-        let mut items = self.backend.list()?;
+        let mut items: Vec<ItemId> = self
+            .backend
+            .list()?
+            .into_iter()
+            .filter_map(|id| if id.legacy { self.rename(id) } else { Some(id) })
+            .collect();
         items.sort();
+        items.dedup();
         let mut out: Vec<(CredentialInfo, Vec<ItemKind>)> = Vec::new();
         for item in &items {
             // A credential is its password item, or its pre-encoded credential when it has no

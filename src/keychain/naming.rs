@@ -1,5 +1,11 @@
 //! How a credential is named in the keychain: service `<ns>:<protocol>://<host>[/<path>][#<field>]`
 //! and the user name, plus the readable label people see in Seahorse or Keychain Access.
+//!
+//! Each part is escaped (`%XX`) for the characters the name uses as separators — `%` and `#`
+//! everywhere, `/` in the host, `:` and `/` in the protocol, control characters — so no host,
+//! path or user name can produce another credential's name (git percent-decodes URLs, so a
+//! host may hold any of them). Names of ordinary hosts are unchanged. Items written before the
+//! escaping ("legacy" names) are recognised when listed and renamed by `Keychain::list`.
 
 use wbl_proto::Target;
 
@@ -41,6 +47,9 @@ pub struct ItemId {
     pub target: Target,
     pub username: String,
     pub kind: ItemKind,
+    /// Named the way wbl named items before the escaping: `service`/`description` give that
+    /// name (so the old item can be read and removed). Only listing sets it.
+    pub legacy: bool,
 }
 
 impl ItemId {
@@ -49,17 +58,82 @@ impl ItemId {
             target,
             username,
             kind,
+            legacy: false,
+        }
+    }
+
+    /// The same item under its escaped name.
+    pub fn renamed(&self) -> ItemId {
+        ItemId {
+            legacy: false,
+            ..self.clone()
         }
     }
 
     /// The keychain "service" string for this item.
     pub fn service(&self, ns: &str) -> String {
-        format!("{ns}:{}{}", self.target, self.kind.suffix())
+        if self.legacy {
+            return format!("{ns}:{}{}", self.target, self.kind.suffix());
+        }
+        let t = &self.target;
+        let mut out = format!(
+            "{ns}:{}://{}",
+            escape_part(&t.protocol, ":/"),
+            escape_part(&t.host, "/")
+        );
+        if let Some(path) = &t.path {
+            out.push('/');
+            out.push_str(&escape_part(path, ""));
+        }
+        out.push_str(self.kind.suffix());
+        out
     }
 
     /// Parses a service string back; `None` for items of other namespaces or other programs.
+    /// A name that is not a valid escaped name but was a valid name before the escaping is
+    /// returned with `legacy` set.
     pub fn parse(ns: &str, service: &str, username: &str) -> Option<ItemId> {
         let rest = service.strip_prefix(ns)?.strip_prefix(':')?;
+        Self::parse_escaped(rest, username).or_else(|| {
+            Self::parse_legacy(rest, username).map(|mut id| {
+                id.legacy = true;
+                id
+            })
+        })
+    }
+
+    /// The escaped form: `#` only before a known field, `%` only as `%XX`.
+    fn parse_escaped(rest: &str, username: &str) -> Option<ItemId> {
+        let (rest, kind) = match rest.split_once('#') {
+            None => (rest, ItemKind::Password),
+            Some((r, field)) => {
+                let kind = ItemKind::EXTRAS
+                    .into_iter()
+                    .find(|k| &k.suffix()[1..] == field)?;
+                (r, kind)
+            }
+        };
+        let (protocol, rest) = rest.split_once("://")?;
+        let (host, path) = match rest.split_once('/') {
+            Some((host, path)) => (host, Some(unescape(path)?)),
+            None => (rest, None),
+        };
+        if protocol.is_empty() || host.is_empty() || protocol.contains('/') {
+            return None;
+        }
+        Some(ItemId::new(
+            Target {
+                protocol: unescape(protocol)?,
+                host: unescape(host)?,
+                path,
+            },
+            username.to_owned(),
+            kind,
+        ))
+    }
+
+    /// The rule before the escaping (kept to read and rename old items).
+    fn parse_legacy(rest: &str, username: &str) -> Option<ItemId> {
         let (rest, kind) = ItemKind::EXTRAS
             .into_iter()
             .find_map(|k| rest.strip_suffix(k.suffix()).map(|r| (r, k)))
@@ -72,15 +146,15 @@ impl ItemId {
         if protocol.is_empty() || host.is_empty() {
             return None;
         }
-        Some(ItemId {
-            target: Target {
+        Some(ItemId::new(
+            Target {
                 protocol: protocol.to_owned(),
                 host: host.to_owned(),
                 path,
             },
-            username: username.to_owned(),
+            username.to_owned(),
             kind,
-        })
+        ))
     }
 
     /// The label shown in keychain UIs.
@@ -116,6 +190,25 @@ impl ItemId {
     }
 }
 
+/// Escapes `%`, `#`, control characters and the characters of `also` in one part of a name.
+fn escape_part(s: &str, also: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '%' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c if also.contains(c) => out.push_str(&format!("%{:02X}", c as u32)),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -140,6 +233,9 @@ fn unescape(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -184,6 +280,104 @@ mod tests {
         assert_eq!(
             id(None, "api", ItemKind::Password).service("wbl"),
             "wbl:https://h.example:8443"
+        );
+    }
+
+    fn target(host: &str, path: Option<&str>) -> Target {
+        Target {
+            protocol: "https".into(),
+            host: host.into(),
+            path: path.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn no_host_path_or_user_name_collides_with_another_item() {
+        // The names of issue 12: git percent-decodes `git.corp%23password_expiry_utc` and
+        // `git.corp%2Fx` into hosts that used to produce git.corp's own item names.
+        let own = [
+            ItemId::new(target("git.corp", None), "alice".into(), ItemKind::Password),
+            ItemId::new(
+                target("git.corp", None),
+                "alice".into(),
+                ItemKind::PasswordExpiry,
+            ),
+            ItemId::new(
+                target("git.corp", Some("x/r")),
+                "alice".into(),
+                ItemKind::Password,
+            ),
+        ];
+        let hostile = [
+            ItemId::new(
+                target("git.corp#password_expiry_utc", None),
+                "alice".into(),
+                ItemKind::Password,
+            ),
+            ItemId::new(
+                target("git.corp/x", Some("r")),
+                "alice".into(),
+                ItemKind::Password,
+            ),
+            ItemId::new(
+                target("git.corp", Some("x/r#password_expiry_utc")),
+                "alice".into(),
+                ItemKind::Password,
+            ),
+            ItemId::new(
+                target("git.corp%2Fx", Some("r")),
+                "alice".into(),
+                ItemKind::Password,
+            ),
+            ItemId::new(
+                Target {
+                    protocol: "https://git.corp".into(),
+                    host: "x".into(),
+                    path: None,
+                },
+                "alice".into(),
+                ItemKind::Password,
+            ),
+        ];
+        for h in &hostile {
+            let (svc, d) = (h.service("wbl"), h.description("wbl"));
+            for o in &own {
+                assert_ne!(svc, o.service("wbl"), "{h:?}");
+                assert_ne!(d, o.description("wbl"), "{h:?}");
+            }
+            assert_eq!(
+                ItemId::parse("wbl", &svc, "alice"),
+                Some(h.clone()),
+                "{svc}"
+            );
+            assert_eq!(ItemId::parse_description("wbl", &d), Some(h.clone()), "{d}");
+        }
+        // Ordinary hosts keep the names they always had.
+        assert_eq!(own[2].service("wbl"), "wbl:https://git.corp/x/r");
+        assert_eq!(
+            own[1].service("wbl"),
+            "wbl:https://git.corp#password_expiry_utc"
+        );
+    }
+
+    #[test]
+    fn names_from_before_the_escaping_are_read_as_legacy() {
+        // Before: a host with `%` or `#` in it was written as it is.
+        let parsed = ItemId::parse("wbl", "wbl:https://a%zz#b", "u").unwrap();
+        assert!(parsed.legacy);
+        assert_eq!(parsed.target.host, "a%zz#b");
+        assert_eq!(parsed.service("wbl"), "wbl:https://a%zz#b");
+        let renamed = parsed.renamed();
+        assert_eq!(renamed.service("wbl"), "wbl:https://a%25zz%23b");
+        assert_eq!(
+            ItemId::parse("wbl", &renamed.service("wbl"), "u"),
+            Some(renamed)
+        );
+        // A valid escaped name is never legacy.
+        assert!(
+            !ItemId::parse("wbl", "wbl:https://h#authtype", "u")
+                .unwrap()
+                .legacy
         );
     }
 

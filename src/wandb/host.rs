@@ -26,6 +26,15 @@ pub enum HostError {
     /// `http://api.wandb.ai`: the SDK refuses plain HTTP for the cloud.
     #[error("http is not secure, please use {DEFAULT_BASE_URL}")]
     Insecure,
+    /// `user:password@` in the address: refused, so it is never stored in the settings, used
+    /// as a keychain name or printed. The message shows the address without it.
+    #[error(
+        "a server address must not contain a user name or password (`user:password@`); use {without} and let `wbl login` store the key"
+    )]
+    UserInfo {
+        /// The address with the user info removed.
+        without: String,
+    },
     /// Anything else: not an absolute http(s) URL with a host.
     #[error("invalid host URL {}: {reason}", py_repr(.input))]
     Invalid {
@@ -142,6 +151,22 @@ impl HostUrl {
     pub fn parse(input: &str) -> Result<HostUrl, HostError> {
         if input.is_empty() {
             return Err(HostError::invalid(input, "input is empty"));
+        }
+        // Before anything that could echo the input: it may hold a password.
+        let raw = urlsplit(input);
+        if let Some(at) = raw.netloc.rfind('@') {
+            let scheme = if raw.scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{}://", raw.scheme)
+            };
+            return Err(HostError::UserInfo {
+                without: format!(
+                    "{scheme}{}{}",
+                    &raw.netloc[at + 1..],
+                    raw.path.trim_end_matches('/')
+                ),
+            });
         }
         let parsed =
             url::Url::parse(input).map_err(|e| HostError::invalid(input, e.to_string()))?;
@@ -417,10 +442,24 @@ mod tests {
         assert_eq!(h.host(), "::1");
         assert_eq!(h.port(), Some(8080));
         assert_eq!(h.path(), "/x");
-        let h = ok("https://user:pw@h.example:81");
-        assert_eq!(h.netloc(), "user:pw@h.example:81");
-        assert_eq!(h.host(), "h.example");
-        assert_eq!(h.port(), Some(81));
+    }
+
+    #[test]
+    fn user_info_is_refused_and_never_echoed() {
+        for input in [
+            "https://user:pw-secret@h.example:81",
+            "https://pw-secret@h.example/sub/",
+            "https://user:pw-secret@@h.example",
+            "ftp://u:pw-secret@h.example",
+            "https://u:pw-secret@",
+        ] {
+            let e = err(input);
+            assert!(!e.contains("pw-secret"), "{input}: {e}");
+            assert!(e.contains("user name or password"), "{input}: {e}");
+        }
+        assert!(
+            err("https://user:pw-secret@h.example:81/x").contains("use https://h.example:81/x")
+        );
     }
 
     #[test]

@@ -10,6 +10,41 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const WBL: &str = env!("CARGO_BIN_EXE_wbl");
 pub const AGENT: &str = env!("CARGO_BIN_EXE_wbl-agent");
+pub const GIT_HELPER: &str = env!("CARGO_BIN_EXE_git-credential-wbl");
+pub const DOCKER_HELPER: &str = env!("CARGO_BIN_EXE_docker-credential-wbl");
+
+/// `PATH` with the directory of the built binaries first (where `git-credential-wbl` and
+/// `docker-credential-wbl` are), so git and container tools find them by name.
+pub fn path_with_bins() -> std::ffi::OsString {
+    let bins = Path::new(WBL).parent().unwrap().to_path_buf();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bins).chain(std::env::split_paths(&rest))).unwrap()
+}
+
+/// Makes a command that runs git (or runs git itself) blind to the developer's git setup: no
+/// system config, the world's global config, no prompts.
+pub fn isolate_git(c: &mut Command, w: &World) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GIT_") || k.to_ascii_lowercase().ends_with("_proxy") {
+            c.env_remove(&k);
+        }
+    }
+    c.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", w.home().join(".gitconfig"))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env_remove("SSH_ASKPASS");
+}
+
+/// `PATH` without the built binaries' directory.
+pub fn path_without_bins() -> std::ffi::OsString {
+    let bins = Path::new(WBL).parent().unwrap().to_path_buf();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::env::split_paths(&rest).filter(|p| *p != bins)).unwrap()
+}
 
 /// A valid legacy-format key (40 word characters), different for each `n`.
 pub fn key(n: u32) -> String {
@@ -200,12 +235,23 @@ impl World {
     }
 
     /// Starts `tests/fixtures/old_agent.py` on this world's socket — an agent of protocol 0
-    /// holding the pid-file lock — and returns once it says it is ready.
+    /// holding the pid-file lock — and returns once it says it is ready. The interpreter runs
+    /// from a copy named `wbl-agent`, as an older install's agent would be: a client signals
+    /// only a process whose executable has that name.
     pub fn spawn_old_agent(&self) -> std::process::Child {
         use std::io::{BufRead, BufReader};
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old_agent.py");
+        let bin = self.dir.path().join("old-install");
+        std::fs::create_dir_all(&bin).unwrap();
+        // Debian's interpreter (a copy of a pyenv shim or of a venv's link would not run).
+        let python = std::fs::canonicalize("/usr/bin/python3")
+            .expect("python3 must be installed (scripts/install-test-deps)");
+        let exe = bin.join("wbl-agent");
+        if !exe.exists() {
+            std::fs::copy(&python, &exe).unwrap();
+        }
         let mut old = self
-            .cmd("python3")
+            .cmd(exe.to_str().unwrap())
             .arg(&script)
             .arg(self.socket())
             .stdout(Stdio::piped())

@@ -338,11 +338,9 @@ async fn stored_says_whether_the_key_survives_a_reboot() {
 }
 
 #[tokio::test]
-async fn store_refuses_a_credential_without_a_secret_or_a_host_before_any_keychain_call() {
+async fn store_refuses_a_credential_without_a_host_before_any_keychain_call() {
     let mem = MemoryBackend::new();
     let state = state_on(&mem);
-    let err = state.store(cred("h", "api", "")).await.unwrap_err();
-    assert!(matches!(err, AgentError::NoSecret), "{err:?}");
     for bad in [
         cred("", "api", "k"),
         Credential::new(Target::new("", "h"), "api", Secret::from("k")),
@@ -373,4 +371,17 @@ async fn an_expired_credential_is_never_returned() {
     let listed = restarted.list().await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].password_expiry_utc, Some(1));
+}
+
+#[tokio::test]
+async fn an_empty_user_name_and_password_are_a_credential_that_survives_a_restart() {
+    let mem = MemoryBackend::new();
+    state_on(&mem).store(cred("sso", "", "")).await.unwrap();
+    // A new agent on the same keychain reads it back (the empty password is not "no item").
+    let got = state_on(&mem)
+        .get(&query("sso", None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.username.is_empty() && got.password.is_empty() && got.has_password());
 }

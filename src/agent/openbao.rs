@@ -1,0 +1,769 @@
+//! The agent's second store: hosts routed by `config.toml` to an OpenBao (or Vault) KV v2
+//! secret. It keeps each server's token (in memory; also in the OS keychain for `token` and
+//! `userpass`), renews it before it expires, logs in again with the JWT when renewal is no
+//! longer possible, and caches each routed secret for the server's `cache_ttl`.
+//!
+//! Invariants:
+//! - A routed host is served only by its server: a failure is an error naming the server,
+//!   the secret and the reason, never a fallback to the keychain (or the reverse). A
+//!   configuration that does not parse is an error for every host, since which hosts are
+//!   routed is then unknown.
+//! - A cached value is served for `cache_ttl` after it was read or written; after that it is
+//!   read again, and only while the server is unreachable or sealed may it still be served,
+//!   for at most `stale_ttl` more. Permission denied, not found and an expired token are
+//!   never hidden by the cache.
+//! - A `Stored` answer means the server acknowledged the write; the cache is updated only
+//!   then. A refused write changes nothing anywhere.
+//! - Every HTTP call runs on the blocking pool, bounded by the server's `timeout`. One fetch
+//!   per route at a time: concurrent cold gets wait for the first one's answer.
+//! - The OpenBao token is never written to a file (no `~/.vault-token`), never logged and never
+//!   sent to a client.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use wbl_proto::{Credential, ErrorCode, OpenBaoSession, Query, Response, Secret, Target};
+
+use super::State;
+use crate::config::{Auth, Config, ConfigError, Route, ServerConfig};
+use crate::openbao::{BaoError, Client, KvSecret, Reason, TokenInfo};
+
+/// The user name of a routed secret without a `username` field (W&B's Basic-auth user).
+pub const DEFAULT_USERNAME: &str = "api";
+/// The keychain protocol under which OpenBao tokens are kept (`openbao://<server>`, user
+/// `token`); the agent's credential index leaves these items out.
+pub const TOKEN_PROTOCOL: &str = "openbao";
+const TOKEN_USER: &str = "token";
+/// The action of a "no usable token" error, replaced by the caller's own.
+const USING_TOKEN: &str = "using the token";
+
+/// The agent's OpenBao state: the configuration as last read, and per server and route the
+/// token and cache.
+pub struct OpenBaoStore {
+    routing: RwLock<Arc<Routing>>,
+    /// The configuration file's stamp when last read (`Some(None)`: there was none), to
+    /// notice edits.
+    stamp: Mutex<Option<Option<FileStamp>>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+fn stamp_of(path: &std::path::Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        #[cfg(unix)]
+        inode: std::os::unix::fs::MetadataExt::ino(&m),
+    })
+}
+
+#[derive(Default)]
+struct Routing {
+    error: Option<ConfigError>,
+    servers: HashMap<String, Arc<Server>>,
+    routes: Vec<Arc<RouteState>>,
+}
+
+/// One server: its client and the agent's token for it.
+pub struct Server {
+    config: Arc<ServerConfig>,
+    client: Result<Arc<Client>, BaoError>,
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// False until the keychain was asked for a saved token.
+    keychain_tried: AtomicBool,
+    generation: AtomicU64,
+}
+
+struct Session {
+    token: Secret,
+    /// When the token stops working; `None` when it never does.
+    expires: Option<Instant>,
+    /// The TTL the server last granted.
+    granted: Option<Duration>,
+    renewable: bool,
+    generation: u64,
+}
+
+impl Session {
+    fn from_info(info: TokenInfo, generation: u64) -> Session {
+        Session {
+            expires: info.ttl.map(|t| Instant::now() + t),
+            granted: info.ttl,
+            renewable: info.renewable,
+            token: info.token,
+            generation,
+        }
+    }
+
+    fn expired(&self) -> bool {
+        self.expires.is_some_and(|e| Instant::now() >= e)
+    }
+}
+
+/// One route and its cache.
+pub struct RouteState {
+    route: Route,
+    server: Arc<Server>,
+    cached: RwLock<Option<Cached>>,
+    fetch: tokio::sync::Mutex<()>,
+}
+
+struct Cached {
+    cred: Box<Credential>,
+    at: Instant,
+}
+
+fn error_response(e: &BaoError) -> Response {
+    let code = match e.reason {
+        Reason::NotFound => ErrorCode::NotFound,
+        _ => ErrorCode::OpenBao,
+    };
+    Response::error(code, e.to_string())
+}
+
+/// Runs a blocking OpenBao call on the blocking pool, bounded by the server's timeout.
+async fn blocking<T: Send + 'static>(
+    client: &Arc<Client>,
+    action: &str,
+    op: impl FnOnce(&Client) -> Result<T, BaoError> + Send + 'static,
+) -> Result<T, BaoError> {
+    let c = Arc::clone(client);
+    let bound = client.config().timeout + Duration::from_secs(2);
+    match tokio::time::timeout(bound, tokio::task::spawn_blocking(move || op(&c))).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(client.error(
+            action,
+            Reason::Unreachable("the call failed unexpectedly".into()),
+        )),
+        Err(_) => Err(client.error(
+            action,
+            Reason::Unreachable(format!("no answer within {} s", bound.as_secs())),
+        )),
+    }
+}
+
+impl Server {
+    fn new(config: Arc<ServerConfig>) -> Server {
+        Server {
+            client: Client::new(Arc::clone(&config)).map(Arc::new),
+            config,
+            session: tokio::sync::Mutex::new(None),
+            keychain_tried: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    fn client(&self) -> Result<&Arc<Client>, BaoError> {
+        self.client.as_ref().map_err(Clone::clone)
+    }
+
+    fn token_target(&self) -> Target {
+        Target::new(TOKEN_PROTOCOL, self.config.name.clone())
+    }
+
+    fn keeps_token_in_keychain(&self) -> bool {
+        !matches!(self.config.auth, Auth::Jwt { .. })
+    }
+
+    /// A usable token: the session's, else the keychain's (token, userpass), else a fresh JWT
+    /// login (jwt); else "not logged in" / "token expired".
+    async fn token(self: &Arc<Self>, state: &State) -> Result<Secret, BaoError> {
+        let mut session = self.session.lock().await;
+        let mut reason = Reason::NotLoggedIn;
+        if let Some(s) = session.as_ref() {
+            if !s.expired() {
+                return Ok(s.token.clone());
+            }
+            *session = None;
+            reason = Reason::TokenExpired;
+        }
+        let client = Arc::clone(self.client()?);
+        match &self.config.auth {
+            Auth::Jwt { .. } => {
+                let info = blocking(&client, "logging in (jwt)", |c| c.login(None)).await?;
+                tracing::info!(server = %self.config.name, "logged in to OpenBao with the JWT");
+                let token = info.token.clone();
+                self.install(&mut session, info);
+                Ok(token)
+            }
+            _ => {
+                if !self.keychain_tried.swap(true, Ordering::SeqCst) {
+                    let target = self.token_target();
+                    let saved = match state
+                        .keychain_call(move |k| k.load(&target, TOKEN_USER, &[]))
+                        .await
+                    {
+                        Ok(saved) => saved,
+                        Err(_) => {
+                            // The keychain could not answer: ask it again next time.
+                            self.keychain_tried.store(false, Ordering::SeqCst);
+                            None
+                        }
+                    };
+                    if let Some(saved) = saved {
+                        let token = saved.password.clone();
+                        match blocking(&client, "looking up the saved token", move |c| {
+                            c.lookup_self(&token)
+                        })
+                        .await
+                        {
+                            Ok(info) => {
+                                tracing::info!(server = %self.config.name, "using the OpenBao token saved in the keychain");
+                                let token = info.token.clone();
+                                self.install(&mut session, info);
+                                return Ok(token);
+                            }
+                            Err(e) if e.reason.needs_login() => {
+                                self.forget_saved(state).await;
+                                reason = Reason::TokenExpired;
+                            }
+                            Err(e) => {
+                                // Try the keychain again next time.
+                                self.keychain_tried.store(false, Ordering::SeqCst);
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+                Err(client.error(USING_TOKEN, reason))
+            }
+        }
+    }
+
+    /// Makes `info` the session and starts its renewal.
+    fn install(self: &Arc<Self>, session: &mut Option<Session>, info: TokenInfo) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let s = Session::from_info(info, generation);
+        crate::agent::harden::lock_memory(s.token.expose().as_bytes());
+        let renew = s.renewable && s.granted.is_some();
+        *session = Some(s);
+        if renew {
+            tokio::spawn(renew_loop(Arc::clone(self), generation));
+        }
+    }
+
+    /// Drops the session if it still holds `token` (a token the server no longer accepts).
+    async fn invalidate(&self, token: &Secret, state: &State) {
+        let mut session = self.session.lock().await;
+        if session.as_ref().is_some_and(|s| &s.token == token) {
+            *session = None;
+            drop(session);
+            if self.keeps_token_in_keychain() {
+                self.forget_saved(state).await;
+            }
+        }
+    }
+
+    async fn forget_saved(&self, state: &State) {
+        let target = self.token_target();
+        if let Err(e) = state
+            .keychain_call(move |k| k.erase(&target, TOKEN_USER, &[]))
+            .await
+        {
+            tracing::warn!(server = %self.config.name, error = %e, "could not remove the dead OpenBao token from the keychain");
+        }
+    }
+
+    /// Tells a revoked/expired token from a policy refusal after a 403.
+    async fn classify_denied(&self, client: &Arc<Client>, token: &Secret, e: BaoError) -> BaoError {
+        if e.reason != Reason::PermissionDenied {
+            return e;
+        }
+        let t = token.clone();
+        match blocking(client, "looking up the token", move |c| c.lookup_self(&t)).await {
+            Err(l) if l.reason == Reason::TokenExpired => BaoError {
+                reason: Reason::TokenExpired,
+                ..e
+            },
+            _ => e,
+        }
+    }
+
+    /// Runs `op` with a token; when the server no longer accepts the token, forgets it, and
+    /// for `jwt` logs in again and retries once.
+    async fn with_token<T: Send + 'static>(
+        self: &Arc<Self>,
+        state: &State,
+        action: &str,
+        op: impl Fn(&Client, &Secret) -> Result<T, BaoError> + Send + Sync + 'static,
+    ) -> Result<T, BaoError> {
+        let client = Arc::clone(self.client()?);
+        let op = Arc::new(op);
+        for attempt in 0..2 {
+            let token = self.token(state).await.map_err(|e| BaoError {
+                action: if e.action == USING_TOKEN {
+                    action.to_owned()
+                } else {
+                    format!("{action}: {}", e.action)
+                },
+                ..e
+            })?;
+            let (t, o) = (token.clone(), Arc::clone(&op));
+            let result = blocking(&client, action, move |c| o(c, &t)).await;
+            let e = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => self.classify_denied(&client, &token, e).await,
+            };
+            if e.reason != Reason::TokenExpired {
+                return Err(e);
+            }
+            self.invalidate(&token, state).await;
+            if attempt == 1 || !matches!(self.config.auth, Auth::Jwt { .. }) {
+                return Err(e);
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+/// Renews the session of `generation` before it expires: at two thirds of the granted TTL.
+/// When renewal fails or no longer extends the token (its max TTL is near), `jwt` logs in
+/// again; the others keep the token until it expires (then gets say to log in).
+async fn renew_loop(server: Arc<Server>, generation: u64) {
+    loop {
+        let (token, expires, granted) = {
+            let s = server.session.lock().await;
+            match s.as_ref() {
+                Some(s) if s.generation == generation => match (s.expires, s.granted) {
+                    (Some(e), Some(g)) => (s.token.clone(), e, g),
+                    _ => return,
+                },
+                _ => return,
+            }
+        };
+        let wake = expires.checked_sub(granted / 3).unwrap_or(expires);
+        tokio::time::sleep_until(wake.into()).await;
+        let Ok(client) = server.client().cloned() else {
+            return;
+        };
+        let t = token.clone();
+        let renewed = blocking(&client, "renewing the token", move |c| {
+            c.renew_self(&t, None)
+        })
+        .await;
+        let mut s = server.session.lock().await;
+        if s.as_ref().is_none_or(|s| s.generation != generation) {
+            return;
+        }
+        let jwt = matches!(server.config.auth, Auth::Jwt { .. });
+        match renewed {
+            Ok(info) if info.ttl.is_some_and(|t| t * 2 >= granted) => {
+                tracing::debug!(server = %server.config.name, ttl_secs = info.ttl.map(|t| t.as_secs()), "OpenBao token renewed");
+                if let Some(cur) = s.as_mut() {
+                    cur.expires = info.ttl.map(|t| Instant::now() + t);
+                    cur.granted = info.ttl;
+                }
+                continue;
+            }
+            Ok(info) => {
+                // Renewed, but for less than half the previous TTL: the max TTL is near.
+                if let Some(cur) = s.as_mut() {
+                    cur.expires = info.ttl.map(|t| Instant::now() + t);
+                    cur.granted = info.ttl;
+                }
+                if !jwt {
+                    tracing::warn!(server = %server.config.name, "the OpenBao token reaches its maximum TTL soon; run `wbl openbao login {}` then", server.config.name);
+                    if info.ttl.is_some_and(|t| t < Duration::from_secs(1)) {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            Err(e) if e.reason.is_outage() && Instant::now() < expires => {
+                drop(s);
+                tracing::warn!(server = %server.config.name, error = %e, "could not renew the OpenBao token; trying again");
+                let left = expires.saturating_duration_since(Instant::now());
+                tokio::time::sleep(
+                    (left / 2)
+                        .max(Duration::from_millis(200))
+                        .min(Duration::from_secs(10)),
+                )
+                .await;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(server = %server.config.name, error = %e, "could not renew the OpenBao token");
+                if !jwt {
+                    return;
+                }
+            }
+        }
+        // jwt: a fresh login replaces the session (and starts its own renewal).
+        let relogin = blocking(&client, "logging in (jwt)", |c| c.login(None)).await;
+        match relogin {
+            Ok(info) => {
+                tracing::info!(server = %server.config.name, "logged in to OpenBao again with the JWT");
+                server.install(&mut s, info);
+            }
+            Err(e) => {
+                tracing::warn!(server = %server.config.name, error = %e, "could not log in again with the JWT; the next request tries again");
+                *s = None;
+            }
+        }
+        return;
+    }
+}
+
+impl RouteState {
+    fn fresh(&self, now: Instant) -> Option<Credential> {
+        let c = self.cached.read().unwrap_or_else(|p| p.into_inner());
+        c.as_ref()
+            .filter(|c| now.duration_since(c.at) < self.server.config.cache_ttl)
+            .map(|c| Credential::clone(&c.cred))
+    }
+
+    fn stale(&self, now: Instant) -> Option<Credential> {
+        let cfg = &self.server.config;
+        let c = self.cached.read().unwrap_or_else(|p| p.into_inner());
+        c.as_ref()
+            .filter(|c| now.duration_since(c.at) < cfg.cache_ttl + cfg.stale_ttl)
+            .map(|c| Credential::clone(&c.cred))
+    }
+
+    fn put(&self, cred: Option<Credential>) {
+        let mut c = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        *c = cred.map(|cred| {
+            crate::agent::harden::lock_memory(cred.password.expose().as_bytes());
+            Cached {
+                cred: Box::new(cred),
+                at: Instant::now(),
+            }
+        });
+    }
+
+    fn credential(&self, secret: KvSecret) -> Credential {
+        Credential::new(
+            Target::new(self.route.protocol.clone(), self.route.host.clone()),
+            secret
+                .username
+                .unwrap_or_else(|| DEFAULT_USERNAME.to_owned()),
+            secret.password,
+        )
+    }
+
+    /// The route's credential: cached, else read (one fetch at a time), else stale within
+    /// bounds during an outage.
+    async fn read(&self, state: &State) -> Result<Credential, BaoError> {
+        if let Some(c) = self.fresh(Instant::now()) {
+            return Ok(c);
+        }
+        let _one = self.fetch.lock().await;
+        if let Some(c) = self.fresh(Instant::now()) {
+            return Ok(c);
+        }
+        let (mount, path) = (self.route.mount.clone(), self.route.path.clone());
+        let action = format!("reading {}", self.route.secret_name());
+        let result = self
+            .server
+            .with_token(state, &action, move |c, t| c.kv_read(t, &mount, &path))
+            .await;
+        match result {
+            Ok(secret) => {
+                let cred = self.credential(secret);
+                self.put(Some(cred.clone()));
+                Ok(cred)
+            }
+            Err(e) if e.reason.is_outage() => match self.stale(Instant::now()) {
+                Some(c) => {
+                    tracing::warn!(error = %e, "serving the cached value while the OpenBao server cannot answer");
+                    Ok(c)
+                }
+                None => Err(e),
+            },
+            Err(e) => {
+                self.put(None);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn matches_user(cred: &Credential, query: &Query) -> bool {
+    query.username.as_ref().is_none_or(|u| *u == cred.username)
+}
+
+impl Default for OpenBaoStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenBaoStore {
+    /// Reads the configuration file now; it is read again whenever it changes.
+    pub fn new() -> Self {
+        let store = OpenBaoStore {
+            routing: RwLock::new(Arc::new(Routing::default())),
+            stamp: Mutex::new(None),
+        };
+        store.refresh();
+        store
+    }
+
+    /// Re-reads the configuration when its file changed (checked on every routed decision: one
+    /// `stat`). Sessions and caches of servers and routes whose settings did not change are
+    /// kept.
+    fn refresh(&self) -> Arc<Routing> {
+        let stamp = crate::dirs::config_file().and_then(|(p, _)| stamp_of(&p));
+        let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self
+            .routing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if *last == Some(stamp) {
+            return current;
+        }
+        *last = Some(stamp);
+        let routing = Arc::new(match crate::config::load() {
+            Err(e) => {
+                tracing::error!(error = %e, "the configuration file cannot be used");
+                Routing {
+                    error: Some(e),
+                    ..Routing::default()
+                }
+            }
+            Ok(None) => Routing::default(),
+            Ok(Some(config)) => build(&config, &current),
+        });
+        *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&routing);
+        routing
+    }
+
+    /// The route of `target`'s host; `Err` when the configuration cannot be used.
+    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<RouteState>>, Box<Response>> {
+        if target.protocol == TOKEN_PROTOCOL {
+            return Err(Box::new(Response::error(
+                ErrorCode::BadRequest,
+                "openbao:// items are the agent's own tokens",
+            )));
+        }
+        let routing = self.refresh();
+        if let Some(e) = &routing.error {
+            return Err(Box::new(Response::error(
+                ErrorCode::Config,
+                format!("{e}; wbl serves no key until the configuration is fixed"),
+            )));
+        }
+        Ok(routing
+            .routes
+            .iter()
+            .find(|r| r.route.host == target.host && r.route.protocol == target.protocol)
+            .cloned())
+    }
+
+    /// The routed hosts, as `protocol://host`.
+    pub fn routed_hosts(&self) -> Vec<Target> {
+        self.refresh()
+            .routes
+            .iter()
+            .map(|r| Target::new(r.route.protocol.clone(), r.route.host.clone()))
+            .collect()
+    }
+
+    pub async fn get(&self, state: &State, route: &RouteState, query: &Query) -> Response {
+        match route.read(state).await {
+            Ok(cred) => Response::Credential(Some(cred).filter(|c| matches_user(c, query))),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    pub async fn store(&self, state: &State, route: &RouteState, cred: Credential) -> Response {
+        let _one = route.fetch.lock().await;
+        let (mount, path) = (route.route.mount.clone(), route.route.path.clone());
+        let (user, password) = (cred.username.clone(), cred.password.clone());
+        let action = format!("writing {}", route.route.secret_name());
+        let username = if user.is_empty() {
+            DEFAULT_USERNAME.to_owned()
+        } else {
+            user
+        };
+        let u = username.clone();
+        match route
+            .server
+            .with_token(state, &action, move |c, t| {
+                c.kv_write(t, &mount, &path, &u, &password)
+            })
+            .await
+        {
+            Ok(()) => {
+                route.put(Some(Credential::new(
+                    Target::new(route.route.protocol.clone(), route.route.host.clone()),
+                    username,
+                    cred.password,
+                )));
+                Response::Stored { persistent: true }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "OpenBao refused the write");
+                Response::error(
+                    ErrorCode::OpenBao,
+                    format!("{e}; the key was not stored (nor anywhere else)"),
+                )
+            }
+        }
+    }
+
+    pub async fn erase(&self, state: &State, route: &RouteState, query: &Query) -> Response {
+        if query.username.is_some() {
+            // Only erase the secret if it is this user's.
+            match route.read(state).await {
+                Ok(c) if !matches_user(&c, query) => return Response::Erased { count: 0 },
+                Ok(_) => {}
+                Err(e) if e.reason == Reason::NotFound => return Response::Erased { count: 0 },
+                Err(e) => return error_response(&e),
+            }
+        }
+        let _one = route.fetch.lock().await;
+        let (mount, path) = (route.route.mount.clone(), route.route.path.clone());
+        let action = format!("deleting {}", route.route.secret_name());
+        match route
+            .server
+            .with_token(state, &action, move |c, t| c.kv_delete(t, &mount, &path))
+            .await
+        {
+            Ok(()) => {
+                route.put(None);
+                Response::Erased { count: 1 }
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+
+    /// `wbl openbao login NAME`: logs in with the secret (or the JWT), keeps the token in
+    /// memory and, for `token` and `userpass`, in the OS keychain.
+    pub async fn login(&self, state: &State, name: &str, secret: Option<Secret>) -> Response {
+        let routing = self.refresh();
+        if let Some(e) = &routing.error {
+            return Response::error(ErrorCode::Config, e.to_string());
+        }
+        let Some(server) = routing.servers.get(name).cloned() else {
+            let mut known: Vec<&str> = routing.servers.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Response::error(
+                ErrorCode::Config,
+                format!(
+                    "no OpenBao server `{name}` in the configuration{}",
+                    if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (known: {})", known.join(", "))
+                    }
+                ),
+            );
+        };
+        let client = match server.client() {
+            Ok(c) => Arc::clone(c),
+            Err(e) => return error_response(&e),
+        };
+        let mut session = server.session.lock().await;
+        let info = match blocking(&client, "logging in", move |c| c.login(secret.as_ref())).await {
+            Ok(info) => info,
+            Err(e) => return error_response(&e),
+        };
+        let policies = info.policies.clone();
+        let (ttl, renewable) = (info.ttl, info.renewable);
+        let mut kept = false;
+        if server.keeps_token_in_keychain() {
+            let cred = Credential::new(server.token_target(), TOKEN_USER, info.token.clone());
+            match state.keychain_call(move |k| k.store(&cred, &[])).await {
+                Ok(()) => kept = true,
+                Err(e) => {
+                    tracing::warn!(server = %name, error = %e, "could not keep the OpenBao token in the keychain; it lives in the agent's memory only");
+                }
+            }
+            server.keychain_tried.store(true, Ordering::SeqCst);
+        }
+        // The same token given again must not be revoked.
+        let previous = session
+            .take()
+            .map(|s| s.token)
+            .filter(|old| *old != info.token);
+        server.install(&mut session, info);
+        drop(session);
+        // The token this login replaces is of no more use: revoke it (best effort).
+        if let Some(old) = previous {
+            let _ = blocking(&client, "revoking the previous token", move |c| {
+                c.revoke_self(&old)
+            })
+            .await;
+        }
+        // A new identity may see other secrets: read them again.
+        for r in routing
+            .routes
+            .iter()
+            .filter(|r| Arc::ptr_eq(&r.server, &server))
+        {
+            r.put(None);
+        }
+        tracing::info!(server = %name, "logged in to OpenBao");
+        Response::OpenBaoLoggedIn(OpenBaoSession {
+            server: name.to_owned(),
+            address: server.config.address.clone(),
+            policies,
+            ttl_secs: ttl.map(|t| t.as_secs()),
+            renewable,
+            kept_in_keychain: kept,
+        })
+    }
+
+    /// Secrets held in the cache.
+    pub fn cached(&self) -> u64 {
+        let routing = self
+            .routing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        routing
+            .routes
+            .iter()
+            .filter(|r| r.cached.read().map(|c| c.is_some()).unwrap_or(false))
+            .count() as u64
+    }
+}
+
+/// The routing of `config`, reusing `old`'s servers (sessions) and routes (caches) whose
+/// settings are unchanged.
+fn build(config: &Config, old: &Routing) -> Routing {
+    let mut servers = HashMap::new();
+    for (name, cfg) in &config.servers {
+        let server = match old.servers.get(name) {
+            Some(s) if *s.config == **cfg => Arc::clone(s),
+            _ => Arc::new(Server::new(Arc::clone(cfg))),
+        };
+        servers.insert(name.clone(), server);
+    }
+    let routes = config
+        .routes
+        .iter()
+        .map(|r| {
+            let server = Arc::clone(&servers[&r.server.name]);
+            match old
+                .routes
+                .iter()
+                .find(|o| o.route == *r && Arc::ptr_eq(&o.server, &server))
+            {
+                Some(o) => Arc::clone(o),
+                None => Arc::new(RouteState {
+                    route: r.clone(),
+                    server,
+                    cached: RwLock::new(None),
+                    fetch: tokio::sync::Mutex::new(()),
+                }),
+            }
+        })
+        .collect();
+    Routing {
+        error: None,
+        servers,
+        routes,
+    }
+}
