@@ -77,7 +77,8 @@ pub enum Command {
         long_about = "Check everything wbl depends on and say how to fix what is wrong: the session \
             D-Bus, the Secret Service and whether its default collection is unlocked, the kernel \
             keyring, the agent (running, same version, socket modes), the keychain backend it \
-            uses, the systemd units or LaunchAgent, plaintext copies of keys (netrc, W&B \
+            uses, the systemd units or LaunchAgent, whether the access log can be written, \
+            plaintext copies of keys (netrc, W&B \
             settings api_key, ~/.git-credentials), WANDB_API_KEY in the environment, and \
             whether git asks wbl for the W&B host.\n\n\
             Each check prints a verdict (ok, WARNING, PROBLEM, skipped), the time it took, what \
@@ -90,6 +91,23 @@ pub enum Command {
             Exit status: 0 when no check finds a problem (warnings alone keep 0), 1 otherwise."
     )]
     Doctor(DoctorArgs),
+    /// Show who used your keys: every get, store and erase the agent answered, with the program.
+    #[command(
+        long_about = "Show who used your keys. The agent records every get, store and erase it answers: \
+            when, for which host and user name, the result (ok, miss, refused, error), and the \
+            calling program: its pid, executable and three parents (nearest first), and the \
+            channel (local, or the destination of a forward). Secrets are never recorded.\n\n\
+            The agent keeps the log in $XDG_STATE_HOME/wbl/access.log (by default \
+            ~/.local/state/wbl/access.log), rotated at 4 MiB with three older files kept. A \
+            program the agent could not identify safely (it exited at once, so its pid might \
+            belong to another program by then) is shown as unknown.",
+        after_help = "Examples:\n  \
+            wbl log                                  # everything kept, as a table\n  \
+            wbl log --since 1h --host api.wandb.ai   # the last hour, one host\n  \
+            wbl log --follow                         # watch requests as they come\n  \
+            wbl log --json | jq -r 'select(.op == \"get\") | .parents[0].exe'"
+    )]
+    Log(LogArgs),
     /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
     #[command(after_help = "Examples:\n  \
             wbl completions bash > ~/.local/share/bash-completion/completions/wbl\n  \
@@ -301,6 +319,24 @@ pub struct DoctorArgs {
     /// with name, title, verdict (ok|warning|problem|skipped), ms, detail and fix.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The options of `wbl log`.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// One JSON object per line: time (RFC 3339), op, result, code, protocol, host,
+    /// username, uid, pid, exe, parents ([{pid, exe}]), check, channel; `dropped` on gaps.
+    #[arg(long)]
+    pub json: bool,
+    /// Only entries newer than this: a duration (30m, 2h, 7days) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::log::parse_since)]
+    pub since: Option<std::time::SystemTime>,
+    /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Keep printing entries as they are written, until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 /// The options of `wbl completions`.

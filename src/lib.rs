@@ -2,6 +2,7 @@
 //!
 //! The library holds everything the two binaries share; see ARCHITECTURE.md for the map.
 
+pub mod accesslog;
 pub mod agent;
 pub mod cli;
 pub mod client;

@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 
 /// Every check, in the order the report lists them.
-const CHECKS: [&str; 12] = [
+const CHECKS: [&str; 13] = [
     "dbus",
     "secret-service",
     "keyutils",
@@ -21,6 +21,7 @@ const CHECKS: [&str; 12] = [
     "socket",
     "backend",
     "service",
+    "access-log",
     "netrc",
     "wandb-settings",
     "git-credentials",

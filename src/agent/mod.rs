@@ -4,6 +4,7 @@
 
 pub mod activation;
 mod cache;
+pub mod caller;
 pub mod cli;
 mod config;
 pub mod conns;
@@ -23,6 +24,8 @@ use wbl_proto::{
 };
 
 use conns::{ConnectionLimits, HELLO_MAX_FRAME, Phase, Registry, Ticket};
+
+use crate::accesslog::Caller;
 
 pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
 pub use dispatch::{Peer, Session};
@@ -159,7 +162,10 @@ async fn serve(stream: Stream, state: &State, ticket: Ticket) {
     let Some(peer) = allowed_peer(&stream) else {
         return;
     };
-    let session = Session { peer };
+    // At once: a caller identified later may have exited (see `caller`). Its `/proc` part
+    // runs once the hello is answered.
+    let mut grabbed = Some(caller::grab(&stream));
+    let mut session = Session::local(peer, Caller::unknown());
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
@@ -262,6 +268,10 @@ async fn serve(stream: Stream, state: &State, ticket: Ticket) {
         };
         if reply(&mut conn, &response, state).await.is_err() {
             return;
+        }
+        // Right after the hello's answer, while the client prepares its first request.
+        if greeted && let Some(g) = grabbed.take() {
+            session.caller = Arc::new(caller::finish(g));
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct State {
     started: Instant,
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Where answered `get`s, `store`s and `erase`s are recorded (disabled unless set).
+    access_log: crate::accesslog::writer::Writer,
     /// Hosts routed by `config.toml` to OpenBao: answered by that store (with its own cache
     /// and TTL) in `dispatch.rs` before any of the operations below is called.
     openbao: crate::agent::openbao::OpenBaoStore,
@@ -74,8 +76,20 @@ impl State {
             started: Instant::now(),
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
+            access_log: crate::accesslog::writer::Writer::disabled(),
             openbao: crate::agent::openbao::OpenBaoStore::new(),
         }
+    }
+
+    /// Records answered requests with `writer` (see `crate::accesslog`).
+    pub fn with_access_log(mut self, writer: crate::accesslog::writer::Writer) -> Self {
+        self.access_log = writer;
+        self
+    }
+
+    /// The access log (never blocks: see `Writer::record`).
+    pub fn access_log(&self) -> &crate::accesslog::writer::Writer {
+        &self.access_log
     }
 
     /// The OpenBao store: routes by host, its servers' tokens and its cache.

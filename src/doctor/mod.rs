@@ -1,6 +1,6 @@
 //! `wbl doctor`'s checks: each looks at one thing that makes wbl work or not (the session
 //! D-Bus, the Secret Service, the kernel keyring, the agent, its socket, the service files,
-//! plaintext copies of keys, `WANDB_API_KEY`, git) and returns a verdict, a one-line detail and
+//! the access log, plaintext copies of keys, `WANDB_API_KEY`, git) and returns a verdict, a one-line detail and
 //! a concrete fix.
 //!
 //! Invariants: a check only reads. It never starts the agent (a socket-activated socket is not
@@ -10,6 +10,7 @@
 //! socket, `systemctl`, `git`) runs on a thread with a deadline, so a hung service turns into
 //! a verdict, not a hung `wbl doctor`.
 
+mod accesslog;
 mod agent;
 mod git;
 mod keychain;
@@ -195,6 +196,7 @@ const CHECKS: &[(&str, &str, CheckFn)] = &[
     ("socket", "agent socket", agent::socket),
     ("backend", "keychain backend", keychain::backend),
     ("service", "login service", agent::service),
+    ("access-log", "access log", accesslog::access_log),
     ("netrc", "netrc", plaintext::netrc),
     ("wandb-settings", "W&B settings", plaintext::settings),
     (

@@ -186,7 +186,11 @@ impl World {
     /// Environment every wbl process of this world gets.
     pub fn apply_env(&self, cmd: &mut Command) {
         for (k, _) in std::env::vars() {
-            if k.starts_with("WANDB_") || k.starts_with("WBL_") || k == "NETRC" {
+            if k.starts_with("WANDB_")
+                || k.starts_with("WBL_")
+                || k == "NETRC"
+                || k == "XDG_STATE_HOME"
+            {
                 cmd.env_remove(k);
             }
         }
