@@ -48,9 +48,9 @@ pub enum Command {
         after_help = "Examples:\n  wbl exec -- python train.py --epochs 3\n  wbl exec --host https://wandb.example.com -- wandb sync ./wandb"
     )]
     Exec(ExecArgs),
-    /// Remove a host's key (or every key) from the keychain and the agent's cache.
+    /// Remove a host's W&B key (or every W&B key) from the keychain and the agent's cache.
     #[command(
-        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all"
+        after_help = "Examples:\n  wbl logout\n  wbl logout --host https://wandb.example.com\n  wbl logout --all          # every W&B key; git credentials stay\n  wbl logout --all --git    # every key, git credentials too"
     )]
     Logout(LogoutArgs),
     /// Act as a git credential helper (get, store, erase), backed by the keychain.
@@ -100,7 +100,8 @@ pub enum Command {
         long_about = "Check everything wbl depends on and say how to fix what is wrong: the session \
             D-Bus, the Secret Service and whether its default collection is unlocked, the kernel \
             keyring, the agent (running, same version, socket modes), the keychain backend it \
-            uses, the systemd units or LaunchAgent, plaintext copies of keys (netrc, W&B \
+            uses, the systemd units or LaunchAgent, whether the access log can be written, \
+            plaintext copies of keys (netrc, W&B \
             settings api_key, ~/.git-credentials), WANDB_API_KEY in the environment, and \
             whether git asks wbl for the W&B host.\n\n\
             Each check prints a verdict (ok, WARNING, PROBLEM, skipped), the time it took, what \
@@ -113,6 +114,23 @@ pub enum Command {
             Exit status: 0 when no check finds a problem (warnings alone keep 0), 1 otherwise."
     )]
     Doctor(DoctorArgs),
+    /// Show who used your keys: every get, store and erase the agent answered, with the program.
+    #[command(
+        long_about = "Show who used your keys. The agent records every get, store and erase it answers: \
+            when, for which host and user name, the result (ok, miss, refused, error), and the \
+            calling program: its pid, executable and three parents (nearest first), and the \
+            channel (local, or the destination of a forward). Secrets are never recorded.\n\n\
+            The agent keeps the log in $XDG_STATE_HOME/wbl/access.log (by default \
+            ~/.local/state/wbl/access.log), rotated at 4 MiB with three older files kept. A \
+            program the agent could not identify safely (it exited at once, so its pid might \
+            belong to another program by then) is shown as unknown.",
+        after_help = "Examples:\n  \
+            wbl log                                  # everything kept, as a table\n  \
+            wbl log --since 1h --host api.wandb.ai   # the last hour, one host\n  \
+            wbl log --follow                         # watch requests as they come\n  \
+            wbl log --json | jq -r 'select(.op == \"get\") | .parents[0].exe'"
+    )]
+    Log(LogArgs),
     /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
     #[command(after_help = "Examples:\n  \
             wbl completions bash > ~/.local/share/bash-completion/completions/wbl\n  \
@@ -201,9 +219,12 @@ pub struct LogoutArgs {
         conflicts_with = "all"
     )]
     pub host: Option<String>,
-    /// Remove every key wbl stores, for every host.
+    /// Remove every W&B key wbl stores, for every host (git credentials stay unless --git).
     #[arg(long)]
     pub all: bool,
+    /// With --all: also remove the git credentials wbl stores for git (`wbl credential`).
+    #[arg(long, requires = "all")]
+    pub git: bool,
 }
 
 /// The options of `wbl credential` (also built by the client's fast path, which skips clap).
@@ -233,8 +254,9 @@ pub struct SetupGitArgs {
 /// The options of `wbl migrate`.
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
-    /// A W&B host whose key to move (repeatable; default: the cloud, WANDB_BASE_URL and
-    /// the base_url of the W&B settings files).
+    /// A W&B host whose key to move (repeatable; both addresses of a Forge-served
+    /// deployment are included; default: the cloud, the SDK's Forge default,
+    /// WANDB_BASE_URL and the base_url of the W&B settings files).
     #[arg(long = "host", visible_alias = "base-url", value_name = "URL")]
     pub hosts: Vec<String>,
     /// Import into the keychain but leave the plaintext copies where they are.
@@ -246,6 +268,12 @@ pub struct MigrateArgs {
     /// Also move the credentials of git's `store` helper (~/.git-credentials).
     #[arg(long)]
     pub git_credentials: bool,
+    /// Also move W&B keys that cannot be the host's key: earlier netrc entries the SDK
+    /// does not read (the same machine again, another key) and keys other than the one
+    /// the keychain holds; they are stored as user `api-old-lineN` (`api-old-settings`), then
+    /// removed from the file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -314,6 +342,24 @@ pub struct DoctorArgs {
     /// with name, title, verdict (ok|warning|problem|skipped), ms, detail and fix.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The options of `wbl log`.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// One JSON object per line: time (RFC 3339), op, result, code, protocol, host,
+    /// username, uid, pid, exe, parents ([{pid, exe}]), check, channel; `dropped` on gaps.
+    #[arg(long)]
+    pub json: bool,
+    /// Only entries newer than this: a duration (30m, 2h, 7days) or an RFC 3339 time.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::log::parse_since)]
+    pub since: Option<std::time::SystemTime>,
+    /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Keep printing entries as they are written, until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 /// The options of `wbl completions`.

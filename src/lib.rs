@@ -2,6 +2,7 @@
 //!
 //! The library holds everything the two binaries share; see ARCHITECTURE.md for the map.
 
+pub mod accesslog;
 pub mod agent;
 pub mod cli;
 pub mod client;
@@ -18,5 +19,6 @@ pub mod logging;
 pub mod openbao;
 pub mod rendezvous;
 pub mod service;
+pub mod shell;
 pub mod term;
 pub mod wandb;

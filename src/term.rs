@@ -83,3 +83,28 @@ pub fn prompt_hidden(prompt: &str) -> std::io::Result<Option<Secret>> {
         Err(e) => Err(e),
     }
 }
+
+/// `3725` → `1h 02m 05s`.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s:02}s"),
+        (0, _, _) => format!("{h}h {m:02}m {s:02}s"),
+        _ => format!("{d}d {h:02}h {m:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(59), "59s");
+        assert_eq!(human_duration(61), "1m 01s");
+        assert_eq!(human_duration(3725), "1h 02m 05s");
+        assert_eq!(human_duration(90_061), "1d 01h 01m");
+    }
+}

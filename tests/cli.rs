@@ -102,6 +102,7 @@ fn doctor_help_documents_the_exit_status_and_json_fields() {
             "socket" => "socket modes",
             "backend" => "keychain backend",
             "service" => "systemd units or LaunchAgent",
+            "access-log" => "access log",
             "netrc" => "netrc",
             "wandb-settings" => "settings api_key",
             "git-credentials" => "~/.git-credentials",
@@ -294,4 +295,22 @@ fn man_pages_cover_every_subcommand_and_render() {
         "{}",
         stdout(&out)
     );
+}
+
+/// Layering (ARCHITECTURE.md): `src/cmd/` is the binaries' only; `wbl doctor`'s checks take
+/// what they share with the subcommands from the modules below them.
+#[test]
+fn doctor_does_not_import_the_subcommands() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/doctor");
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("crate::cmd") || line.contains("super::super::cmd") {
+                offenders.push(format!("{}:{}: {line}", path.display(), i + 1));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
 }

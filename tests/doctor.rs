@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 
 /// Every check, in the order the report lists them.
-const CHECKS: [&str; 12] = [
+const CHECKS: [&str; 13] = [
     "dbus",
     "secret-service",
     "keyutils",
@@ -21,6 +21,7 @@ const CHECKS: [&str; 12] = [
     "socket",
     "backend",
     "service",
+    "access-log",
     "netrc",
     "wandb-settings",
     "git-credentials",
@@ -383,7 +384,7 @@ fn plaintext_keys_are_problems_that_wbl_migrate_fixes() {
     assert_eq!(
         text(&r, "netrc", "detail"),
         format!(
-            "1 plaintext W&B key(s) in netrc: https://api.wandb.ai (user api) in {} (machine api.wandb.ai)",
+            "1 plaintext W&B key(s) in netrc: https://api.wandb.ai (user api) in {} (machine api.wandb.ai, line 2)",
             netrc.display()
         )
     );

@@ -464,8 +464,9 @@ fn o14_no_key_and_no_terminal_is_a_clear_error() {
     assert!(!netrc(&w).exists());
 }
 
-/// A key adopted from netrc costs one `get` and one `store`: the `Stored` answer says whether
-/// the key survives a reboot, so login asks no `status` to warn about the kernel keyring.
+/// A key adopted from netrc costs one `get` per address of the host (the cloud's key may be
+/// stored for its Forge address: two) and one `store`: the `Stored` answer says whether the
+/// key survives a reboot, so login asks no `status` to warn about the kernel keyring.
 #[test]
 fn login_learns_from_the_store_whether_the_key_survives_a_reboot() {
     let w = World::new(Backend::Keyutils);
@@ -486,7 +487,13 @@ fn login_learns_from_the_store_whether_the_key_survives_a_reboot() {
     );
     let log = read(&w.log());
     let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
-    assert_eq!(count("access=Get"), 1, "{log}");
+    assert_eq!(count("access=Get target=https://api.wandb.ai "), 1, "{log}");
+    assert_eq!(
+        count("access=Get target=https://api.forge.coreweave.com "),
+        1,
+        "{log}"
+    );
+    assert_eq!(count("access=Get"), 2, "{log}");
     assert_eq!(count("access=Store"), 1, "{log}");
     assert_eq!(count(" status"), 0, "{log}");
     // The same agent does log a status request (so the count above can fail).
@@ -1199,6 +1206,80 @@ fn logout_one_host_or_all_and_warn_about_what_remains() {
     // The agent's cache forgot them too.
     let out = run(&w, &["token", "--host", "https://h.example"], &[]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn logout_all_removes_wandb_keys_only_and_forge_addresses_together() {
+    let w = World::new(Backend::SecretService);
+    // A git password stored through wbl's credential helper (as git would).
+    let mut c = w.cmd(WBL);
+    c.args(["credential", "store"]).stdin(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"protocol=https\nhost=git.example\nusername=octo\npassword=gitpass\n\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // A key stored for Forge answers for the W&B host; logging out of either removes it.
+    ok(run(
+        &w,
+        &[
+            "login",
+            "--host",
+            "https://api.forge.coreweave.com",
+            &key(1),
+        ],
+        &[],
+    ));
+    assert_eq!(
+        stdout(&ok(run(&w, &["token"], &[]))),
+        format!("{}\n", key(1))
+    );
+    let out = ok(run(&w, &["logout"], &[]));
+    assert!(
+        stderr(&out).contains("Removed the API key for https://api.forge.coreweave.com"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        run(
+            &w,
+            &["token", "--host", "https://api.forge.coreweave.com"],
+            &[]
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+
+    ok(run(&w, &["login", "--cloud", &key(2)], &[]));
+    let out = ok(run(&w, &["logout", "--all"], &[]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Removed the key for https://api.wandb.ai (user api)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Kept 1 git credential(s); `wbl logout --all --git` removes them too."),
+        "{err}"
+    );
+    assert_eq!(
+        w.secret_tool_lookup("https://git.example", "octo")
+            .as_deref(),
+        Some("gitpass")
+    );
+    let out = ok(run(&w, &["logout", "--all", "--git"], &[]));
+    assert!(
+        stderr(&out).contains("Removed the key for https://git.example (user octo)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.secret_tool_lookup("https://git.example", "octo"), None);
+    // --help says so.
+    let help = stdout(&ok(run(&w, &["logout", "--help"], &[])));
+    assert!(help.contains("git credentials stay unless --git"), "{help}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ fn sdk_netrc_entry_moves_and_every_other_byte_stays() {
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
-            "moved:  https://api.wandb.ai (user api) from {} (machine api.wandb.ai)",
+            "moved:  https://api.wandb.ai (user api) from {} (machine api.wandb.ai, line 6)",
             netrc(&w).display()
         )),
         "{text}"
@@ -448,4 +448,210 @@ fn a_keychain_that_forgets_at_reboot_only_gets_copies() {
         w.keyctl_lookup("https://api.wandb.ai", "api").as_deref(),
         Some(k.as_str())
     );
+}
+
+#[test]
+fn duplicate_entries_keep_every_key() {
+    let w = World::new(Backend::SecretService);
+    let (first, last) = (key(1), key(2));
+    let e = |k: &str| format!("machine api.wandb.ai\n  login user\n  password {k}\n");
+    // Python's netrc (the SDK) reads the last entry; curl reads the first.
+    let text = format!(
+        "{}machine other.example login o password p\n{}{}",
+        e(&first),
+        e(&last),
+        e(&last)
+    );
+    write(&netrc(&w), &text, 0o600);
+    // doctor flags all three and says what --force is for.
+    let r: serde_json::Value =
+        serde_json::from_slice(&w.wbl(&["doctor", "--json"]).stdout).unwrap();
+    let check = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "netrc")
+        .unwrap()
+        .clone();
+    assert_eq!(check["verdict"], "problem", "{check:#}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 plaintext W&B key(s)"),
+        "{check:#}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("`wbl migrate --force`"),
+        "{check:#}"
+    );
+
+    let out = ok(migrate(&w, &[]));
+    let s = stdout(&out);
+    // The key the SDK reads goes to the keychain, with its same-key duplicate…
+    assert_eq!(cloud_key(&w).as_deref(), Some(last.as_str()));
+    // …the other key stays in the file, reported.
+    assert_eq!(
+        read(&netrc(&w)),
+        format!("{}machine other.example login o password p\n", e(&first))
+    );
+    assert!(
+        s.contains("holds another key than the later entry for api.wandb.ai, which the SDK reads; kept in the file"),
+        "{s}"
+    );
+    assert!(
+        !s.contains(&first) && !s.contains(&last),
+        "keys are never printed: {s}"
+    );
+
+    // --force: the other key is kept in the keychain under its own user name, then removed.
+    let out = ok(migrate(&w, &["--force"]));
+    let s = stdout(&out);
+    assert!(s.contains("(user api-old-line1)"), "{s}");
+    assert_eq!(
+        read(&netrc(&w)),
+        "machine other.example login o password p\n"
+    );
+    assert_eq!(
+        w.secret_tool_lookup("https://api.wandb.ai", "api-old-line1")
+            .as_deref(),
+        Some(first.as_str())
+    );
+    assert_eq!(cloud_key(&w).as_deref(), Some(last.as_str()));
+}
+
+#[test]
+fn a_hard_linked_netrc_is_copied_not_emptied() {
+    let w = World::new(Backend::SecretService);
+    let k = key(5);
+    let text = format!("machine api.wandb.ai login user password {k}\n");
+    write(&netrc(&w), &text, 0o600);
+    let other = w.home().join("backup-netrc");
+    std::fs::hard_link(netrc(&w), &other).unwrap();
+    let out = ok(migrate(&w, &[]));
+    let s = stdout(&out);
+    assert!(s.contains("has 2 hard links"), "{s}");
+    assert!(
+        s.contains("0 moved to the keychain (secret-service), 1 left in place"),
+        "{s}"
+    );
+    // Nothing claims the key is gone: both names still hold it, and the keychain has a copy.
+    assert_eq!(read(&netrc(&w)), text);
+    assert_eq!(read(&other), text);
+    assert_eq!(cloud_key(&w).as_deref(), Some(k.as_str()));
+    // doctor says why.
+    let out = w.wbl(&["doctor", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let netrc_check = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "netrc")
+        .unwrap();
+    assert_eq!(netrc_check["verdict"], "problem", "{r:#}");
+    assert!(
+        netrc_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more left alone"),
+        "{r:#}"
+    );
+    // Once the other name is gone, migrate finishes.
+    std::fs::remove_file(&other).unwrap();
+    ok(migrate(&w, &[]));
+    assert_eq!(read(&netrc(&w)), "");
+}
+
+#[test]
+fn forge_and_cloud_entries_in_every_netrc_file() {
+    let w = World::new(Backend::SecretService);
+    let (k1, k2, k3) = (key(6), key(7), key(8));
+    let custom = w.home().join("n");
+    write(
+        &custom,
+        &format!("machine api.forge.coreweave.com login user password {k1}\n"),
+        0o600,
+    );
+    write(
+        &netrc(&w),
+        &format!("machine api.wandb.ai login user password {k2}\n"),
+        0o600,
+    );
+    write(
+        &w.home().join("_netrc"),
+        &format!("machine api.qa.forge.coreweave.com login user password {k3}\n"),
+        0o600,
+    );
+    let env = [("NETRC", custom.to_str().unwrap())];
+    // doctor flags all of them (the QA host only once it is in use).
+    let r: serde_json::Value =
+        serde_json::from_slice(&w.wbl_env(&["doctor", "--json"], &env).stdout).unwrap();
+    let detail = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "netrc")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.starts_with("2 plaintext W&B key(s) in netrc"),
+        "{detail}"
+    );
+    // status: the W&B host's key comes from $NETRC (the Forge entry, the same deployment);
+    // its ~/.netrc entry is a plaintext copy the SDK reads once NETRC is unset.
+    let st: serde_json::Value =
+        serde_json::from_slice(&w.wbl_env(&["status", "--json"], &env).stdout).unwrap();
+    let cloud = st["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["url"] == "https://api.wandb.ai")
+        .unwrap()
+        .clone();
+    assert_eq!(cloud["source"], "netrc", "{st:#}");
+    assert_eq!(
+        cloud["source_detail"],
+        format!("{} (machine api.forge.coreweave.com)", custom.display()),
+        "{st:#}"
+    );
+    assert!(
+        cloud["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("(the SDK reads {} now;", custom.display())),
+        "{st:#}"
+    );
+    let out = ok(w.wbl_env(
+        &[
+            "migrate",
+            "--host",
+            "https://api.qa.wandb.ai",
+            "--host",
+            "https://api.wandb.ai",
+        ],
+        &env,
+    ));
+    let s = stdout(&out);
+    assert!(s.contains("3 moved to the keychain"), "{s}");
+    for f in [custom.clone(), netrc(&w), w.home().join("_netrc")] {
+        assert_eq!(read(&f), "", "{}", f.display());
+    }
+    assert_eq!(
+        w.secret_tool_lookup("https://api.forge.coreweave.com", "api")
+            .as_deref(),
+        Some(k1.as_str())
+    );
+    assert_eq!(
+        w.secret_tool_lookup("https://api.qa.forge.coreweave.com", "api")
+            .as_deref(),
+        Some(k3.as_str())
+    );
+    // The QA key answers for the W&B QA host.
+    let out = ok(w.wbl(&["token", "--host", "https://api.qa.wandb.ai"]));
+    assert_eq!(stdout(&out).trim(), k3);
 }

@@ -13,6 +13,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = h.app_url(None);
         let _ = h.authorize_url(Some("https://app.example"));
         assert!(!h.as_str().ends_with('/'));
+        // The other address of a Forge-served deployment is a normalised URL whose own other
+        // address leads back to the same host.
+        if let Some(a) = h.forge_alias() {
+            assert_eq!(HostUrl::parse(a.as_str()).ok().as_ref(), Some(&a));
+            let back = a.forge_alias().expect("an alias has an alias");
+            assert!(back.host().eq_ignore_ascii_case(h.host()));
+        }
+        let _ = h.forge_upstream();
         // User info is refused, never kept.
         assert!(!h.netloc().contains('@'));
         // Normalising is idempotent.

@@ -7,12 +7,14 @@
 //! `erase` with its caller (an access log) hooks into [`audit`].
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use wbl_proto::{AgentStatus, ErrorCode, FORWARD_PID, PROTOCOL_VERSION, Request, Response, Target};
 
 use super::State;
 use super::forward::{self, Grant};
 use super::state::AgentError;
+use crate::accesslog::{self, Caller, Event, LOCAL_CHANNEL, Op};
 
 /// Who is on the other end of a connection, as the kernel reports it (`SO_PEERCRED`). Unknown
 /// fields are `None` (Windows: the pipe's ACL admits only the current user).
@@ -33,19 +35,65 @@ pub enum Channel {
 }
 
 /// What the agent knows about one connection while answering its requests.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Session {
     pub peer: Peer,
-    pub channel: Channel,
+    /// The calling process (executable, parents), identified when the connection was
+    /// accepted (`super::caller`); shared by the access log's entries of this connection.
+    pub caller: Arc<Caller>,
+    /// Through what the connection came: `local` for the agent's own socket, a forward's
+    /// destination (`ssh:<destination>`) for one relayed by `wbl ssh`. Recorded with every
+    /// entry of the access log.
+    pub channel: Arc<str>,
+    /// What the connection may ask (everything, or a forward's grant).
+    pub access: Channel,
 }
 
 impl Session {
+    /// A connection on the agent's own socket.
+    pub fn local(peer: Peer, caller: Caller) -> Session {
+        Session::through(peer, caller, LOCAL_CHANNEL)
+    }
+
+    /// A connection that came through `channel`, with full access (a test's stand-in for a
+    /// relay; forwards use [`Session::new`] with their grant).
+    pub fn through(peer: Peer, caller: Caller, channel: &str) -> Session {
+        Session {
+            peer,
+            caller: Arc::new(caller),
+            channel: Arc::from(channel),
+            access: Channel::Full,
+        }
+    }
+
+    /// A connection with `access`: the agent's own socket, or a forward's restricted one,
+    /// whose access-log channel names the forward's destination.
+    pub fn new(peer: Peer, caller: Caller, access: Channel) -> Session {
+        let channel: Arc<str> = match &access {
+            Channel::Full => Arc::from(LOCAL_CHANNEL),
+            Channel::Forward(g) => Arc::from(format!("ssh:{}", g.destination()).as_str()),
+        };
+        Session {
+            peer,
+            caller: Arc::new(caller),
+            channel,
+            access,
+        }
+    }
+
     /// The grant of a forward's connection.
     fn grant(&self) -> Option<&Grant> {
-        match &self.channel {
+        match &self.access {
             Channel::Forward(g) => Some(g),
             Channel::Full => None,
         }
+    }
+}
+
+impl Default for Session {
+    /// A local connection of an unknown caller.
+    fn default() -> Session {
+        Session::local(Peer::default(), Caller::unknown())
     }
 }
 
@@ -85,7 +133,37 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
     if let Some(grant) = session.grant()
         && let Err(refusal) = forward::permit(grant, &req)
     {
-        return Response::error(ErrorCode::Forbidden, refusal);
+        let refused = Response::error(ErrorCode::Forbidden, refusal);
+        // Refusals are answers too: the access log shows what a forward tried.
+        match &req {
+            Request::Get(q) | Request::Erase(q) => {
+                let op = if matches!(req, Request::Get(_)) {
+                    Op::Get
+                } else {
+                    Op::Erase
+                };
+                audit_routed(
+                    state,
+                    session,
+                    op,
+                    &q.target,
+                    q.username.as_deref(),
+                    &refused,
+                );
+            }
+            Request::Store(c) => {
+                audit_routed(
+                    state,
+                    session,
+                    Op::Store,
+                    &c.target,
+                    Some(&c.username),
+                    &refused,
+                );
+            }
+            _ => {}
+        }
+        return refused;
     }
     match req {
         // A second hello on the same connection is a client bug.
@@ -94,12 +172,23 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         }
         Request::Get(query) => {
             match state.openbao().route_for(&query.target) {
-                Err(refused) => return *refused,
+                Err(refused) => {
+                    audit_routed(
+                        state,
+                        session,
+                        Op::Get,
+                        &query.target,
+                        query.username.as_deref(),
+                        &refused,
+                    );
+                    return *refused;
+                }
                 Ok(Some(route)) => {
                     let r = state.openbao().get(state, &route, &query).await;
                     audit_routed(
+                        state,
                         session,
-                        Access::Get,
+                        Op::Get,
                         &query.target,
                         query.username.as_deref(),
                         &r,
@@ -113,11 +202,14 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             }
             let result = state.get(&query).await;
             audit(
+                state,
                 session,
-                Access::Get,
+                Op::Get,
                 &query.target,
                 query.username.as_deref(),
-                result.as_ref().map(|c| Outcome::Found(c.is_some())),
+                result
+                    .as_ref()
+                    .map(|c| Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
             );
             if let (Some(grant), Ok(Some(cred))) = (session.grant(), &result) {
                 forward::handed_out(grant, cred);
@@ -127,18 +219,22 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         Request::Store(cred) => {
             let (target, user) = (cred.target.clone(), cred.username.clone());
             match state.openbao().route_for(&target) {
-                Err(refused) => return *refused,
+                Err(refused) => {
+                    audit_routed(state, session, Op::Store, &target, Some(&user), &refused);
+                    return *refused;
+                }
                 Ok(Some(route)) if cred.has_secret() => {
                     let r = state.openbao().store(state, &route, cred).await;
-                    audit_routed(session, Access::Store, &target, Some(&user), &r);
+                    audit_routed(state, session, Op::Store, &target, Some(&user), &r);
                     return r;
                 }
                 _ => {}
             }
             let result = state.store(cred).await;
             audit(
+                state,
                 session,
-                Access::Store,
+                Op::Store,
                 &target,
                 Some(&user),
                 result.as_ref().map(|_| Outcome::Stored),
@@ -149,12 +245,23 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         }
         Request::Erase(query) => {
             match state.openbao().route_for(&query.target) {
-                Err(refused) => return *refused,
+                Err(refused) => {
+                    audit_routed(
+                        state,
+                        session,
+                        Op::Erase,
+                        &query.target,
+                        query.username.as_deref(),
+                        &refused,
+                    );
+                    return *refused;
+                }
                 Ok(Some(route)) => {
                     let r = state.openbao().erase(state, &route, &query).await;
                     audit_routed(
+                        state,
                         session,
-                        Access::Erase,
+                        Op::Erase,
                         &query.target,
                         query.username.as_deref(),
                         &r,
@@ -165,8 +272,9 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             }
             let result = state.erase(&query).await;
             audit(
+                state,
                 session,
-                Access::Erase,
+                Op::Erase,
                 &query.target,
                 query.username.as_deref(),
                 result.as_ref().map(|n| Outcome::Erased(*n)),
@@ -198,13 +306,16 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
 
 /// The wire form of a failure.
 fn error(e: AgentError) -> Response {
-    let code = match &e {
+    Response::error(error_code(&e), e.to_string())
+}
+
+fn error_code(e: &AgentError) -> ErrorCode {
+    match e {
         AgentError::NoTarget => ErrorCode::BadRequest,
         AgentError::Keychain(_) => ErrorCode::Keychain,
         AgentError::KeychainTimeout { .. } => ErrorCode::KeychainTimeout,
         AgentError::Internal => ErrorCode::Internal,
-    };
-    Response::error(code, e.to_string())
+    }
 }
 
 fn status(state: &State) -> AgentStatus {
@@ -223,82 +334,136 @@ fn status(state: &State) -> AgentStatus {
     }
 }
 
-/// A request that reads or changes a credential.
-#[derive(Debug, Clone, Copy)]
-enum Access {
-    Get,
-    Store,
-    Erase,
-}
-
 /// How it went, without any secret.
 #[derive(Debug, Clone, Copy)]
-enum Outcome {
-    /// `get`: whether a credential was returned.
-    Found(bool),
+enum Outcome<'a> {
+    /// `get`: the user name of the credential returned, if one was.
+    Found(Option<&'a str>),
     Stored,
     /// `erase`: how many credentials existed.
     Erased(u32),
 }
 
-impl std::fmt::Display for Outcome {
+impl std::fmt::Display for Outcome<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Found(true) => f.write_str("found"),
-            Outcome::Found(false) => f.write_str("none"),
+            Outcome::Found(Some(_)) => f.write_str("found"),
+            Outcome::Found(None) => f.write_str("none"),
             Outcome::Stored => f.write_str("stored"),
             Outcome::Erased(n) => write!(f, "erased {n}"),
         }
     }
 }
 
-/// Sees every answered `get`, `store` and `erase` with its caller: today a debug log line.
+/// Sees every answered `get`, `store` and `erase` with its caller: a debug log line, and an
+/// entry of the access log (queued, never waited for; see `accesslog::writer`).
 fn audit(
+    state: &State,
     session: &Session,
-    access: Access,
+    op: Op,
     target: &Target,
     user: Option<&str>,
-    outcome: Result<Outcome, &AgentError>,
+    outcome: Result<Outcome<'_>, &AgentError>,
 ) {
-    match outcome {
-        Ok(outcome) => tracing::debug!(
-            ?access,
-            %target,
-            ?user,
-            %outcome,
-            peer_pid = ?session.peer.pid,
-            "answered"
-        ),
-        Err(e) => tracing::debug!(
-            ?access,
-            %target,
-            ?user,
-            error = %e,
-            peer_pid = ?session.peer.pid,
-            "failed"
-        ),
+    use accesslog::Outcome as Result_;
+    let (result, code, user) = match outcome {
+        Ok(outcome) => {
+            tracing::debug!(access = ?op, %target, ?user, %outcome, peer_pid = ?session.peer.pid, "answered");
+            match outcome {
+                // A get that named no user name records the one it returned.
+                Outcome::Found(Some(found)) => (Result_::Ok, None, Some(found)),
+                Outcome::Found(None) | Outcome::Erased(0) => (Result_::Miss, None, user),
+                Outcome::Stored | Outcome::Erased(_) => (Result_::Ok, None, user),
+            }
+        }
+        Err(e) => {
+            tracing::debug!(access = ?op, %target, ?user, error = %e, peer_pid = ?session.peer.pid, "failed");
+            let code = error_code(e);
+            (result_of(code), Some(code_name(code)), user)
+        }
+    };
+    record(state, session, op, target, user, result, code);
+}
+
+/// The access log's result for a request that failed with `code`.
+fn result_of(code: ErrorCode) -> accesslog::Outcome {
+    use accesslog::Outcome as Result_;
+    match code {
+        ErrorCode::BadRequest
+        | ErrorCode::VersionMismatch
+        | ErrorCode::TooLarge
+        | ErrorCode::ShuttingDown
+        | ErrorCode::Config
+        | ErrorCode::Forbidden => Result_::Refused,
+        ErrorCode::NotFound => Result_::Miss,
+        ErrorCode::Keychain
+        | ErrorCode::KeychainTimeout
+        | ErrorCode::Internal
+        | ErrorCode::OpenBao => Result_::Error,
+    }
+}
+
+/// Hands one entry to the access log (never waits: see `Writer::record`).
+fn record(
+    state: &State,
+    session: &Session,
+    op: Op,
+    target: &Target,
+    user: Option<&str>,
+    result: accesslog::Outcome,
+    code: Option<&'static str>,
+) {
+    state.access_log().record(Event {
+        time: SystemTime::now(),
+        op,
+        result,
+        code,
+        protocol: target.protocol.clone(),
+        host: target.host.clone(),
+        username: user.map(str::to_owned),
+        caller: Arc::clone(&session.caller),
+        channel: Arc::clone(&session.channel),
+    });
+}
+
+fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::BadRequest => "bad_request",
+        ErrorCode::VersionMismatch => "version_mismatch",
+        ErrorCode::Keychain => "keychain",
+        ErrorCode::KeychainTimeout => "keychain_timeout",
+        ErrorCode::TooLarge => "too_large",
+        ErrorCode::ShuttingDown => "shutting_down",
+        ErrorCode::Internal => "internal",
+        ErrorCode::Config => "config",
+        ErrorCode::OpenBao => "openbao",
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::Forbidden => "forbidden",
     }
 }
 
 /// [`audit`] for a request answered by the OpenBao store, which answers with a response.
 fn audit_routed(
+    state: &State,
     session: &Session,
-    access: Access,
+    op: Op,
     target: &Target,
     user: Option<&str>,
     response: &Response,
 ) {
-    let outcome = match response {
-        Response::Credential(c) => Outcome::Found(c.is_some()),
-        Response::Stored { .. } => Outcome::Stored,
-        Response::Erased { count } => Outcome::Erased(*count),
-        Response::Error { message, .. } => {
-            tracing::debug!(?access, %target, ?user, error = %message, peer_pid = ?session.peer.pid, store = "openbao", "failed");
-            return;
+    use accesslog::Outcome as Result_;
+    let (result, code, user) = match response {
+        Response::Credential(Some(c)) => (Result_::Ok, None, Some(c.username.as_str())),
+        Response::Credential(None) | Response::Erased { count: 0 } => (Result_::Miss, None, user),
+        Response::Stored { .. } | Response::Erased { .. } => (Result_::Ok, None, user),
+        Response::Error { code, message } => {
+            tracing::debug!(access = ?op, %target, ?user, error = %message, peer_pid = ?session.peer.pid, store = "openbao", "failed");
+            (result_of(*code), Some(code_name(*code)), user)
         }
         _ => return,
     };
-    tracing::debug!(?access, %target, ?user, %outcome, peer_pid = ?session.peer.pid, store = "openbao", "answered");
+    tracing::debug!(access = ?op, %target, ?user, ?result, peer_pid = ?session.peer.pid, store = "openbao", "answered");
+    record(state, session, op, target, user, result, code);
 }
 
 #[cfg(test)]
@@ -389,10 +554,11 @@ mod tests {
         let other = Credential::new(Target::new("https", "other"), "api", Secret::from("o"));
         answer(&state, &full, Request::Store(other)).await;
         let grant = forward::test_grant(vec![Target::new("https", "h")]);
-        let s = Session {
-            peer: Peer::default(),
-            channel: Channel::Forward(Arc::clone(&grant)),
-        };
+        let s = Session::new(
+            Peer::default(),
+            Caller::unknown(),
+            Channel::Forward(Arc::clone(&grant)),
+        );
         assert_eq!(
             answer(&state, &s, get()).await,
             Response::Credential(Some(key("k")))
@@ -483,5 +649,59 @@ mod tests {
         };
         assert_eq!(code, ErrorCode::Keychain);
         assert!(!message.contains("s3cret-value"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_answered_request_is_recorded_with_its_session() {
+        use crate::accesslog::writer::{Options, Writer};
+        use crate::accesslog::{Check, Entry, KEEP, Op as LogOp, Outcome};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("access.log");
+        let mem = MemoryBackend::volatile();
+        let state = state_on(&mem).with_access_log(Writer::start(Options {
+            path: Some(path.clone()),
+            max_bytes: 1 << 20,
+            keep: KEEP,
+        }));
+        let caller = Caller {
+            uid: Some(1000),
+            pid: Some(77),
+            exe: Some("/usr/bin/wbl".into()),
+            parents: Vec::new(),
+            check: Check::Pidfd,
+        };
+        let s = Session::through(Peer::default(), caller, "ssh:build-box");
+        answer(&state, &s, Request::Store(key("s3cret-value"))).await;
+        answer(&state, &s, get()).await;
+        answer(&state, &s, Request::Store(key(""))).await;
+        answer(&state, &s, Request::Erase(any_user())).await;
+        answer(&state, &s, Request::Erase(any_user())).await;
+        answer(&state, &s, Request::List).await;
+        state.access_log().close(Duration::from_secs(5));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("s3cret-value"), "{text}");
+        let entries: Vec<Entry> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seen: Vec<(LogOp, Option<Outcome>, Option<&str>)> = entries
+            .iter()
+            .map(|e| (e.op, e.result, e.code.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (LogOp::Store, Some(Outcome::Ok), None),
+                (LogOp::Get, Some(Outcome::Ok), None),
+                (LogOp::Store, Some(Outcome::Refused), Some("bad_request")),
+                (LogOp::Erase, Some(Outcome::Ok), None),
+                (LogOp::Erase, Some(Outcome::Miss), None),
+            ]
+        );
+        // The get named no user name: the entry has the one returned.
+        assert_eq!(entries[1].username.as_deref(), Some("api"));
+        assert_eq!(entries[1].channel.as_deref(), Some("ssh:build-box"));
+        assert_eq!(entries[1].exe.as_deref(), Some("/usr/bin/wbl"));
+        assert_eq!(entries[1].host.as_deref(), Some("h"));
     }
 }

@@ -41,6 +41,13 @@ pub struct Grant {
     ended: tokio::sync::watch::Sender<bool>,
 }
 
+impl Grant {
+    /// Where the forward goes (`ssh`'s destination), for the access log's channel.
+    pub(crate) fn destination(&self) -> &str {
+        &self.destination
+    }
+}
+
 impl std::fmt::Debug for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Grant")

@@ -4,6 +4,7 @@
 
 pub mod activation;
 mod cache;
+pub mod caller;
 pub mod cli;
 mod config;
 pub mod conns;
@@ -24,6 +25,8 @@ use wbl_proto::{
 };
 
 use conns::{ConnectionLimits, HELLO_MAX_FRAME, Phase, Registry, Ticket};
+
+use crate::accesslog::Caller;
 
 pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
 pub(crate) use dispatch::Channel;
@@ -176,13 +179,16 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
         return;
     };
     let state = &state;
-    let session = Session { peer, channel };
+    // At once: a caller identified later may have exited (see `caller`). Its `/proc` part
+    // runs once the hello is answered.
+    let mut grabbed = Some(caller::grab(&stream));
+    let mut session = Session::new(peer, Caller::unknown(), channel);
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
     let mut held: Vec<forward::Held> = Vec::new();
     // A restricted connection ends with its grant.
-    let mut grant_ended = match &session.channel {
+    let mut grant_ended = match &session.access {
         Channel::Forward(g) => Some(g.ended()),
         Channel::Full => None,
     };
@@ -257,7 +263,7 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
                                     "client speaks another protocol version"
                                 );
                             }
-                            match &session.channel {
+                            match &session.access {
                                 Channel::Full => dispatch::greet(),
                                 Channel::Forward(_) => dispatch::greet_forward(),
                             }
@@ -269,7 +275,7 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
                     }
                 } else {
                     ticket.set_phase(Phase::Busy);
-                    match (&session.channel, req) {
+                    match (&session.access, req) {
                         (Channel::Full, Request::Forward(fwd)) => {
                             let (response, grant) = forward::open(state, fwd, &spawn);
                             held.extend(grant);
@@ -311,6 +317,10 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
         };
         if reply(&mut conn, &response, state).await.is_err() {
             return;
+        }
+        // Right after the hello's answer, while the client prepares its first request.
+        if greeted && let Some(g) = grabbed.take() {
+            session.caller = Arc::new(caller::finish(g));
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct State {
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
     forwards: Arc<crate::agent::forward::Forwards>,
+    /// Where answered `get`s, `store`s and `erase`s are recorded (disabled unless set).
+    access_log: crate::accesslog::writer::Writer,
     /// Hosts routed by `config.toml` to OpenBao: answered by that store (with its own cache
     /// and TTL) in `dispatch.rs` before any of the operations below is called.
     openbao: crate::agent::openbao::OpenBaoStore,
@@ -76,8 +78,20 @@ impl State {
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
             forwards: Arc::default(),
+            access_log: crate::accesslog::writer::Writer::disabled(),
             openbao: crate::agent::openbao::OpenBaoStore::new(),
         }
+    }
+
+    /// Records answered requests with `writer` (see `crate::accesslog`).
+    pub fn with_access_log(mut self, writer: crate::accesslog::writer::Writer) -> Self {
+        self.access_log = writer;
+        self
+    }
+
+    /// The access log (never blocks: see `Writer::record`).
+    pub fn access_log(&self) -> &crate::accesslog::writer::Writer {
+        &self.access_log
     }
 
     /// The OpenBao store: routes by host, its servers' tokens and its cache.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use wbl::accesslog::writer::{self, Writer};
 use wbl::agent::cli::Args;
 use wbl::agent::{self, State, activation, listen};
 use wbl::keychain::{self, Keychain};
@@ -14,6 +15,8 @@ use wbl::rendezvous::RuntimePaths;
 
 /// Exit status when another agent already serves the socket.
 const EXIT_ALREADY_RUNNING: u8 = 3;
+/// How long the agent waits at exit for the access log's last entries to be written.
+const ACCESS_LOG_CLOSE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     agent::harden::quiet_panics("wbl-agent");
@@ -102,11 +105,14 @@ async fn serve(
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
-    let state = Arc::new(State::new(
-        Keychain::new(backend),
-        agent::Limits::from_env(),
-        paths.socket_display(),
-    ));
+    let state = Arc::new(
+        State::new(
+            Keychain::new(backend),
+            agent::Limits::from_env(),
+            paths.socket_display(),
+        )
+        .with_access_log(Writer::start(writer::Options::from_env())),
+    );
     state.preload().await;
     tracing::info!(
         socket = %paths.socket.display(),
@@ -124,7 +130,14 @@ async fn serve(
         idle_exit,
         connections: None,
     };
-    agent::run_with(claimed.take_listener(), state, shutdown, options).await;
+    agent::run_with(
+        claimed.take_listener(),
+        Arc::clone(&state),
+        shutdown,
+        options,
+    )
+    .await;
+    state.access_log().close(ACCESS_LOG_CLOSE);
     activation::notify_stopping();
     tracing::info!("wbl-agent stopped");
     drop(claimed);

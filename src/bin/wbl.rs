@@ -69,6 +69,7 @@ fn run() -> u8 {
         Command::Migrate(args) => cmd::migrate::run(args).map(|()| true),
         Command::Agent(args) => cmd::agent::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Log(args) => cmd::log::run(args).map(|()| true),
         Command::Openbao(args) => cmd::openbao::run(args),
         Command::Completions(args) => cmd::completions::run(args).map(|()| true),
         Command::Man(args) => cmd::man::run(args).map(|()| true),

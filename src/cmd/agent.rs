@@ -13,7 +13,7 @@ use crate::client::{AgentClient, connect_or_start, stop_pid, wait_released};
 use crate::rendezvous::RuntimePaths;
 #[cfg(target_os = "macos")]
 use crate::service::launchd;
-use crate::service::systemd;
+use crate::service::{ServiceState, service_state, systemd};
 
 /// Runs one `wbl agent` subcommand; `Ok(false)` means exit status 1.
 pub fn run(args: AgentArgs) -> anyhow::Result<bool> {
@@ -105,63 +105,6 @@ struct StatusJson {
     service: ServiceState,
 }
 
-/// Whether (and where) the login-session service is installed.
-#[derive(Serialize, Default)]
-pub(crate) struct ServiceState {
-    /// `systemd`, `launchd`, or `none` where neither applies.
-    pub manager: &'static str,
-    pub installed: bool,
-    /// systemd: the socket unit is enabled (linked into `sockets.target.wants`).
-    pub enabled: bool,
-    pub path: Option<String>,
-}
-
-/// The login-session service as its files say (no service manager is asked).
-pub(crate) fn service_state() -> ServiceState {
-    #[cfg(target_os = "macos")]
-    {
-        let Some(home) = crate::dirs::home_dir() else {
-            return ServiceState {
-                manager: "launchd",
-                ..Default::default()
-            };
-        };
-        let path = launchd::plist_path(&home);
-        let installed = path.exists();
-        ServiceState {
-            manager: "launchd",
-            installed,
-            enabled: installed,
-            path: Some(path.display().to_string()),
-        }
-    }
-    #[cfg(not(target_os = "macos"))]
-    {
-        if cfg!(windows) {
-            return ServiceState {
-                manager: "none",
-                ..Default::default()
-            };
-        }
-        let Some(dir) = systemd::user_unit_dir() else {
-            return ServiceState {
-                manager: "systemd",
-                ..Default::default()
-            };
-        };
-        ServiceState {
-            manager: "systemd",
-            installed: dir.join(systemd::SOCKET_UNIT).exists()
-                && dir.join(systemd::SERVICE_UNIT).exists(),
-            enabled: dir
-                .join("sockets.target.wants")
-                .join(systemd::SOCKET_UNIT)
-                .exists(),
-            path: Some(dir.display().to_string()),
-        }
-    }
-}
-
 fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
     let mut out = StatusJson {
         running: false,
@@ -203,7 +146,7 @@ fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
         println!("agent:    running (pid {pid}, version {version})");
         println!("socket:   {}", out.socket);
         if let Some(up) = out.uptime_secs {
-            println!("uptime:   {}", human_duration(up));
+            println!("uptime:   {}", crate::term::human_duration(up));
         }
         if let Some(backend) = &out.backend {
             println!("backend:  {backend}");
@@ -234,17 +177,6 @@ fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
         (manager, true, _) => println!("service:  {manager} ({where_})"),
     }
     Ok(out.running)
-}
-
-/// `3725` → `1h 02m 05s`.
-pub(crate) fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s:02}s"),
-        (0, _, _) => format!("{h}h {m:02}m {s:02}s"),
-        _ => format!("{d}d {h:02}h {m:02}m"),
-    }
 }
 
 /// Runs `program args…`; a failure becomes an error with the command and its stderr.
@@ -346,7 +278,7 @@ fn install(paths: &RuntimePaths, now: bool) -> anyhow::Result<()> {
 #[cfg(not(any(target_os = "macos", windows)))]
 fn uninstall(_paths: &RuntimePaths) -> anyhow::Result<()> {
     let dir = systemd::user_unit_dir().context("cannot find your home directory; set HOME")?;
-    let manager = user_manager_running();
+    let manager = crate::service::user_manager_running();
     if manager {
         // Stops the socket and, through Requires=, the agent; removes the wants links.
         run_tool(
@@ -381,14 +313,6 @@ fn uninstall(_paths: &RuntimePaths) -> anyhow::Result<()> {
         println!("nothing to remove: no wbl-agent units in {}", dir.display());
     }
     Ok(())
-}
-
-/// True when a systemd user manager answers for this session (its private socket exists).
-#[cfg(not(any(target_os = "macos", windows)))]
-pub(crate) fn user_manager_running() -> bool {
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .is_some_and(|d| d.join("systemd").join("private").exists())
 }
 
 /// Removes a file or symlink; `false` when there was none.
@@ -464,18 +388,4 @@ fn uninstall(_paths: &RuntimePaths) -> anyhow::Result<()> {
     let _ = remove;
     println!("nothing to remove: `wbl agent install` does not support Windows");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_duration;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human_duration(0), "0s");
-        assert_eq!(human_duration(59), "59s");
-        assert_eq!(human_duration(61), "1m 01s");
-        assert_eq!(human_duration(3725), "1h 02m 05s");
-        assert_eq!(human_duration(90_061), "1d 01h 01m");
-    }
 }

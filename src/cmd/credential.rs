@@ -16,6 +16,8 @@ use crate::cli::CredentialArgs;
 use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 use crate::rendezvous::RuntimePaths;
+use crate::wandb::host::HostUrl;
+use crate::wandb::resolver::{keychain_hosts, keychain_target};
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
 fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
@@ -64,9 +66,7 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     let paths = RuntimePaths::from_env();
     match operation {
         "get" => {
-            let Some(cred) = not_found_is_none(get_once(&paths, query))
-                .context("while looking up the credential")?
-            else {
+            let Some(cred) = lookup(&paths, query)? else {
                 return Ok(());
             };
             if let Some(text) = get_response(&cred, req.capability_authtype) {
@@ -116,6 +116,34 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The credential for a request: stored for its URL, else — for a W&B address served by
+/// Forge — stored for the other address of the same deployment (the resolver's rule).
+fn lookup(
+    paths: &RuntimePaths,
+    query: wbl_proto::Query,
+) -> anyhow::Result<Option<wbl_proto::Credential>> {
+    if let Some(c) = not_found_is_none(get_once(paths, query.clone()))
+        .context("while looking up the credential")?
+    {
+        return Ok(Some(c));
+    }
+    let Ok(host) = HostUrl::parse(&query.target.to_string()) else {
+        return Ok(None);
+    };
+    for alias in keychain_hosts(&host).into_iter().skip(1) {
+        let q = wbl_proto::Query {
+            target: keychain_target(&alias),
+            username: query.username.clone(),
+        };
+        if let Some(c) =
+            not_found_is_none(get_once(paths, q)).context("while looking up the credential")?
+        {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
 /// git's erase with a password, as its credential-cache does it: every stored credential the
 /// request matches is compared with the password on its own, and only those holding that
 /// password are erased — a credential replaced since git read it, or another user's, stays.
@@ -130,6 +158,18 @@ fn erase_matching(
         .into_iter()
         .filter(|c| matches_query(query, &c.target, &c.username))
         .collect();
+    if candidates.is_empty() {
+        // A host routed to OpenBao is not in the list (its secret lives on the team's
+        // server): compare the one credential the agent answers for the query.
+        let current = not_found_is_none(agent.get(query.clone()))
+            .context("while looking up the credential to erase")?;
+        if current.is_some_and(|cur| req.secrets_match(&cur)) {
+            agent
+                .erase(query.clone())
+                .with_context(|| format!("while erasing the credential for {}", query.target))?;
+        }
+        return Ok(());
+    }
     // Compare each candidate: (path, user, holds the password).
     let mut verdicts = Vec::with_capacity(candidates.len());
     for c in &candidates {

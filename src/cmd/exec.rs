@@ -9,12 +9,12 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::{ExitError, wandb_query};
+use super::{ExitError, wandb_key};
 use crate::cli::ExecArgs;
 use crate::client::connect_or_start;
 use crate::rendezvous::RuntimePaths;
 use crate::wandb::host::HostUrl;
-use crate::wandb::sources::{Settings, WandbEnv, default_host, pick_host};
+use crate::wandb::resolver::Resolver;
 
 /// Exit status when the program cannot be found (as in shells).
 pub const NOT_FOUND: u8 = 127;
@@ -25,15 +25,11 @@ pub fn run(ExecArgs { host, command }: ExecArgs) -> anyhow::Result<()> {
     let Some((program, args)) = command.split_first() else {
         bail!("no command given; usage: wbl exec [--host URL] -- CMD [ARGS...]");
     };
-    let env = WandbEnv::from_env()?;
-    let settings = Settings::load(&env);
-    let host = pick_host(host.as_deref(), &env, &settings)?;
+    let resolver = Resolver::from_env()?;
+    let host = resolver.pick_host(host.as_deref())?;
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
-    let Some(cred) = agent
-        .get(wandb_query(&host))
-        .context("while looking up the key")?
-    else {
+    let Some(cred) = wandb_key(&mut agent, &host).context("while looking up the key")? else {
         let login = if host.is_cloud() {
             "wbl login".to_owned()
         } else {
@@ -48,7 +44,8 @@ pub fn run(ExecArgs { host, command }: ExecArgs) -> anyhow::Result<()> {
     cmd.env("WANDB_API_KEY", cred.password.expose());
     // The SDK would otherwise pick its own default (WANDB_BASE_URL, settings, the cloud):
     // name the host whenever that default is not this host.
-    let sdk_default = default_host(&env, &settings)
+    let sdk_default = resolver
+        .default_host()
         .map(|(h, _)| h)
         .unwrap_or_else(|_| HostUrl::cloud());
     if !host.is_cloud() || sdk_default != host {

@@ -16,14 +16,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use wbl_proto::{Credential, Secret};
 
-use super::{WANDB_USER, target_of, wandb_query};
+use super::{WANDB_USER, target_of};
 use crate::cli::LoginArgs;
 use crate::client::{AgentClient, connect_or_start};
 use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::host::HostUrl;
-use crate::wandb::sources::{Settings, WandbEnv, default_host, netrc_key};
+use crate::wandb::resolver::{self, Keychain, Resolver, Settings, Source, WandbEnv};
 use crate::wandb::verify::{self, Viewer};
 
 /// The SDK's link for people who want their own server.
@@ -103,12 +103,11 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     if args.key.len() > 1 {
         term::warn("Only the first KEY argument is used; the others are ignored.");
     }
-    let env = WandbEnv::from_env()?;
-    let mut settings = Settings::load(&env);
-    for w in &settings.warnings {
+    let mut resolver = Resolver::from_env()?;
+    for w in resolver.warnings() {
         term::warn(w);
     }
-    announce_settings(&settings);
+    announce_settings(&resolver.settings);
 
     // --cloud and --host are what the SDK records in the settings file; the others only pick.
     let explicit_host = if args.cloud {
@@ -121,7 +120,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     };
     let host = match &explicit_host {
         Some(h) => h.clone(),
-        None => default_host(&env, &settings).map_err(anyhow::Error::msg)?.0,
+        None => resolver.default_host().map_err(anyhow::Error::msg)?.0,
     };
     let verify = if args.verify {
         Some(
@@ -132,7 +131,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         None
     };
     let mut ctx = Ctx {
-        env,
+        env: resolver.env.clone(),
         host,
         verify,
         agent: None,
@@ -149,14 +148,14 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     let viewer = match key {
         Some(key) => explicit_key(&mut ctx, key)?,
         None if args.relogin => prompted_key(&mut ctx)?,
-        None => match found_key(&mut ctx, &settings)? {
+        None => match found_key(&mut ctx, &resolver)? {
             Some(viewer) => viewer,
             None => prompted_key(&mut ctx)?,
         },
     };
 
-    update_settings(&mut settings, explicit_host.as_ref());
-    warn_plaintext(&ctx, &settings);
+    update_settings(&mut resolver.settings, explicit_host.as_ref());
+    warn_plaintext(&ctx, &resolver);
     term::log(&verify::banner(viewer.as_ref(), &ctx.host));
     Ok(())
 }
@@ -212,64 +211,78 @@ fn explicit_key(ctx: &mut Ctx, key: Secret) -> anyhow::Result<Option<Viewer>> {
     Ok(viewer)
 }
 
-/// Steps 1–4 of the resolution: environment, keychain, settings files, netrc. `Ok(None)` when
-/// none has a key (then the caller prompts).
-fn found_key(ctx: &mut Ctx, settings: &Settings) -> anyhow::Result<Option<Option<Viewer>>> {
+/// The keychain the resolver asks is the agent, connected on first use (so a key from
+/// `WANDB_API_KEY` never starts it).
+impl Keychain for Ctx {
+    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Option<Credential>> {
+        // A key routed to a store that does not have it counts as none (then the next source).
+        crate::client::not_found_is_none(self.agent()?.get(query))
+            .context("while looking up the stored key")
+    }
+}
+
+/// Steps 1–4 of the resolution, in the resolver's order: environment, keychain, settings
+/// files, netrc. `Ok(None)` when none has a key (then the caller prompts).
+fn found_key(ctx: &mut Ctx, resolver: &Resolver) -> anyhow::Result<Option<Option<Viewer>>> {
     let host = ctx.host.clone();
-    // 1. The environment. The key is used as it is and not stored, as the SDK does.
-    if ctx.env.api_key.is_some() && ctx.env.identity_token_file.is_some() {
-        bail!("Both WANDB_API_KEY and WANDB_IDENTITY_TOKEN_FILE are set, which is not allowed.");
-    }
-    if let Some(key) = ctx.env.api_key.clone() {
-        if let Some(problem) = check_api_key(key.expose()) {
-            bail!("WANDB_API_KEY invalid: {problem}");
-        }
-        let viewer = ctx.check(&key)?;
-        term::log(&format!(
-            "Loaded credentials for {host} from WANDB_API_KEY."
-        ));
-        term::log(
-            "The key in WANDB_API_KEY is used as it is and not stored in the keychain; run `wbl login --relogin` to store one.",
-        );
-        return Ok(Some(viewer));
-    }
-    if let Some(file) = ctx.env.identity_token_file.clone() {
-        term::log(&format!(
-            "Using the identity token file {file} (WANDB_IDENTITY_TOKEN_FILE) for {host}; there is no API key to store."
-        ));
-        return Ok(Some(None));
-    }
-    // 2. The keychain (wbl's own store).
-    let stored = crate::client::not_found_is_none(ctx.agent()?.get(wandb_query(&host)))
-        .context("while looking up the stored key")?;
-    if let Some(cred) = stored {
-        let viewer = ctx.check(&cred.password).map_err(|e| {
-            match e.downcast_ref::<verify::VerifyError>() {
-                Some(v) if v.is_rejection() => anyhow::anyhow!(
-                    "{v} (the key stored in the keychain; run `wbl login --relogin` to replace it)"
-                ),
-                _ => e,
-            }
-        })?;
-        term::log(&format!(
-            "Loaded credentials for {host} from the keychain (already stored)."
-        ));
-        return Ok(Some(viewer));
-    }
-    // 3. `api_key` in the settings files (the workspace file overrides the global one).
-    if let Some((value, path)) = settings.get("api_key") {
-        let key = Secret::new(value.to_owned());
-        return adopt_plaintext(ctx, key, path).map(Some);
-    }
-    // 4. netrc.
-    let find = netrc_key(&ctx.env, host.netloc());
-    for w in &find.warnings {
+    let mut warnings = Vec::new();
+    let found = resolver.resolve(&host, Some(ctx), &mut warnings)?;
+    for w in &warnings {
         term::warn(w);
     }
-    if let Some(key) = find.key {
-        return adopt_plaintext(ctx, key, &find.path).map(Some);
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let key = found.key;
+    match (found.source, key) {
+        // 1. The environment. The key is used as it is and not stored, as the SDK does.
+        (Source::Env, Some(key)) => {
+            if let Some(problem) = check_api_key(key.expose()) {
+                bail!("WANDB_API_KEY invalid: {problem}");
+            }
+            let viewer = ctx.check(&key)?;
+            term::log(&format!(
+                "Loaded credentials for {host} from WANDB_API_KEY."
+            ));
+            term::log(
+                "The key in WANDB_API_KEY is used as it is and not stored in the keychain; run `wbl login --relogin` to store one.",
+            );
+            Ok(Some(viewer))
+        }
+        (Source::IdentityTokenFile(file), _) => {
+            term::log(&format!(
+                "Using the identity token file {file} (WANDB_IDENTITY_TOKEN_FILE) for {host}; there is no API key to store."
+            ));
+            Ok(Some(None))
+        }
+        // 2. The keychain (wbl's own store), for this address or its other one: `--verify`
+        // asks the address asked for.
+        (Source::Keychain { stored_for }, Some(key)) => {
+            let viewer = ctx.check(&key).map_err(|e| {
+                match e.downcast_ref::<verify::VerifyError>() {
+                    Some(v) if v.is_rejection() => anyhow::anyhow!(
+                        "{v} (the key stored in the keychain; run `wbl login --relogin` to replace it)"
+                    ),
+                    _ => e,
+                }
+            })?;
+            if stored_for == host {
+                term::log(&format!(
+                    "Loaded credentials for {host} from the keychain (already stored)."
+                ));
+            } else {
+                term::log(&format!(
+                    "Loaded credentials for {host} from the keychain (already stored for {stored_for}, the same W&B deployment)."
+                ));
+            }
+            Ok(Some(viewer))
+        }
+        // 3. `api_key` in the settings files; 4. netrc.
+        (Source::Settings { path } | Source::Netrc { path, .. }, Some(key)) => {
+            adopt_plaintext(ctx, key, &path).map(Some)
+        }
+        (_, None) => Ok(None),
     }
-    Ok(None)
 }
 
 /// A key found in a plaintext file: check it, verify if asked, store it in the keychain. The
@@ -291,21 +304,26 @@ fn adopt_plaintext(ctx: &mut Ctx, key: Secret, path: &Path) -> anyhow::Result<Op
     Ok(viewer)
 }
 
-/// After a login, every plaintext key the SDK would still read for this host: wbl leaves the
+/// After a login, every plaintext key the SDK could still read for this host (in any netrc
+/// file, under either address of a Forge-served deployment, or as `api_key`): wbl leaves the
 /// files alone, `wbl migrate` removes them.
-fn warn_plaintext(ctx: &Ctx, settings: &Settings) {
-    for f in settings.api_key_files() {
+fn warn_plaintext(ctx: &Ctx, resolver: &Resolver) {
+    for f in resolver.settings.api_key_files() {
         term::warn(&format!(
             "A plaintext API key is still in api_key in {}; run `wbl migrate` to remove it.",
             f.path.display()
         ));
     }
-    let find = netrc_key(&ctx.env, ctx.host.netloc());
-    if find.key.is_some() {
+    let inv = resolver.inventory(&resolver::with_aliases(std::slice::from_ref(&ctx.host)));
+    for k in inv
+        .keys
+        .iter()
+        .filter(|k| matches!(k.place, resolver::Place::Netrc { .. }))
+    {
         term::warn(&format!(
             "A plaintext API key for {} is still in the netrc file {}; run `wbl migrate` to remove it.",
-            ctx.host.netloc(),
-            find.path.display()
+            k.host.netloc(),
+            k.place.path().display()
         ));
     }
 }
@@ -318,7 +336,7 @@ fn prompted_key(ctx: &mut Ctx) -> anyhow::Result<Option<Viewer>> {
         );
     }
     let host = ctx.host.clone();
-    if host.netloc().ends_with("wandb.ai") {
+    if host.is_wandb_domain() {
         term::log(&format!(
             "Logging into {host}. (Learn how to deploy a W&B server locally: {SERVER_HELP_URL})"
         ));
@@ -362,7 +380,7 @@ fn update_settings(settings: &mut Settings, explicit_host: Option<&HostUrl>) {
         let before = file.file.to_string();
         file.file.remove("anonymous");
         if let Some(host) = explicit_host {
-            if host.is_cloud() || file.scope == crate::wandb::sources::Scope::Workspace {
+            if host.is_cloud() || file.scope == resolver::Scope::Workspace {
                 file.file.remove("base_url");
             } else if let Err(e) = file.file.set("base_url", host.as_str()) {
                 term::warn(&e.to_string());

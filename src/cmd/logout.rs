@@ -1,27 +1,33 @@
-//! `wbl logout`: remove a host's key (or, with `--all`, every key wbl holds) from the keychain
-//! and the agent's cache, and say what would still log the SDK in (`WANDB_API_KEY`, plaintext
-//! copies in netrc or the settings files).
+//! `wbl logout`: remove a host's W&B key (both addresses of a Forge-served deployment) or, with
+//! `--all`, every W&B key wbl holds, from the keychain and the agent's cache; git credentials
+//! only with `--git`. Then say what would still log the SDK in (`WANDB_API_KEY`, plaintext
+//! copies in any netrc or settings file), as the resolver finds them.
 
 use anyhow::{Context, bail};
 use wbl_proto::Query;
 
-use super::wandb_query;
+use super::{WANDB_USER, wandb_query};
 use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
 use crate::rendezvous::RuntimePaths;
 use crate::term;
-use crate::wandb::sources::{Settings, WandbEnv, netrc_key, pick_host};
+use crate::wandb::resolver::{self, Place, Resolver};
 
-pub fn run(LogoutArgs { host, all }: LogoutArgs) -> anyhow::Result<()> {
-    let env = WandbEnv::from_env()?;
-    let settings = Settings::load(&env);
+pub fn run(LogoutArgs { host, all, git }: LogoutArgs) -> anyhow::Result<()> {
+    let resolver = Resolver::from_env()?;
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
-    if all {
+    let hosts = if all {
         let list = agent.list().context("while listing the stored keys")?;
         let mut removed = 0;
+        let mut kept = 0;
         for c in list {
             let url = c.target.to_string();
+            // W&B keys are the `api` user's; anything else is a git credential.
+            if c.username != WANDB_USER && !git {
+                kept += 1;
+                continue;
+            }
             let n = agent
                 .erase(Query {
                     target: c.target,
@@ -37,10 +43,20 @@ pub fn run(LogoutArgs { host, all }: LogoutArgs) -> anyhow::Result<()> {
             }
         }
         if removed == 0 {
-            term::log("No keys were stored.");
+            term::log(if git {
+                "No keys were stored."
+            } else {
+                "No W&B keys were stored."
+            });
         }
+        if kept > 0 {
+            term::log(&format!(
+                "Kept {kept} git credential(s); `wbl logout --all --git` removes them too."
+            ));
+        }
+        resolver.known_hosts().0
     } else {
-        let host = pick_host(host.as_deref(), &env, &settings)?;
+        let host = resolver.pick_host(host.as_deref())?;
         if let Ok(Some(config)) = crate::config::load()
             && let Some(route) = config.route(host.scheme(), host.netloc())
         {
@@ -54,32 +70,39 @@ pub fn run(LogoutArgs { host, all }: LogoutArgs) -> anyhow::Result<()> {
                 route.path
             );
         }
-        let n = agent
-            .erase(wandb_query(&host))
-            .context("while removing the key")?;
+        let mut n = 0;
+        for h in resolver::keychain_hosts(&host) {
+            let erased = agent
+                .erase(wandb_query(&h))
+                .context("while removing the key")?;
+            if erased > 0 {
+                term::log(&format!("Removed the API key for {h} from the keychain."));
+            }
+            n += erased;
+        }
         if n == 0 {
             term::log(&format!("No API key was stored for {host}."));
-        } else {
-            term::log(&format!(
-                "Removed the API key for {host} from the keychain."
-            ));
         }
-        let find = netrc_key(&env, host.netloc());
-        if find.key.is_some() {
+        resolver::with_aliases(std::slice::from_ref(&host))
+    };
+    let inv = resolver.inventory(&hosts);
+    for k in &inv.keys {
+        if let Place::Netrc { .. } = k.place {
             term::warn(&format!(
-                "{} still has a plaintext key for {}, which the W&B SDK will use; remove it with `wbl migrate --host {host}`.",
-                find.path.display(),
-                host.netloc()
+                "{} still has a plaintext key for {}, which the W&B SDK will use; remove it with `wbl migrate --host {}`.",
+                k.place,
+                k.host.netloc(),
+                k.host
             ));
         }
     }
-    for f in settings.api_key_files() {
+    for f in resolver.settings.api_key_files() {
         term::warn(&format!(
             "{} still has a plaintext api_key, which the W&B SDK will use; remove it with `wbl migrate`.",
             f.path.display()
         ));
     }
-    if env.api_key.is_some() {
+    if resolver.env.api_key.is_some() {
         term::warn("WANDB_API_KEY is set in this environment; the W&B SDK will still use it.");
     }
     Ok(())

@@ -1,10 +1,15 @@
 //! `wbl migrate`: move W&B keys (and, with `--git-credentials`, git's stored passwords) out of
 //! plaintext files into the keychain.
 //!
-//! Sources, in the order they are handled (the one the SDK would use first comes first):
-//! `api_key` in the workspace and global W&B settings files; netrc entries (the file the SDK
-//! reads, then the other ones of `$NETRC`, `~/.netrc`, `~/_netrc`) whose machine is the netloc
-//! of a W&B host; and the lines of `~/.git-credentials` / `$XDG_CONFIG_HOME/git/credentials`.
+//! The W&B keys are the resolver's inventory (`wandb::resolver`): `api_key` in the workspace
+//! and global settings files, and every netrc entry of every file the SDK reads (`$NETRC`,
+//! `~/.netrc`, `~/_netrc`) for every W&B host in play, Forge addresses included. Of repeated
+//! entries for one machine, the last (the one Python's netrc, hence the SDK, reads) goes to
+//! the keychain; earlier ones with the same key go with it, earlier ones with another key stay
+//! in the file and are reported (`--force` stores them under their own user name and removes
+//! them). A file with more than one hard link is never rewritten: its keys are copied only.
+//! With `--git-credentials`, also the lines of `~/.git-credentials` /
+//! `$XDG_CONFIG_HOME/git/credentials`.
 //!
 //! Each secret is stored through the agent, read back through the agent and compared, and only
 //! then removed from its file — re-read at that moment, checked to still hold the same secret,
@@ -19,7 +24,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use wbl_proto::{Credential, Query, Secret};
+use wbl_proto::{Credential, Query};
 use zeroize::Zeroizing;
 
 use super::{WANDB_USER, target_of};
@@ -30,78 +35,30 @@ use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::fsutil::write_atomic;
 use crate::wandb::host::HostUrl;
-use crate::wandb::netrc::{Netrc, netrc_path};
-use crate::wandb::settings::{SettingsFile, global_settings_path, workspace_settings_path};
+use crate::wandb::netrc::Netrc;
+use crate::wandb::resolver::{self, Place, Resolver, read_secret_file, same_file};
+use crate::wandb::settings::SettingsFile;
 
 /// Test hook: when set to `1`, `wbl migrate` aborts right after the first keychain write, before
 /// reading it back and before touching any file, as a crash there would.
 pub const CRASH_AFTER_STORE_ENV: &str = "WBL_TEST_CRASH_AFTER_STORE";
 
-/// The process environment that decides which files are read.
-pub struct Env {
-    pub home: PathBuf,
-    /// `$NETRC`.
-    pub netrc: Option<String>,
-    /// `$WANDB_CONFIG_DIR`.
-    pub wandb_config_dir: Option<String>,
-    /// `$WANDB_DIR`, else the current directory.
-    pub workspace_root: PathBuf,
-    /// `$WANDB_BASE_URL`.
-    pub base_url: Option<String>,
-    /// `$XDG_CONFIG_HOME`.
-    pub xdg_config_home: Option<String>,
-}
-
-impl Env {
-    pub fn from_process() -> anyhow::Result<Env> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let home = crate::dirs::home_dir()
-            .context("cannot find your home directory (set HOME and try again)")?;
-        let workspace_root = match var("WANDB_DIR") {
-            Some(d) => PathBuf::from(d),
-            None => std::env::current_dir().context("while finding the current directory")?,
-        };
-        Ok(Env {
-            home,
-            netrc: var("NETRC"),
-            wandb_config_dir: var("WANDB_CONFIG_DIR"),
-            workspace_root,
-            base_url: var("WANDB_BASE_URL"),
-            xdg_config_home: var("XDG_CONFIG_HOME"),
-        })
-    }
-}
-
 /// Where a plaintext secret lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
-    Netrc { path: PathBuf, machine: String },
-    Settings { path: PathBuf },
-    GitCredentials { path: PathBuf, line: usize },
-}
-
-/// Which kind of file a plaintext secret (or a note) is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Netrc,
-    Settings,
-    GitCredentials,
+    /// A W&B key in a netrc or settings file (see [`Place`]).
+    Wandb(Place),
+    GitCredentials {
+        path: PathBuf,
+        line: usize,
+    },
 }
 
 impl Source {
-    fn kind(&self) -> Kind {
-        match self {
-            Source::Netrc { .. } => Kind::Netrc,
-            Source::Settings { .. } => Kind::Settings,
-            Source::GitCredentials { .. } => Kind::GitCredentials,
-        }
-    }
-
     fn path(&self) -> &Path {
         match self {
-            Source::Netrc { path, .. }
-            | Source::Settings { path }
-            | Source::GitCredentials { path, .. } => path,
+            Source::Wandb(p) => p.path(),
+            Source::GitCredentials { path, .. } => path,
         }
     }
 }
@@ -109,19 +66,19 @@ impl Source {
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Netrc { path, machine } => {
-                write!(f, "{} (machine {machine})", path.display())
-            }
-            Source::Settings { path } => write!(f, "{} (api_key)", path.display()),
+            Source::Wandb(p) => p.fmt(f),
             Source::GitCredentials { path, line } => write!(f, "{} (line {line})", path.display()),
         }
     }
 }
 
 /// One plaintext secret to move.
+#[derive(Clone)]
 struct Candidate {
     source: Source,
     cred: Credential,
+    /// The file has more than one hard link: the secret is copied, never removed from it.
+    links: u64,
 }
 
 impl Candidate {
@@ -130,294 +87,102 @@ impl Candidate {
     }
 }
 
-/// Something found but left alone, and why; `about` is the kind of file it concerns (`None`
-/// for the environment).
-pub(crate) struct Note {
-    pub about: Option<Kind>,
-    pub text: String,
-}
-
 /// What was found: secrets to move, things left alone (with why), files looked at.
 #[derive(Default)]
 struct Plan {
     candidates: Vec<Candidate>,
-    notes: Vec<Note>,
+    notes: Vec<String>,
     looked_in: Vec<PathBuf>,
 }
 
-impl Plan {
-    fn note(&mut self, about: Kind, text: String) {
-        self.notes.push(Note {
-            about: Some(about),
-            text,
-        });
+/// The user name a W&B key that cannot be `api` is kept under with `--force` (a netrc entry
+/// the SDK does not read, or a key other than the one the keychain holds): `api-old-lineN`
+/// for a netrc entry, `api-old-settings` for `api_key`; never the key in use.
+fn old_user(place: &Place) -> String {
+    match place {
+        Place::Netrc { line, .. } => format!("{WANDB_USER}-old-line{line}"),
+        Place::Settings { .. } => format!("{WANDB_USER}-old-settings"),
     }
 }
 
-/// A plaintext secret, described without its value.
-pub(crate) struct Found {
-    pub kind: Kind,
-    /// `https://api.wandb.ai (user api)`.
-    pub what: String,
-    /// The file, and where in it: `/home/u/.netrc (machine api.wandb.ai)`.
-    pub place: String,
-}
-
-/// Every plaintext secret `wbl migrate --git-credentials` would move, and the notes about what
-/// it would leave alone (`wbl doctor`). Reads files only; the secrets never leave this module.
-pub(crate) fn inventory() -> anyhow::Result<(Vec<Found>, Vec<Note>)> {
-    let env = Env::from_process()?;
-    let args = MigrateArgs {
-        hosts: Vec::new(),
-        keep: true,
-        dry_run: true,
-        git_credentials: true,
-    };
-    let plan = plan(&env, &args)?;
-    let found = plan
-        .candidates
-        .iter()
-        .map(|c| Found {
-            kind: c.source.kind(),
-            what: c.what(),
-            place: c.source.to_string(),
-        })
-        .collect();
-    Ok((found, plan.notes))
-}
-
-/// Reads a file that may hold secrets; `None` when it does not exist.
-fn read_secret_file(path: &Path) -> anyhow::Result<Option<Zeroizing<String>>> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let bytes = Zeroizing::new(bytes);
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| anyhow::anyhow!("{} is not valid UTF-8", path.display()))?;
-            Ok(Some(Zeroizing::new(text.to_owned())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    }
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-fn push_unique(paths: &mut Vec<PathBuf>, p: PathBuf) {
-    if !paths.iter().any(|q| same_file(q, &p)) {
-        paths.push(p);
-    }
-}
-
-/// The W&B hosts to look for, and what was wrong with the ones that could not be used.
-#[derive(Default)]
-struct HostSelection {
-    hosts: Vec<HostUrl>,
-    notes: Vec<Note>,
-    errors: Vec<String>,
-}
-
-/// The W&B hosts to look for, without two of the same netloc (the netrc machine name).
-fn hosts(env: &Env, args: &MigrateArgs, settings: &[(PathBuf, SettingsFile)]) -> HostSelection {
-    let mut out = HostSelection::default();
-    let add = |h: HostUrl, out: &mut HostSelection| {
-        if !out.hosts.iter().any(|x| x.netloc() == h.netloc()) {
-            out.hosts.push(h);
-        }
-    };
-    if !args.hosts.is_empty() {
+/// Finds every plaintext secret the arguments select, through the resolver. Reads files only.
+fn plan(resolver: &Resolver, args: &MigrateArgs) -> anyhow::Result<Plan> {
+    let mut plan = Plan::default();
+    let hosts = if args.hosts.is_empty() {
+        let (hosts, notes) = resolver.known_hosts();
+        plan.notes.extend(notes.into_iter().map(|n| n.text));
+        hosts
+    } else {
+        let mut hosts = Vec::new();
+        let mut errors = Vec::new();
         for raw in &args.hosts {
             match HostUrl::parse(raw) {
-                Ok(h) => add(h, &mut out),
-                Err(e) => out.errors.push(format!("--host {raw}: {e}")),
+                Ok(h) => hosts.push(h),
+                Err(e) => errors.push(format!("--host {raw}: {e}")),
             }
         }
-        return out;
-    }
-    add(HostUrl::cloud(), &mut out);
-    if let Some(raw) = &env.base_url {
-        match HostUrl::parse(raw) {
-            Ok(h) => add(h, &mut out),
-            Err(e) => out.notes.push(Note {
-                about: None,
-                text: format!("WANDB_BASE_URL is not a valid host ({e}); ignored"),
-            }),
+        if !errors.is_empty() {
+            bail!("{}", errors.join("; "));
         }
-    }
-    for (path, file) in settings {
-        if let Some(raw) = file.get("base_url") {
-            match HostUrl::parse(raw) {
-                Ok(h) => add(h, &mut out),
-                Err(e) => out.notes.push(Note {
-                    about: Some(Kind::Settings),
-                    text: format!(
-                        "base_url in {} is not a valid host ({e}); ignored",
-                        path.display()
-                    ),
-                }),
-            }
-        }
-    }
-    out
-}
-
-/// Finds every plaintext secret the arguments select. Reads files only.
-fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
-    let mut plan = Plan::default();
-
-    // W&B settings files: workspace first (it overrides the global one).
-    let mut settings: Vec<(PathBuf, SettingsFile)> = Vec::new();
-    let mut settings_paths = Vec::new();
-    push_unique(
-        &mut settings_paths,
-        workspace_settings_path(&env.workspace_root),
-    );
-    push_unique(
-        &mut settings_paths,
-        global_settings_path(env.wandb_config_dir.as_deref(), &env.home),
-    );
-    for path in settings_paths {
-        if !path.is_file() {
+        resolver::with_aliases(&hosts)
+    };
+    let inv = resolver.inventory(&hosts);
+    plan.notes.extend(inv.notes.into_iter().map(|n| n.text));
+    plan.looked_in.extend(inv.looked_in);
+    for k in &inv.keys {
+        if !k.valid {
+            let problem = check_api_key(k.key.expose()).unwrap_or_default();
+            plan.notes.push(format!(
+                "{} has no valid W&B API key ({problem}); left alone",
+                k.place
+            ));
             continue;
         }
-        plan.looked_in.push(path.clone());
-        match SettingsFile::load(&path) {
-            Ok(f) => settings.push((path, f)),
-            Err(e) => plan.note(Kind::Settings, format!("{e}; left alone")),
-        }
-    }
-
-    let h = hosts(env, args, &settings);
-    if !h.errors.is_empty() {
-        bail!("{}", h.errors.join("; "));
-    }
-    plan.notes.extend(h.notes);
-    let hosts = h.hosts;
-    let selected = |host: &HostUrl| hosts.iter().any(|h| h.netloc() == host.netloc());
-
-    // The host an `api_key` setting is used with: its file's base_url, else the one in effect.
-    let effective = env
-        .base_url
-        .as_deref()
-        .and_then(|u| HostUrl::parse(u).ok())
-        .or_else(|| {
-            settings
-                .iter()
-                .find_map(|(_, f)| f.get("base_url").and_then(|u| HostUrl::parse(u).ok()))
-        })
-        .unwrap_or_else(HostUrl::cloud);
-    for (path, file) in &settings {
-        let Some(key) = file.get("api_key").filter(|k| !k.is_empty()) else {
-            continue;
-        };
-        let host = file
-            .get("base_url")
-            .and_then(|u| HostUrl::parse(u).ok())
-            .unwrap_or_else(|| effective.clone());
-        let source = Source::Settings { path: path.clone() };
-        if !selected(&host) {
-            plan.note(
-                Kind::Settings,
-                format!(
-                    "{source} is for {}, which is not among the selected hosts; left alone",
-                    host.as_str()
-                ),
-            );
-        } else if let Some(problem) = check_api_key(key) {
-            plan.note(
-                Kind::Settings,
-                format!("{source} is not a valid W&B API key ({problem}); left alone"),
-            );
-        } else {
-            plan.candidates.push(Candidate {
-                source,
-                cred: Credential::new(target_of(&host), WANDB_USER, Secret::from(key)),
-            });
-        }
-    }
-
-    // netrc files: the one the SDK reads first, then the other candidates.
-    let mut netrcs = Vec::new();
-    push_unique(
-        &mut netrcs,
-        netrc_path(env.netrc.as_deref(), &env.home, cfg!(windows)),
-    );
-    push_unique(&mut netrcs, env.home.join(".netrc"));
-    push_unique(&mut netrcs, env.home.join("_netrc"));
-    for path in netrcs {
-        let text = match read_secret_file(&path) {
-            Ok(Some(t)) => t,
-            Ok(None) => continue,
-            Err(e) => {
-                plan.note(Kind::Netrc, format!("{e:#}; left alone"));
-                continue;
+        let username = match (&k.place, k.shadowed) {
+            (Place::Netrc { path, machine, .. }, true) => {
+                // Python's netrc reads the last entry; an earlier one with the same key goes
+                // with it, one with another key stays unless --force.
+                let read = inv.keys.iter().rev().find(|o| {
+                    matches!(&o.place, Place::Netrc { path: p, machine: m, .. } if p == path && m == machine)
+                });
+                if read.is_some_and(|r| r.key.expose() == k.key.expose()) {
+                    continue;
+                }
+                if !args.force {
+                    plan.notes.push(format!(
+                        "{} holds another key than the later entry for {machine}, which the SDK reads; kept in the file (`wbl migrate --force` stores it in the keychain as user {} and removes it)",
+                        k.place,
+                        old_user(&k.place)
+                    ));
+                    continue;
+                }
+                old_user(&k.place)
             }
+            _ => WANDB_USER.to_owned(),
         };
-        plan.looked_in.push(path.clone());
-        let netrc = match Netrc::parse(&text) {
-            Ok(n) => n,
-            Err(e) => {
-                plan.note(Kind::Netrc, format!(
-                    "cannot read {}: {e}; left alone (fix the file and run `wbl migrate` again)",
-                    path.display()
-                ));
-                continue;
-            }
-        };
-        for host in &hosts {
-            let Some(entry) = netrc.lookup_exact(host.netloc()) else {
-                continue;
-            };
-            let source = Source::Netrc {
-                path: path.clone(),
-                machine: host.netloc().to_owned(),
-            };
-            if let Some(problem) = check_api_key(&entry.password) {
-                plan.note(
-                    Kind::Netrc,
-                    format!("{source} has no valid W&B API key ({problem}); left alone"),
-                );
-                continue;
-            }
-            plan.candidates.push(Candidate {
-                source,
-                cred: Credential::new(
-                    target_of(host),
-                    WANDB_USER,
-                    Secret::from(entry.password.as_str()),
-                ),
-            });
-        }
-        if netrc
-            .entries()
-            .iter()
-            .any(|e| e.machine.is_none() && !e.password.is_empty())
-        {
-            plan.note(
-                Kind::Netrc,
-                format!(
-                    "{} has a `default` entry, which applies to every host; left alone",
-                    path.display()
-                ),
-            );
-        }
+        plan.candidates.push(Candidate {
+            source: Source::Wandb(k.place.clone()),
+            cred: Credential::new(target_of(&k.host), username, k.key.clone()),
+            links: k.links,
+        });
     }
 
     // git's credential-store files.
-    let mut git_paths = Vec::new();
-    for p in store_file::default_paths(&env.home, env.xdg_config_home.as_deref()) {
-        push_unique(&mut git_paths, p);
+    let xdg = std::env::var("XDG_CONFIG_HOME")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let mut git_paths: Vec<PathBuf> = Vec::new();
+    for p in store_file::default_paths(&resolver.env.home, xdg.as_deref()) {
+        if !git_paths.iter().any(|q| same_file(q, &p)) {
+            git_paths.push(p);
+        }
     }
     for path in git_paths {
         let text = match read_secret_file(&path) {
             Ok(Some(t)) => t,
             Ok(None) => continue,
             Err(e) => {
-                plan.note(Kind::GitCredentials, format!("{e:#}; left alone"));
+                plan.notes.push(format!("{e:#}; left alone"));
                 continue;
             }
         };
@@ -426,7 +191,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
             continue;
         }
         if !args.git_credentials {
-            plan.note(Kind::GitCredentials, format!(
+            plan.notes.push(format!(
                 "{} holds {} git credential(s) in plaintext; add --git-credentials to move them too",
                 path.display(),
                 entries.len()
@@ -434,6 +199,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
             continue;
         }
         plan.looked_in.push(path.clone());
+        let links = resolver::link_count(&path);
         for e in entries {
             plan.candidates.push(Candidate {
                 source: Source::GitCredentials {
@@ -441,6 +207,7 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
                     line: e.line,
                 },
                 cred: e.credential,
+                links,
             });
         }
     }
@@ -452,24 +219,25 @@ fn plan(env: &Env, args: &MigrateArgs) -> anyhow::Result<Plan> {
 fn remove_plaintext(cand: &Candidate) -> anyhow::Result<bool> {
     let secret = cand.cred.password.expose();
     match &cand.source {
-        Source::Netrc { path, machine } => {
+        Source::Wandb(Place::Netrc { path, machine, .. }) => {
             let Some(text) = read_secret_file(path)? else {
                 return Ok(false);
             };
             let netrc = Netrc::parse(&text)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            if netrc
-                .lookup_exact(machine)
-                .is_none_or(|e| e.password.as_str() != secret)
-            {
+            // Every entry for this machine holding exactly this key, and nothing else: an
+            // entry with another key stays (it is reported, or moved on its own with --force).
+            let (new, n) = netrc.remove_where(|e| {
+                e.machine.as_deref() == Some(machine.as_str()) && e.password.as_str() == secret
+            });
+            let new = Zeroizing::new(new);
+            if n == 0 {
                 return Ok(false);
             }
-            let (new, _) = netrc.remove(machine);
-            let new = Zeroizing::new(new);
             write_atomic(path, new.as_bytes(), 0o600)?;
             Ok(true)
         }
-        Source::Settings { path } => {
+        Source::Wandb(Place::Settings { path }) => {
             let mut file = SettingsFile::load(path)?;
             if file.get("api_key") != Some(secret) {
                 return Ok(false);
@@ -545,9 +313,25 @@ fn migrate_one(
     };
     match stored(agent, &cand.cred)? {
         Some(existing) if existing.password != cand.cred.password => {
+            // --force keeps this other W&B key under its own user name, so nothing is lost
+            // and the key in use is not replaced.
+            if let (true, Source::Wandb(place), WANDB_USER) =
+                (args.force, &cand.source, cand.cred.username.as_str())
+            {
+                let mut other = cand.clone();
+                other.cred.username = old_user(place);
+                return migrate_one(agent, &other, args);
+            }
+            let keep_as = match &cand.source {
+                Source::Wandb(place) if cand.cred.username == WANDB_USER => format!(
+                    ", `wbl migrate --force` to keep it in the keychain as user {}",
+                    old_user(place)
+                ),
+                _ => String::new(),
+            };
             return Ok(Outcome::Left(format!(
                 "left:   {what} in {source}: the keychain already holds a different value; \
-                 remove the plaintext copy by hand, or `wbl logout` first to import it"
+                 remove the plaintext copy by hand{keep_as}, or `wbl logout` first to import it"
             )));
         }
         Some(_) => {}
@@ -566,6 +350,16 @@ fn migrate_one(
                 }
             }
         }
+    }
+    if cand.links > 1 && !args.keep {
+        let path = source.path().display();
+        return Ok(Outcome::Left(format!(
+            "left:   {what} in {source}: it is in the keychain now, but {path} has {} hard \
+             links and removing the key here would leave it in the other(s); find them with \
+             `find ~ -samefile {path}`, remove them (or copy the file so it has one name), \
+             and run `{rerun}` again",
+            cand.links
+        )));
     }
     if args.keep {
         return Ok(Outcome::Done {
@@ -599,10 +393,10 @@ fn migrate_one(
 }
 
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    let env = Env::from_process()?;
-    let plan = plan(&env, &args)?;
+    let resolver = Resolver::from_env()?;
+    let plan = plan(&resolver, &args)?;
     for note in &plan.notes {
-        println!("note:   {}", note.text);
+        println!("note:   {note}");
     }
     if plan.candidates.is_empty() {
         let looked: Vec<String> = plan
@@ -666,7 +460,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
                             cand.cred.target.protocol, cand.cred.target.host
                         ));
                     }
-                    Source::Netrc { .. } | Source::Settings { .. } => wandb_moved |= removed,
+                    Source::Wandb(_) => wandb_moved |= removed,
                     Source::GitCredentials { .. } => {}
                 }
             }

@@ -7,6 +7,7 @@ pub mod credential;
 pub mod docker_credential;
 pub mod doctor;
 pub mod exec;
+pub mod log;
 pub mod login;
 pub mod logout;
 pub mod man;
@@ -17,13 +18,14 @@ pub mod ssh;
 pub mod status;
 pub mod token;
 
-use wbl_proto::{Query, Target};
+use wbl_proto::{Credential, Query, Target};
 
+use crate::client::AgentClient;
 use crate::wandb::host::HostUrl;
-use crate::wandb::sources::{Settings, WandbEnv, pick_host};
+use crate::wandb::resolver::{self, Keychain, Resolver};
 
 /// The user name W&B keys are stored under (the SDK authenticates as `api:KEY`).
-pub const WANDB_USER: &str = "api";
+pub use crate::wandb::resolver::WANDB_USER;
 
 /// A fatal error with its own exit status (e.g. 127 for a command `wbl exec` cannot find).
 /// `main` prints it like any other error and exits with `code`; an empty `message` prints
@@ -38,20 +40,38 @@ pub struct ExitError {
 /// The host a command acts on, as the SDK picks it: `--host`, else `WANDB_BASE_URL`, else
 /// `base_url` in the settings files (workspace over global), else the W&B cloud.
 pub fn resolve_host(flag: Option<&str>) -> anyhow::Result<HostUrl> {
-    let env = WandbEnv::from_env()?;
-    let settings = Settings::load(&env);
-    pick_host(flag, &env, &settings)
+    Resolver::from_env()?.pick_host(flag)
 }
 
 /// The keychain target of a W&B host: its scheme and `host[:port]`, as netrc names it.
 pub fn target_of(host: &HostUrl) -> Target {
-    Target::new(host.scheme(), host.netloc())
+    resolver::keychain_target(host)
 }
 
-/// The query for a host's W&B key.
+/// The query for a host's W&B key (exactly this address).
 pub fn wandb_query(host: &HostUrl) -> Query {
-    Query {
-        target: target_of(host),
-        username: Some(WANDB_USER.to_owned()),
+    resolver::keychain_query(host)
+}
+
+/// The agent is the keychain the resolver asks.
+impl Keychain for AgentClient {
+    fn get(&mut self, query: Query) -> anyhow::Result<Option<Credential>> {
+        Ok(AgentClient::get(self, query)?)
     }
+}
+
+/// The agent as a keychain for reading: a key routed to a store (OpenBao) that does not have
+/// it counts as none, as `login`, `status` and the git helper want.
+pub struct Lenient<'a>(pub &'a mut AgentClient);
+
+impl Keychain for Lenient<'_> {
+    fn get(&mut self, query: Query) -> anyhow::Result<Option<Credential>> {
+        Ok(crate::client::not_found_is_none(self.0.get(query))?)
+    }
+}
+
+/// The W&B key for `host` through the agent: stored for it or for its other address (Forge
+/// ⇄ the W&B host behind it).
+pub fn wandb_key(agent: &mut AgentClient, host: &HostUrl) -> anyhow::Result<Option<Credential>> {
+    Ok(resolver::keychain_key(agent, host)?.map(|(c, _)| c))
 }

@@ -15,7 +15,8 @@ use anyhow::{Context, bail};
 
 use super::resolve_host;
 use crate::cli::SetupGitArgs;
-use crate::wandb::netrc::{shell_quote, shlex_split};
+use crate::git::is_wbl_helper;
+use crate::shell::shell_quote;
 
 /// Which git config file to edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ impl Scope {
 }
 
 /// The name of wbl's git helper program; git runs it for `credential.helper = wbl`.
-pub const GIT_HELPER: &str = "git-credential-wbl";
+pub use crate::git::GIT_HELPER;
 
 /// The helper value that makes git run this install's helper:
 /// - `wbl`, git's short form (as `libsecret`, `osxkeychain` or `manager`), when
@@ -100,28 +101,6 @@ fn is_executable(p: &Path) -> bool {
     #[cfg(not(unix))]
     {
         p.is_file()
-    }
-}
-
-/// True when `value` runs some wbl's git helper (this one or another install): `wbl`,
-/// `<path>/git-credential-wbl` or `<path>/wbl credential`.
-pub(crate) fn is_wbl_helper(value: &str) -> bool {
-    if value == "wbl" {
-        return true;
-    }
-    let command = value.strip_prefix('!').unwrap_or(value);
-    let Some(words) = shlex_split(command) else {
-        return false;
-    };
-    let name = |program: &str| -> String {
-        let base = program.rsplit(['/', '\\']).next().unwrap_or(program);
-        let lower = base.to_ascii_lowercase();
-        lower.strip_suffix(".exe").unwrap_or(&lower).to_owned()
-    };
-    match words.as_slice() {
-        [program] => name(program) == GIT_HELPER,
-        [program, sub] => sub == "credential" && name(program) == "wbl",
-        _ => false,
     }
 }
 

@@ -290,7 +290,7 @@ fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
     let until = match args.ttl {
         Some(t) => format!(
             "for {} or until Ctrl-C",
-            super::agent::human_duration(t.as_secs())
+            crate::term::human_duration(t.as_secs())
         ),
         None => "until Ctrl-C".to_owned(),
     };
@@ -405,7 +405,7 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
 
     let hosts: Vec<String> = info.hosts.iter().map(|t| t.to_string()).collect();
     let until = match args.ttl {
-        Some(t) => format!("for {}", super::agent::human_duration(t.as_secs())),
+        Some(t) => format!("for {}", crate::term::human_duration(t.as_secs())),
         None => "until the session ends".to_owned(),
     };
     crate::term::log(&format!(

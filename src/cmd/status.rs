@@ -8,13 +8,13 @@ use std::path::Path;
 use serde::Serialize;
 use wbl_proto::{ErrorCode, Secret};
 
-use super::{WANDB_USER, wandb_query};
+use super::WANDB_USER;
 use crate::cli::StatusArgs;
 use crate::client::{AgentClient, ClientError};
 use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
-use crate::wandb::sources::{Settings, WandbEnv, default_host, netrc_key};
+use crate::wandb::resolver::{self, Inventory, Place, Resolver, Settings, Source};
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -76,11 +76,13 @@ struct HostJson {
     url: String,
     /// This is the current host.
     current: bool,
-    /// Where the key for this host resolves from: `env`, `keychain`, `openbao` (a host
-    /// routed by config.toml), `settings`, `netrc`, or null when there is none.
+    /// Where the key for this host resolves from: `env`, `identity_token_file`, `keychain`,
+    /// `openbao` (a host routed by config.toml), `settings`, `netrc`, or null when there is
+    /// none.
     source: Option<&'static str>,
-    /// The file of a `settings` or `netrc` source, `WANDB_API_KEY`, or the OpenBao server and
-    /// secret of a routed host.
+    /// Where exactly: `WANDB_API_KEY`, the file (and netrc machine) of a `settings` or
+    /// `netrc` source, `stored for URL` for a key stored for the other address of a
+    /// Forge-served deployment, or the OpenBao server and secret of a routed host.
     source_detail: Option<String>,
     /// The resolved key, masked (first 4 and last 4 characters).
     key: Option<String>,
@@ -97,6 +99,8 @@ struct PlaintextJson {
     /// `netrc` or `settings`.
     kind: &'static str,
     path: String,
+    /// The file and where in it, e.g. `/home/u/.netrc (machine api.wandb.ai, line 3)`.
+    place: String,
     /// The copy holds the same key as the keychain (null when unknown).
     same_as_keychain: Option<bool>,
 }
@@ -128,10 +132,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let json = args.json;
     let paths = RuntimePaths::from_env();
     let agent = AgentClient::connect_if_running(&paths)?;
-    let env = WandbEnv::from_env()?;
-    let settings = Settings::load(&env);
+    let resolver = Resolver::from_env()?;
+    let env = &resolver.env;
+    let settings = &resolver.settings;
     let mut warnings = settings.warnings.clone();
-    let current = match default_host(&env, &settings) {
+    let current = match resolver.default_host() {
         Ok((h, _)) => h,
         Err(e) => {
             warnings.push(e);
@@ -169,11 +174,19 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         warnings: Vec::new(),
     };
 
-    // The hosts: the current one, the cloud, settings `base_url`s, and every stored W&B key.
-    let mut hosts: Vec<HostUrl> = vec![current.clone(), HostUrl::cloud()];
+    // The hosts: the resolver's (current, cloud, Forge, base_urls, aliases), and every stored
+    // W&B key.
+    let (mut hosts, notes) = resolver.known_hosts();
+    // Always shown: the current host, the cloud, and the hosts named by WANDB_BASE_URL or a
+    // base_url; the others (Forge addresses, aliases) only when a key is somewhere for them.
+    let mut always: Vec<HostUrl> = vec![current.clone(), HostUrl::cloud()];
+    always.extend(env.base_url.as_deref().and_then(|u| HostUrl::parse(u).ok()));
     for f in settings.files() {
-        if let Some(h) = f.get("base_url").and_then(|u| HostUrl::parse(u).ok()) {
-            hosts.push(h);
+        always.extend(f.get("base_url").and_then(|u| HostUrl::parse(u).ok()));
+    }
+    for n in notes {
+        if !warnings.contains(&n.text) {
+            warnings.push(n.text);
         }
     }
     let mut agent = agent;
@@ -200,6 +213,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
                 && c.target.path.is_none()
                 && let Ok(h) = HostUrl::parse(&c.target.to_string())
             {
+                always.push(h.clone());
                 hosts.push(h);
             }
         }
@@ -223,9 +237,25 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     }
     let mut seen = std::collections::HashSet::new();
     hosts.retain(|h| seen.insert(format!("{}://{}", h.scheme(), h.netloc())));
+    // Every plaintext copy the SDK could read, for any of these hosts.
+    let inventory = resolver.inventory(&hosts);
+    for n in &inventory.notes {
+        if !warnings.contains(&n.text) {
+            warnings.push(n.text.clone());
+        }
+    }
 
     for host in &hosts {
-        let h = host_status(host, host == &current, &env, &settings, agent.as_mut())?;
+        let h = host_status(
+            host,
+            host == &current,
+            &resolver,
+            &inventory,
+            agent.as_mut(),
+        )?;
+        if !always.contains(host) && h.0.source.is_none() && h.0.plaintext.is_empty() {
+            continue;
+        }
         for w in &h.1 {
             if !warnings.contains(w) {
                 warnings.push(w.clone());
@@ -238,7 +268,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_text(&out, &settings);
+        print_text(&out, settings);
     }
     Ok(())
 }
@@ -247,38 +277,41 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
 fn host_status(
     host: &HostUrl,
     current: bool,
-    env: &WandbEnv,
-    settings: &Settings,
+    resolver: &Resolver,
+    inventory: &Inventory,
     agent: Option<&mut AgentClient>,
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
     let mut store_warning = None;
-    let stored: Option<Option<Secret>> = match agent {
-        Some(a) => match crate::client::not_found_is_none(a.get(wandb_query(host))) {
-            Ok(c) => Some(c.map(|c| c.password)),
-            // A routed host whose server cannot answer: say so on its row, go on.
-            Err(
-                e @ ClientError::Agent {
-                    code: ErrorCode::OpenBao | ErrorCode::Config,
+    // The keychain as the resolver sees it (this address or its other one); a key routed to a
+    // store that does not have it counts as none.
+    let stored: Option<Option<(Secret, HostUrl)>> = match agent {
+        Some(a) => match resolver::keychain_key(&mut super::Lenient(a), host) {
+            Ok(c) => Some(c.map(|(c, h)| (c.password, h))),
+            Err(e) => match e.downcast_ref::<ClientError>() {
+                // A routed host whose server cannot answer: say so on its row, go on.
+                Some(
+                    ce @ ClientError::Agent {
+                        code: ErrorCode::OpenBao | ErrorCode::Config,
+                        ..
+                    },
+                ) => {
+                    store_warning = Some(ce.to_string());
+                    None
+                }
+                // A forward answers only for its granted hosts: unknown for the others.
+                Some(ClientError::Agent {
+                    code: ErrorCode::Forbidden,
                     ..
-                },
-            ) => {
-                store_warning = Some(e.to_string());
-                None
-            }
-            // A forward answers only for its granted hosts: unknown for the others.
-            Err(ClientError::Agent {
-                code: ErrorCode::Forbidden,
-                ..
-            }) if a.forwarded() => None,
-            Err(e) => return Err(e.into()),
+                }) if a.forwarded() => None,
+                _ => return Err(e),
+            },
         },
         None => None,
     };
-    let find = netrc_key(env, host.netloc());
     let same = |k: &Secret| {
         stored
             .as_ref()
-            .map(|s| s.as_ref().is_some_and(|s| s.expose() == k.expose()))
+            .map(|s| s.as_ref().is_some_and(|(s, _)| s.expose() == k.expose()))
     };
     let mut row = HostJson {
         url: host.to_string(),
@@ -290,71 +323,110 @@ fn host_status(
         plaintext: Vec::new(),
         warnings: store_warning.into_iter().collect(),
     };
-    let settings_key = settings.get("api_key");
-    // Resolution, in `wbl login`'s order.
-    if let Some(k) = &env.api_key {
-        row.source = Some("env");
-        row.source_detail = Some("WANDB_API_KEY".into());
-        row.key = Some(mask(k.expose()));
-    } else if let Some(Some(k)) = &stored {
-        // A routed host's key comes from its OpenBao server, through the agent.
-        match crate::config::load()
-            .ok()
-            .flatten()
-            .as_ref()
-            .and_then(|c| c.route(host.scheme(), host.netloc()))
-        {
-            Some(route) => {
-                row.source = Some("openbao");
-                row.source_detail =
-                    Some(format!("`{}` {}", route.server.name, route.secret_name()));
-            }
-            None => row.source = Some("keychain"),
+    // Resolution, in the resolver's (and `wbl login`'s) order. The keychain step is replayed
+    // from `stored` so the agent is asked once.
+    let mut file_warnings = Vec::new();
+    let mut kc = Replay(stored.clone());
+    let resolved = match resolver.resolve(host, Some(&mut kc), &mut file_warnings) {
+        Ok(r) => r,
+        Err(e) => {
+            file_warnings.push(e.to_string());
+            None
         }
-        row.key = Some(mask(k.expose()));
-    } else if let Some((v, path)) = settings_key {
-        row.source = Some("settings");
-        row.source_detail = Some(path.display().to_string());
-        row.key = Some(mask(v));
-    } else if let Some(k) = &find.key {
-        row.source = Some("netrc");
-        row.source_detail = Some(find.path.display().to_string());
-        row.key = Some(mask(k.expose()));
+    };
+    if let Some(r) = &resolved {
+        row.source = Some(r.source.name());
+        row.source_detail = match &r.source {
+            Source::Keychain { stored_for } if stored_for == host => None,
+            s => Some(s.detail()),
+        };
+        // A routed host's key comes from its OpenBao server, through the agent.
+        if let Source::Keychain { stored_for } = &r.source
+            && let Some(config) = crate::config::load().ok().flatten()
+            && let Some(route) = config.route(stored_for.scheme(), stored_for.netloc())
+        {
+            row.source = Some("openbao");
+            row.source_detail = Some(format!("`{}` {}", route.server.name, route.secret_name()));
+        }
+        row.key = r.key.as_ref().map(|k| mask(k.expose()));
     }
     // Plaintext copies. A settings `api_key` is not tied to a host: it is listed for the
     // current host and for any host whose key resolves from it.
-    let settings_files = if current || row.source == Some("settings") {
-        settings.api_key_files()
-    } else {
-        Vec::new()
-    };
-    for f in settings_files {
-        let v = Secret::new(f.get("api_key").unwrap_or_default().to_owned());
-        row.plaintext.push(PlaintextJson {
-            kind: "settings",
-            path: f.path.display().to_string(),
-            same_as_keychain: same(&v),
-        });
-        row.warnings.push(plaintext_warning("api_key in", &f.path));
-    }
-    if let Some(k) = &find.key {
-        row.plaintext.push(PlaintextJson {
-            kind: "netrc",
-            path: find.path.display().to_string(),
-            same_as_keychain: same(k),
-        });
-        let what = if find.from_default {
-            "the default entry of"
-        } else {
-            "an entry of"
+    let settings_too = current
+        || matches!(
+            resolved.as_ref().map(|r| &r.source),
+            Some(Source::Settings { .. })
+        );
+    for k in &inventory.keys {
+        let listed = match &k.place {
+            Place::Settings { .. } => settings_too,
+            Place::Netrc { .. } => k.host.netloc() == host.netloc(),
         };
+        if !listed {
+            continue;
+        }
+        let kind = match k.place {
+            Place::Settings { .. } => "settings",
+            Place::Netrc { .. } => "netrc",
+        };
+        row.plaintext.push(PlaintextJson {
+            kind,
+            path: k.place.path().display().to_string(),
+            place: k.place.to_string(),
+            same_as_keychain: same(&k.key),
+        });
+        row.warnings.push(match &k.place {
+            Place::Settings { path } => plaintext_warning("api_key in", path),
+            Place::Netrc { .. } => {
+                let mut w = format!(
+                    "plaintext copy of the key for {} in {}",
+                    k.host.netloc(),
+                    k.place
+                );
+                if k.shadowed {
+                    w.push_str(" (an earlier entry for the same machine; the SDK reads the last)");
+                }
+                if !k.read_now {
+                    w.push_str(&format!(
+                        " (the SDK reads {} now; this file when that one is gone or NETRC changes)",
+                        resolver.env.netrc_path().display()
+                    ));
+                }
+                if k.links > 1 {
+                    w.push_str(&format!(" (the file has {} hard links)", k.links));
+                }
+                w.push_str("; run `wbl migrate` to move it into the keychain");
+                w
+            }
+        });
+    }
+    // A `default` entry the SDK would read for this host.
+    if let Some(Source::Netrc {
+        path,
+        machine: None,
+    }) = resolved.as_ref().map(|r| &r.source)
+    {
         row.warnings.push(format!(
-            "plaintext copy of the key for {} in {what} {}; run `wbl migrate` to move it into the keychain",
+            "plaintext copy of the key for {} in the default entry of {}; move it by hand (it applies to every host)",
             host.netloc(),
-            find.path.display()
+            path.display()
         ));
     }
-    Ok((row, find.warnings))
+    Ok((row, file_warnings))
+}
+
+/// The keychain answer already fetched for one host, handed to the resolver.
+struct Replay(Option<Option<(Secret, HostUrl)>>);
+
+impl resolver::Keychain for Replay {
+    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Option<wbl_proto::Credential>> {
+        Ok(match &self.0 {
+            Some(Some((k, h))) if resolver::keychain_target(h) == query.target => Some(
+                wbl_proto::Credential::new(query.target, WANDB_USER, k.clone()),
+            ),
+            _ => None,
+        })
+    }
 }
 
 fn plaintext_warning(what: &str, path: &Path) -> String {
@@ -457,7 +529,7 @@ fn print_text(out: &StatusJson, settings: &Settings) {
             let until = match f.expires_unix {
                 Some(t) => format!(
                     "for {} more",
-                    crate::cmd::agent::human_duration(t.saturating_sub(now))
+                    crate::term::human_duration(t.saturating_sub(now))
                 ),
                 None => "until the session ends".to_owned(),
             };

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{resolve_host, wandb_query};
+use super::{resolve_host, wandb_key};
 use crate::cli::TokenArgs;
 use crate::client::connect_or_start;
 use crate::rendezvous::RuntimePaths;
@@ -11,7 +11,7 @@ use crate::rendezvous::RuntimePaths;
 pub fn run(args: TokenArgs) -> anyhow::Result<bool> {
     let host = resolve_host(args.host.as_deref())?;
     let mut agent = connect_or_start(&RuntimePaths::from_env())?;
-    match agent.get(wandb_query(&host))? {
+    match wandb_key(&mut agent, &host)? {
         Some(cred) => {
             let mut out = std::io::stdout().lock();
             out.write_all(cred.password.expose().as_bytes())?;

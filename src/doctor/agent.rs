@@ -56,7 +56,7 @@ fn socket_activated(ctx: &Ctx) -> bool {
         ctx.service.manager == "systemd"
             && ctx.service.installed
             && ctx.service.enabled
-            && crate::cmd::agent::user_manager_running()
+            && crate::service::user_manager_running()
     }
     #[cfg(any(target_os = "macos", windows))]
     {
@@ -205,7 +205,7 @@ pub(super) fn agent(ctx: &mut Ctx) -> Finding {
         let uptime = info
             .status
             .as_ref()
-            .map(|s| format!(", up {}", crate::cmd::agent::human_duration(s.uptime_secs)))
+            .map(|s| format!(", up {}", crate::term::human_duration(s.uptime_secs)))
             .unwrap_or_default();
         Finding::ok(format!(
             "running (pid {}, version {}, protocol {}{uptime})",
@@ -431,7 +431,7 @@ pub(super) fn service(ctx: &mut Ctx) -> Finding {
         );
     }
     let enable = format!("`systemctl --user enable --now {SOCKET_UNIT}`");
-    if crate::cmd::agent::user_manager_running() {
+    if crate::service::user_manager_running() {
         let mut cmd = std::process::Command::new("systemctl");
         cmd.args(["--user", "is-enabled", SOCKET_UNIT]);
         if let Ok(out) = run_bounded(cmd, TOOL_TIMEOUT) {

@@ -8,8 +8,8 @@ use std::process::Command;
 use url::Url;
 
 use super::{Ctx, Finding, TOOL_TIMEOUT, run_bounded};
-use crate::cmd::setup_git::is_wbl_helper;
-use crate::wandb::netrc::shlex_split;
+use crate::git::is_wbl_helper;
+use crate::shell::shlex_split;
 
 /// `*` in a pattern's host label matches any run of characters within that label.
 fn glob(pattern: &str, text: &str) -> bool {
@@ -90,7 +90,7 @@ fn is_store_helper(value: &str) -> bool {
 }
 
 pub(super) fn helper(_ctx: &mut Ctx) -> Finding {
-    let host = match crate::cmd::resolve_host(None) {
+    let host = match crate::wandb::resolver::Resolver::from_env().and_then(|r| r.pick_host(None)) {
         Ok(h) => h,
         Err(e) => {
             return Finding::warning(

@@ -1,6 +1,6 @@
 //! `wbl doctor`'s checks: each looks at one thing that makes wbl work or not (the session
 //! D-Bus, the Secret Service, the kernel keyring, the agent, its socket, the service files,
-//! plaintext copies of keys, `WANDB_API_KEY`, git) and returns a verdict, a one-line detail and
+//! the access log, plaintext copies of keys, `WANDB_API_KEY`, git) and returns a verdict, a one-line detail and
 //! a concrete fix.
 //!
 //! Invariants: a check only reads. It never starts the agent (a socket-activated socket is not
@@ -10,6 +10,7 @@
 //! socket, `systemctl`, `git`) runs on a thread with a deadline, so a hung service turns into
 //! a verdict, not a hung `wbl doctor`.
 
+mod accesslog;
 mod agent;
 mod git;
 mod keychain;
@@ -158,7 +159,7 @@ pub(crate) struct Ctx {
     pub agent: Option<agent::AgentInfo>,
     /// The login-session service, as its files say.
     #[cfg_attr(any(target_os = "macos", windows), allow(dead_code))]
-    pub service: crate::cmd::agent::ServiceState,
+    pub service: crate::service::ServiceState,
     /// The plaintext secrets found, searched once for the three checks that report them.
     pub plaintext: Option<plaintext::Inventory>,
 }
@@ -173,7 +174,7 @@ impl Ctx {
             bus: None,
             secret_service_ok: None,
             agent: None,
-            service: crate::cmd::agent::service_state(),
+            service: crate::service::service_state(),
             plaintext: None,
         }
     }
@@ -199,6 +200,7 @@ const CHECKS: &[(&str, &str, CheckFn)] = &[
     ("socket", "agent socket", agent::socket),
     ("backend", "keychain backend", keychain::backend),
     ("service", "login service", agent::service),
+    ("access-log", "access log", accesslog::access_log),
     ("netrc", "netrc", plaintext::netrc),
     ("wandb-settings", "W&B settings", plaintext::settings),
     (

@@ -1,12 +1,116 @@
-//! Checks for keys outside the keychain: plaintext copies (netrc, W&B settings `api_key`,
-//! git's `~/.git-credentials`), found exactly as `wbl migrate` finds them so that its fix is
-//! `wbl migrate`, and `WANDB_API_KEY` in the environment.
+//! Checks for keys outside the keychain: plaintext copies (every W&B key the SDK could read
+//! in any netrc or settings file, from the resolver's inventory that `wbl migrate` moves, and
+//! git's `~/.git-credentials`), and `WANDB_API_KEY` in the environment.
 
 use super::{Ctx, Finding};
-use crate::cmd::migrate::{Found, Kind, Note, inventory};
+use crate::git::store_file;
+use crate::wandb::resolver::{PlainKind, Resolver, WANDB_USER, read_secret_file, same_file};
 
-/// What `wbl migrate --git-credentials` would find, or why the search failed.
+/// Which kind of file a plaintext secret (or a note) is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Netrc,
+    Settings,
+    GitCredentials,
+}
+
+/// A plaintext secret, described without its value.
+pub(crate) struct Found {
+    pub kind: Kind,
+    /// `https://api.wandb.ai`.
+    pub what: String,
+    /// The file, and where in it: `/home/u/.netrc (machine api.wandb.ai, line 1)`.
+    pub place: String,
+}
+
+/// Something found but that `wbl migrate` leaves alone, and why; `about`: `None` for the
+/// environment.
+pub(crate) struct Note {
+    pub about: Option<Kind>,
+    pub text: String,
+}
+
+/// What was found, or why the search failed.
 pub(crate) type Inventory = Result<(Vec<Found>, Vec<Note>), String>;
+
+fn kind_of(k: PlainKind) -> Kind {
+    match k {
+        PlainKind::Netrc => Kind::Netrc,
+        PlainKind::Settings => Kind::Settings,
+    }
+}
+
+/// Every plaintext W&B key the SDK could read (every host, every netrc file, both settings
+/// files, duplicates and hard-linked files flagged) and every line of git's credential-store
+/// files. Reads files only; the secrets never leave this function.
+fn inventory() -> anyhow::Result<(Vec<Found>, Vec<Note>)> {
+    let resolver = Resolver::from_env()?;
+    let (hosts, host_notes) = resolver.known_hosts();
+    let inv = resolver.inventory(&hosts);
+    let mut found = Vec::new();
+    let mut notes: Vec<Note> = host_notes
+        .into_iter()
+        .chain(inv.notes)
+        .map(|n| Note {
+            about: n.about.map(kind_of),
+            text: n.text,
+        })
+        .collect();
+    for k in &inv.keys {
+        let kind = kind_of(k.place.kind());
+        let mut place = k.place.to_string();
+        if !k.valid {
+            place.push_str(" (not a valid key: the SDK refuses it)");
+        }
+        if k.shadowed {
+            place.push_str(SHADOWED);
+        }
+        if k.links > 1 {
+            notes.push(Note {
+                about: Some(kind),
+                text: format!(
+                    "{} has {} hard links: `wbl migrate` copies its keys but does not remove them, or the other link(s) would keep them",
+                    k.place.path().display(),
+                    k.links
+                ),
+            });
+        }
+        found.push(Found {
+            kind,
+            what: format!("{} (user {WANDB_USER})", k.host),
+            place,
+        });
+    }
+    let xdg = std::env::var("XDG_CONFIG_HOME")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let mut paths: Vec<std::path::PathBuf> = Vec::new();
+    for p in store_file::default_paths(&resolver.env.home, xdg.as_deref()) {
+        if !paths.iter().any(|q| same_file(q, &p)) {
+            paths.push(p);
+        }
+    }
+    for path in paths {
+        match read_secret_file(&path) {
+            Ok(Some(text)) => {
+                for e in store_file::parse(&text) {
+                    found.push(Found {
+                        kind: Kind::GitCredentials,
+                        what: format!("{} (user {})", e.credential.target, e.credential.username),
+                        place: format!("{} (line {})", path.display(), e.line),
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(e) => notes.push(Note {
+                about: Some(Kind::GitCredentials),
+                text: format!("{e:#}; left alone"),
+            }),
+        }
+    }
+    notes.dedup_by(|a, b| a.text == b.text);
+    Ok((found, notes))
+}
 
 /// One kind of plaintext file: a problem when secrets are found (`noun`, with `fix`), a warning
 /// for what `wbl migrate` would leave alone there, else `none`.
@@ -49,14 +153,25 @@ fn plaintext(ctx: &mut Ctx, kind: Kind, noun: &str, none: &str, fix: &str) -> Fi
     Finding::ok(none)
 }
 
+/// Marks a netrc entry the SDK does not read (an earlier duplicate) in `Found::place`.
+const SHADOWED: &str = " (a later entry for the same machine is the one the SDK reads)";
+
 pub(super) fn netrc(ctx: &mut Ctx) -> Finding {
-    plaintext(
+    let mut f = plaintext(
         ctx,
         Kind::Netrc,
         "plaintext W&B key(s) in netrc",
         "no W&B key in a netrc file",
         "`wbl migrate` (moves them into the keychain, keeps the rest of the file)",
-    )
+    );
+    if f.detail.contains(SHADOWED)
+        && let Some(fix) = &mut f.fix
+    {
+        fix.push_str(
+            "; earlier duplicate entries with another key stay unless `wbl migrate --force`",
+        );
+    }
+    f
 }
 
 pub(super) fn settings(ctx: &mut Ctx) -> Finding {
@@ -80,7 +195,12 @@ pub(super) fn git_credentials(ctx: &mut Ctx) -> Finding {
 }
 
 pub(super) fn api_key_env(_ctx: &mut Ctx) -> Finding {
-    if std::env::var_os("WANDB_API_KEY").is_some_and(|v| !v.is_empty()) {
+    // The resolver reads the environment (source 1 of every resolution).
+    let set = match crate::wandb::resolver::WandbEnv::from_env() {
+        Ok(env) => env.api_key.is_some(),
+        Err(_) => std::env::var_os("WANDB_API_KEY").is_some_and(|v| !v.is_empty()),
+    };
+    if set {
         Finding::warning(
             "WANDB_API_KEY is set: the W&B SDK (and `wbl login`) use it instead of the keychain, and every program started from this shell inherits it",
             "`unset WANDB_API_KEY` (and remove it from your shell profile); give it only to the program that needs it: `wbl exec -- python train.py`",

@@ -7,6 +7,8 @@ pub mod systemd;
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 /// Why a service file cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -68,4 +70,69 @@ pub fn installed_agent() -> Result<PathBuf, ServiceError> {
             .map(|e| e.display().to_string())
             .unwrap_or_else(|| "wbl".into()),
     })
+}
+
+/// Whether (and where) the login-session service is installed.
+#[derive(Serialize, Default)]
+pub struct ServiceState {
+    /// `systemd`, `launchd`, or `none` where neither applies.
+    pub manager: &'static str,
+    pub installed: bool,
+    /// systemd: the socket unit is enabled (linked into `sockets.target.wants`).
+    pub enabled: bool,
+    pub path: Option<String>,
+}
+
+/// The login-session service as its files say (no service manager is asked).
+pub fn service_state() -> ServiceState {
+    #[cfg(target_os = "macos")]
+    {
+        let Some(home) = crate::dirs::home_dir() else {
+            return ServiceState {
+                manager: "launchd",
+                ..Default::default()
+            };
+        };
+        let path = launchd::plist_path(&home);
+        let installed = path.exists();
+        ServiceState {
+            manager: "launchd",
+            installed,
+            enabled: installed,
+            path: Some(path.display().to_string()),
+        }
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        if cfg!(windows) {
+            return ServiceState {
+                manager: "none",
+                ..Default::default()
+            };
+        }
+        let Some(dir) = systemd::user_unit_dir() else {
+            return ServiceState {
+                manager: "systemd",
+                ..Default::default()
+            };
+        };
+        ServiceState {
+            manager: "systemd",
+            installed: dir.join(systemd::SOCKET_UNIT).exists()
+                && dir.join(systemd::SERVICE_UNIT).exists(),
+            enabled: dir
+                .join("sockets.target.wants")
+                .join(systemd::SOCKET_UNIT)
+                .exists(),
+            path: Some(dir.display().to_string()),
+        }
+    }
+}
+
+/// True when a systemd user manager answers for this session (its private socket exists).
+#[cfg(not(any(target_os = "macos", windows)))]
+pub fn user_manager_running() -> bool {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .is_some_and(|d| d.join("systemd").join("private").exists())
 }

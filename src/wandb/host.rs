@@ -10,8 +10,23 @@
 
 use std::fmt;
 
-/// The W&B public cloud API URL (the SDK's default `base_url`).
+/// The W&B public cloud API URL: wbl's default host (`--cloud`, no `base_url`), as in the
+/// SDK before 0.31.
 pub const DEFAULT_BASE_URL: &str = "https://api.wandb.ai";
+
+/// The released SDK's default `base_url` (0.31): CoreWeave Forge's address of the W&B cloud.
+pub const FORGE_BASE_URL: &str = "https://api.forge.coreweave.com";
+
+/// The SDK's `urls.FORGE_HOSTS`: each CoreWeave Forge host and the W&B API host behind it.
+/// The API is served at the root of the Forge host's `api.` subdomain and of the W&B host, and
+/// proxied under [`FORGE_API_PATH`] on the Forge host itself.
+pub const FORGE_HOSTS: [(&str, &str); 2] = [
+    ("forge.coreweave.com", "api.wandb.ai"),
+    ("qa.forge.coreweave.com", "api.qa.wandb.ai"),
+];
+
+/// Where a Forge host proxies the W&B API (`https://forge.coreweave.com/api/wandb`).
+pub const FORGE_API_PATH: &str = "/api/wandb";
 
 /// Why a host URL was rejected. Display gives a one-line message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +37,12 @@ pub enum HostError {
     NotApiHost {
         /// The URL as given.
         url: String,
+    },
+    /// An address on a Forge host other than its W&B API proxy (the SDK's message).
+    #[error("Invalid Forge server address; use https://api.{forge}.")]
+    Forge {
+        /// The Forge host, e.g. `forge.coreweave.com`.
+        forge: String,
     },
     /// `http://api.wandb.ai`: the SDK refuses plain HTTP for the cloud.
     #[error("http is not secure, please use {DEFAULT_BASE_URL}")]
@@ -176,12 +197,14 @@ impl HostUrl {
                 "URL scheme should be 'http' or 'https'",
             ));
         }
-        if looks_like_wandb_ai(input) {
-            if !input.contains("api.") {
+        let normalised = normalize_forge(input)?;
+        let url = normalised.as_deref().unwrap_or(input);
+        if looks_like_wandb_ai(url) {
+            if !url.contains("api.") {
                 return Err(HostError::NotApiHost {
-                    url: input.to_owned(),
+                    url: url.to_owned(),
                 });
-            } else if !input.starts_with("https") {
+            } else if !url.starts_with("https") {
                 return Err(HostError::Insecure);
             }
         }
@@ -191,7 +214,7 @@ impl HostUrl {
                 "URL cannot contain unsafe characters",
             ));
         }
-        let url = input.trim_end_matches('/');
+        let url = url.trim_end_matches('/');
         let split = urlsplit(url);
         if !split.scheme.eq_ignore_ascii_case(parsed.scheme()) {
             // e.g. leading spaces stripped by the `url` crate; unreachable
@@ -256,6 +279,76 @@ impl HostUrl {
         self.url == DEFAULT_BASE_URL
     }
 
+    /// The host lowercased, as Python's `urlsplit(url).hostname` compares it.
+    fn hostname(&self) -> String {
+        self.host().to_ascii_lowercase()
+    }
+
+    /// The Forge host serving this address, if any: the SDK's `urls.forge_host` (the Forge
+    /// host itself, its `api.` subdomain, or the W&B API host behind it).
+    pub fn forge_host(&self) -> Option<&'static str> {
+        let name = self.hostname();
+        FORGE_HOSTS
+            .iter()
+            .find(|(forge, api)| {
+                name == *forge || name == *api || name.strip_prefix("api.") == Some(forge)
+            })
+            .map(|(forge, _)| *forge)
+    }
+
+    /// Where the SDK looks next in netrc when this address has no entry: the W&B API host
+    /// behind a Forge address (`https://api.wandb.ai` for `https://api.forge.coreweave.com`),
+    /// as `urls.forge_upstream_url` gives it; `None` when that is this address itself.
+    pub fn forge_upstream(&self) -> Option<HostUrl> {
+        let forge = self.forge_host()?;
+        let (_, api) = FORGE_HOSTS.iter().find(|(f, _)| *f == forge)?;
+        let up = format!("https://{api}");
+        (up != self.url).then_some(HostUrl { url: up })
+    }
+
+    /// The other address of the same W&B deployment, for wbl's keychain: the W&B API host
+    /// for a Forge API address and the Forge API address for a W&B API host behind Forge
+    /// (`https://api.forge.coreweave.com` ⇄ `https://api.wandb.ai`). Only for plain `https`
+    /// addresses without port or path, so a key never goes to another scheme or service.
+    pub fn forge_alias(&self) -> Option<HostUrl> {
+        if !self.scheme().eq_ignore_ascii_case("https")
+            || host_and_port(self.netloc()).1.is_some()
+            || !self.path().is_empty()
+        {
+            return None;
+        }
+        let name = self.hostname();
+        FORGE_HOSTS.iter().find_map(|(forge, api)| {
+            if name == *api {
+                Some(HostUrl {
+                    url: format!("https://api.{forge}"),
+                })
+            } else if name.strip_prefix("api.") == Some(forge) {
+                Some(HostUrl {
+                    url: format!("https://{api}"),
+                })
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The SDK's `saas.is_wandb_domain`: a netloc ending in `wandb.ai`, or a Forge address.
+    pub fn is_wandb_domain(&self) -> bool {
+        self.netloc().ends_with("wandb.ai") || self.forge_host().is_some()
+    }
+
+    /// The W&B API host behind this address's Forge host (`api.wandb.ai`), or "".
+    fn forge_alias_api_host(&self) -> &'static str {
+        match self.forge_host() {
+            Some(forge) => FORGE_HOSTS
+                .iter()
+                .find(|(f, _)| *f == forge)
+                .map_or("", |(_, api)| *api),
+            None => "",
+        }
+    }
+
     /// The SDK's `is_same_url`: equal after stripping trailing `/`.
     pub fn is_same_url(&self, other: &str) -> bool {
         self.url == other.trim_end_matches('/')
@@ -266,7 +359,14 @@ impl HostUrl {
     pub fn app_url(&self, env_app_url: Option<&str>) -> String {
         match env_app_url {
             Some(app) if !app.is_empty() => app.trim_end_matches('/').to_owned(),
-            _ => api_to_app_url(&self.url).trim_end_matches('/').to_owned(),
+            _ => match self.forge_host() {
+                // The SDK (0.31) sends every Forge-served address to the Forge UI; wbl keeps
+                // the W&B UI for the W&B host itself, its cloud default.
+                Some(forge) if self.hostname() != self.forge_alias_api_host() => {
+                    format!("https://{forge}/wandb")
+                }
+                _ => api_to_app_url(&self.url).trim_end_matches('/').to_owned(),
+            },
         }
     }
 
@@ -283,6 +383,27 @@ impl fmt::Display for HostUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url)
     }
+}
+
+/// The SDK's `urls.normalize_forge_base_url`: on a Forge host (the host itself, not its
+/// `api.` subdomain), `https://<forge>/api/wandb` (no port) becomes `https://api.<forge>`;
+/// any other address there is refused. `Ok(None)` leaves the URL as it is.
+fn normalize_forge(input: &str) -> Result<Option<String>, HostError> {
+    let split = urlsplit(input);
+    let (host, port) = host_and_port(split.netloc);
+    let host = host.to_ascii_lowercase();
+    let Some((forge, _)) = FORGE_HOSTS.iter().find(|(f, _)| *f == host) else {
+        return Ok(None);
+    };
+    if split.scheme.eq_ignore_ascii_case("https")
+        && port.is_none_or(str::is_empty)
+        && split.path.trim_end_matches('/') == FORGE_API_PATH
+    {
+        return Ok(Some(format!("https://api.{forge}")));
+    }
+    Err(HostError::Forge {
+        forge: (*forge).to_owned(),
+    })
 }
 
 /// The SDK's `util.api_to_app_url` (Python `str.replace`, i.e. every
@@ -486,6 +607,120 @@ mod tests {
         // Dedicated cloud style hosts with api. are fine over https.
         ok("https://api.acme.wandb.ai");
         ok("https://api.wandb.ai:443/");
+    }
+
+    #[test]
+    fn forge_addresses_like_the_sdk() {
+        // (input, normalised URL or the error)
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            (
+                "https://api.forge.coreweave.com",
+                Ok("https://api.forge.coreweave.com"),
+            ),
+            (
+                "https://api.forge.coreweave.com/",
+                Ok("https://api.forge.coreweave.com"),
+            ),
+            (
+                "https://forge.coreweave.com/api/wandb",
+                Ok("https://api.forge.coreweave.com"),
+            ),
+            (
+                "https://forge.coreweave.com/api/wandb/",
+                Ok("https://api.forge.coreweave.com"),
+            ),
+            (
+                "HTTPS://Forge.CoreWeave.com/api/wandb",
+                Ok("https://api.forge.coreweave.com"),
+            ),
+            (
+                "https://qa.forge.coreweave.com/api/wandb",
+                Ok("https://api.qa.forge.coreweave.com"),
+            ),
+            (
+                "https://forge.coreweave.com",
+                Err("Invalid Forge server address; use https://api.forge.coreweave.com."),
+            ),
+            (
+                "https://forge.coreweave.com/wandb",
+                Err("Invalid Forge server address; use https://api.forge.coreweave.com."),
+            ),
+            (
+                "http://forge.coreweave.com/api/wandb",
+                Err("Invalid Forge server address; use https://api.forge.coreweave.com."),
+            ),
+            (
+                "https://forge.coreweave.com:8443/api/wandb",
+                Err("Invalid Forge server address; use https://api.forge.coreweave.com."),
+            ),
+            (
+                "https://qa.forge.coreweave.com/",
+                Err("Invalid Forge server address; use https://api.qa.forge.coreweave.com."),
+            ),
+            // Not a Forge host: left alone.
+            (
+                "https://forge.coreweave.com.example/api/wandb",
+                Ok("https://forge.coreweave.com.example/api/wandb"),
+            ),
+            (
+                "https://x.forge.coreweave.com",
+                Ok("https://x.forge.coreweave.com"),
+            ),
+            // wbl's cloud refusal keeps suggesting wbl's cloud address.
+            (
+                "https://wandb.ai",
+                Err(
+                    "'https://wandb.ai' is not a valid server address, did you mean https://api.wandb.ai?",
+                ),
+            ),
+        ];
+        for (input, want) in cases {
+            let got = HostUrl::parse(input)
+                .map(|h| h.to_string())
+                .map_err(|e| e.to_string());
+            assert_eq!(
+                got,
+                want.map(str::to_owned).map_err(str::to_owned),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn forge_upstream_and_alias() {
+        let forge = ok(FORGE_BASE_URL);
+        assert_eq!(forge.forge_host(), Some("forge.coreweave.com"));
+        assert_eq!(forge.forge_upstream(), Some(HostUrl::cloud()));
+        assert_eq!(forge.forge_alias(), Some(HostUrl::cloud()));
+        assert_eq!(HostUrl::cloud().forge_upstream(), None);
+        assert_eq!(HostUrl::cloud().forge_alias(), Some(forge.clone()));
+        let qa = ok("https://api.qa.forge.coreweave.com");
+        assert_eq!(
+            qa.forge_upstream().map(|h| h.to_string()).as_deref(),
+            Some("https://api.qa.wandb.ai")
+        );
+        assert_eq!(
+            ok("https://api.qa.wandb.ai").forge_alias(),
+            Some(qa.clone())
+        );
+        // The SDK falls back from any Forge-served URL; wbl's alias needs the plain address.
+        let odd = ok("http://api.forge.coreweave.com:8080/x");
+        assert_eq!(odd.forge_upstream(), Some(HostUrl::cloud()));
+        assert_eq!(odd.forge_alias(), None);
+        assert_eq!(ok("https://api.wandb.ai:443").forge_alias(), None);
+        assert_eq!(ok("https://api.acme.wandb.ai").forge_alias(), None);
+        assert_eq!(ok("https://api.acme.wandb.ai").forge_upstream(), None);
+        assert_eq!(ok("https://wandb.example").forge_host(), None);
+        // App URLs: the Forge UI for Forge addresses, the W&B UI for the W&B host.
+        assert_eq!(forge.app_url(None), "https://forge.coreweave.com/wandb");
+        assert_eq!(
+            forge.authorize_url(None),
+            "https://forge.coreweave.com/authorize?ref=models"
+        );
+        assert_eq!(HostUrl::cloud().app_url(None), "https://wandb.ai");
+        assert!(forge.is_wandb_domain() && HostUrl::cloud().is_wandb_domain());
+        assert!(ok("https://api.acme.wandb.ai").is_wandb_domain());
+        assert!(!ok("https://wandb.example").is_wandb_domain());
     }
 
     #[test]

@@ -156,10 +156,16 @@ impl Netrc {
     /// Removes every `machine` entry named exactly `machine`; see
     /// [`remove_machine`].
     pub fn remove(&self, machine: &str) -> (String, usize) {
+        self.remove_where(|e| e.machine.as_deref() == Some(machine))
+    }
+
+    /// Removes the entries `pred` selects, keeping every other byte (as [`Netrc::remove`]).
+    /// Returns the new text and the number of entries removed.
+    pub fn remove_where(&self, pred: impl Fn(&Entry) -> bool) -> (String, usize) {
         let spans: Vec<Range<usize>> = self
             .entries
             .iter()
-            .filter(|e| e.machine.as_deref() == Some(machine))
+            .filter(|e| pred(e))
             .map(|e| e.span.clone())
             .collect();
         let n = spans.len();
@@ -554,7 +560,7 @@ fn remove_machine_linewise(text: &str, machine: &str) -> (String, usize) {
     let mut in_old = false;
     for line in split_lines_keep_ends(text) {
         let content = line.trim_end_matches(['\r', '\n']);
-        let tokens = shlex_split(content)
+        let tokens = crate::shell::shlex_split(content)
             .unwrap_or_else(|| content.split_whitespace().map(str::to_owned).collect());
         let first = tokens.first().map(String::as_str);
         if tokens.len() >= 2 && first == Some("machine") && tokens[1] == machine {
@@ -584,110 +590,6 @@ fn split_lines_keep_ends(text: &str) -> Vec<&str> {
         start = end;
     }
     lines
-}
-
-/// Python's `shlex.split(s)` (POSIX mode, no comments); `None` where Python
-/// raises `ValueError` (unclosed quote, trailing backslash).
-pub fn shlex_split(s: &str) -> Option<Vec<String>> {
-    let mut tokens = Vec::new();
-    let mut cur = String::new();
-    let mut in_token = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\r' | '\n' => {
-                if in_token {
-                    tokens.push(std::mem::take(&mut cur));
-                    in_token = false;
-                }
-            }
-            '\\' => {
-                cur.push(chars.next()?);
-                in_token = true;
-            }
-            '\'' => {
-                in_token = true;
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        x => cur.push(x),
-                    }
-                }
-            }
-            '"' => {
-                in_token = true;
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => {
-                            let x = chars.next()?;
-                            if x != '"' && x != '\\' {
-                                cur.push('\\');
-                            }
-                            cur.push(x);
-                        }
-                        x => cur.push(x),
-                    }
-                }
-            }
-            x => {
-                cur.push(x);
-                in_token = true;
-            }
-        }
-    }
-    if in_token {
-        tokens.push(cur);
-    }
-    Some(tokens)
-}
-
-/// Python's `shlex.quote`: unchanged if non-empty and made only of
-/// `[A-Za-z0-9_@%+=:,./-]`, else single-quoted with `'` written as `'"'"'`.
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '_' | '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '-')
-        });
-    if safe {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\"'\"'"))
-    }
-}
-
-/// The block the SDK writes: `machine H\n  login user\n  password K\n`,
-/// with machine and password quoted by [`shell_quote`] when needed.
-///
-/// The result contains the secret; callers should zeroize it after use.
-pub fn sdk_entry(machine: &str, password: &str) -> String {
-    format!(
-        "machine {}\n  login user\n  password {}\n",
-        shell_quote(machine),
-        shell_quote(password)
-    )
-}
-
-/// Appends `entry` at the end of `text` the way the SDK's line join does:
-/// a `\n` is inserted first if the text is non-empty and doesn't end with
-/// a line break. Unlike the SDK, existing line endings are kept as they are.
-pub fn append_entry(text: &str, entry: &str) -> String {
-    let mut out = String::with_capacity(text.len() + entry.len() + 1);
-    out.push_str(text);
-    if !text.is_empty() && !text.ends_with(['\n', '\r']) {
-        out.push('\n');
-    }
-    out.push_str(entry);
-    out
-}
-
-/// The SDK's write (`_update_netrc`): remove old entries for `machine`,
-/// append the SDK-format block at the end. Returns the new text and the
-/// number of old entries removed. The result contains the secret.
-pub fn upsert_sdk_entry(text: &str, machine: &str, password: &str) -> (String, usize) {
-    let (rest, n) = remove_machine(text, machine);
-    (append_entry(&rest, &sdk_entry(machine, password)), n)
 }
 
 /// Expands a leading `~` (alone or followed by a path separator) to `home`,
@@ -729,6 +631,7 @@ pub fn netrc_path(env_netrc: Option<&str>, home: &Path, windows: bool) -> PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shell::shell_quote;
 
     fn parse(text: &str) -> Netrc {
         match Netrc::parse(text) {
@@ -746,6 +649,42 @@ mod tests {
 
     fn pw(n: &Netrc, m: &str) -> Option<String> {
         n.lookup(m).map(|e| e.password.to_string())
+    }
+
+    // The SDK-style writer (`_update_netrc`): only the tests use it, to build files the way
+    // the SDK writes them.
+
+    /// The block the SDK writes: `machine H\n  login user\n  password K\n`,
+    /// with machine and password quoted by [`shell_quote`] when needed.
+    ///
+    /// The result contains the secret; callers should zeroize it after use.
+    fn sdk_entry(machine: &str, password: &str) -> String {
+        format!(
+            "machine {}\n  login user\n  password {}\n",
+            shell_quote(machine),
+            shell_quote(password)
+        )
+    }
+
+    /// Appends `entry` at the end of `text` the way the SDK's line join does:
+    /// a `\n` is inserted first if the text is non-empty and doesn't end with
+    /// a line break. Unlike the SDK, existing line endings are kept as they are.
+    fn append_entry(text: &str, entry: &str) -> String {
+        let mut out = String::with_capacity(text.len() + entry.len() + 1);
+        out.push_str(text);
+        if !text.is_empty() && !text.ends_with(['\n', '\r']) {
+            out.push('\n');
+        }
+        out.push_str(entry);
+        out
+    }
+
+    /// The SDK's write (`_update_netrc`): remove old entries for `machine`,
+    /// append the SDK-format block at the end. Returns the new text and the
+    /// number of old entries removed. The result contains the secret.
+    fn upsert_sdk_entry(text: &str, machine: &str, password: &str) -> (String, usize) {
+        let (rest, n) = remove_machine(text, machine);
+        (append_entry(&rest, &sdk_entry(machine, password)), n)
     }
 
     const SDK: &str = "machine api.wandb.ai\n  login user\n  password K\n";
@@ -1177,19 +1116,6 @@ mod tests {
         assert_eq!(append_entry("a\n", "E\n"), "a\nE\n");
         assert_eq!(append_entry("a", "E\n"), "a\nE\n");
         assert_eq!(append_entry("a\r\n", "E\n"), "a\r\nE\n");
-    }
-
-    #[test]
-    fn shlex_split_like_python() {
-        let s = |x: &str| shlex_split(x);
-        let v = |a: &[&str]| Some(a.iter().map(|x| x.to_string()).collect::<Vec<_>>());
-        assert_eq!(s("machine 'a b' c"), v(&["machine", "a b", "c"]));
-        assert_eq!(s("a\"b c\"d"), v(&["ab cd"]));
-        assert_eq!(s("\"x\\\"y\\z\""), v(&["x\"y\\z"]));
-        assert_eq!(s("a\\ b"), v(&["a b"]));
-        assert_eq!(s("''"), v(&[""]));
-        assert_eq!(s("'open"), None);
-        assert_eq!(s("trail\\"), None);
     }
 
     #[test]

@@ -186,7 +186,11 @@ impl World {
     /// Environment every wbl process of this world gets.
     pub fn apply_env(&self, cmd: &mut Command) {
         for (k, _) in std::env::vars() {
-            if k.starts_with("WANDB_") || k.starts_with("WBL_") || k == "NETRC" {
+            if k.starts_with("WANDB_")
+                || k.starts_with("WBL_")
+                || k == "NETRC"
+                || k == "XDG_STATE_HOME"
+            {
                 cmd.env_remove(k);
             }
         }
@@ -424,4 +428,22 @@ pub fn ok(o: Output) -> Output {
         stderr(&o)
     );
     o
+}
+
+/// The venv with the released W&B SDK that `scripts/install-test-deps` builds (pinned in
+/// `scripts/wandb-sdk-version`): its Python. Fails with a clear message when it is missing —
+/// the SDK tests never skip.
+pub fn wandb_python() -> PathBuf {
+    let version = include_str!("../../scripts/wandb-sdk-version").trim();
+    let home = std::env::var_os("HOME").expect("HOME must be set to find the SDK venv");
+    let python = Path::new(&home)
+        .join(".cache/wbl-test")
+        .join(format!("wandb-{version}"))
+        .join("bin/python");
+    assert!(
+        python.exists(),
+        "the W&B SDK (wandb=={version}) is not installed at {}: run scripts/install-test-deps",
+        python.display()
+    );
+    python
 }

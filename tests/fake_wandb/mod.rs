@@ -71,7 +71,7 @@ fn body_is_viewer_query(body: &str) -> bool {
     };
     let q = v["query"].as_str().unwrap_or("");
     v["operationName"] == "Viewer"
-        && q.starts_with("query Viewer")
+        && q.trim_start().starts_with("query Viewer")
         && q.contains("viewer")
         && q.contains("username")
         && q.contains("entity")

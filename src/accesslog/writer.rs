@@ -1,0 +1,517 @@
+//! Writing the access log off the request path: the agent hands each [`Event`] to a bounded
+//! queue (never waiting), and one thread formats and appends them, rotating the file at a size
+//! limit.
+//!
+//! Invariants:
+//! - [`Writer::record`] never blocks and never fails: when the queue is full the entry is
+//!   counted as dropped, and the next write records a `gap` with the count. A log that cannot
+//!   be written (read-only or full file system, unsafe directory) only costs entries: the
+//!   agent's log says so once when it starts failing and once when it recovers, and a `gap`
+//!   records how many were lost.
+//! - The directory is 0700 and ours, the file 0600, ours, a regular file and never followed
+//!   through a symbolic link; the log is only ever appended to, and rotation renames
+//!   `access.log` to `access.log.1` (shifting older copies up to `access.log.KEEP`).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, SystemTime};
+
+use super::{DEFAULT_MAX_BYTES, Entry, Event, KEEP, MAX_BYTES_ENV};
+
+/// Entries that may wait for the writer; beyond that they are dropped and counted.
+const QUEUE: usize = 4096;
+/// At most this much is formatted before it is written.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Where and how to write.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `None`: nothing is recorded (no home directory).
+    pub path: Option<PathBuf>,
+    /// Rotate once the file would grow beyond this.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: u32,
+}
+
+impl Options {
+    /// [`crate::dirs::access_log`], [`DEFAULT_MAX_BYTES`] unless `WBL_ACCESS_LOG_MAX_BYTES`
+    /// says otherwise, [`KEEP`] old files.
+    pub fn from_env() -> Options {
+        Options {
+            path: crate::dirs::access_log(),
+            max_bytes: std::env::var(MAX_BYTES_ENV)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAX_BYTES),
+            keep: KEEP,
+        }
+    }
+}
+
+/// What the writer thread receives.
+enum Msg {
+    Entry(Box<Event>),
+    /// Write what came before, then stop.
+    Stop,
+}
+
+/// The agent's handle on the log.
+pub struct Writer {
+    tx: Option<SyncSender<Msg>>,
+    dropped: Arc<AtomicU64>,
+    done: std::sync::Mutex<Option<Receiver<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread. Nothing is opened yet: the directory and file are made on the
+    /// first entry, so an agent that answers nothing writes nothing.
+    pub fn start(options: Options) -> Writer {
+        let Some(path) = options.path.clone() else {
+            tracing::warn!("no home directory: the access log is not written");
+            return Writer::disabled();
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let shared = Arc::clone(&dropped);
+        let spawned = std::thread::Builder::new()
+            .name("wbl-access-log".into())
+            .spawn(move || {
+                let mut sink = Sink::new(path, options.max_bytes, options.keep);
+                run(&rx, &shared, &mut sink);
+                let _ = done_tx.send(());
+            });
+        match spawned {
+            Ok(_) => Writer {
+                tx: Some(tx),
+                dropped,
+                done: std::sync::Mutex::new(Some(done_rx)),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the access log's thread; nothing is recorded");
+                Writer::disabled()
+            }
+        }
+    }
+
+    /// A writer that records nothing.
+    pub fn disabled() -> Writer {
+        Writer {
+            tx: None,
+            dropped: Arc::new(AtomicU64::new(0)),
+            done: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Queues one entry; never waits.
+    pub fn record(&self, event: Event) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(Msg::Entry(Box::new(event))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Writes what is queued and stops the thread, waiting at most `limit` in all; entries
+    /// recorded afterwards are ignored. For the agent's exit.
+    pub fn close(&self, limit: Duration) {
+        let Some(done) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let Some(tx) = &self.tx else { return };
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match tx.try_send(Msg::Stop) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => break,
+            }
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if done.recv_timeout(left).is_err() {
+            tracing::warn!("the access log's last entries were not written in time");
+        }
+    }
+}
+
+fn run(rx: &Receiver<Msg>, dropped: &AtomicU64, sink: &mut Sink) {
+    let mut buf = Vec::with_capacity(BATCH_BYTES);
+    let mut stop = false;
+    while !stop {
+        let Ok(Msg::Entry(first)) = rx.recv() else {
+            break;
+        };
+        buf.clear();
+        let mut count = 0u64;
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            tracing::warn!(
+                entries = lost,
+                "the access log's queue was full; entries were dropped (recorded as a gap)"
+            );
+            push(&mut buf, &Entry::gap(SystemTime::now(), lost));
+        }
+        push(&mut buf, &Entry::from_event(&first));
+        count += 1;
+        while buf.len() < BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(Msg::Entry(e)) => {
+                    push(&mut buf, &Entry::from_event(&e));
+                    count += 1;
+                }
+                Ok(Msg::Stop) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        sink.write(&buf, count);
+    }
+}
+
+fn push(buf: &mut Vec<u8>, entry: &Entry) {
+    // Serialising these plain types cannot fail.
+    if serde_json::to_writer(&mut *buf, entry).is_ok() {
+        buf.push(b'\n');
+    }
+}
+
+/// Why the log cannot be written right now.
+#[derive(Debug, thiserror::Error)]
+enum SinkError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("refusing to write {path}: {why}")]
+    Unsafe { path: PathBuf, why: String },
+}
+
+/// The file end: open on demand, rotate, remember failures.
+struct Sink {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+    file: Option<(File, u64)>,
+    /// Entries not written since the log started failing; `Some` while failing.
+    lost: Option<u64>,
+    rotate_failed: bool,
+}
+
+impl Sink {
+    fn new(path: PathBuf, max_bytes: u64, keep: u32) -> Sink {
+        Sink {
+            path,
+            max_bytes,
+            keep,
+            file: None,
+            lost: None,
+            rotate_failed: false,
+        }
+    }
+
+    fn write(&mut self, buf: &[u8], count: u64) {
+        match self.try_write(buf) {
+            Ok(()) => {
+                if let Some(lost) = self.lost.take() {
+                    tracing::info!(
+                        path = %self.path.display(),
+                        lost,
+                        "the access log is writable again"
+                    );
+                    let mut gap = Vec::new();
+                    push(&mut gap, &Entry::gap(SystemTime::now(), lost));
+                    let _ = self.try_write(&gap);
+                }
+            }
+            Err(e) => {
+                self.file = None;
+                match &mut self.lost {
+                    Some(lost) => *lost += count,
+                    None => {
+                        tracing::warn!(
+                            error = %e,
+                            "cannot write the access log; keys are still served, but who \
+                             asked for them is not recorded until this is fixed (see wbl doctor)"
+                        );
+                        self.lost = Some(count);
+                    }
+                }
+            }
+        }
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> Result<(), SinkError> {
+        if let Some((_, size)) = &self.file
+            && *size > 0
+            && *size + buf.len() as u64 > self.max_bytes
+        {
+            self.rotate();
+        }
+        if self.file.is_none() {
+            self.file = Some(open(&self.path)?);
+        }
+        let Some((file, size)) = &mut self.file else {
+            unreachable!("opened above");
+        };
+        file.write_all(buf).map_err(|source| SinkError::Io {
+            what: "cannot write",
+            path: self.path.clone(),
+            source,
+        })?;
+        *size += buf.len() as u64;
+        Ok(())
+    }
+
+    /// `access.log.{k}` → `access.log.{k+1}` from the oldest kept down, then `access.log` →
+    /// `access.log.1`. The next write opens a new `access.log`.
+    fn rotate(&mut self) {
+        self.file = None;
+        let numbered = |k: u32| {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push(format!(".{k}"));
+            PathBuf::from(name)
+        };
+        let mut result = Ok(());
+        for k in (1..self.keep).rev() {
+            match std::fs::rename(numbered(k), numbered(k + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => result = Err(e),
+                _ => {}
+            }
+        }
+        if self.keep == 0 {
+            result = result.and(std::fs::remove_file(&self.path));
+        } else {
+            result = result.and(std::fs::rename(&self.path, numbered(1)));
+        }
+        match result {
+            Ok(()) => self.rotate_failed = false,
+            Err(e) if !self.rotate_failed => {
+                self.rotate_failed = true;
+                tracing::warn!(error = %e, path = %self.path.display(), "cannot rotate the access log");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Opens the log for appending, making its directory (0700) when needed; both must be ours
+/// and private.
+fn open(path: &Path) -> Result<(File, u64), SinkError> {
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| SinkError::Io { what, path, source }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    prepare_dir(dir)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = opts.open(path).map_err(io("cannot open", path))?;
+    let meta = file.metadata().map_err(io("cannot inspect", path))?;
+    if !meta.is_file() {
+        return Err(SinkError::Unsafe {
+            path: path.to_owned(),
+            why: "it is not a regular file".into(),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(SinkError::Unsafe {
+                path: path.to_owned(),
+                why: format!("it belongs to uid {}, not to us (uid {me})", meta.uid()),
+            });
+        }
+        if meta.mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io("cannot set permissions on", path))?;
+        }
+    }
+    Ok((file, meta.len()))
+}
+
+/// Makes the directory (0700, with its missing parents) or checks the existing one: ours, and
+/// made private again when it is not.
+fn prepare_dir(dir: &Path) -> Result<(), SinkError> {
+    let io = |what: &'static str| {
+        let path = dir.to_owned();
+        move |source| SinkError::Io { what, path, source }
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        if std::fs::symlink_metadata(dir).is_err() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io("cannot create directory"))?;
+        }
+        let meta = std::fs::symlink_metadata(dir).map_err(io("cannot inspect"))?;
+        if !meta.is_dir() {
+            return Err(SinkError::Unsafe {
+                path: dir.to_owned(),
+                why: "it is not a directory".into(),
+            });
+        }
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(SinkError::Unsafe {
+                path: dir.to_owned(),
+                why: format!("it belongs to uid {}, not to us (uid {me})", meta.uid()),
+            });
+        }
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io("cannot set permissions on"))?;
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(io("cannot create directory"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accesslog::{Op, Outcome, tests::event};
+
+    fn lines(path: &Path) -> Vec<Entry> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn writes_json_lines_in_a_private_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state/wbl/access.log");
+        let w = Writer::start(Options {
+            path: Some(path.clone()),
+            max_bytes: DEFAULT_MAX_BYTES,
+            keep: KEEP,
+        });
+        w.record(event(Op::Get, Outcome::Ok));
+        w.record(event(Op::Store, Outcome::Refused));
+        w.close(Duration::from_secs(5));
+        // Closed: later entries are ignored, and closing again is harmless.
+        w.record(event(Op::Erase, Outcome::Ok));
+        w.close(Duration::from_secs(5));
+        let got = lines(&path);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].op, got[0].result), (Op::Get, Some(Outcome::Ok)));
+        assert_eq!(got[1].result, Some(Outcome::Refused));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(path.parent().unwrap()), 0o700);
+        }
+    }
+
+    #[test]
+    fn rotates_at_the_limit_keeping_a_few_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("access.log");
+        let one = {
+            let mut b = Vec::new();
+            push(&mut b, &Entry::from_event(&event(Op::Get, Outcome::Ok)));
+            b.len() as u64
+        };
+        let mut sink = Sink::new(path.clone(), one * 2, 2);
+        for _ in 0..7 {
+            let mut b = Vec::new();
+            push(&mut b, &Entry::from_event(&event(Op::Get, Outcome::Ok)));
+            sink.write(&b, 1);
+        }
+        // 7 entries, two per file: access.log has 1, .1 and .2 have 2 each, 2 rotated away.
+        assert_eq!(lines(&path).len(), 1);
+        let n = |k: u32| lines(&PathBuf::from(format!("{}.{k}", path.display()))).len();
+        assert_eq!((n(1), n(2)), (2, 2));
+        assert!(!PathBuf::from(format!("{}.3", path.display())).exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_log_that_cannot_be_written_costs_entries_then_records_the_gap() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A file where the directory should be: every open fails, whoever runs the test.
+        let blocker = tmp.path().join("wbl");
+        std::fs::write(&blocker, "").unwrap();
+        let path = blocker.join("access.log");
+        let mut sink = Sink::new(path.clone(), DEFAULT_MAX_BYTES, KEEP);
+        let mut b = Vec::new();
+        push(&mut b, &Entry::from_event(&event(Op::Get, Outcome::Ok)));
+        sink.write(&b, 1);
+        sink.write(&b, 1);
+        assert_eq!(sink.lost, Some(2));
+        std::fs::remove_file(&blocker).unwrap();
+        sink.write(&b, 1);
+        let got = lines(&path);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].op, Op::Get);
+        assert_eq!((got[1].op, got[1].dropped), (Op::Gap, Some(2)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_in_place_of_the_log_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("elsewhere");
+        std::fs::write(&target, "").unwrap();
+        let path = tmp.path().join("access.log");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(open(&path).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_blocking() {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let w = Writer {
+            tx: Some(tx),
+            dropped: Arc::clone(&dropped),
+            done: std::sync::Mutex::new(None),
+        };
+        for _ in 0..3 {
+            w.record(event(Op::Get, Outcome::Ok));
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        drop(w);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("access.log");
+        let mut sink = Sink::new(path.clone(), DEFAULT_MAX_BYTES, KEEP);
+        run(&rx, &dropped, &mut sink);
+        let got = lines(&path);
+        assert_eq!((got[0].op, got[0].dropped), (Op::Gap, Some(2)));
+        assert_eq!(got[1].op, Op::Get);
+    }
+}

@@ -1,0 +1,351 @@
+//! `wbl log`: who used the keys — the access log as a table for people or JSON lines for
+//! scripts, filtered by age and host, optionally followed as it grows.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use crate::accesslog::read::{Entries, Follow, read_all};
+use crate::accesslog::{Entry, Op, parse_time};
+use crate::cli::LogArgs;
+
+/// How often `--follow` looks for new entries.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// `--since`: a duration back from now (`90s`, `30m`, `2h`, `7days`, `1h 30m`) or an RFC 3339
+/// time (`2026-11-29T08:00:00Z`).
+pub fn parse_since(s: &str) -> Result<SystemTime, String> {
+    if let Ok(d) = humantime::parse_duration(s.trim()) {
+        return Ok(SystemTime::now()
+            .checked_sub(d)
+            .unwrap_or(SystemTime::UNIX_EPOCH));
+    }
+    humantime::parse_rfc3339_weak(s.trim()).map_err(|_| {
+        "expected a duration such as 30m, 2h or 7days, or a time such as 2026-11-29T08:00:00Z"
+            .to_owned()
+    })
+}
+
+/// The host part of `--host`: `api.wandb.ai`, `git.example.com:8443`, or the same as a URL.
+fn host_filter(arg: &str) -> String {
+    let arg = arg.trim();
+    let rest = arg.split_once("://").map_or(arg, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    host.to_ascii_lowercase()
+}
+
+struct Filter {
+    since: Option<SystemTime>,
+    host: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, e: &Entry) -> bool {
+        if let Some(since) = self.since
+            && parse_time(&e.time).is_none_or(|t| t < since)
+        {
+            return false;
+        }
+        match (&self.host, e.op) {
+            // A gap may hide entries of any host: always shown.
+            (_, Op::Gap) | (None, _) => true,
+            (Some(h), _) => e
+                .host
+                .as_deref()
+                .is_some_and(|eh| eh.eq_ignore_ascii_case(h)),
+        }
+    }
+}
+
+/// Prints the log; `--follow` runs until interrupted or stdout is closed.
+pub fn run(args: LogArgs) -> anyhow::Result<()> {
+    let Some(path) = crate::dirs::access_log() else {
+        anyhow::bail!("no home directory, so no access log (set HOME or XDG_STATE_HOME)");
+    };
+    let filter = Filter {
+        since: args.since,
+        host: args.host.as_deref().map(host_filter),
+    };
+    // Start following before reading, so nothing written in between is missed.
+    let mut follow = args.follow.then(|| Follow::from_end(&path));
+    let read = read_all(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read the access log {}: {e}", path.display()))?;
+    warn_bad_lines(&read, &path);
+    let entries: Vec<&Entry> = read.entries.iter().filter(|e| filter.keeps(e)).collect();
+    let mut out = std::io::stdout().lock();
+    let table = Table::new(&entries);
+    let written = if args.json {
+        entries.iter().try_for_each(|e| write_json(&mut out, e))
+    } else {
+        if entries.is_empty() && follow.is_none() {
+            crate::term::log(&if read.entries.is_empty() {
+                format!("nothing recorded yet in {}", path.display())
+            } else {
+                "no entry matches".to_owned()
+            });
+            return Ok(());
+        }
+        table
+            .header(&mut out)
+            .and_then(|()| entries.iter().try_for_each(|e| table.row(&mut out, e)))
+    };
+    if ignore_closed(written.and_then(|()| out.flush()))? {
+        return Ok(());
+    }
+    let Some(follow) = follow.as_mut() else {
+        return Ok(());
+    };
+    loop {
+        std::thread::sleep(FOLLOW_EVERY);
+        let read = follow
+            .poll()
+            .map_err(|e| anyhow::anyhow!("cannot read the access log {}: {e}", path.display()))?;
+        warn_bad_lines(&read, &path);
+        let written = read
+            .entries
+            .iter()
+            .filter(|e| filter.keeps(e))
+            .try_for_each(|e| {
+                if args.json {
+                    write_json(&mut out, e)
+                } else {
+                    table.row(&mut out, e)
+                }
+            })
+            .and_then(|()| out.flush());
+        if ignore_closed(written)? {
+            return Ok(());
+        }
+    }
+}
+
+fn warn_bad_lines(read: &Entries, path: &std::path::Path) {
+    if read.bad_lines > 0 {
+        crate::term::warn(&format!(
+            "skipped {} line(s) of {} that are not access log entries",
+            read.bad_lines,
+            path.display()
+        ));
+    }
+}
+
+/// `Ok(true)` when stdout was closed (`wbl log | head`): stop quietly.
+fn ignore_closed(r: std::io::Result<()>) -> anyhow::Result<bool> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(anyhow::anyhow!("cannot write to stdout: {e}")),
+    }
+}
+
+fn write_json(out: &mut impl Write, e: &Entry) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, e)?;
+    out.write_all(b"\n")
+}
+
+/// The table's column widths: at least the header's, wide enough for what is shown first
+/// (entries that come later through `--follow` may push a column out).
+struct Table {
+    host: usize,
+    user: usize,
+    program: usize,
+}
+
+impl Table {
+    fn new(entries: &[&Entry]) -> Table {
+        let w = |f: &dyn Fn(&Entry) -> usize, min: usize| {
+            entries.iter().map(|e| f(e)).max().unwrap_or(0).max(min)
+        };
+        Table {
+            host: w(&|e| e.host.as_deref().map_or(1, str::len), 16),
+            user: w(&|e| e.username.as_deref().map_or(1, str::len), 4),
+            program: w(&|e| program(e).len(), 7),
+        }
+    }
+
+    fn header(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{:<19}  {:<5}  {:<7}  {:<hw$}  {:<uw$}  {:>7}  {:<pw$}  {:<8}  PARENTS",
+            "TIME",
+            "OP",
+            "RESULT",
+            "HOST",
+            "USER",
+            "PID",
+            "PROGRAM",
+            "CHANNEL",
+            hw = self.host,
+            uw = self.user,
+            pw = self.program,
+        )
+    }
+
+    fn row(&self, out: &mut impl Write, e: &Entry) -> std::io::Result<()> {
+        let time = parse_time(&e.time).map_or_else(|| e.time.clone(), local_time);
+        if e.op == Op::Gap {
+            return writeln!(
+                out,
+                "{time:<19}  {:<5}  {} entries were not recorded here (the agent could not keep up or write the log)",
+                "gap",
+                e.dropped.unwrap_or(0)
+            );
+        }
+        let result = match (e.result, &e.code) {
+            (Some(r), Some(code)) => format!("{} ({code})", r.name()),
+            (Some(r), None) => r.name().to_owned(),
+            (None, _) => "?".to_owned(),
+        };
+        let parents: Vec<String> = e
+            .parents
+            .iter()
+            .map(|p| {
+                p.exe
+                    .as_deref()
+                    .map_or_else(|| format!("?[{}]", p.pid), base_name)
+            })
+            .collect();
+        writeln!(
+            out,
+            "{time:<19}  {:<5}  {result:<7}  {:<hw$}  {:<uw$}  {:>7}  {:<pw$}  {:<8}  {}",
+            e.op.name(),
+            e.host.as_deref().unwrap_or("-"),
+            e.username.as_deref().unwrap_or("-"),
+            e.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            program(e),
+            e.channel.as_deref().unwrap_or("-"),
+            if parents.is_empty() {
+                "-".to_owned()
+            } else {
+                parents.join(" < ")
+            },
+            hw = self.host,
+            uw = self.user,
+            pw = self.program,
+        )
+    }
+}
+
+/// The caller's executable, or `unknown` (gone before it could be identified, or its pid may
+/// have been reused).
+fn program(e: &Entry) -> String {
+    e.exe.clone().unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn base_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_owned()
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in the local time zone (UTC with a `Z` where that is not known).
+fn local_time(t: SystemTime) -> String {
+    #[cfg(unix)]
+    {
+        let secs = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Ok(secs) = libc::time_t::try_from(secs) {
+            // SAFETY: an all-zero `tm` is a valid value to be overwritten.
+            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+            // SAFETY: localtime_r reads one time_t and writes one tm, both ours.
+            if !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+                return format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    tm.tm_year + 1900,
+                    tm.tm_mon + 1,
+                    tm.tm_mday,
+                    tm.tm_hour,
+                    tm.tm_min,
+                    tm.tm_sec
+                );
+            }
+        }
+    }
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.replace('T', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accesslog::{Check, Outcome, Process};
+
+    fn entry(host: &str, time: &str) -> Entry {
+        Entry {
+            time: time.into(),
+            op: Op::Get,
+            result: Some(Outcome::Ok),
+            code: None,
+            protocol: Some("https".into()),
+            host: Some(host.into()),
+            username: Some("api".into()),
+            uid: Some(1000),
+            pid: Some(4242),
+            exe: Some("/usr/local/bin/wbl".into()),
+            parents: vec![
+                Process {
+                    pid: 4241,
+                    exe: Some("/usr/bin/python3.11".into()),
+                },
+                Process { pid: 1, exe: None },
+            ],
+            check: Some(Check::Pidfd),
+            channel: Some("local".into()),
+            dropped: None,
+        }
+    }
+
+    #[test]
+    fn since_takes_durations_and_times() {
+        let now = SystemTime::now();
+        let t = parse_since("2h").unwrap();
+        let back = now.duration_since(t).unwrap().as_secs();
+        assert!((7199..=7201).contains(&back), "{back}");
+        assert!(parse_since("1h 30m").is_ok());
+        assert_eq!(
+            parse_since("2026-11-29T08:00:00Z").unwrap(),
+            parse_time("2026-11-29T08:00:00Z").unwrap()
+        );
+        assert!(parse_since("yesterday-ish").is_err());
+    }
+
+    #[test]
+    fn host_filter_accepts_urls() {
+        assert_eq!(host_filter("https://API.wandb.ai/"), "api.wandb.ai");
+        assert_eq!(host_filter("http://u@h.example:8443/x"), "h.example:8443");
+        assert_eq!(host_filter("git.example.com"), "git.example.com");
+    }
+
+    #[test]
+    fn filter_by_host_and_age_keeps_gaps() {
+        let f = Filter {
+            since: parse_time("2026-01-01T00:00:00Z"),
+            host: Some("api.wandb.ai".into()),
+        };
+        assert!(f.keeps(&entry("api.wandb.ai", "2026-02-01T00:00:00.000Z")));
+        assert!(!f.keeps(&entry("other", "2026-02-01T00:00:00.000Z")));
+        assert!(!f.keeps(&entry("api.wandb.ai", "2025-12-31T23:59:59.000Z")));
+        let mut gap = Entry::gap(SystemTime::now(), 3);
+        assert!(f.keeps(&gap));
+        gap.time = "2020-01-01T00:00:00Z".into();
+        assert!(!f.keeps(&gap));
+    }
+
+    #[test]
+    fn table_row_names_program_and_parents() {
+        let e = entry("api.wandb.ai", "2026-02-01T00:00:00.000Z");
+        let t = Table::new(&[&e]);
+        let mut out = Vec::new();
+        t.header(&mut out).unwrap();
+        t.row(&mut out, &e).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains(" get "), "{row}");
+        assert!(row.contains("/usr/local/bin/wbl"), "{row}");
+        assert!(row.ends_with("python3.11 < ?[1]"), "{row}");
+        let mut unknown = e.clone();
+        unknown.exe = None;
+        let mut out = Vec::new();
+        t.row(&mut out, &unknown).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("unknown"));
+    }
+}

@@ -1,0 +1,104 @@
+//! Python's `shlex` rules, which the SDK uses to read and write netrc lines and git uses (in
+//! its own POSIX-shell way) for helper commands: split a line into words, quote a word.
+//! Hand-written (about 60 lines) because the SDK's exact behaviour matters here — where
+//! Python raises, we return `None` — and the `shlex` crate follows POSIX shells instead.
+
+/// Python's `shlex.split(s)` (POSIX mode, no comments); `None` where Python
+/// raises `ValueError` (unclosed quote, trailing backslash).
+pub fn shlex_split(s: &str) -> Option<Vec<String>> {
+    let mut tokens = Vec::new();
+    let mut cur = String::new();
+    let mut in_token = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\r' | '\n' => {
+                if in_token {
+                    tokens.push(std::mem::take(&mut cur));
+                    in_token = false;
+                }
+            }
+            '\\' => {
+                cur.push(chars.next()?);
+                in_token = true;
+            }
+            '\'' => {
+                in_token = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        x => cur.push(x),
+                    }
+                }
+            }
+            '"' => {
+                in_token = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => {
+                            let x = chars.next()?;
+                            if x != '"' && x != '\\' {
+                                cur.push('\\');
+                            }
+                            cur.push(x);
+                        }
+                        x => cur.push(x),
+                    }
+                }
+            }
+            x => {
+                cur.push(x);
+                in_token = true;
+            }
+        }
+    }
+    if in_token {
+        tokens.push(cur);
+    }
+    Some(tokens)
+}
+
+/// Python's `shlex.quote`: unchanged if non-empty and made only of
+/// `[A-Za-z0-9_@%+=:,./-]`, else single-quoted with `'` written as `'"'"'`.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '-')
+        });
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shlex_split_like_python() {
+        let s = |x: &str| shlex_split(x);
+        let v = |a: &[&str]| Some(a.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(s("machine 'a b' c"), v(&["machine", "a b", "c"]));
+        assert_eq!(s("a\"b c\"d"), v(&["ab cd"]));
+        assert_eq!(s("\"x\\\"y\\z\""), v(&["x\"y\\z"]));
+        assert_eq!(s("a\\ b"), v(&["a b"]));
+        assert_eq!(s("''"), v(&[""]));
+        assert_eq!(s("'open"), None);
+        assert_eq!(s("trail\\"), None);
+    }
+
+    #[test]
+    fn quote_like_python() {
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("my.host:8080"), "my.host:8080");
+        assert_eq!(shell_quote("it's"), "'it'\"'\"'s'");
+        assert_eq!(
+            shlex_split(&shell_quote("a 'b\" c")),
+            Some(vec!["a 'b\" c".to_owned()])
+        );
+    }
+}
