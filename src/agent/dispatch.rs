@@ -673,7 +673,9 @@ mod tests {
         let s = Session::through(Peer::default(), caller, "ssh:build-box");
         answer(&state, &s, Request::Store(key("s3cret-value"))).await;
         answer(&state, &s, get()).await;
-        answer(&state, &s, Request::Store(key(""))).await;
+        // No host: refused before the keychain (an empty password is a credential, as git's).
+        let hostless = Credential::new(Target::new("https", ""), "api", Secret::from("x"));
+        answer(&state, &s, Request::Store(hostless)).await;
         answer(&state, &s, Request::Erase(any_user())).await;
         answer(&state, &s, Request::Erase(any_user())).await;
         answer(&state, &s, Request::List).await;
