@@ -58,6 +58,29 @@ pub enum Command {
         after_help = "Example:\n  printf 'protocol=https\\nhost=api.wandb.ai\\n' | wbl credential get\n\ngit runs it by itself once `wbl setup-git` has configured it."
     )]
     Credential(CredentialArgs),
+    /// ssh to a machine with a forwarded, restricted agent: keys for granted hosts there, none stored.
+    #[command(
+        long_about = "Run the system's ssh with a forwarded, restricted wbl-agent socket, so that \
+            `wbl exec`, `wbl token` and git (through `wbl credential`) on the remote machine get \
+            keys from this machine's keychain while nothing is stored over there.\n\n\
+            The remote may only get keys for the granted hosts: the current W&B host (--host \
+            rules: WANDB_BASE_URL, base_url in the settings, else the cloud) and every --allow. \
+            It cannot list, store or erase keys, see the agent's status or stop it. The grant \
+            ends when ssh exits, or after --ttl. Every key handed out is logged here with the \
+            destination; `wbl status` lists live forwards.\n\n\
+            On the remote, WBL_SOCKET points at the forwarded socket for the remote command or \
+            login shell (set through `env WBL_SOCKET=... sh -c ...` around it, so the remote \
+            login shell must understand POSIX quoting: sh, bash, zsh, ksh, fish). With ssh -N, \
+            no command runs: set WBL_SOCKET yourself to the path printed. Needs OpenSSH 6.7 or \
+            later on both sides and `AllowStreamLocalForwarding` (the default) on the server.",
+        after_help = "Examples:\n  \
+            wbl ssh -- gpu-box                                  # a login shell with WBL_SOCKET set\n  \
+            wbl ssh -- gpu-box wbl exec -- python train.py     # one command\n  \
+            wbl ssh --allow https://git.example.com --ttl 8h -- -p 2222 me@gpu-box\n  \
+            wbl ssh --hold gpu --ttl 8h                         # for RemoteForward in ~/.ssh/config\n\n\
+            Exit status: ssh's (the remote command's), or 1 when the forward could not be opened."
+    )]
+    Ssh(SshArgs),
     /// Configure git to get and store credentials for a URL through wbl.
     #[command(
         name = "setup-git",
@@ -361,4 +384,31 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `wbl ssh`'s options (see `cmd::ssh`).
+#[derive(Args, Debug)]
+pub struct SshArgs {
+    /// Also grant this host (a URL, or a host name meaning https://HOST); repeatable. The
+    /// current W&B host is always granted.
+    #[arg(long = "allow", value_name = "HOST")]
+    pub allow: Vec<String>,
+    /// End the grant after this long even if the session goes on: 90s, 30m, 8h, 2d, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::ssh::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+    /// The directory on the remote machine for the forwarded socket (default /tmp).
+    #[arg(long, value_name = "DIR", conflicts_with = "hold")]
+    pub remote_dir: Option<std::path::PathBuf>,
+    /// Run no ssh: keep a forward named NAME open (at `<agent socket>.fwd-NAME`) until
+    /// Ctrl-C or --ttl, for a `RemoteForward` in ~/.ssh/config (plain ssh, VS Code and the like).
+    #[arg(long, value_name = "NAME")]
+    pub hold: Option<String>,
+    /// ssh's own arguments: options, the destination, and a remote command (after `--`).
+    #[arg(
+        required_unless_present = "hold",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "SSH_ARGS"
+    )]
+    pub ssh_args: Vec<std::ffi::OsString>,
 }

@@ -28,6 +28,19 @@ pub fn client_timeout() -> Duration {
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
+/// How the file name of a forwarded socket on the remote side starts (`wbl ssh` binds
+/// `/tmp/wbl-fwd-<32 hex digits>.sock` there). The client never starts an agent for a socket
+/// named like this: a forwarded socket is never replaced by a local agent.
+pub const FORWARD_PREFIX: &str = "wbl-fwd-";
+
+/// True when `socket` is named like a forwarded socket ([`FORWARD_PREFIX`]).
+pub fn is_forwarded(socket: &Path) -> bool {
+    socket
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(FORWARD_PREFIX))
+}
+
 /// Where the agent listens and keeps its runtime files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimePaths {
@@ -88,6 +101,11 @@ impl RuntimePaths {
     /// Log file of an agent started in the background.
     pub fn logfile(&self) -> PathBuf {
         self.sibling(".log")
+    }
+
+    /// The restricted socket of forward `id` (`wbl ssh`), beside the agent's own.
+    pub fn forward_socket(&self, id: &str) -> PathBuf {
+        self.sibling(&format!(".fwd-{id}"))
     }
 
     /// The socket as a string for display and for Windows pipe names.
@@ -244,6 +262,41 @@ pub fn check_dir(dir: &Path) -> Result<bool, UnsafeDir> {
     Ok(true)
 }
 
+/// The rule for a forwarded socket, which sshd binds (mode 0600) in a shared directory such as
+/// `/tmp` whose sticky bit keeps others from replacing it: the socket file itself, not followed
+/// if a symbolic link, must be ours and not writable by group or others. `Ok(false)` when it
+/// does not exist (the session has ended).
+pub fn check_forward(socket: &Path) -> Result<bool, UnsafeDir> {
+    let refuse = |problem| UnsafeDir {
+        dir: socket.to_owned(),
+        problem,
+    };
+    let meta = match std::fs::symlink_metadata(socket) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(refuse(DirProblem::Inspect(e.to_string()))),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(refuse(DirProblem::Symlink));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = euid();
+        if meta.uid() != me {
+            return Err(refuse(DirProblem::NotOurs {
+                owner: meta.uid(),
+                me,
+            }));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(refuse(DirProblem::WritableByOthers { mode }));
+        }
+    }
+    Ok(true)
+}
+
 /// Why [`prepare_dir`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -349,7 +402,14 @@ pub fn connect(paths: &RuntimePaths, timeout: Duration) -> Result<ClientStream, 
     let socket = paths.socket_display();
     #[cfg(unix)]
     {
-        if !check_dir(paths.dir())? {
+        // A forward (`wbl ssh`) lives in a shared directory such as /tmp: the file itself must
+        // be ours and private, and the peer check below must still find our own user.
+        let usable = if is_forwarded(&paths.socket) {
+            check_forward(&paths.socket)?
+        } else {
+            check_dir(paths.dir())?
+        };
+        if !usable {
             return Err(ConnectError::NotRunning { socket });
         }
         let stream = unix::connect_bounded(&paths.socket, timeout).map_err(|e| {

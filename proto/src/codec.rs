@@ -154,7 +154,45 @@ mod tests {
             &encode_frame(&session).unwrap()[..],
             &[0, 0, 0, 12, 8, 1, b't', 1, b'a', 1, 1, b'p', 1, 60, 1, 0]
         );
-        assert_eq!(PROTOCOL_VERSION, 4);
+        // Protocol 5 added the forwards at the end of each enum: `Forward` (8), `Forwards` (9),
+        // `Forwarding` (9), `Forwards` (10) and `ErrorCode::Forbidden` (10).
+        let forward = Request::Forward(crate::ForwardRequest {
+            destination: "d".into(),
+            hosts: vec![Target::new("https", "h")],
+            ttl_secs: Some(60),
+            name: Some("n".into()),
+        });
+        let mut expected = vec![0, 0, 0, 18, 8, 1, b'd', 1, 5];
+        expected.extend_from_slice(b"https");
+        expected.extend_from_slice(&[1, b'h', 0, 1, 60, 1, 1, b'n']);
+        assert_eq!(&encode_frame(&forward).unwrap()[..], &expected[..]);
+        assert_eq!(
+            &encode_frame(&Request::Forwards).unwrap()[..],
+            &[0, 0, 0, 1, 9]
+        );
+        let info = Response::Forwarding(crate::ForwardInfo {
+            id: "i".into(),
+            destination: "d".into(),
+            socket: "s".into(),
+            hosts: vec![],
+            created_unix: 1,
+            expires_unix: None,
+            handed_out: 2,
+        });
+        assert_eq!(
+            &encode_frame(&info).unwrap()[..],
+            &[0, 0, 0, 11, 9, 1, b'i', 1, b'd', 1, b's', 0, 1, 0, 2]
+        );
+        assert_eq!(
+            &encode_frame(&Response::Forwards(vec![])).unwrap()[..],
+            &[0, 0, 0, 2, 10, 0]
+        );
+        let forbidden = Response::error(crate::ErrorCode::Forbidden, "x");
+        assert_eq!(
+            &encode_frame(&forbidden).unwrap()[..],
+            &[0, 0, 0, 4, 7, 10, 1, b'x']
+        );
+        assert_eq!(PROTOCOL_VERSION, 5);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod secret;
 pub use codec::{FRAME_HEADER_LEN, MAX_FRAME_LEN, ProtoError, decode, encode_frame, frame_len};
 pub use connection::{ByteBudget, Connection, RECV_CHUNK, RecvLimits};
 pub use message::{
-    AgentStatus, Credential, CredentialInfo, ErrorCode, OpenBaoSession, PROTOCOL_VERSION, Query,
-    Request, Response, Target,
+    AgentStatus, Credential, CredentialInfo, ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest,
+    MAX_FORWARD_TTL_SECS, OpenBaoSession, PROTOCOL_VERSION, Query, Request, Response, Target,
 };
 pub use secret::Secret;

@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,6 +133,45 @@ pub struct OpenBaoSession {
     pub kept_in_keychain: bool,
 }
 
+/// The `pid` a restricted (forwarded) socket puts in its hello: there is no process the
+/// client may signal. Out of `pid_t` range, so a client that would stop an agent of another
+/// version refuses instead of signalling anything.
+pub const FORWARD_PID: u32 = u32::MAX;
+
+/// The longest TTL a forward may ask for: 30 days.
+pub const MAX_FORWARD_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// What `wbl ssh` asks of the agent: a restricted socket for `hosts`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ForwardRequest {
+    /// Where the socket is forwarded to (the ssh destination), for the log and `wbl status`.
+    pub destination: String,
+    /// The hosts whose credentials the forward may get (protocol and host; no path).
+    pub hosts: Vec<Target>,
+    /// End the grant after this many seconds even while the connection stays open.
+    pub ttl_secs: Option<u64>,
+    /// A fixed name for the restricted socket (`agent.sock.fwd-<name>`, for an ssh_config
+    /// `RemoteForward`); `None`: a random one.
+    pub name: Option<String>,
+}
+
+/// A live forward: its restricted socket and its grant. Never secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ForwardInfo {
+    /// Short identifier, also the end of the socket's file name.
+    pub id: String,
+    pub destination: String,
+    /// The restricted socket on the agent's side (what `ssh -R` connects to).
+    pub socket: String,
+    pub hosts: Vec<Target>,
+    /// Unix time the forward was opened.
+    pub created_unix: u64,
+    /// Unix time the grant ends, when a TTL was given.
+    pub expires_unix: Option<u64>,
+    /// Credentials handed out over this forward so far.
+    pub handed_out: u64,
+}
+
 /// Client → agent. Every connection starts with `Hello`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -155,6 +194,12 @@ pub enum Request {
         server: String,
         secret: Option<Secret>,
     },
+    /// Open a forward (`wbl ssh`): the agent binds a restricted socket that answers only the
+    /// hello and `get` for the granted hosts. The grant lasts while the connection that asked
+    /// for it stays open, and at most `ttl_secs`. Added in protocol 5 (see `PROTOCOL.md`).
+    Forward(ForwardRequest),
+    /// The live forwards and their grants (for `wbl status`).
+    Forwards,
 }
 
 /// Why a request failed.
@@ -181,6 +226,9 @@ pub enum ErrorCode {
     OpenBao,
     /// The store a host is routed to has no such secret (OpenBao); the message names it.
     NotFound,
+    /// Not allowed on this channel: a forwarded (restricted) socket answers only the hello and
+    /// `get` for the hosts granted to it.
+    Forbidden,
 }
 
 /// Agent → client: exactly one response per request.
@@ -210,6 +258,10 @@ pub enum Response {
     },
     /// The answer to `OpenBaoLogin`.
     OpenBaoLoggedIn(OpenBaoSession),
+    /// The forward opened by [`Request::Forward`].
+    Forwarding(ForwardInfo),
+    /// The answer to [`Request::Forwards`].
+    Forwards(Vec<ForwardInfo>),
 }
 
 impl Response {

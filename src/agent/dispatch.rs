@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use wbl_proto::{AgentStatus, ErrorCode, PROTOCOL_VERSION, Request, Response, Target};
+use wbl_proto::{AgentStatus, ErrorCode, FORWARD_PID, PROTOCOL_VERSION, Request, Response, Target};
 
 use super::State;
+use super::forward::{self, Grant};
 use super::state::AgentError;
 use crate::accesslog::{self, Caller, Event, LOCAL_CHANNEL, Op};
 
@@ -23,6 +24,16 @@ pub struct Peer {
     pub pid: Option<i32>,
 }
 
+/// What a connection may ask: everything (the agent's own socket) or, on a forward's restricted
+/// socket (`wbl ssh`), the hello and `get` for the hosts of its grant.
+#[derive(Debug, Clone, Default)]
+pub enum Channel {
+    #[default]
+    Full,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Forward(Arc<Grant>),
+}
+
 /// What the agent knows about one connection while answering its requests.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -31,9 +42,11 @@ pub struct Session {
     /// accepted (`super::caller`); shared by the access log's entries of this connection.
     pub caller: Arc<Caller>,
     /// Through what the connection came: `local` for the agent's own socket, a forward's
-    /// destination (e.g. `ssh:build-box`) for one relayed from elsewhere. Recorded with every
+    /// destination (`ssh:<destination>`) for one relayed by `wbl ssh`. Recorded with every
     /// entry of the access log.
     pub channel: Arc<str>,
+    /// What the connection may ask (everything, or a forward's grant).
+    pub access: Channel,
 }
 
 impl Session {
@@ -42,12 +55,37 @@ impl Session {
         Session::through(peer, caller, LOCAL_CHANNEL)
     }
 
-    /// A connection that came through `channel` (a forward names its destination).
+    /// A connection that came through `channel`, with full access (a test's stand-in for a
+    /// relay; forwards use [`Session::new`] with their grant).
     pub fn through(peer: Peer, caller: Caller, channel: &str) -> Session {
         Session {
             peer,
             caller: Arc::new(caller),
             channel: Arc::from(channel),
+            access: Channel::Full,
+        }
+    }
+
+    /// A connection with `access`: the agent's own socket, or a forward's restricted one,
+    /// whose access-log channel names the forward's destination.
+    pub fn new(peer: Peer, caller: Caller, access: Channel) -> Session {
+        let channel: Arc<str> = match &access {
+            Channel::Full => Arc::from(LOCAL_CHANNEL),
+            Channel::Forward(g) => Arc::from(format!("ssh:{}", g.destination()).as_str()),
+        };
+        Session {
+            peer,
+            caller: Arc::new(caller),
+            channel,
+            access,
+        }
+    }
+
+    /// The grant of a forward's connection.
+    fn grant(&self) -> Option<&Grant> {
+        match &self.access {
+            Channel::Forward(g) => Some(g),
+            Channel::Full => None,
         }
     }
 }
@@ -69,6 +107,17 @@ pub(crate) fn greet() -> Response {
     }
 }
 
+/// The greeting on a forward's restricted socket: [`FORWARD_PID`] instead of a pid, so the
+/// client knows it talks to a forward (never to be stopped or replaced) and the remote side
+/// learns nothing about the agent's process.
+pub(crate) fn greet_forward() -> Response {
+    Response::Hello {
+        protocol: PROTOCOL_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: FORWARD_PID,
+    }
+}
+
 /// The response to a connection's first request when it is not a hello.
 pub(crate) fn hello_required() -> Response {
     Response::error(
@@ -80,6 +129,42 @@ pub(crate) fn hello_required() -> Response {
 /// Answers one request of a greeted connection. The hello exchange itself is the connection
 /// loop's (`mod.rs`), which owns the handshake.
 pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Response {
+    // A forward's connection: only what its grant permits goes further.
+    if let Some(grant) = session.grant()
+        && let Err(refusal) = forward::permit(grant, &req)
+    {
+        let refused = Response::error(ErrorCode::Forbidden, refusal);
+        // Refusals are answers too: the access log shows what a forward tried.
+        match &req {
+            Request::Get(q) | Request::Erase(q) => {
+                let op = if matches!(req, Request::Get(_)) {
+                    Op::Get
+                } else {
+                    Op::Erase
+                };
+                audit_routed(
+                    state,
+                    session,
+                    op,
+                    &q.target,
+                    q.username.as_deref(),
+                    &refused,
+                );
+            }
+            Request::Store(c) => {
+                audit_routed(
+                    state,
+                    session,
+                    Op::Store,
+                    &c.target,
+                    Some(&c.username),
+                    &refused,
+                );
+            }
+            _ => {}
+        }
+        return refused;
+    }
     match req {
         // A second hello on the same connection is a client bug.
         Request::Hello { .. } => {
@@ -108,6 +193,9 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
                         query.username.as_deref(),
                         &r,
                     );
+                    if let (Some(grant), Response::Credential(Some(cred))) = (session.grant(), &r) {
+                        forward::handed_out(grant, cred);
+                    }
                     return r;
                 }
                 Ok(None) => {}
@@ -123,6 +211,9 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
                     .as_ref()
                     .map(|c| Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
             );
+            if let (Some(grant), Ok(Some(cred))) = (session.grant(), &result) {
+                forward::handed_out(grant, cred);
+            }
             result.map_or_else(error, Response::Credential)
         }
         Request::Store(cred) => {
@@ -200,6 +291,12 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             state.request_shutdown();
             Response::ShuttingDown
         }
+        Request::Forwards => Response::Forwards(state.forwards().list()),
+        // It needs the connection, which holds the grant: the connection loop answers it.
+        Request::Forward(_) => Response::error(
+            ErrorCode::BadRequest,
+            "a forward can only be opened on the agent's own socket",
+        ),
         Request::OpenBaoLogin { server, secret } => {
             tracing::debug!(%server, peer_pid = ?session.peer.pid, "openbao login");
             state.openbao().login(state, &server, secret).await
@@ -296,7 +393,8 @@ fn result_of(code: ErrorCode) -> accesslog::Outcome {
         | ErrorCode::VersionMismatch
         | ErrorCode::TooLarge
         | ErrorCode::ShuttingDown
-        | ErrorCode::Config => Result_::Refused,
+        | ErrorCode::Config
+        | ErrorCode::Forbidden => Result_::Refused,
         ErrorCode::NotFound => Result_::Miss,
         ErrorCode::Keychain
         | ErrorCode::KeychainTimeout
@@ -340,6 +438,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::Config => "config",
         ErrorCode::OpenBao => "openbao",
         ErrorCode::NotFound => "not_found",
+        ErrorCode::Forbidden => "forbidden",
     }
 }
 
@@ -447,6 +546,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_forward_gets_its_granted_hosts_and_nothing_else() {
+        let mem = MemoryBackend::volatile();
+        let state = state_on(&mem);
+        let full = Session::default();
+        answer(&state, &full, Request::Store(key("k"))).await;
+        let other = Credential::new(Target::new("https", "other"), "api", Secret::from("o"));
+        answer(&state, &full, Request::Store(other)).await;
+        let grant = forward::test_grant(vec![Target::new("https", "h")]);
+        let s = Session::new(
+            Peer::default(),
+            Caller::unknown(),
+            Channel::Forward(Arc::clone(&grant)),
+        );
+        assert_eq!(
+            answer(&state, &s, get()).await,
+            Response::Credential(Some(key("k")))
+        );
+        assert_eq!(grant.handed_out_for_test(), 1);
+        let ungranted = Request::Get(Query {
+            target: Target::new("https", "other"),
+            username: None,
+        });
+        let refused = [
+            ungranted,
+            Request::Store(key("new")),
+            Request::Erase(any_user()),
+            Request::List,
+            Request::Status,
+            Request::Shutdown,
+            Request::Forwards,
+            Request::OpenBaoLogin {
+                server: "s".into(),
+                secret: None,
+            },
+            Request::Forward(wbl_proto::ForwardRequest {
+                destination: "d".into(),
+                hosts: vec![Target::new("https", "other")],
+                ttl_secs: None,
+                name: None,
+            }),
+        ];
+        for req in refused {
+            let what = format!("{req:?}");
+            assert_eq!(
+                code(&answer(&state, &s, req).await),
+                Some(ErrorCode::Forbidden),
+                "{what}"
+            );
+        }
+        // Nothing was changed by the refused requests.
+        assert!(!*state.shutdown_signal().borrow());
+        assert_eq!(
+            answer(&state, &full, get()).await,
+            Response::Credential(Some(key("k")))
+        );
+        assert_eq!(grant.handed_out_for_test(), 1);
+        // An ended grant gets nothing more.
+        grant.end_for_test();
+        assert_eq!(
+            code(&answer(&state, &s, get()).await),
+            Some(ErrorCode::Forbidden)
+        );
+    }
+
+    #[tokio::test]
     async fn failures_become_error_responses_with_their_codes() {
         let mem = MemoryBackend::new();
         let state = state_on(&mem);
@@ -509,7 +673,9 @@ mod tests {
         let s = Session::through(Peer::default(), caller, "ssh:build-box");
         answer(&state, &s, Request::Store(key("s3cret-value"))).await;
         answer(&state, &s, get()).await;
-        answer(&state, &s, Request::Store(key(""))).await;
+        // No host: refused before the keychain (an empty password is a credential, as git's).
+        let hostless = Credential::new(Target::new("https", ""), "api", Secret::from("x"));
+        answer(&state, &s, Request::Store(hostless)).await;
         answer(&state, &s, Request::Erase(any_user())).await;
         answer(&state, &s, Request::Erase(any_user())).await;
         answer(&state, &s, Request::List).await;

@@ -159,6 +159,7 @@ pub fn claim(paths: &RuntimePaths) -> Result<Claimed, BindError> {
     let mut lock = lock_pidfile(paths)?;
     // At once, so that an agent losing the race can name us.
     write_pid(&mut lock, &paths.pidfile())?;
+    remove_stale_forwards(paths);
     let socket = paths.socket.clone();
     if let Ok(meta) = std::fs::symlink_metadata(&socket) {
         removable_stale_socket(&socket, &meta)?;
@@ -201,6 +202,7 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
     prepare_dir(paths.dir())?;
     let mut lock = lock_pidfile(paths)?;
     write_pid(&mut lock, &paths.pidfile())?;
+    remove_stale_forwards(paths);
     let std_listener = std::os::unix::net::UnixListener::from(fd);
     match std_listener.local_addr() {
         Ok(addr) if addr.as_pathname() == Some(paths.socket.as_path()) => {}
@@ -220,6 +222,44 @@ pub fn adopt(paths: &RuntimePaths, fd: std::os::fd::OwnedFd) -> Result<Claimed, 
         pidfile: paths.pidfile(),
         _lock: lock,
     })
+}
+
+/// Removes forward sockets (`<socket>.fwd-*`) left by an agent that did not exit cleanly.
+/// Called with the pid-file lock held: no other agent of this socket can own them.
+fn remove_stale_forwards(paths: &RuntimePaths) {
+    let Some(prefix) = paths
+        .forward_socket("")
+        .file_name()
+        .map(|n| n.to_os_string())
+    else {
+        return;
+    };
+    let prefix = prefix.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir(paths.dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            tracing::info!(socket = %entry.path().display(), "removing a stale forward socket");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Binds a forward's restricted socket at `socket` (in the agent's private directory), mode
+/// 0600. A leftover file of that name is replaced: the name is random and ours.
+#[cfg(unix)]
+pub(crate) fn bind_restricted(socket: &Path) -> std::io::Result<Listener> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::symlink_metadata(socket).is_ok() {
+        std::fs::remove_file(socket)?;
+    }
+    let listener = bind_listener(&RuntimePaths {
+        socket: socket.to_owned(),
+    })?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// The Windows pipe's security descriptor: protected DACL, generic-all for the owner only.

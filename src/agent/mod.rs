@@ -9,6 +9,7 @@ pub mod cli;
 mod config;
 pub mod conns;
 mod dispatch;
+mod forward;
 pub mod harden;
 mod idle;
 pub mod listen;
@@ -28,6 +29,7 @@ use conns::{ConnectionLimits, HELLO_MAX_FRAME, Phase, Registry, Ticket};
 use crate::accesslog::Caller;
 
 pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
+pub(crate) use dispatch::Channel;
 pub use dispatch::{Peer, Session};
 pub use state::{AgentError, State, Stored};
 
@@ -83,12 +85,14 @@ pub async fn run_with(
                 Ok(stream) => {
                     let ticket = registry.admit();
                     let state = Arc::clone(&state);
-                    let done = done_tx.clone();
+                    let spawn = Spawn {
+                        _done: done_tx.clone(),
+                        registry: Arc::clone(&registry),
+                    };
                     let open = activity.open();
                     tokio::spawn(async move {
-                        serve(stream, &state, ticket).await;
+                        serve(stream, state, Channel::Full, ticket, spawn).await;
                         drop(open);
-                        drop(done);
                     });
                 }
                 Err(e) => {
@@ -156,24 +160,55 @@ fn allowed_peer(stream: &Stream) -> Option<Peer> {
     }
 }
 
+/// What a connection task needs to start more connection tasks (a forward's socket): the
+/// shutdown drain's sender and the connection registry.
+#[derive(Clone)]
+pub(crate) struct Spawn {
+    /// Held, never sent on: shutdown waits until every clone is dropped.
+    _done: tokio::sync::mpsc::Sender<()>,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    registry: Arc<conns::Registry>,
+}
+
 /// One connection: hello first, then requests until the client closes, idles out, is closed
-/// to make room for a newer one (see [`conns`]), or the agent shuts down.
-async fn serve(stream: Stream, state: &State, ticket: Ticket) {
+/// to make room for a newer one (see [`conns`]), or the agent shuts down. A connection that
+/// opened forwards holds them: it is never closed for idleness or to make room, and their
+/// grants end when it ends.
+async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Ticket, spawn: Spawn) {
     let Some(peer) = allowed_peer(&stream) else {
         return;
     };
+    let state = &state;
     // At once: a caller identified later may have exited (see `caller`). Its `/proc` part
     // runs once the hello is answered.
     let mut grabbed = Some(caller::grab(&stream));
-    let mut session = Session::local(peer, Caller::unknown());
+    let mut session = Session::new(peer, Caller::unknown(), channel);
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
+    let mut held: Vec<forward::Held> = Vec::new();
+    // A restricted connection ends with its grant.
+    let mut grant_ended = match &session.access {
+        Channel::Forward(g) => Some(g.ended()),
+        Channel::Full => None,
+    };
     loop {
-        let wait = if greeted {
+        let wait = if !greeted {
+            state.limits().hello
+        } else if held.is_empty() {
             state.limits().idle
         } else {
-            state.limits().hello
+            // Holding grants: until the client closes. A grant past its TTL refuses by itself
+            // (its socket stays, to say so, until then).
+            Duration::from_secs(forward::MAX_TTL_SECS)
+        };
+        let grant_gone = async {
+            match grant_ended.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|e| *e).await;
+                }
+                None => std::future::pending().await,
+            }
         };
         // Stop first: once the agent is stopping, a connection gets no new work (not even a
         // hello), only `ShuttingDown`; requests already being handled are not in this select.
@@ -186,7 +221,10 @@ async fn serve(stream: Stream, state: &State, ticket: Ticket) {
             budget: Some(ticket.budget()),
         };
         let evicted = ticket.evicted();
-        ticket.set_phase(if greeted {
+        ticket.set_phase(if !held.is_empty() {
+            // Holding a forward for a `wbl ssh` session: never closed to make room.
+            Phase::Busy
+        } else if greeted {
             Phase::Idle
         } else {
             Phase::PreHello
@@ -195,6 +233,7 @@ async fn serve(stream: Stream, state: &State, ticket: Ticket) {
         let received = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => None,
+            _ = grant_gone => return,
             r = tokio::time::timeout(wait, conn.recv_async_limited::<Request>(limits)) => Some(r),
             _ = evicted => {
                 tracing::debug!("closing a waiting connection to make room");
@@ -224,7 +263,10 @@ async fn serve(stream: Stream, state: &State, ticket: Ticket) {
                                     "client speaks another protocol version"
                                 );
                             }
-                            dispatch::greet()
+                            match &session.access {
+                                Channel::Full => dispatch::greet(),
+                                Channel::Forward(_) => dispatch::greet_forward(),
+                            }
                         }
                         _ => {
                             let _ = reply(&mut conn, &dispatch::hello_required(), state).await;
@@ -233,7 +275,14 @@ async fn serve(stream: Stream, state: &State, ticket: Ticket) {
                     }
                 } else {
                     ticket.set_phase(Phase::Busy);
-                    dispatch::answer(state, &session, req).await
+                    match (&session.access, req) {
+                        (Channel::Full, Request::Forward(fwd)) => {
+                            let (response, grant) = forward::open(state, fwd, &spawn);
+                            held.extend(grant);
+                            response
+                        }
+                        (_, req) => dispatch::answer(state, &session, req).await,
+                    }
                 }
             }
             Ok(Err(e)) if e.is_recoverable() => {

@@ -59,6 +59,7 @@ pub struct State {
     started: Instant,
     socket: String,
     shutdown: tokio::sync::watch::Sender<bool>,
+    forwards: Arc<crate::agent::forward::Forwards>,
     /// Where answered `get`s, `store`s and `erase`s are recorded (disabled unless set).
     access_log: crate::accesslog::writer::Writer,
     /// Hosts routed by `config.toml` to OpenBao: answered by that store (with its own cache
@@ -76,6 +77,7 @@ impl State {
             started: Instant::now(),
             socket,
             shutdown: tokio::sync::watch::channel(false).0,
+            forwards: Arc::default(),
             access_log: crate::accesslog::writer::Writer::disabled(),
             openbao: crate::agent::openbao::OpenBaoStore::new(),
         }
@@ -125,6 +127,11 @@ impl State {
 
     pub fn socket(&self) -> &str {
         &self.socket
+    }
+
+    /// The live forwards (`wbl ssh`).
+    pub fn forwards(&self) -> &Arc<crate::agent::forward::Forwards> {
+        &self.forwards
     }
 
     /// Asks the server loop to stop accepting and wind down.

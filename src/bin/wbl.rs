@@ -63,6 +63,7 @@ fn run() -> u8 {
         Command::Exec(args) => cmd::exec::run(args).map(|()| true),
         Command::Logout(args) => cmd::logout::run(args).map(|()| true),
         Command::Status(args) => cmd::status::run(args).map(|()| true),
+        Command::Ssh(args) => cmd::ssh::run(args).map(|()| true),
         Command::Credential(args) => cmd::credential::run(&args).map(|()| true),
         Command::SetupGit(args) => cmd::setup_git::run(args).map(|()| true),
         Command::Migrate(args) => cmd::migrate::run(args).map(|()| true),
@@ -82,13 +83,18 @@ fn exit_status(result: anyhow::Result<bool>) -> u8 {
     match result {
         Ok(true) => 0,
         Ok(false) => 1,
-        Err(e) => {
-            eprintln!("wbl: error: {e:#}");
-            match e.downcast_ref::<cmd::ExitError>() {
-                Some(x) => x.code,
-                None => 1,
+        Err(e) => match e.downcast_ref::<cmd::ExitError>() {
+            // A status passed on from another program, which said what it had to say.
+            Some(x) if x.message.is_empty() => x.code,
+            Some(x) => {
+                eprintln!("wbl: error: {e:#}");
+                x.code
             }
-        }
+            None => {
+                eprintln!("wbl: error: {e:#}");
+                1
+            }
+        },
     }
 }
 

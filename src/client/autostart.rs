@@ -70,12 +70,18 @@ fn final_error(e: &ClientError) -> bool {
 
 /// Connects to the agent, starting it when needed and allowed. A refused directory or peer, or
 /// a timeout, is reported as it is; anything else (nothing listening, an agent on its way
-/// out) leads to a start.
+/// out) leads to a start. A forwarded socket (`wbl ssh`) is used as it is: never restarted for
+/// another version, and never replaced by a local agent when it does not answer.
 pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
     match AgentClient::connect(paths) {
         Ok(client) => return check_version(client, paths),
         Err(e) if final_error(&e) => return Err(e),
         Err(_) => {}
+    }
+    if crate::rendezvous::is_forwarded(&paths.socket) {
+        return Err(ClientError::ForwardGone {
+            socket: paths.socket_display(),
+        });
     }
     if autostart_disabled() {
         return Err(ClientError::NotRunning {
@@ -248,7 +254,8 @@ fn start_agent(paths: &RuntimePaths) -> Result<Started, ClientError> {
 }
 
 fn check_version(client: AgentClient, paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
-    if client.agent_protocol == PROTOCOL_VERSION {
+    // A forward of another version is still asked: `get` has not changed since protocol 1.
+    if client.agent_protocol == PROTOCOL_VERSION || client.forwarded() {
         return Ok(client);
     }
     tracing::info!(

@@ -9,8 +9,8 @@ mod autostart;
 use std::time::Duration;
 
 use wbl_proto::{
-    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, OpenBaoSession,
-    PROTOCOL_VERSION, ProtoError, Query, Request, Response, Secret,
+    AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, FORWARD_PID, ForwardInfo,
+    ForwardRequest, OpenBaoSession, PROTOCOL_VERSION, ProtoError, Query, Request, Response, Secret,
 };
 
 use crate::rendezvous::{self, ClientStream, ConnectError, RuntimePaths};
@@ -25,6 +25,12 @@ pub enum ClientError {
         "no wbl-agent is running on {socket}; start one with `wbl-agent` (or unset WBL_NO_AUTOSTART to let wbl start it)"
     )]
     NotRunning { socket: String },
+    #[error(
+        "the forwarded wbl socket {socket} does not answer: the `wbl ssh` session that served it \
+         has ended or its forward failed; reconnect with `wbl ssh` (wbl never starts an agent \
+         in place of a forwarded socket)"
+    )]
+    ForwardGone { socket: String },
     #[error("could not start wbl-agent: {0}; `wbl doctor` checks what it needs")]
     StartFailed(String),
     /// The socket is not safe or not served by us: nothing was sent and nothing started.
@@ -296,6 +302,12 @@ impl AgentClient {
         Ok(Some((client, answer)))
     }
 
+    /// True when this is a forward's restricted socket (`wbl ssh`): only `get` for the granted
+    /// hosts works, and the agent behind it is never to be stopped or replaced.
+    pub fn forwarded(&self) -> bool {
+        self.agent_pid == FORWARD_PID
+    }
+
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         let what = match req {
             Request::Hello { .. } => "hello",
@@ -306,6 +318,8 @@ impl AgentClient {
             Request::Status => "a status request",
             Request::Shutdown => "a shutdown request",
             Request::OpenBaoLogin { .. } => "an OpenBao login",
+            Request::Forward(_) => "a forward request",
+            Request::Forwards => "a forwards request",
         };
         match self.exchange(req, what)? {
             Response::Error { code, message } => Err(ClientError::Agent { code, message }),
@@ -346,6 +360,22 @@ impl AgentClient {
         match self.call(&Request::Status)? {
             Response::Status(s) => Ok(s),
             _ => Err(ClientError::Unexpected("status")),
+        }
+    }
+
+    /// Opens a forward; it lasts as long as this connection (and at most its TTL).
+    pub fn forward(&mut self, req: ForwardRequest) -> Result<ForwardInfo, ClientError> {
+        match self.call(&Request::Forward(req))? {
+            Response::Forwarding(info) => Ok(info),
+            _ => Err(ClientError::Unexpected("forward")),
+        }
+    }
+
+    /// The live forwards.
+    pub fn forwards(&mut self) -> Result<Vec<ForwardInfo>, ClientError> {
+        match self.call(&Request::Forwards)? {
+            Response::Forwards(list) => Ok(list),
+            _ => Err(ClientError::Unexpected("forwards")),
         }
     }
 

@@ -29,6 +29,13 @@ pub fn run(args: AgentArgs) -> anyhow::Result<bool> {
 
 fn start(paths: &RuntimePaths) -> anyhow::Result<()> {
     let agent = connect_or_start(paths)?;
+    if agent.forwarded() {
+        println!(
+            "{} is a forwarded socket (`wbl ssh`): the agent runs on the other machine",
+            paths.socket_display()
+        );
+        return Ok(());
+    }
     println!(
         "wbl-agent is running (pid {}, version {}, socket {})",
         agent.agent_pid,
@@ -60,6 +67,13 @@ fn stop_agent(paths: &RuntimePaths) -> anyhow::Result<Option<u32>> {
     let Some(mut agent) = AgentClient::connect_if_running(paths)? else {
         return Ok(None);
     };
+    if agent.forwarded() {
+        anyhow::bail!(
+            "{} is a forwarded socket (`wbl ssh`): the agent behind it runs on the other machine \
+             and cannot be stopped from here; end the ssh session instead",
+            paths.socket_display()
+        );
+    }
     let pid = agent.agent_pid;
     if agent.agent_protocol == PROTOCOL_VERSION {
         agent
@@ -81,6 +95,8 @@ fn stop_agent(paths: &RuntimePaths) -> anyhow::Result<Option<u32>> {
 struct StatusJson {
     running: bool,
     socket: String,
+    /// The socket is a forward (`wbl ssh`) of an agent on another machine.
+    forwarded: bool,
     pid: Option<u32>,
     version: Option<String>,
     protocol: Option<u32>,
@@ -93,6 +109,7 @@ fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
     let mut out = StatusJson {
         running: false,
         socket: paths.socket_display(),
+        forwarded: false,
         pid: None,
         version: None,
         protocol: None,
@@ -102,10 +119,13 @@ fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
     };
     if let Some(mut agent) = AgentClient::connect_if_running(paths)? {
         out.running = true;
-        out.pid = Some(agent.agent_pid);
+        // A forward has no pid to show; its status is not asked (it would be refused).
+        out.pid = (!agent.forwarded()).then_some(agent.agent_pid);
         out.version = Some(agent.agent_version.clone());
         out.protocol = Some(agent.agent_protocol);
-        if agent.agent_protocol == PROTOCOL_VERSION {
+        if agent.forwarded() {
+            out.forwarded = true;
+        } else if agent.agent_protocol == PROTOCOL_VERSION {
             let s = agent.status()?;
             out.uptime_secs = Some(s.uptime_secs);
             out.backend = Some(s.backend);
@@ -114,6 +134,13 @@ fn status(paths: &RuntimePaths, json: bool) -> anyhow::Result<bool> {
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(out.running);
+    }
+    if out.forwarded {
+        println!(
+            "agent:    forwarded by `wbl ssh` from another machine (keys for granted hosts only)"
+        );
+        println!("socket:   {}", out.socket);
+        return Ok(true);
     }
     if let (true, Some(pid), Some(version)) = (out.running, out.pid, &out.version) {
         println!("agent:    running (pid {pid}, version {version})");

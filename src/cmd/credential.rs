@@ -87,12 +87,23 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
                 return Ok(());
             };
             let mut agent = connect_or_start(&paths)?;
+            if agent.forwarded() {
+                // git stores after every successful use; over a forward (`wbl ssh`) the key
+                // stays where it is kept, on the other machine. Quietly, as git expects.
+                tracing::debug!("not storing over a forwarded socket");
+                return Ok(());
+            }
             agent
                 .store(cred)
                 .with_context(|| format!("while storing the credential for {}", query.target))?;
         }
         _ => {
             let mut agent = connect_or_start(&paths)?;
+            if agent.forwarded() {
+                // A rejected key is not erased from the other machine's keychain by a remote.
+                tracing::debug!("not erasing over a forwarded socket");
+                return Ok(());
+            }
             if req.password.is_some() || req.credential.is_some() {
                 erase_matching(&mut agent, &req, &query)?;
                 return Ok(());

@@ -14,6 +14,7 @@ pub mod man;
 pub mod migrate;
 pub mod openbao;
 pub mod setup_git;
+pub mod ssh;
 pub mod status;
 pub mod token;
 
@@ -27,7 +28,8 @@ use crate::wandb::resolver::{self, Keychain, Resolver};
 pub use crate::wandb::resolver::WANDB_USER;
 
 /// A fatal error with its own exit status (e.g. 127 for a command `wbl exec` cannot find).
-/// `main` prints it like any other error and exits with `code`.
+/// `main` prints it like any other error and exits with `code`; an empty `message` prints
+/// nothing (a status passed on from ssh).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ExitError {

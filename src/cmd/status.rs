@@ -20,7 +20,12 @@ use crate::wandb::resolver::{self, Inventory, Place, Resolver, Settings, Source}
 struct StatusJson {
     agent_running: bool,
     socket: String,
+    /// The socket is a forward (`wbl ssh` on another machine): only `get` for its granted
+    /// hosts works, so the agent's details and the stored list are not shown.
+    forwarded: bool,
     agent: Option<AgentJson>,
+    /// The agent's live forwards (`wbl ssh`) and their grants.
+    forwards: Vec<ForwardJson>,
     /// Every credential the agent stores (W&B keys and others), without secrets.
     credentials: Vec<CredJson>,
     /// The host the SDK (and `wbl login`) would use now.
@@ -43,6 +48,21 @@ struct AgentJson {
     uptime_secs: u64,
     cached_entries: u64,
     stored_entries: u64,
+}
+
+#[derive(Serialize)]
+struct ForwardJson {
+    id: String,
+    /// The ssh destination the socket is forwarded to.
+    destination: String,
+    /// The hosts the forward may get keys for.
+    hosts: Vec<String>,
+    created_unix: u64,
+    /// When the grant ends (Unix time); null: when the `wbl ssh` session ends.
+    expires_unix: Option<u64>,
+    /// Keys handed out over this forward so far.
+    handed_out: u64,
+    socket: String,
 }
 
 #[derive(Serialize)]
@@ -127,7 +147,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let mut out = StatusJson {
         agent_running: agent.is_some(),
         socket: paths.socket_display(),
+        forwarded: agent.as_ref().is_some_and(AgentClient::forwarded),
         agent: None,
+        forwards: Vec::new(),
         credentials: Vec::new(),
         current_host: current.to_string(),
         hosts: Vec::new(),
@@ -168,8 +190,23 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
     }
     let mut agent = agent;
-    if let Some(a) = agent.as_mut() {
+    if let Some(a) = agent.as_mut().filter(|a| !a.forwarded()) {
         let s = a.status()?;
+        // An agent from before forwards answers BadRequest: it has none.
+        out.forwards = a
+            .forwards()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| ForwardJson {
+                id: f.id,
+                destination: f.destination,
+                hosts: f.hosts.iter().map(|t| t.to_string()).collect(),
+                created_unix: f.created_unix,
+                expires_unix: f.expires_unix,
+                handed_out: f.handed_out,
+                socket: f.socket,
+            })
+            .collect();
         let list = a.list()?;
         for c in &list {
             if c.username == WANDB_USER
@@ -261,6 +298,11 @@ fn host_status(
                     store_warning = Some(ce.to_string());
                     None
                 }
+                // A forward answers only for its granted hosts: unknown for the others.
+                Some(ClientError::Agent {
+                    code: ErrorCode::Forbidden,
+                    ..
+                }) if a.forwarded() => None,
                 _ => return Err(e),
             },
         },
@@ -396,6 +438,12 @@ fn plaintext_warning(what: &str, path: &Path) -> String {
 
 fn print_text(out: &StatusJson, settings: &Settings) {
     match &out.agent {
+        None if out.forwarded => {
+            println!(
+                "agent:    forwarded by `wbl ssh` from another machine (keys for granted hosts only)"
+            );
+            println!("socket:   {}", out.socket);
+        }
         Some(a) => {
             println!("agent:    running (pid {}, version {})", a.pid, a.version);
             println!("socket:   {}", out.socket);
@@ -469,6 +517,30 @@ fn print_text(out: &StatusJson, settings: &Settings) {
         }
         for w in &h.warnings {
             println!("    WARNING {w}");
+        }
+    }
+    if !out.forwards.is_empty() {
+        println!("forwards:");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for f in &out.forwards {
+            let until = match f.expires_unix {
+                Some(t) => format!(
+                    "for {} more",
+                    crate::term::human_duration(t.saturating_sub(now))
+                ),
+                None => "until the session ends".to_owned(),
+            };
+            println!(
+                "  {} (forward {}): {}; {until}; {} key{} handed out",
+                f.destination,
+                f.id,
+                f.hosts.join(", "),
+                f.handed_out,
+                if f.handed_out == 1 { "" } else { "s" }
+            );
         }
     }
     if !out.credentials.is_empty() {

@@ -83,11 +83,42 @@ fn not_running(ctx: &Ctx) -> Finding {
     ))
 }
 
+/// `WBL_SOCKET` names a forward (`wbl ssh`): it has no pid file and lives in a shared
+/// directory; what matters is whether it answers as a forward.
+fn forwarded(ctx: &Ctx) -> Finding {
+    let paths = ctx.paths.clone();
+    let socket = paths.socket_display();
+    let answer = bounded(TOOL_TIMEOUT, move || {
+        AgentClient::connect(&paths)
+            .map(|c| c.forwarded())
+            .map_err(|e| e.to_string())
+    });
+    match answer {
+        Some(Ok(true)) => Finding::ok(format!(
+            "{socket} is forwarded by `wbl ssh` from another machine: keys for the hosts it \
+             grants only"
+        )),
+        Some(Ok(false)) => Finding::warning(
+            format!("{socket} is named like a forward but an agent answers there directly"),
+            "point WBL_SOCKET elsewhere; names starting with wbl-fwd- are for `wbl ssh`",
+        ),
+        _ => Finding::problem(
+            format!(
+                "{socket} is a forward (`wbl ssh`) that does not answer: its session has ended"
+            ),
+            "reconnect with `wbl ssh`, or unset WBL_SOCKET to use an agent on this machine",
+        ),
+    }
+}
+
 fn own_dir_fix() -> String {
     "set WBL_SOCKET to a path in a private directory of yours".to_owned()
 }
 
 pub(super) fn agent(ctx: &mut Ctx) -> Finding {
+    if crate::rendezvous::is_forwarded(&ctx.paths.socket) {
+        return forwarded(ctx);
+    }
     // The client refuses an unsafe directory before looking for an agent in it; so does this.
     #[cfg(unix)]
     if let Err(u) = rendezvous::check_dir(ctx.paths.dir()) {
@@ -197,6 +228,32 @@ pub(super) fn socket(ctx: &mut Ctx) -> Finding {
     let sock = &ctx.paths.socket;
     let dir = ctx.paths.dir();
     let (sock_s, dir_s) = (sock.display(), dir.display());
+    if crate::rendezvous::is_forwarded(sock) {
+        // sshd binds a forward 0600 in a shared directory such as /tmp: check the file itself.
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        return match std::fs::symlink_metadata(sock) {
+            Ok(m) if m.file_type().is_socket() && m.uid() == me && m.mode() & 0o077 == 0 => {
+                Finding::ok(format!(
+                    "{sock_s}: a forward, ours, mode {:o}",
+                    m.mode() & 0o777
+                ))
+            }
+            Ok(m) => Finding::problem(
+                format!(
+                    "{sock_s}: named like a forward but not a private socket of ours (owner uid \
+                     {}, mode {:o})",
+                    m.uid(),
+                    m.mode() & 0o777
+                ),
+                "reconnect with `wbl ssh` (it picks a fresh path), or unset WBL_SOCKET",
+            ),
+            Err(_) => Finding::problem(
+                format!("{sock_s}: the forwarded socket is gone (the `wbl ssh` session ended)"),
+                "reconnect with `wbl ssh`, or unset WBL_SOCKET to use an agent on this machine",
+            ),
+        };
+    }
     let len = sock.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         return Finding::problem(

@@ -188,6 +188,10 @@ impl Ctx {
 type CheckFn = fn(&mut Ctx) -> Finding;
 
 /// The checks, in the order they run and are shown: `(name, title, check)`.
+/// The checks about this machine's keychain and agent service, skipped through a forward.
+const LOCAL_KEYCHAIN_CHECKS: &[&str] =
+    &["dbus", "secret-service", "keyutils", "backend", "service"];
+
 const CHECKS: &[(&str, &str, CheckFn)] = &[
     ("dbus", "session D-Bus", keychain::dbus),
     ("secret-service", "Secret Service", keychain::secret_service),
@@ -217,9 +221,19 @@ pub fn check_names() -> Vec<&'static str> {
 pub fn run() -> Report {
     let mut ctx = Ctx::from_env();
     let mut checks = Vec::with_capacity(CHECKS.len());
+    // Through a forward (`wbl ssh`) keys stay on the other machine: this one's keychain and
+    // login service do not matter.
+    let forwarded = crate::rendezvous::is_forwarded(&ctx.paths.socket);
     for (name, title, check) in CHECKS {
         let start = Instant::now();
-        let finding = check(&mut ctx);
+        let finding = if forwarded && LOCAL_KEYCHAIN_CHECKS.contains(name) {
+            Finding::skipped(
+                "WBL_SOCKET is a forward (`wbl ssh`): keys stay on the other machine, nothing is \
+                 stored on this one",
+            )
+        } else {
+            check(&mut ctx)
+        };
         checks.push(Check {
             name,
             title,

@@ -1,0 +1,577 @@
+//! `wbl ssh [--allow HOST]... [--ttl DURATION] -- [ssh arguments...]`: the system's OpenSSH
+//! client with a restricted agent socket forwarded to the remote, so that `wbl exec`, `wbl
+//! token` and git there get keys for the granted hosts while nothing is stored on that machine.
+//!
+//! How: the agent opens a forward (a restricted socket of its own, see `agent::forward`) for
+//! as long as this process holds its connection; ssh gets `-R <remote path>:<that socket>` with
+//! a fresh unguessable remote path (`/tmp/wbl-fwd-<32 hex>.sock`) and
+//! `ExitOnForwardFailure=yes`; the remote command (or login shell) runs under
+//! `env WBL_SOCKET=<remote path> sh -c …`, a small POSIX wrapper that removes the socket file
+//! when the session ends (sshd leaves it behind). The grant ends when ssh exits (this process
+//! then closes its connection) or at `--ttl`.
+
+// Forwards are Unix domain sockets; elsewhere only the refusal is built.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use wbl_proto::{ErrorCode, ForwardRequest, Target};
+
+use super::{resolve_host, target_of};
+pub use crate::cli::SshArgs;
+use crate::client::{ClientError, connect_or_start};
+use crate::rendezvous::{FORWARD_PREFIX, RuntimePaths};
+use crate::wandb::host::HostUrl;
+
+/// The directory on the remote that holds the forwarded socket unless `--remote-dir` says
+/// otherwise: sshd binds it with mode 0600 (`StreamLocalBindMask` 0177); `/tmp`'s sticky bit
+/// keeps other users from removing or replacing it.
+pub const DEFAULT_REMOTE_DIR: &str = "/tmp";
+
+/// `90s`, `30m`, `8h`, `2d`, `1h30m` or plain seconds; at least one second, at most 30 days.
+/// Hand-written: one small grammar, not worth a dependency.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration; write it like 90s, 30m, 8h, 2d or 1h30m");
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut any_unit = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        digits.clear();
+        any_unit = true;
+    }
+    if !digits.is_empty() {
+        if any_unit {
+            return Err(bad());
+        }
+        total = digits.parse().map_err(|_| bad())?;
+    }
+    if total == 0 {
+        return Err(format!("`{text}`: the TTL must be at least one second"));
+    }
+    if total > wbl_proto::MAX_FORWARD_TTL_SECS {
+        return Err(format!("`{text}`: the TTL may be at most 30 days"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// ssh's options that take an argument (OpenSSH 9: `ssh -?`).
+const WITH_ARGUMENT: &str = "BbcDEeFIiJLlmOoPpQRSWw";
+
+/// What wbl needs to know of the ssh command line.
+#[derive(Debug, PartialEq, Eq)]
+struct Parsed {
+    /// Arguments up to and including the destination and the options after it (ssh reads
+    /// options there too); the remote command starts after them.
+    head: usize,
+    destination: String,
+    /// `-N`: no remote command.
+    no_command: bool,
+    /// `-t` (`Some(true)`) or `-T` (`Some(false)`) was given.
+    tty: Option<bool>,
+}
+
+fn parse_ssh_args(args: &[OsString]) -> Result<Parsed, String> {
+    let mut destination: Option<String> = None;
+    let mut no_command = false;
+    let mut tty = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].to_string_lossy();
+        if arg == "--" {
+            if destination.is_none() {
+                i += 1;
+                let d = args.get(i).ok_or("no destination after `--`")?;
+                destination = Some(d.to_string_lossy().into_owned());
+            }
+            i += 1;
+            break;
+        }
+        if arg.len() > 1 && arg.starts_with('-') {
+            let flags: Vec<char> = arg[1..].chars().collect();
+            for (k, &f) in flags.iter().enumerate() {
+                if WITH_ARGUMENT.contains(f) {
+                    if k + 1 == flags.len() {
+                        i += 1;
+                        if i >= args.len() {
+                            return Err(format!("ssh option -{f} needs an argument"));
+                        }
+                    }
+                    break;
+                }
+                match f {
+                    'N' => no_command = true,
+                    't' => tty = Some(true),
+                    'T' => tty = Some(false),
+                    'f' => {
+                        return Err("ssh -f (go to the background) would outlive wbl ssh, \
+                                    which ends the grant when ssh exits; run `wbl ssh` itself \
+                                    in the background instead"
+                            .into());
+                    }
+                    's' | 'G' | 'V' | 'O' => {
+                        return Err(format!(
+                            "wbl ssh runs a session with a forward; ssh -{f} does not open one"
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+            continue;
+        }
+        if destination.is_some() {
+            break;
+        }
+        destination = Some(arg.into_owned());
+        i += 1;
+    }
+    let destination = destination
+        .ok_or("no destination: usage `wbl ssh [OPTIONS] -- [ssh options] HOST [command]`")?;
+    Ok(Parsed {
+        head: i,
+        destination,
+        no_command,
+        tty,
+    })
+}
+
+/// Quotes `s` as one word for POSIX shells, bash, zsh and fish alike: everything inside single
+/// quotes except `'` and `\`, which go outside as `\'` and `\\` (fish gives `\` a meaning
+/// inside single quotes; outside, every one of these shells reads `\x` as `x`).
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    let mut open = false;
+    for c in s.chars() {
+        if c == '\'' || c == '\\' {
+            if open {
+                out.push('\'');
+                open = false;
+            }
+            out.push('\\');
+            out.push(c);
+        } else {
+            if !open {
+                out.push('\'');
+                open = true;
+            }
+            out.push(c);
+        }
+    }
+    if open {
+        out.push('\'');
+    }
+    if out.is_empty() {
+        out.push_str("''");
+    }
+    out
+}
+
+/// The wrapper run by `sh` on the remote: removes the forwarded socket at the end (sshd
+/// leaves it behind), survives the interrupts meant for the command it waits for, and runs
+/// the user's command with their shell (`$1`), or their login shell.
+const REMOTE_SCRIPT: &str = "trap 'rm -f \"$WBL_SOCKET\"' EXIT; trap : INT QUIT; \
+trap 'exit 129' HUP; trap 'exit 143' TERM; \
+if [ $# -gt 0 ]; then \"${SHELL:-/bin/sh}\" -c \"$1\"; else \"${SHELL:-/bin/sh}\" -l; fi";
+
+/// The remote command line: what the remote user's shell runs (ssh sends one string).
+fn remote_command(socket: &str, user_command: Option<&str>) -> String {
+    let mut line = format!(
+        "exec env WBL_SOCKET={} sh -c {} wbl-ssh",
+        quote(socket),
+        quote(REMOTE_SCRIPT)
+    );
+    if let Some(cmd) = user_command {
+        line.push(' ');
+        line.push_str(&quote(cmd));
+    }
+    line
+}
+
+/// 128 random bits in hex: the remote socket's name cannot be guessed (or pre-created).
+fn random_hex() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the remote socket name: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A host named by `--allow`: a URL (`https://git.example.com`) or a bare host name (https).
+fn allowed_target(text: &str) -> anyhow::Result<Target> {
+    let url = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("https://{text}")
+    };
+    let host = HostUrl::parse(&url).with_context(|| format!("--allow {text}"))?;
+    Ok(target_of(&host))
+}
+
+pub fn run(args: SshArgs) -> anyhow::Result<()> {
+    #[cfg(not(unix))]
+    {
+        let _ = args;
+        bail!("wbl ssh forwards a Unix domain socket, which this platform does not have");
+    }
+    #[cfg(unix)]
+    run_unix(args)
+}
+
+/// The granted hosts: the current W&B host, then every `--allow`.
+fn granted_hosts(allow: &[String]) -> anyhow::Result<Vec<Target>> {
+    let mut hosts = vec![target_of(&resolve_host(None)?)];
+    for a in allow {
+        let t = allowed_target(a)?;
+        if !hosts.contains(&t) {
+            hosts.push(t);
+        }
+    }
+    Ok(hosts)
+}
+
+/// Opens a forward on a connection that must then be held for as long as it should last.
+fn open_forward(
+    req: ForwardRequest,
+) -> anyhow::Result<(crate::client::AgentClient, wbl_proto::ForwardInfo)> {
+    let mut agent =
+        connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
+    if agent.forwarded() {
+        bail!(
+            "WBL_SOCKET is itself a forwarded socket; `wbl ssh` forwards from the machine that \
+             keeps the keys"
+        );
+    }
+    let info = agent.forward(req).map_err(|e| match e {
+        ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message,
+        } if message.starts_with("bad request") => anyhow::anyhow!(
+            "the running wbl-agent does not know forwards; restart it with `wbl agent stop`"
+        ),
+        e => anyhow::Error::from(e).context("while opening the forward"),
+    })?;
+    Ok((agent, info))
+}
+
+/// `--hold NAME`: keeps a named forward open until Ctrl-C, SIGTERM or SIGHUP, or its TTL, for
+/// plain ssh (and VS Code and the like) configured with `RemoteForward` in `~/.ssh/config`.
+#[cfg(unix)]
+fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
+    let (agent, info) = open_forward(ForwardRequest {
+        destination: format!("{name} (wbl ssh --hold)"),
+        hosts: granted_hosts(&args.allow)?,
+        ttl_secs: args.ttl.map(|d| d.as_secs()),
+        name: Some(name),
+    })?;
+    let hosts: Vec<String> = info.hosts.iter().map(|t| t.to_string()).collect();
+    let until = match args.ttl {
+        Some(t) => format!(
+            "for {} or until Ctrl-C",
+            crate::term::human_duration(t.as_secs())
+        ),
+        None => "until Ctrl-C".to_owned(),
+    };
+    crate::term::log(&format!(
+        "holding forward {} for {} {until}: {}",
+        info.id,
+        hosts.join(", "),
+        info.socket
+    ));
+    crate::term::log(&format!(
+        "in ~/.ssh/config: RemoteForward /tmp/{FORWARD_PREFIX}%r.sock {} and StreamLocalBindUnlink \
+         yes; on the remote: export WBL_SOCKET=/tmp/{FORWARD_PREFIX}$USER.sock",
+        info.socket
+    ));
+    wait_for_signal(args.ttl)?;
+    drop(agent);
+    Ok(())
+}
+
+/// Blocks until SIGINT, SIGTERM or SIGHUP arrives, or `limit` passes. The signals are blocked
+/// first and taken with `sigwait` on a thread (macOS has no `sigtimedwait`).
+#[cfg(unix)]
+fn wait_for_signal(limit: Option<Duration>) -> anyhow::Result<()> {
+    // SAFETY: plain signal-set calls on a local sigset_t; blocking the signals in this thread
+    // (inherited by the waiting thread) before that thread exists.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            bail!("cannot block signals to wait for them");
+        }
+        set
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait on a valid set, writing into a local.
+        unsafe { libc::sigwait(&set, &mut sig) };
+        let _ = tx.send(sig);
+    });
+    match limit {
+        Some(t) => {
+            let _ = rx.recv_timeout(t);
+        }
+        None => {
+            let _ = rx.recv();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn run_unix(args: SshArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+
+    if let Some(name) = args.hold.clone() {
+        if !args.ssh_args.is_empty() {
+            bail!("--hold runs no ssh: give it no ssh arguments");
+        }
+        return hold(name, &args);
+    }
+    let parsed = parse_ssh_args(&args.ssh_args).map_err(anyhow::Error::msg)?;
+    let hosts = granted_hosts(&args.allow)?;
+    let remote_dir = args
+        .remote_dir
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_REMOTE_DIR));
+    if !remote_dir.is_absolute() {
+        bail!("--remote-dir must be an absolute path on the remote machine");
+    }
+    let remote = remote_dir.join(format!("{FORWARD_PREFIX}{}.sock", random_hex()?));
+    let remote = remote
+        .to_str()
+        .context("--remote-dir is not valid UTF-8")?
+        .to_owned();
+
+    let (agent, info) = open_forward(ForwardRequest {
+        destination: parsed.destination.clone(),
+        hosts,
+        ttl_secs: args.ttl.map(|d| d.as_secs()),
+        name: None,
+    })?;
+    for (what, path) in [("remote", remote.as_str()), ("local", info.socket.as_str())] {
+        if path.contains(':') || path.contains(char::is_whitespace) {
+            bail!("the {what} socket path {path} has a `:` or a space, which ssh -R cannot take");
+        }
+    }
+
+    let mut ssh = Command::new(ssh_program());
+    ssh.arg("-o")
+        .arg("ExitOnForwardFailure=yes")
+        .arg("-R")
+        .arg(format!("{remote}:{}", info.socket));
+    let user_command: Vec<String> = args.ssh_args[parsed.head..]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if parsed.tty.is_none() && user_command.is_empty() && !parsed.no_command {
+        // ssh gives a login session a terminal by itself, but not a remote command (ours).
+        if std::io::stdin().is_terminal() {
+            ssh.arg("-t");
+        }
+    }
+    ssh.args(&args.ssh_args[..parsed.head]);
+    if !parsed.no_command {
+        // ssh joins the words of a remote command with spaces; so do we.
+        let joined = (!user_command.is_empty()).then(|| user_command.join(" "));
+        ssh.arg(remote_command(&remote, joined.as_deref()));
+    }
+
+    let hosts: Vec<String> = info.hosts.iter().map(|t| t.to_string()).collect();
+    let until = match args.ttl {
+        Some(t) => format!("for {}", crate::term::human_duration(t.as_secs())),
+        None => "until the session ends".to_owned(),
+    };
+    crate::term::log(&format!(
+        "forwarding keys for {} to {} {until}",
+        hosts.join(", "),
+        parsed.destination
+    ));
+    if parsed.no_command {
+        crate::term::log(&format!(
+            "on the remote, set WBL_SOCKET={remote} (ssh -N runs no command to set it)"
+        ));
+    }
+
+    let status = wait_ignoring_interrupts(ssh)?;
+    // Ends the grant: the agent removes the restricted socket when this connection closes.
+    drop(agent);
+    let code = status.code().unwrap_or(255);
+    if code == 255 {
+        crate::term::log(
+            "ssh failed (exit 255); when it says the remote forward failed, the server must \
+             allow Unix-socket forwarding (sshd_config `AllowStreamLocalForwarding yes`, the \
+             default)",
+        );
+    }
+    if code != 0 {
+        // ssh's (the remote command's) status, passed on silently as ssh does.
+        return Err(super::ExitError {
+            code: u8::try_from(code).unwrap_or(255),
+            message: String::new(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The ssh client: `$WBL_SSH` when set, else `ssh` from `PATH`.
+fn ssh_program() -> OsString {
+    std::env::var_os("WBL_SSH")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| OsStr::new("ssh").to_owned())
+}
+
+#[cfg(unix)]
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Runs ssh and waits for it. SIGINT, SIGQUIT and SIGHUP reach ssh (same process group) and it
+/// decides; wbl outlives it to end the grant and pass on its status. A handler (not
+/// `SIG_IGN`, which a child would inherit) is reset to the default in ssh when it execs.
+#[cfg(unix)]
+fn wait_ignoring_interrupts(mut ssh: Command) -> anyhow::Result<std::process::ExitStatus> {
+    let mut child = ssh.spawn().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot run {}: {e}; wbl ssh needs the OpenSSH client",
+            Path::new(&ssh_program()).display()
+        )
+    })?;
+    for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
+        // SAFETY: installs a handler that does nothing; it touches no memory.
+        unsafe { libc::signal(sig, ignore_signal as *const () as libc::sighandler_t) };
+    }
+    child.wait().context("while waiting for ssh")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "1x",
+            "h",
+            "1h30",
+            "31d",
+            "-5",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn destination_options_and_command() {
+        let p = parse_ssh_args(&os(&["-p", "2222", "-i", "k", "gpu", "python", "t.py"])).unwrap();
+        assert_eq!(p.destination, "gpu");
+        assert_eq!(p.head, 5);
+        let p = parse_ssh_args(&os(&["-F/x", "-vt", "gpu", "-l", "me", "ls"])).unwrap();
+        assert_eq!(
+            (p.destination.as_str(), p.head, p.tty),
+            ("gpu", 5, Some(true))
+        );
+        let p = parse_ssh_args(&os(&["-N", "user@gpu"])).unwrap();
+        assert!(p.no_command);
+        let p = parse_ssh_args(&os(&["-o", "X=y", "--", "gpu", "-x"])).unwrap();
+        assert_eq!((p.destination.as_str(), p.head), ("gpu", 4));
+        assert!(parse_ssh_args(&os(&["-p"])).is_err());
+        assert!(parse_ssh_args(&os(&["-v"])).is_err());
+        assert!(parse_ssh_args(&os(&["-f", "gpu"])).is_err());
+        assert!(parse_ssh_args(&os(&["-G", "gpu"])).is_err());
+    }
+
+    #[test]
+    fn quoting_survives_sh() {
+        for s in [
+            "plain",
+            "it's",
+            "a\\b",
+            "$HOME `x` \"q\"",
+            "",
+            "a\nb",
+            "\\'",
+        ] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", quote(s)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s, "{}", quote(s));
+        }
+    }
+
+    #[test]
+    fn remote_command_sets_the_socket_and_runs_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("wbl-fwd-x.sock");
+        std::fs::write(&sock, "").unwrap();
+        let line = remote_command(
+            sock.to_str().unwrap(),
+            Some("printf '%s|' \"$WBL_SOCKET\"; exit 3"),
+        );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("SHELL", "/bin/sh")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{}|", sock.display())
+        );
+        assert!(!sock.exists(), "the wrapper removes the socket at the end");
+    }
+
+    #[test]
+    fn allowed_hosts() {
+        assert_eq!(
+            allowed_target("git.example.com").unwrap(),
+            Target::new("https", "git.example.com")
+        );
+        assert_eq!(
+            allowed_target("http://h:8080/").unwrap(),
+            Target::new("http", "h:8080")
+        );
+        assert!(allowed_target("ftp://h").is_err());
+    }
+}

@@ -1,0 +1,661 @@
+//! `wbl ssh` against a real OpenSSH server (`tests/support/sshd.rs`) on 127.0.0.1: the remote
+//! side is this machine under a different, empty HOME with no agent, keychain or key file, so
+//! the only way to a key is the forwarded socket. Checks what the remote may get (the granted
+//! hosts' keys, through `wbl exec`, `wbl token` and git), what it may not (store, erase, list,
+//! status, shutdown, ungranted hosts), that nothing is left on the remote, that the grant ends
+//! with the session or its TTL, and that two forwards at once keep their grants apart.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+#[path = "support/sshd.rs"]
+mod sshd;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, WBL, World, ok, stderr, stdout};
+use sshd::Sshd;
+
+const OTHER_WANDB: &str = "https://wandb.other.test";
+const GIT_HOST: &str = "git.other.test";
+
+/// A key no other test uses, so a scan of /tmp for it cannot meet another test's files.
+fn unique_key(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:0>40}", format!("{tag}{}x{nanos}", std::process::id()))
+}
+
+/// Quotes for sh.
+fn sq(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The "remote" machine: a HOME of its own holding nothing.
+struct Remote {
+    dir: tempfile::TempDir,
+}
+
+impl Remote {
+    fn new() -> Remote {
+        let dir = tempfile::Builder::new()
+            .prefix("wbl-remote-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Remote { dir }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// The remote command for `script`: a clean environment (no agent, keychain, bus or local
+    /// socket; only the forwarded `WBL_SOCKET` from `wbl ssh`), the empty HOME, then `sh -c`.
+    fn command(&self, script: &str) -> String {
+        let h = self.home();
+        format!(
+            "env -i HOME={h} PATH=/usr/bin:/bin XDG_CONFIG_HOME={h}/.config \
+             XDG_RUNTIME_DIR={h}/run GIT_CONFIG_NOSYSTEM=1 WBL=\"{WBL}\" \
+             WBL_SOCKET=\"$WBL_SOCKET\" sh -c {}",
+            sq(script),
+            h = h.display()
+        )
+    }
+}
+
+fn wbl_ssh(world: &World, sshd: &Sshd, flags: &[&str], remote_command: &str) -> Command {
+    let mut c = world.cmd(WBL);
+    c.arg("ssh").args(flags).arg("--").args(sshd.ssh_args());
+    c.arg(remote_command);
+    c
+}
+
+/// Runs to completion within `limit`, else kills it (our child, by pid) and fails.
+fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("wbl ssh did not finish within {limit:?}");
+        }
+    }
+}
+
+fn store(world: &World, protocol: &str, host: &str, user: &str, password: &str) {
+    let mut c = world.cmd(WBL);
+    c.args(["credential", "store"]).stdin(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "protocol={protocol}\nhost={host}\nusername={user}\npassword={password}\n\n"
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// A world with the cloud key, another W&B host's key and a git password stored locally.
+fn world_with_keys(tag: &str) -> (World, String, String, String) {
+    let world = World::new(Backend::Keyutils);
+    let (key, other, git) = (
+        unique_key(&format!("{tag}a")),
+        unique_key(&format!("{tag}b")),
+        unique_key(&format!("{tag}c")),
+    );
+    ok(world.wbl(&["login", &key]));
+    store(&world, "https", "wandb.other.test", "api", &other);
+    store(&world, "https", GIT_HOST, "alice", &git);
+    (world, key, other, git)
+}
+
+fn forwards(world: &World) -> Vec<serde_json::Value> {
+    let out = ok(world.wbl(&["status", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["forwards"].as_array().unwrap().clone()
+}
+
+/// The value printed as `name=value` on its own line.
+fn field(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// Every regular file below `dir` whose bytes contain one of `needles` (std's substring search:
+/// a byte-window loop is far too slow in a debug build for all of /tmp).
+fn files_containing(dir: &Path, needles: &[&str], hits: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => files_containing(&p, needles, hits),
+            Ok(t) if t.is_file() => {
+                if let Ok(bytes) = std::fs::read(&p) {
+                    let text = String::from_utf8_lossy(&bytes);
+                    if needles.iter().any(|n| text.contains(n)) {
+                        hits.push(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn forward_sockets(world: &World) -> Vec<PathBuf> {
+    std::fs::read_dir(world.socket().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".sock.fwd-"))
+        .collect()
+}
+
+#[test]
+fn remote_gets_granted_keys_only_and_keeps_nothing() {
+    let sshd = Sshd::start();
+    let (world, key, other, git) = world_with_keys("s1");
+    let remote = Remote::new();
+    let script = r#"
+        echo "sock=$WBL_SOCKET"
+        "$WBL" exec -- sh -c 'echo "exec=$WANDB_API_KEY"'
+        echo "token=$("$WBL" token)"
+        "$WBL" token --host https://wandb.other.test; echo "other=$?"
+        "$WBL" login 0123456789012345678901234567890123456789; echo "login=$?"
+        "$WBL" logout; echo "logout=$?"
+        "$WBL" logout --all; echo "logout_all=$?"
+        "$WBL" agent stop; echo "stop=$?"
+        printf 'protocol=https\nhost=git.other.test\n\n' | "$WBL" credential get; echo "git=$?"
+        "$WBL" status; echo "status=$?"
+        "$WBL" doctor > "$HOME/doctor.out" 2>&1; grep -c 'forwarded by `wbl ssh`' "$HOME/doctor.out" | sed 's/^/doctor=/'; cat "$HOME/doctor.out" >&2; rm "$HOME/doctor.out"
+        ls -A "$HOME"; echo "home_listed"
+    "#;
+    let out = output_within(
+        wbl_ssh(&world, &sshd, &[], &remote.command(script)),
+        Duration::from_secs(60),
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}\n{err}\nsshd: {}", sshd.log());
+    assert!(
+        err.contains("forwarding keys for https://api.wandb.ai to"),
+        "{err}"
+    );
+    let sock = field(&text, "sock").unwrap();
+    assert!(
+        sock.starts_with("/tmp/wbl-fwd-") && sock.ends_with(".sock"),
+        "{sock}"
+    );
+    assert_eq!(sock.len(), "/tmp/wbl-fwd-".len() + 32 + ".sock".len());
+    assert_eq!(
+        field(&text, "exec").as_deref(),
+        Some(key.as_str()),
+        "{text}\n{err}"
+    );
+    assert_eq!(
+        field(&text, "token").as_deref(),
+        Some(key.as_str()),
+        "{text}\n{err}"
+    );
+    // Refused, each with its own clear error on the remote.
+    for (name, what) in [
+        ("other", "is not granted to this forwarded wbl socket"),
+        (
+            "login",
+            "storing a credential is not allowed over a forwarded wbl socket",
+        ),
+        (
+            "logout",
+            "erasing credentials is not allowed over a forwarded wbl socket",
+        ),
+        (
+            "logout_all",
+            "listing credentials is not allowed over a forwarded wbl socket",
+        ),
+        ("stop", "is a forwarded socket"),
+        ("git", "https://git.other.test is not granted"),
+    ] {
+        assert_eq!(
+            field(&text, name).as_deref(),
+            Some("1"),
+            "{name}: {text}\n{err}"
+        );
+        assert!(err.contains(what), "{name}: no `{what}` in\n{err}");
+    }
+    assert!(!text.contains(&other) && !text.contains(&git), "{text}");
+    assert!(text.contains("agent:    forwarded by `wbl ssh`"), "{text}");
+    assert_eq!(
+        field(&text, "status").as_deref(),
+        Some("0"),
+        "{text}\n{err}"
+    );
+    assert_eq!(
+        field(&text, "doctor").as_deref(),
+        Some("1"),
+        "{text}\n{err}"
+    );
+    assert!(err.contains("a forward, ours, mode 600"), "{err}");
+    assert!(!err.contains("PROBLEM"), "doctor through a forward: {err}");
+
+    // The local side is untouched and recorded what went out, with the destination.
+    assert_eq!(stdout(&ok(world.wbl(&["token"]))).trim(), key);
+    assert_eq!(
+        stdout(&ok(world.wbl(&["token", "--host", OTHER_WANDB]))).trim(),
+        other
+    );
+    let log = std::fs::read_to_string(world.log()).unwrap();
+    let handed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("credential handed out over a forward"))
+        .collect();
+    // exec, token, and status (which shows the key masked).
+    assert_eq!(handed.len(), 3, "{log}");
+    assert!(
+        handed
+            .iter()
+            .all(|l| l.contains("destination=wbl-test-remote")),
+        "{log}"
+    );
+    assert!(log.contains("refused a request over a forward"), "{log}");
+    for secret in [&key, &other, &git] {
+        assert!(!log.contains(secret.as_str()), "a key in the agent's log");
+    }
+
+    // The grant died with the session: no forward, no restricted socket, nothing to reach.
+    assert!(forwards(&world).is_empty());
+    assert!(
+        forward_sockets(&world).is_empty(),
+        "{:?}",
+        forward_sockets(&world)
+    );
+    assert!(log.contains("forward closed"), "{log}");
+    // Nothing of it on the remote: no socket file, no file holding a key under its HOME or
+    // /tmp, no agent started there.
+    assert!(!Path::new(&sock).exists(), "{sock} left behind");
+    let mut hits = Vec::new();
+    for dir in [remote.home(), PathBuf::from("/tmp")] {
+        files_containing(&dir, &[&key, &other, &git], &mut hits);
+    }
+    // The local world (under /tmp too) keeps its keys in the kernel keyring, not in files.
+    assert!(hits.is_empty(), "files holding a key: {hits:?}");
+    assert!(
+        common::processes_with_env(&format!("HOME={}", remote.home().display())).is_empty(),
+        "a process was left running on the remote side"
+    );
+}
+
+#[test]
+fn allow_grants_more_hosts_and_git_works_over_the_forward() {
+    let sshd = Sshd::start();
+    let (world, key, other, git) = world_with_keys("s2");
+    let remote = Remote::new();
+    let script = r#"
+        echo "other=$("$WBL" token --host https://wandb.other.test)"
+        echo "cloud=$("$WBL" token)"
+        git config --global credential.helper "$WBL credential"
+        printf 'protocol=https\nhost=git.other.test\n\n' | git credential fill > "$HOME/fill.out"; echo "fill=$?"
+        grep '^password=' "$HOME/fill.out" | sed 's/^password=/git=/'; rm -f "$HOME/fill.out"
+        printf 'protocol=https\nhost=git.other.test\nusername=alice\npassword=changed\n\n' | git credential approve; echo "approve=$?"
+        printf 'protocol=https\nhost=git.other.test\nusername=alice\npassword=changed\n\n' | git credential reject; echo "reject=$?"
+        rm -f "$HOME/.gitconfig"
+    "#;
+    let out = output_within(
+        wbl_ssh(
+            &world,
+            &sshd,
+            &["--allow", OTHER_WANDB, "--allow", GIT_HOST],
+            &remote.command(script),
+        ),
+        Duration::from_secs(60),
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}\n{err}\nsshd: {}", sshd.log());
+    assert_eq!(
+        field(&text, "other").as_deref(),
+        Some(other.as_str()),
+        "{text}\n{err}"
+    );
+    assert_eq!(
+        field(&text, "cloud").as_deref(),
+        Some(key.as_str()),
+        "{text}\n{err}"
+    );
+    assert_eq!(field(&text, "fill").as_deref(), Some("0"), "{text}\n{err}");
+    assert_eq!(
+        field(&text, "git").as_deref(),
+        Some(git.as_str()),
+        "{text}\n{err}"
+    );
+    // git's store and erase over a forward change nothing (and say nothing).
+    assert_eq!(
+        field(&text, "approve").as_deref(),
+        Some("0"),
+        "{text}\n{err}"
+    );
+    assert_eq!(
+        field(&text, "reject").as_deref(),
+        Some("0"),
+        "{text}\n{err}"
+    );
+    assert!(!err.contains("error"), "{err}");
+    let mut c = world.cmd(WBL);
+    c.args(["credential", "get"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "protocol=https\nhost={GIT_HOST}\n\n"
+    )
+    .unwrap();
+    let local = child.wait_with_output().unwrap();
+    assert!(
+        stdout(&local).contains(&format!("password={git}\n")),
+        "git's store/erase over the forward changed the local key"
+    );
+    assert!(forwards(&world).is_empty());
+}
+
+#[test]
+fn the_grant_ends_at_its_ttl_while_the_session_goes_on() {
+    let sshd = Sshd::start();
+    let (world, key, _other, _git) = world_with_keys("s4");
+    let remote = Remote::new();
+    // Polls (bounded: 30 s) until the grant refuses, then asks once more for the message. The
+    // TTL leaves room for a slow ssh set-up on a loaded machine (it runs from the grant).
+    let script = r#"
+        echo "first=$("$WBL" token)"
+        n=0
+        while "$WBL" token >/dev/null 2>&1 && [ $n -lt 100 ]; do sleep 0.3; n=$((n+1)); done
+        "$WBL" token; echo "after_ttl=$?"
+        echo "still_connected=yes"
+    "#;
+    let out = output_within(
+        wbl_ssh(&world, &sshd, &["--ttl", "8s"], &remote.command(script)),
+        Duration::from_secs(60),
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}\n{err}\nsshd: {}", sshd.log());
+    assert!(err.contains("to wbl-test-remote for 8s"), "{err}");
+    assert_eq!(
+        field(&text, "first").as_deref(),
+        Some(key.as_str()),
+        "{text}\n{err}"
+    );
+    assert_eq!(
+        field(&text, "after_ttl").as_deref(),
+        Some("1"),
+        "{text}\n{err}"
+    );
+    assert!(
+        err.contains("this forward's grant has ended (its --ttl passed)"),
+        "{err}"
+    );
+    assert_eq!(field(&text, "still_connected").as_deref(), Some("yes"));
+    assert!(forwards(&world).is_empty());
+    assert!(forward_sockets(&world).is_empty());
+}
+
+/// Runs `wbl ssh` whose remote script prints lines, then `checked`, then waits for its stdin
+/// to close.
+fn spawn_waiting(world: &World, sshd: &Sshd, remote: &Remote, allow: &str, script: &str) -> Child {
+    let script = format!("{script}\necho checked\nread _ || true\n");
+    let mut c = wbl_ssh(world, sshd, &["--allow", allow], &remote.command(&script));
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+fn read_until_checked(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line == "checked";
+            text.push_str(&line);
+            text.push('\n');
+            if done {
+                break;
+            }
+        }
+        let _ = tx.send(text);
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the remote script did not finish its checks")
+}
+
+#[test]
+fn two_forwards_at_once_each_see_only_their_own_grants() {
+    let sshd = Sshd::start();
+    let (world, _key, other, git) = world_with_keys("s3");
+    let remote = Remote::new();
+    let probe = r#"
+        echo "other=$("$WBL" token --host https://wandb.other.test 2>/dev/null)"
+        echo "git=$(printf 'protocol=https\nhost=git.other.test\n\n' | "$WBL" credential get 2>/dev/null | grep '^password=' | cut -d= -f2)"
+    "#;
+    let mut a = spawn_waiting(&world, &sshd, &remote, OTHER_WANDB, probe);
+    let mut b = spawn_waiting(&world, &sshd, &remote, GIT_HOST, probe);
+    let (ta, tb) = (read_until_checked(&mut a), read_until_checked(&mut b));
+    assert_eq!(field(&ta, "other").as_deref(), Some(other.as_str()), "{ta}");
+    assert_eq!(field(&ta, "git").as_deref(), Some(""), "{ta}");
+    assert_eq!(field(&tb, "other").as_deref(), Some(""), "{tb}");
+    assert_eq!(field(&tb, "git").as_deref(), Some(git.as_str()), "{tb}");
+
+    // Both are live, each with its own grant and count.
+    let live = forwards(&world);
+    assert_eq!(live.len(), 2, "{live:?}");
+    let hosts: Vec<Vec<String>> = live
+        .iter()
+        .map(|f| {
+            assert_eq!(f["destination"], "wbl-test-remote");
+            assert_eq!(f["handed_out"], 1, "{f}");
+            serde_json::from_value(f["hosts"].clone()).unwrap()
+        })
+        .collect();
+    assert!(
+        hosts.contains(&vec![
+            "https://api.wandb.ai".to_owned(),
+            OTHER_WANDB.to_owned()
+        ]),
+        "{hosts:?}"
+    );
+    assert!(
+        hosts.contains(&vec![
+            "https://api.wandb.ai".to_owned(),
+            format!("https://{GIT_HOST}")
+        ]),
+        "{hosts:?}"
+    );
+    let text = stdout(&ok(world.wbl(&["status"])));
+    assert!(
+        text.contains("forwards:") && text.contains("until the session ends"),
+        "{text}"
+    );
+
+    // Ending one session ends its grant only.
+    let started = Instant::now();
+    drop(a.stdin.take());
+    assert!(a.wait().unwrap().success());
+    let live = forwards(&world);
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["hosts"][1], format!("https://{GIT_HOST}"));
+    drop(b.stdin.take());
+    assert!(b.wait().unwrap().success());
+    assert!(forwards(&world).is_empty());
+    assert!(forward_sockets(&world).is_empty());
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// The `~/.ssh/config` route of the README: `wbl ssh --hold NAME` keeps a named forward, plain
+/// `ssh` forwards it with `RemoteForward` (the server has `StreamLocalBindUnlink yes`), the
+/// remote names it in `WBL_SOCKET`; the grant ends when the holder is stopped.
+#[test]
+fn hold_serves_a_remote_forward_from_ssh_config() {
+    let sshd = Sshd::start();
+    let (world, key, other, _git) = world_with_keys("s5");
+    let remote = Remote::new();
+    let name = format!("t{}", std::process::id());
+    let mut holder = world
+        .cmd(WBL)
+        .args(["ssh", "--hold", &name, "--ttl", "10m"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line says it holds the forward (bounded wait).
+    let err = holder.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(err).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok));
+        for _ in lines {}
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    assert!(
+        first.contains(&format!("holding forward {name}")),
+        "{first}"
+    );
+    let local = world.socket().with_extension(format!("sock.fwd-{name}"));
+    assert!(first.ends_with(&local.display().to_string()), "{first}");
+    let live = forwards(&world);
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["destination"], format!("{name} (wbl ssh --hold)"));
+    assert!(live[0]["expires_unix"].as_u64().is_some());
+
+    let remote_sock = format!("/tmp/wbl-fwd-{name}.sock");
+    let script = r#"
+        echo "cloud=$("$WBL" token)"
+        "$WBL" token --host https://wandb.other.test; echo "other=$?"
+    "#;
+    let run_ssh = || {
+        let mut ssh = Command::new("ssh");
+        ssh.args([
+            "-o",
+            &format!("RemoteForward {remote_sock} {}", local.display()),
+            "-o",
+            "ExitOnForwardFailure yes",
+        ])
+        .args(sshd.ssh_args())
+        .arg(
+            remote
+                .command(script)
+                .replace("\"$WBL_SOCKET\"", &remote_sock),
+        )
+        .stdin(Stdio::null());
+        output_within(ssh, Duration::from_secs(60))
+    };
+    // Twice: the second session rebinds the path the first left behind.
+    for _ in 0..2 {
+        let out = run_ssh();
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert!(out.status.success(), "{text}\n{err}\nsshd: {}", sshd.log());
+        assert_eq!(
+            field(&text, "cloud").as_deref(),
+            Some(key.as_str()),
+            "{text}\n{err}"
+        );
+        assert_eq!(field(&text, "other").as_deref(), Some("1"), "{text}\n{err}");
+        assert!(!text.contains(&other));
+    }
+    let _ = std::fs::remove_file(&remote_sock);
+
+    // Stopping the holder (our child, by pid) ends the grant.
+    common::terminate(holder.id());
+    assert!(holder.wait().unwrap().success());
+    assert!(forwards(&world).is_empty());
+    assert!(!local.exists());
+}
+
+/// Without a remote command: an interactive login shell on a terminal (`-t` added), with
+/// `WBL_SOCKET` set; Ctrl-C interrupts the command in the shell, not the session; the socket
+/// file is gone after `exit`.
+#[test]
+fn an_interactive_login_shell_gets_the_forward() {
+    let remote = Remote::new();
+    // The login shell must not read or write the real home (history, rc files).
+    let sshd = Sshd::start_with(&format!(
+        "SetEnv HOME={} HISTFILE=/dev/null ENV=/dev/null",
+        remote.home().display()
+    ));
+    let (world, key, _other, _git) = world_with_keys("s6");
+    let mut c = Command::new(WBL);
+    world.apply_env(&mut c);
+    c.env("TERM", "dumb")
+        .arg("ssh")
+        .arg("--")
+        .args(sshd.ssh_args());
+    // The timeout bounds each wait for output; it is not a speed requirement.
+    let mut p = rexpect::session::spawn_command(c, Some(30_000)).unwrap();
+    p.send_line("PS1='rem> '; echo \"sock=$WBL_SOCKET\"")
+        .unwrap();
+    p.exp_string("sock=/tmp/wbl-fwd-").unwrap();
+    let (_, sock_rest) = p.exp_regex(r"[0-9a-f]{32}\.sock").unwrap();
+    p.send_line(&format!(
+        "env -i PATH=/usr/bin:/bin HOME=\"$HOME\" WBL_SOCKET=\"$WBL_SOCKET\" {WBL} token | sed 's/^/tok=/'"
+    ))
+    .unwrap();
+    p.exp_string(&format!("tok={key}")).unwrap();
+    p.send_line("sleep 30").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.send_control('c').unwrap();
+    p.send_line("echo alive-$((40+2))").unwrap();
+    p.exp_string("alive-42").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+    let status = format!("{:?}", p.process_mut().wait().unwrap());
+    assert!(
+        status.starts_with("Exited(") && status.ends_with(", 0)"),
+        "{status}"
+    );
+    let sock = format!("/tmp/wbl-fwd-{sock_rest}");
+    assert!(!Path::new(&sock).exists(), "{sock} left behind");
+    assert!(forwards(&world).is_empty());
+    assert!(forward_sockets(&world).is_empty());
+}
+
+/// A forward socket left by an agent killed with SIGKILL is removed by the next agent, and a
+/// client meets no stale restricted socket.
+#[test]
+fn a_killed_agents_forward_sockets_are_removed_by_the_next_one() {
+    let (world, key, _other, _git) = world_with_keys("s7");
+    let mut holder = world
+        .cmd(WBL)
+        .args(["ssh", "--hold", "stale"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let local = world.socket().with_extension("sock.fwd-stale");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !local.exists() {
+        assert!(Instant::now() < deadline, "the forward never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = world.agent_pid().unwrap();
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    common::wait_gone(pid);
+    assert!(local.exists(), "SIGKILL leaves the socket file");
+    assert_eq!(stdout(&ok(world.wbl(&["token"]))).trim(), key);
+    assert!(
+        !local.exists(),
+        "the next agent removed the stale forward socket"
+    );
+    common::terminate(holder.id());
+    let _ = holder.wait();
+}
