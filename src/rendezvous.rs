@@ -244,22 +244,31 @@ pub fn check_dir(dir: &Path) -> Result<bool, UnsafeDir> {
     if !meta.is_dir() {
         return Err(refuse(DirProblem::NotADirectory));
     }
+    owned_and_private(&meta).map_err(refuse)?;
+    Ok(true)
+}
+
+/// The part of the rule both a directory and a forwarded socket follow: ours (the effective
+/// uid) and not writable by group or others.
+fn owned_and_private(meta: &std::fs::Metadata) -> Result<(), DirProblem> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let me = euid();
         if meta.uid() != me {
-            return Err(refuse(DirProblem::NotOurs {
+            return Err(DirProblem::NotOurs {
                 owner: meta.uid(),
                 me,
-            }));
+            });
         }
         let mode = meta.mode() & 0o7777;
         if mode & 0o022 != 0 {
-            return Err(refuse(DirProblem::WritableByOthers { mode }));
+            return Err(DirProblem::WritableByOthers { mode });
         }
     }
-    Ok(true)
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
 }
 
 /// The rule for a forwarded socket, which sshd binds (mode 0600) in a shared directory such as
@@ -279,21 +288,7 @@ pub fn check_forward(socket: &Path) -> Result<bool, UnsafeDir> {
     if meta.file_type().is_symlink() {
         return Err(refuse(DirProblem::Symlink));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let me = euid();
-        if meta.uid() != me {
-            return Err(refuse(DirProblem::NotOurs {
-                owner: meta.uid(),
-                me,
-            }));
-        }
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(refuse(DirProblem::WritableByOthers { mode }));
-        }
-    }
+    owned_and_private(&meta).map_err(refuse)?;
     Ok(true)
 }
 
