@@ -135,33 +135,8 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
     {
         let refused = Response::error(ErrorCode::Forbidden, refusal);
         // Refusals are answers too: the access log shows what a forward tried.
-        match &req {
-            Request::Get(q) | Request::Erase(q) => {
-                let op = if matches!(req, Request::Get(_)) {
-                    Op::Get
-                } else {
-                    Op::Erase
-                };
-                audit_routed(
-                    state,
-                    session,
-                    op,
-                    &q.target,
-                    q.username.as_deref(),
-                    &refused,
-                );
-            }
-            Request::Store(c) => {
-                audit_routed(
-                    state,
-                    session,
-                    Op::Store,
-                    &c.target,
-                    Some(&c.username),
-                    &refused,
-                );
-            }
-            _ => {}
+        if let Some(subject) = Subject::of(&req) {
+            audit_routed(state, session, subject, &refused);
         }
         return refused;
     }
@@ -173,26 +148,12 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         Request::Get(query) => {
             match state.openbao().route_for(&query.target) {
                 Err(refused) => {
-                    audit_routed(
-                        state,
-                        session,
-                        Op::Get,
-                        &query.target,
-                        query.username.as_deref(),
-                        &refused,
-                    );
+                    audit_routed(state, session, Subject::query(Op::Get, &query), &refused);
                     return *refused;
                 }
                 Ok(Some(route)) => {
                     let r = state.openbao().get(state, &route, &query).await;
-                    audit_routed(
-                        state,
-                        session,
-                        Op::Get,
-                        &query.target,
-                        query.username.as_deref(),
-                        &r,
-                    );
+                    audit_routed(state, session, Subject::query(Op::Get, &query), &r);
                     if let (Some(grant), Response::Credential(Some(cred))) = (session.grant(), &r) {
                         forward::handed_out(grant, cred);
                     }
@@ -220,12 +181,12 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             let (target, user) = (cred.target.clone(), cred.username.clone());
             match state.openbao().route_for(&target) {
                 Err(refused) => {
-                    audit_routed(state, session, Op::Store, &target, Some(&user), &refused);
+                    audit_routed(state, session, Subject::store(&target, &user), &refused);
                     return *refused;
                 }
                 Ok(Some(route)) if cred.has_secret() => {
                     let r = state.openbao().store(state, &route, cred).await;
-                    audit_routed(state, session, Op::Store, &target, Some(&user), &r);
+                    audit_routed(state, session, Subject::store(&target, &user), &r);
                     return r;
                 }
                 _ => {}
@@ -246,26 +207,12 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         Request::Erase(query) => {
             match state.openbao().route_for(&query.target) {
                 Err(refused) => {
-                    audit_routed(
-                        state,
-                        session,
-                        Op::Erase,
-                        &query.target,
-                        query.username.as_deref(),
-                        &refused,
-                    );
+                    audit_routed(state, session, Subject::query(Op::Erase, &query), &refused);
                     return *refused;
                 }
                 Ok(Some(route)) => {
                     let r = state.openbao().erase(state, &route, &query).await;
-                    audit_routed(
-                        state,
-                        session,
-                        Op::Erase,
-                        &query.target,
-                        query.username.as_deref(),
-                        &r,
-                    );
+                    audit_routed(state, session, Subject::query(Op::Erase, &query), &r);
                     return r;
                 }
                 Ok(None) => {}
@@ -442,15 +389,45 @@ fn code_name(code: ErrorCode) -> &'static str {
     }
 }
 
-/// [`audit`] for a request answered by the OpenBao store, which answers with a response.
-fn audit_routed(
-    state: &State,
-    session: &Session,
+/// What a `get`, `store` or `erase` is about, as the access log records it.
+#[derive(Clone, Copy)]
+struct Subject<'a> {
     op: Op,
-    target: &Target,
-    user: Option<&str>,
-    response: &Response,
-) {
+    target: &'a Target,
+    user: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    fn query(op: Op, query: &'a wbl_proto::Query) -> Self {
+        Subject {
+            op,
+            target: &query.target,
+            user: query.username.as_deref(),
+        }
+    }
+
+    fn store(target: &'a Target, user: &'a str) -> Self {
+        Subject {
+            op: Op::Store,
+            target,
+            user: Some(user),
+        }
+    }
+
+    /// The subject of a request, when it is a `get`, `store` or `erase`.
+    fn of(req: &'a Request) -> Option<Self> {
+        match req {
+            Request::Get(q) => Some(Subject::query(Op::Get, q)),
+            Request::Erase(q) => Some(Subject::query(Op::Erase, q)),
+            Request::Store(c) => Some(Subject::store(&c.target, &c.username)),
+            _ => None,
+        }
+    }
+}
+
+/// [`audit`] for a request answered by the OpenBao store, which answers with a response.
+fn audit_routed(state: &State, session: &Session, subject: Subject<'_>, response: &Response) {
+    let Subject { op, target, user } = subject;
     use accesslog::Outcome as Result_;
     let (result, code, user) = match response {
         Response::Credential(Some(c)) => (Result_::Ok, None, Some(c.username.as_str())),
