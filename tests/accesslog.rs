@@ -248,7 +248,7 @@ fn a_reused_pid_never_names_the_new_program() {
     assert!(report["sleeper_exe"].as_str().unwrap().ends_with("/sleep"));
     assert_eq!(report["got_key"], true);
     let a_pid = report["a_pid"].as_u64().unwrap();
-    let e = entries(&w);
+    let e = wait_entries(&w, 2);
     let get: Vec<&Value> = e.iter().filter(|e| e["op"] == "get").collect();
     assert_eq!(get.len(), 1, "{e:?}");
     assert_eq!(get[0]["pid"], a_pid);
@@ -366,8 +366,15 @@ fn a_read_only_state_directory_warns_and_get_still_works() {
         check["detail"].as_str().unwrap().contains("cannot write"),
         "{check}"
     );
-    // The agent's own log says it too.
-    let agent_log = std::fs::read_to_string(w.log()).unwrap();
+    // The agent's own log says it too (once it tried: it writes after a short linger).
+    let mut agent_log = String::new();
+    for _ in 0..500 {
+        agent_log = std::fs::read_to_string(w.log()).unwrap();
+        if agent_log.contains("cannot write the access log") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         agent_log.contains("cannot write the access log"),
         "{agent_log}"

@@ -2,6 +2,12 @@
 //! queue (never waiting), and one thread formats and appends them, rotating the file at a size
 //! limit.
 //!
+//! The thread lingers [`LINGER`] after the first entry of a quiet spell before it writes, so
+//! that a burst is one write, and the formatting and writing happen after the answers (a
+//! helper's whole run is about 2 ms; BENCHMARKS.md has what writing at once cost it). A
+//! half-full queue or the agent's exit ends the wait early; a `SIGKILL` loses at most what
+//! came in during it.
+//!
 //! Invariants:
 //! - [`Writer::record`] never blocks and never fails: when the queue is full the entry is
 //!   counted as dropped, and the next write records a `gap` with the count. A log that cannot
@@ -16,9 +22,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{DEFAULT_MAX_BYTES, Entry, Event, KEEP, MAX_BYTES_ENV};
 
@@ -26,6 +32,8 @@ use super::{DEFAULT_MAX_BYTES, Entry, Event, KEEP, MAX_BYTES_ENV};
 const QUEUE: usize = 4096;
 /// At most this much is formatted before it is written.
 const BATCH_BYTES: usize = 64 * 1024;
+/// How long the thread waits after the first entry of a quiet spell before writing.
+pub const LINGER: Duration = Duration::from_millis(50);
 
 /// Where and how to write.
 #[derive(Debug, Clone)]
@@ -66,6 +74,36 @@ pub struct Writer {
     tx: Option<SyncSender<Msg>>,
     dropped: Arc<AtomicU64>,
     done: std::sync::Mutex<Option<Receiver<()>>>,
+    /// What the thread needs to stop lingering.
+    wake: Option<Wake>,
+}
+
+/// Shared by the agent's side and the thread: when the thread should stop lingering.
+#[derive(Clone)]
+struct Wake {
+    thread: std::thread::Thread,
+    /// Entries in the queue (about: the two sides update it at different moments).
+    queued: Arc<AtomicUsize>,
+    closing: Arc<AtomicBool>,
+}
+
+impl Wake {
+    /// Waits up to [`LINGER`], less when the queue fills up or the agent is exiting.
+    fn linger(&self) {
+        let deadline = Instant::now() + LINGER;
+        loop {
+            if self.closing.load(Ordering::Acquire)
+                || self.queued.load(Ordering::Relaxed) >= QUEUE / 2
+            {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::park_timeout(left);
+        }
+    }
 }
 
 impl Writer {
@@ -80,18 +118,31 @@ impl Writer {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let dropped = Arc::new(AtomicU64::new(0));
         let shared = Arc::clone(&dropped);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let closing = Arc::new(AtomicBool::new(false));
+        let (q, c) = (Arc::clone(&queued), Arc::clone(&closing));
         let spawned = std::thread::Builder::new()
             .name("wbl-access-log".into())
             .spawn(move || {
+                let wake = Wake {
+                    thread: std::thread::current(),
+                    queued: q,
+                    closing: c,
+                };
                 let mut sink = Sink::new(path, options.max_bytes, options.keep);
-                run(&rx, &shared, &mut sink);
+                run(&rx, &shared, &wake, &mut sink);
                 let _ = done_tx.send(());
             });
         match spawned {
-            Ok(_) => Writer {
+            Ok(handle) => Writer {
                 tx: Some(tx),
                 dropped,
                 done: std::sync::Mutex::new(Some(done_rx)),
+                wake: Some(Wake {
+                    thread: handle.thread().clone(),
+                    queued,
+                    closing,
+                }),
             },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start the access log's thread; nothing is recorded");
@@ -106,6 +157,7 @@ impl Writer {
             tx: None,
             dropped: Arc::new(AtomicU64::new(0)),
             done: std::sync::Mutex::new(None),
+            wake: None,
         }
     }
 
@@ -113,7 +165,13 @@ impl Writer {
     pub fn record(&self, event: Event) {
         let Some(tx) = &self.tx else { return };
         match tx.try_send(Msg::Entry(Box::new(event))) {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(w) = &self.wake
+                    && w.queued.fetch_add(1, Ordering::Relaxed) + 1 >= QUEUE / 2
+                {
+                    w.thread.unpark();
+                }
+            }
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -128,6 +186,10 @@ impl Writer {
             return;
         };
         let Some(tx) = &self.tx else { return };
+        if let Some(w) = &self.wake {
+            w.closing.store(true, Ordering::Release);
+            w.thread.unpark();
+        }
         let deadline = std::time::Instant::now() + limit;
         loop {
             match tx.try_send(Msg::Stop) {
@@ -146,13 +208,28 @@ impl Writer {
     }
 }
 
-fn run(rx: &Receiver<Msg>, dropped: &AtomicU64, sink: &mut Sink) {
+fn run(rx: &Receiver<Msg>, dropped: &AtomicU64, wake: &Wake, sink: &mut Sink) {
     let mut buf = Vec::with_capacity(BATCH_BYTES);
     let mut stop = false;
+    // Whether entries may be waiting: after a linger, until a batch ends with the queue empty.
+    let mut draining = false;
     while !stop {
-        let Ok(Msg::Entry(first)) = rx.recv() else {
-            break;
+        let msg = if draining {
+            match rx.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Empty) => {
+                    draining = false;
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else {
+            let Ok(msg) = rx.recv() else { break };
+            wake.linger();
+            msg
         };
+        let Msg::Entry(first) = msg else { break };
+        draining = true;
         buf.clear();
         let mut count = 0u64;
         let lost = dropped.swap(0, Ordering::Relaxed);
@@ -175,11 +252,42 @@ fn run(rx: &Receiver<Msg>, dropped: &AtomicU64, sink: &mut Sink) {
                     stop = true;
                     break;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    draining = false;
+                    break;
+                }
             }
         }
+        let taken = usize::try_from(count).unwrap_or(usize::MAX);
+        let _ = wake
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(taken))
+            });
         sink.write(&buf, count);
     }
+}
+
+/// The length of the longest run of whole lines at the start of `buf` that fits in `room`
+/// bytes (a last line without its newline counts as whole).
+fn lines_within(buf: &[u8], room: usize) -> usize {
+    let mut end = 0;
+    for (i, b) in buf.iter().enumerate() {
+        if i >= room {
+            return end;
+        }
+        if *b == b'\n' {
+            end = i + 1;
+        }
+    }
+    if buf.len() <= room { buf.len() } else { end }
+}
+
+/// The length of `buf`'s first line, with its newline.
+fn first_line(buf: &[u8]) -> usize {
+    buf.iter()
+        .position(|b| *b == b'\n')
+        .map_or(buf.len(), |i| i + 1)
 }
 
 fn push(buf: &mut Vec<u8>, entry: &Entry) {
@@ -256,25 +364,35 @@ impl Sink {
         }
     }
 
+    /// Appends `buf` (whole lines), rotating wherever the next line would take the file past
+    /// the size limit: a batch may span files. A line longer than the limit gets a file alone.
     fn try_write(&mut self, buf: &[u8]) -> Result<(), SinkError> {
-        if let Some((_, size)) = &self.file
-            && *size > 0
-            && *size + buf.len() as u64 > self.max_bytes
-        {
-            self.rotate();
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.file.is_none() {
+                self.file = Some(open(&self.path)?);
+            }
+            let Some((file, size)) = &mut self.file else {
+                unreachable!("opened above");
+            };
+            let room = usize::try_from(self.max_bytes.saturating_sub(*size)).unwrap_or(usize::MAX);
+            let mut take = lines_within(rest, room);
+            if take == 0 {
+                if *size > 0 {
+                    self.rotate();
+                    continue;
+                }
+                take = first_line(rest);
+            }
+            let (chunk, tail) = rest.split_at(take);
+            file.write_all(chunk).map_err(|source| SinkError::Io {
+                what: "cannot write",
+                path: self.path.clone(),
+                source,
+            })?;
+            *size += chunk.len() as u64;
+            rest = tail;
         }
-        if self.file.is_none() {
-            self.file = Some(open(&self.path)?);
-        }
-        let Some((file, size)) = &mut self.file else {
-            unreachable!("opened above");
-        };
-        file.write_all(buf).map_err(|source| SinkError::Io {
-            what: "cannot write",
-            path: self.path.clone(),
-            source,
-        })?;
-        *size += buf.len() as u64;
         Ok(())
     }
 
@@ -458,6 +576,44 @@ mod tests {
         assert!(!PathBuf::from(format!("{}.3", path.display())).exists());
     }
 
+    #[test]
+    fn a_batch_is_split_across_files_at_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("access.log");
+        let mut batch = Vec::new();
+        for _ in 0..5 {
+            push(&mut batch, &Entry::from_event(&event(Op::Get, Outcome::Ok)));
+        }
+        let one = batch.len() as u64 / 5;
+        // Two and a half entries fit: 5 in one write land 2, 2 and 1 in three files.
+        let mut sink = Sink::new(path.clone(), one * 5 / 2, 3);
+        sink.write(&batch, 5);
+        let file = |k: u32| PathBuf::from(format!("{}.{k}", path.display()));
+        let counts = (
+            lines(&file(2)).len(),
+            lines(&file(1)).len(),
+            lines(&path).len(),
+        );
+        assert_eq!(counts, (2, 2, 1));
+        for p in [path.clone(), file(1), file(2)] {
+            assert!(std::fs::metadata(&p).unwrap().len() <= one * 5 / 2);
+        }
+        // A line longer than the limit gets a file of its own.
+        let mut sink = Sink::new(tmp.path().join("small.log"), one / 2, 3);
+        sink.write(&batch[..(one * 2) as usize], 2);
+        assert_eq!(lines(&tmp.path().join("small.log")).len(), 1);
+        assert_eq!(lines(&tmp.path().join("small.log.1")).len(), 1);
+    }
+
+    #[test]
+    fn lines_within_takes_whole_lines_only() {
+        assert_eq!(lines_within(b"ab\ncd\n", 3), 3);
+        assert_eq!(lines_within(b"ab\ncd\n", 5), 3);
+        assert_eq!(lines_within(b"ab\ncd\n", 6), 6);
+        assert_eq!(lines_within(b"ab\ncd\n", 2), 0);
+        assert_eq!(first_line(b"ab\ncd\n"), 3);
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_log_that_cannot_be_written_costs_entries_then_records_the_gap() {
@@ -500,6 +656,7 @@ mod tests {
             tx: Some(tx),
             dropped: Arc::clone(&dropped),
             done: std::sync::Mutex::new(None),
+            wake: None,
         };
         for _ in 0..3 {
             w.record(event(Op::Get, Outcome::Ok));
@@ -509,7 +666,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("access.log");
         let mut sink = Sink::new(path.clone(), DEFAULT_MAX_BYTES, KEEP);
-        run(&rx, &dropped, &mut sink);
+        // Closing already: no lingering.
+        let wake = Wake {
+            thread: std::thread::current(),
+            queued: Arc::new(AtomicUsize::new(0)),
+            closing: Arc::new(AtomicBool::new(true)),
+        };
+        run(&rx, &dropped, &wake, &mut sink);
         let got = lines(&path);
         assert_eq!((got[0].op, got[0].dropped), (Op::Gap, Some(2)));
         assert_eq!(got[1].op, Op::Get);
