@@ -18,11 +18,17 @@
 //!   to be freed and handed out again within the tick of the child's birth, which the pid
 //!   allocator does not do (it hands pids out in a cycle) short of a privileged `ns_last_pid`.
 //!
+//! - When: the caller itself is read right after the hello is answered, while it waits for
+//!   its next answer and so certainly runs; its parents (whose chain only needs the caller's
+//!   parent pid and start time, taken then) are read once its first request is answered, off
+//!   the time it waits for that answer. A parent that exits in between ends the chain there.
+//!
 //! What it cannot tell: a process that connected and then replaced its program (`exec`) is
 //! still the same process, and is named by the program it runs when the agent looks (during
 //! the hello exchange); a socket handed to another process is attributed to the one that
 //! connected, as `SO_PEERCRED` always does.
 
+use super::dispatch::Peer;
 use crate::accesslog::Caller;
 
 /// How many parents are followed.
@@ -37,52 +43,79 @@ pub struct Grabbed {
     caller: Caller,
 }
 
-/// Takes the kernel's facts about the peer of an accepted connection. Call it right after
-/// accepting: a caller that has exited by then is unknown.
-pub fn grab(stream: &interprocess::local_socket::tokio::Stream) -> Grabbed {
+/// Takes the kernel's facts about the peer of an accepted connection, beside its uid and pid
+/// (`peer`, read once by the agent's uid check). Call it right after accepting: a caller that
+/// has exited by then is unknown.
+pub fn grab(stream: &interprocess::local_socket::tokio::Stream, peer: Peer) -> Grabbed {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsFd;
         let interprocess::local_socket::tokio::Stream::UdSocket(s) = stream;
+        // 0: the peer is in a pid namespace we cannot see into.
+        let cred = peer
+            .uid
+            .zip(peer.pid)
+            .map(|(uid, pid)| (uid, u32::try_from(pid).unwrap_or(0)));
         Grabbed {
-            inner: linux::grab(s.as_fd()),
+            inner: linux::grab(s.as_fd(), cred),
         }
     }
-    #[cfg(all(unix, not(target_os = "linux")))]
-    {
-        use interprocess::local_socket::traits::StreamCommon;
-        Grabbed {
-            caller: match stream.peer_creds() {
-                Ok(c) => Caller {
-                    uid: c.euid(),
-                    pid: c.pid().and_then(|p| u32::try_from(p).ok()),
-                    ..Caller::unknown()
-                },
-                Err(_) => Caller::unknown(),
-            },
-        }
-    }
-    #[cfg(windows)]
+    #[cfg(not(target_os = "linux"))]
     {
         let _ = stream;
         Grabbed {
-            caller: Caller::unknown(),
+            caller: Caller {
+                uid: peer.uid,
+                pid: peer.pid.and_then(|p| u32::try_from(p).ok()),
+                ..Caller::unknown()
+            },
         }
     }
 }
 
-/// The caller: executable and parents read from `/proc`, checked against what was grabbed;
-/// never fails (what cannot be known is left out). The agent calls it right after answering
-/// the hello, while the client prepares its request (so it costs the first answer little),
-/// and certainly before answering a request, when the client is still waiting, so running.
-pub fn finish(g: Grabbed) -> Caller {
+/// The caller without its parents yet, and what they are checked against.
+pub struct Identified {
+    caller: Caller,
+    /// The caller's parent pid and start time, read while it was known to run.
+    #[cfg(target_os = "linux")]
+    chain: Option<linux::Stat>,
+}
+
+impl Identified {
+    /// What is known so far: uid, pid, executable; no parents.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The whole caller: the parents are read now (see the module documentation for when).
+    pub fn with_parents(self) -> Caller {
+        #[cfg(target_os = "linux")]
+        {
+            let mut caller = self.caller;
+            if let Some(stat) = self.chain {
+                caller.parents = linux::parents(stat);
+            }
+            caller
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            self.caller
+        }
+    }
+}
+
+/// The caller: its executable read from `/proc` and checked against what was grabbed; never
+/// fails (what cannot be known is left out). Call it before answering a request, while the
+/// client waits for the answer and so certainly runs; [`Identified::with_parents`] adds the
+/// parents later.
+pub fn finish(g: Grabbed) -> Identified {
     #[cfg(target_os = "linux")]
     {
         linux::finish(g.inner)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        g.caller
+        Identified { caller: g.caller }
     }
 }
 
@@ -92,7 +125,7 @@ mod linux {
 
     use rustix::fs::{Mode, OFlags};
 
-    use super::PARENTS;
+    use super::{Identified, PARENTS};
     use crate::accesslog::{Caller, Check, Process};
 
     /// `SO_PEERPIDFD` (Linux 6.5); not in the `libc` crate yet. Its value is 77 everywhere but
@@ -109,14 +142,10 @@ mod linux {
         pidfd: std::io::Result<OwnedFd>,
     }
 
-    /// The part that must happen at once: uid, pid and the pidfd of the connecting process.
-    pub(super) fn grab(sock: BorrowedFd<'_>) -> Grabbed {
+    /// The part that must happen at once: the pidfd of the connecting process, whose uid
+    /// and pid (`SO_PEERCRED`) are `cred`.
+    pub(super) fn grab(sock: BorrowedFd<'_>, cred: Option<(u32, u32)>) -> Grabbed {
         let accepted = boot_ticks();
-        let cred = rustix::net::sockopt::socket_peercred(sock).ok().map(|c| {
-            // 0: the peer is in a pid namespace we cannot see into.
-            let pid = u32::try_from(c.pid.as_raw_nonzero().get()).unwrap_or(0);
-            (c.uid.as_raw(), pid)
-        });
         let pidfd = match cred {
             Some((_, pid)) if pid > 0 => peer_pidfd(sock),
             _ => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
@@ -128,10 +157,15 @@ mod linux {
         }
     }
 
-    /// The `/proc` reads, checked against what was grabbed (may run later, on any thread).
-    pub(super) fn finish(g: Grabbed) -> Caller {
+    /// The `/proc` reads of the caller itself, checked against what was grabbed (may run
+    /// later, on any thread).
+    pub(super) fn finish(g: Grabbed) -> Identified {
+        let unknown = |caller| Identified {
+            caller,
+            chain: None,
+        };
         let Some((uid, pid)) = g.cred else {
-            return Caller::unknown();
+            return unknown(Caller::unknown());
         };
         let mut caller = Caller {
             uid: Some(uid),
@@ -139,7 +173,7 @@ mod linux {
             ..Caller::unknown()
         };
         let Some(pid) = caller.pid else {
-            return caller;
+            return unknown(caller);
         };
         let dir = match g.pidfd {
             Ok(pidfd) => {
@@ -159,17 +193,24 @@ mod linux {
                 None
             }
         };
-        if let Some(dir) = dir {
-            caller.exe = exe(dir.as_fd());
-            caller.parents = parents(dir);
+        let Some(dir) = dir else {
+            return unknown(caller);
+        };
+        caller.exe = exe(dir.as_fd());
+        Identified {
+            caller,
+            chain: stat(dir.as_fd()),
         }
-        caller
     }
 
-    /// Both steps at once.
+    /// All three steps at once.
     #[cfg(test)]
     fn identify(sock: BorrowedFd<'_>) -> Caller {
-        finish(grab(sock))
+        let cred = rustix::net::sockopt::socket_peercred(sock).ok().map(|c| {
+            let pid = u32::try_from(c.pid.as_raw_nonzero().get()).unwrap_or(0);
+            (c.uid.as_raw(), pid)
+        });
+        finish(grab(sock, cred)).with_parents()
     }
 
     /// A pidfd of the peer, from the kernel (no pid lookup of ours in between).
@@ -222,7 +263,7 @@ mod linux {
     }
 
     #[derive(Debug, Clone, Copy)]
-    struct Stat {
+    pub(super) struct Stat {
         ppid: u32,
         /// Start time in clock ticks since boot.
         start: u64,
@@ -248,13 +289,11 @@ mod linux {
         Some(Stat { ppid, start })
     }
 
-    /// Up to [`PARENTS`] ancestors, nearest first, each checked as described in the module
-    /// documentation; the chain stops where that check fails or at pid 1's parent.
-    fn parents(child: OwnedFd) -> Vec<Process> {
+    /// Up to [`PARENTS`] ancestors of the process whose `stat` this is, nearest first, each
+    /// checked as described in the module documentation; the chain stops where that check
+    /// fails or at pid 1's parent.
+    pub(super) fn parents(mut child_stat: Stat) -> Vec<Process> {
         let mut out = Vec::with_capacity(PARENTS);
-        let Some(mut child_stat) = stat(child.as_fd()) else {
-            return out;
-        };
         while out.len() < PARENTS {
             let ppid = child_stat.ppid;
             if ppid == 0 {

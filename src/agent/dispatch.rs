@@ -6,7 +6,7 @@
 //! at the top of [`answer`], and anything that must see each answered `get`, `store` or
 //! `erase` with its caller (an access log) hooks into [`audit`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use wbl_proto::{AgentStatus, ErrorCode, FORWARD_PID, PROTOCOL_VERSION, Request, Response, Target};
@@ -47,6 +47,9 @@ pub struct Session {
     pub channel: Arc<str>,
     /// What the connection may ask (everything, or a forward's grant).
     pub access: Channel,
+    /// Access-log entries waiting for the rest of the caller (its parents are read once the
+    /// first request is answered, `super::caller`); `None`: entries go to the log at once.
+    held: Option<Arc<Mutex<Vec<Event>>>>,
 }
 
 impl Session {
@@ -63,6 +66,7 @@ impl Session {
             caller: Arc::new(caller),
             channel: Arc::from(channel),
             access: Channel::Full,
+            held: None,
         }
     }
 
@@ -78,6 +82,34 @@ impl Session {
             caller: Arc::new(caller),
             channel,
             access,
+            held: None,
+        }
+    }
+
+    /// From now on this connection's access-log entries wait for [`Session::identified`].
+    pub fn hold_log(&mut self) {
+        self.held = Some(Arc::default());
+    }
+
+    /// The caller is known as far as it will be: the held entries go to the access log with
+    /// it, and later ones at once.
+    pub fn identified(&mut self, state: &State, caller: Caller) {
+        self.caller = Arc::new(caller);
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        let events = std::mem::take(&mut *held.lock().unwrap_or_else(|p| p.into_inner()));
+        for mut event in events {
+            event.caller = Arc::clone(&self.caller);
+            state.access_log().record(event);
+        }
+    }
+
+    /// Hands one entry to the access log, or holds it (see [`Session::hold_log`]).
+    fn log(&self, state: &State, event: Event) {
+        match &self.held {
+            Some(held) => held.lock().unwrap_or_else(|p| p.into_inner()).push(event),
+            None => state.access_log().record(event),
         }
     }
 
@@ -350,7 +382,8 @@ fn result_of(code: ErrorCode) -> accesslog::Outcome {
     }
 }
 
-/// Hands one entry to the access log (never waits: see `Writer::record`).
+/// Hands one entry to the access log (never waits: see `Writer::record`), through the session,
+/// which may hold it until the caller is identified.
 fn record(
     state: &State,
     session: &Session,
@@ -360,17 +393,20 @@ fn record(
     result: accesslog::Outcome,
     code: Option<&'static str>,
 ) {
-    state.access_log().record(Event {
-        time: SystemTime::now(),
-        op,
-        result,
-        code,
-        protocol: target.protocol.clone(),
-        host: target.host.clone(),
-        username: user.map(str::to_owned),
-        caller: Arc::clone(&session.caller),
-        channel: Arc::clone(&session.channel),
-    });
+    session.log(
+        state,
+        Event {
+            time: SystemTime::now(),
+            op,
+            result,
+            code,
+            protocol: target.protocol.clone(),
+            host: target.host.clone(),
+            username: user.map(str::to_owned),
+            caller: Arc::clone(&session.caller),
+            channel: Arc::clone(&session.channel),
+        },
+    );
 }
 
 fn code_name(code: ErrorCode) -> &'static str {

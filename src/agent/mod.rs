@@ -178,11 +178,59 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
     let Some(peer) = allowed_peer(&stream) else {
         return;
     };
-    let state = &state;
-    // At once: a caller identified later may have exited (see `caller`). Its `/proc` part
-    // runs once the hello is answered.
-    let mut grabbed = Some(caller::grab(&stream));
+    // At once: a caller identified later may have exited (see `caller`).
+    let mut ident = Ident::Grabbed(caller::grab(&stream, peer));
     let mut session = Session::new(peer, Caller::unknown(), channel);
+    session.hold_log();
+    converse(stream, &state, &mut session, &mut ident, ticket, spawn).await;
+    // However the connection ended, what it asked is recorded, with what is known of the caller.
+    let caller = match std::mem::replace(&mut ident, Ident::Done) {
+        Ident::Parents(id) => id.with_parents(),
+        Ident::Grabbed(_) | Ident::Done => (*session.caller).clone(),
+    };
+    session.identified(&state, caller);
+}
+
+/// How far a connection's caller is identified: the caller itself is read right after the
+/// hello's answer, while it waits for its next one; its parents once its first request is
+/// answered, off the time it waited for that answer. The access log's entries wait in the
+/// session until then (`Session::hold_log`).
+enum Ident {
+    /// The kernel's facts, taken at accept.
+    Grabbed(caller::Grabbed),
+    /// The caller itself; its parents are still to read.
+    Parents(caller::Identified),
+    /// Complete.
+    Done,
+}
+
+impl Ident {
+    /// After the hello's answer: the caller is read, and is the session's.
+    fn caller_read(&mut self, session: &mut Session) {
+        if let Ident::Grabbed(g) = std::mem::replace(self, Ident::Done) {
+            let id = caller::finish(g);
+            session.caller = Arc::new(id.caller().clone());
+            *self = Ident::Parents(id);
+        }
+    }
+
+    /// After a request's answer: the parents are read, and the held entries go to the log.
+    fn parents_read(&mut self, state: &State, session: &mut Session) {
+        if let Ident::Parents(id) = std::mem::replace(self, Ident::Done) {
+            session.identified(state, id.with_parents());
+        }
+    }
+}
+
+/// The requests of one connection (see [`serve`]).
+async fn converse(
+    stream: Stream,
+    state: &Arc<State>,
+    session: &mut Session,
+    ident: &mut Ident,
+    ticket: Ticket,
+    spawn: Spawn,
+) {
     let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
@@ -245,6 +293,8 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
             let _ = reply(&mut conn, &bye, state).await;
             return;
         };
+        // A request after the hello (not the hello itself) is answered below.
+        let answered_request = greeted;
         let response = match received {
             Err(_idle) => {
                 tracing::debug!("closing idle connection");
@@ -281,7 +331,7 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
                             held.extend(grant);
                             response
                         }
-                        (_, req) => dispatch::answer(state, &session, req).await,
+                        (_, req) => dispatch::answer(state, session, req).await,
                     }
                 }
             }
@@ -318,9 +368,10 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
         if reply(&mut conn, &response, state).await.is_err() {
             return;
         }
-        // Right after the hello's answer, while the client prepares its first request.
-        if greeted && let Some(g) = grabbed.take() {
-            session.caller = Arc::new(caller::finish(g));
+        if answered_request {
+            ident.parents_read(state, session);
+        } else if greeted {
+            ident.caller_read(session);
         }
     }
 }
