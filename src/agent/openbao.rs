@@ -46,6 +46,8 @@ pub struct OpenBaoStore {
     /// The configuration file's stamp when last read (`Some(None)`: there was none), to
     /// notice edits.
     stamp: Mutex<Option<Option<FileStamp>>>,
+    /// Where the configuration file is (the agent's environment does not change).
+    path: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -503,6 +505,7 @@ impl OpenBaoStore {
         let store = OpenBaoStore {
             routing: RwLock::new(Arc::new(Routing::default())),
             stamp: Mutex::new(None),
+            path: crate::dirs::config_file().map(|(p, _)| p),
         };
         store.refresh();
         store
@@ -512,7 +515,7 @@ impl OpenBaoStore {
     /// `stat`). Sessions and caches of servers and routes whose settings did not change are
     /// kept.
     fn refresh(&self) -> Arc<Routing> {
-        let stamp = crate::dirs::config_file().and_then(|(p, _)| stamp_of(&p));
+        let stamp = self.path.as_deref().and_then(stamp_of);
         let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
         let current = self
             .routing
