@@ -565,6 +565,18 @@ mod unix {
         }
         let deadline = Instant::now() + timeout;
         loop {
+            // Linux takes close-on-exec and non-blocking with the socket: three calls fewer on
+            // a helper's every run.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            // SAFETY: plain socket(2) call.
+            let raw = unsafe {
+                libc::socket(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                    0,
+                )
+            };
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
             // SAFETY: plain socket(2) call.
             let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
             if raw < 0 {
@@ -572,6 +584,7 @@ mod unix {
             }
             // SAFETY: `raw` is a fresh descriptor we own.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
             // SAFETY: fcntl on our own descriptor.
             unsafe {
                 libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC);
@@ -594,10 +607,17 @@ mod unix {
                 }
                 Some(_) => return Err(err.unwrap_or_else(|| io::ErrorKind::Other.into())),
             }
+            // Blocking again; the read and write timeouts bound each wait from here on.
             // SAFETY: fcntl on our own descriptor.
             unsafe {
-                let fl = libc::fcntl(raw, libc::F_GETFL);
-                libc::fcntl(raw, libc::F_SETFL, fl & !libc::O_NONBLOCK);
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                // A fresh socket has no other status flag.
+                libc::fcntl(raw, libc::F_SETFL, 0);
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                {
+                    let fl = libc::fcntl(raw, libc::F_GETFL);
+                    libc::fcntl(raw, libc::F_SETFL, fl & !libc::O_NONBLOCK);
+                }
             }
             return Ok(UnixStream::from(fd));
         }
