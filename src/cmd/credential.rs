@@ -16,8 +16,7 @@ use crate::cli::CredentialArgs;
 use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 use crate::rendezvous::RuntimePaths;
-use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{keychain_hosts, keychain_target};
+use crate::wandb::resolver::keychain_alias;
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
 fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
@@ -127,21 +126,14 @@ fn lookup(
     {
         return Ok(Some(c));
     }
-    let Ok(host) = HostUrl::parse(&query.target.to_string()) else {
+    let Some(alias) = keychain_alias(&query.target) else {
         return Ok(None);
     };
-    for alias in keychain_hosts(&host).into_iter().skip(1) {
-        let q = wbl_proto::Query {
-            target: keychain_target(&alias),
-            username: query.username.clone(),
-        };
-        if let Some(c) =
-            not_found_is_none(get_once(paths, q)).context("while looking up the credential")?
-        {
-            return Ok(Some(c));
-        }
-    }
-    Ok(None)
+    let q = wbl_proto::Query {
+        target: alias,
+        username: query.username,
+    };
+    not_found_is_none(get_once(paths, q)).context("while looking up the credential")
 }
 
 /// git's erase with a password, as its credential-cache does it: every stored credential the

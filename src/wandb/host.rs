@@ -116,6 +116,26 @@ fn urlsplit(url: &str) -> Split<'_> {
 
 /// Splits a netloc into (host, port string) after dropping any `userinfo@`.
 /// IPv6 literals lose their brackets, like Python's `hostname`.
+/// The host of the other address of a Forge-served deployment (`api.<forge>` for its W&B API
+/// host and back), for an `https` address without port or path; `None` for anything else.
+/// [`HostUrl::forge_alias`] and the git helper's lookup (which has no URL to parse) share it.
+pub fn forge_alias_host(scheme: &str, netloc: &str, path: &str) -> Option<String> {
+    let (host, port) = host_and_port(netloc);
+    if !scheme.eq_ignore_ascii_case("https") || port.is_some() || !path.is_empty() {
+        return None;
+    }
+    let name = host.to_ascii_lowercase();
+    FORGE_HOSTS.iter().find_map(|(forge, api)| {
+        if name == *api {
+            Some(format!("api.{forge}"))
+        } else if name.strip_prefix("api.") == Some(forge) {
+            Some((*api).to_owned())
+        } else {
+            None
+        }
+    })
+}
+
 fn host_and_port(netloc: &str) -> (&str, Option<&str>) {
     let hostport = match netloc.rfind('@') {
         Some(i) => &netloc[i + 1..],
@@ -311,25 +331,8 @@ impl HostUrl {
     /// (`https://api.forge.coreweave.com` ⇄ `https://api.wandb.ai`). Only for plain `https`
     /// addresses without port or path, so a key never goes to another scheme or service.
     pub fn forge_alias(&self) -> Option<HostUrl> {
-        if !self.scheme().eq_ignore_ascii_case("https")
-            || host_and_port(self.netloc()).1.is_some()
-            || !self.path().is_empty()
-        {
-            return None;
-        }
-        let name = self.hostname();
-        FORGE_HOSTS.iter().find_map(|(forge, api)| {
-            if name == *api {
-                Some(HostUrl {
-                    url: format!("https://api.{forge}"),
-                })
-            } else if name.strip_prefix("api.") == Some(forge) {
-                Some(HostUrl {
-                    url: format!("https://{api}"),
-                })
-            } else {
-                None
-            }
+        forge_alias_host(self.scheme(), self.netloc(), self.path()).map(|host| HostUrl {
+            url: format!("https://{host}"),
         })
     }
 

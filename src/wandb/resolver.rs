@@ -45,6 +45,15 @@ pub fn keychain_hosts(host: &HostUrl) -> Vec<HostUrl> {
     out
 }
 
+/// [`keychain_hosts`]'s second address for a stored target (a git request's): the other
+/// address of its Forge-served deployment, if any. Works on the target as it is, so the
+/// helper programs need no URL parser.
+pub fn keychain_alias(target: &Target) -> Option<Target> {
+    let path = target.path.as_deref().unwrap_or("");
+    crate::wandb::host::forge_alias_host(&target.protocol, &target.host, path)
+        .map(|host| Target::new("https", host))
+}
+
 /// Lookups in wbl's keychain (the agent implements it; tests use a map).
 pub trait Keychain {
     /// The credential stored for exactly this query, if any.
@@ -879,6 +888,34 @@ impl Resolver {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn a_stored_target_has_the_same_alias_as_its_host_url() {
+        let alias = |t: Target| keychain_alias(&t).map(|a| a.to_string());
+        for url in [
+            "https://api.wandb.ai",
+            "https://api.forge.coreweave.com",
+            "https://api.qa.wandb.ai",
+            "https://API.forge.coreweave.com",
+            "https://api.wandb.ai:443",
+            "https://example.com",
+        ] {
+            let host = HostUrl::parse(url).unwrap();
+            let by_url = keychain_hosts(&host)
+                .get(1)
+                .map(|h| keychain_target(h).to_string());
+            let target = keychain_target(&host);
+            assert_eq!(alias(target), by_url, "{url}");
+        }
+        assert_eq!(
+            alias(Target::new("https", "api.wandb.ai")).as_deref(),
+            Some("https://api.forge.coreweave.com")
+        );
+        assert_eq!(alias(Target::new("http", "api.wandb.ai")), None);
+        let mut with_path = Target::new("https", "api.wandb.ai");
+        with_path.path = Some("repo.git".into());
+        assert_eq!(alias(with_path), None);
+    }
 
     fn env_in(dir: &Path) -> WandbEnv {
         WandbEnv {
