@@ -73,11 +73,10 @@ pub fn home_dir() -> Option<PathBuf> {
     directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix, not(target_os = "macos")))]
 mod tests {
     use super::*;
 
-    #[cfg(all(unix, not(target_os = "macos")))]
     #[test]
     fn state_dir_follows_xdg() {
         let home = Some(PathBuf::from("/home/u"));
