@@ -7,7 +7,9 @@
 //! `cargo bench --bench tools`. `WBL_BENCH_RUNS` sets the interleaved rounds (default 400),
 //! `WBL_BENCH_QUICK=1` makes a short run, `WBL_BENCH_GIT_LIBSECRET` names a
 //! `git-credential-libsecret` binary to include, `WBL_BENCH_GET_ONLY=1` stops after section 1,
-//! `WBL_BENCH_OTHER_WBL` names another build of `wbl` to time beside this one in section 4a.
+//! `WBL_BENCH_OTHER_WBL` names another build of `wbl` to time beside this one in section 4a,
+//! `WBL_BENCH_STATIC_DIR` a directory with the static helpers (scripts/static-helpers) to time
+//! beside the dynamically linked ones in section 1.
 
 #[cfg(target_os = "linux")]
 #[path = "../tests/common/mod.rs"]
@@ -252,6 +254,26 @@ mod linux {
             &["credential-store", "--file", &file, "get"],
         ));
         tools.push(env.tool_checked("/bin/true", true_bin, &[], QUERY, |_| true));
+        // The helpers as scripts/install installs them on Linux with glibc (static).
+        let static_dir = std::env::var_os("WBL_BENCH_STATIC_DIR").map(PathBuf::from);
+        if let Some(dir) = &static_dir {
+            tools.push(env.tool(
+                "git-credential-wbl get (static)",
+                &dir.join("git-credential-wbl"),
+                &["get"],
+            ));
+            let key = env.key.clone();
+            tools.push(env.tool_checked(
+                "docker-credential-wbl get (static)",
+                &dir.join("docker-credential-wbl"),
+                &["get"],
+                DOCKER_REGISTRY.as_bytes(),
+                move |out| {
+                    let want = format!("\"Secret\":\"{key}\"");
+                    out.windows(want.len()).any(|w| w == want.as_bytes())
+                },
+            ));
+        }
         println!(
             "## 1. Whole-process get, warm (`printf 'protocol=https\\nhost=api.wandb.ai\\n\\n' | <helper> get`)\n"
         );
@@ -269,6 +291,17 @@ mod linux {
                 ratio(docker_helper.median(), cache_s.median()),
                 ratio(st.median(), git_helper.median())
             );
+            let by_name = |n: &str| helpers.iter().find(|s| s.name == n);
+            if let (Some(g), Some(d)) = (
+                by_name("git-credential-wbl get (static)"),
+                by_name("docker-credential-wbl get (static)"),
+            ) {
+                println!(
+                    "static helpers (scripts/install): git-credential-wbl / git credential-cache: {} (target ≤ 0.92×); docker-credential-wbl / git credential-cache: {} (target ≤ 1.00×)\n",
+                    ratio(g.median(), cache_s.median()),
+                    ratio(d.median(), cache_s.median())
+                );
+            }
         }
 
         if std::env::var_os("WBL_BENCH_GET_ONLY").is_some() {
