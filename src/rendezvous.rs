@@ -229,11 +229,17 @@ impl DirProblem {
 /// Checks the socket's directory without following a symbolic link: a real directory, ours,
 /// not writable by group or others. `Ok(false)` when it does not exist yet.
 pub fn check_dir(dir: &Path) -> Result<bool, UnsafeDir> {
+    check_path(dir, true)
+}
+
+/// `path`, not followed if a symbolic link, is ours and not writable by group or others (and
+/// a directory, when `dir`). `Ok(false)` when it does not exist.
+fn check_path(path: &Path, dir: bool) -> Result<bool, UnsafeDir> {
     let refuse = |problem| UnsafeDir {
-        dir: dir.to_owned(),
+        dir: path.to_owned(),
         problem,
     };
-    let meta = match std::fs::symlink_metadata(dir) {
+    let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(refuse(DirProblem::Inspect(e.to_string()))),
@@ -241,7 +247,7 @@ pub fn check_dir(dir: &Path) -> Result<bool, UnsafeDir> {
     if meta.file_type().is_symlink() {
         return Err(refuse(DirProblem::Symlink));
     }
-    if !meta.is_dir() {
+    if dir && !meta.is_dir() {
         return Err(refuse(DirProblem::NotADirectory));
     }
     owned_and_private(&meta).map_err(refuse)?;
@@ -276,20 +282,7 @@ fn owned_and_private(meta: &std::fs::Metadata) -> Result<(), DirProblem> {
 /// if a symbolic link, must be ours and not writable by group or others. `Ok(false)` when it
 /// does not exist (the session has ended).
 pub fn check_forward(socket: &Path) -> Result<bool, UnsafeDir> {
-    let refuse = |problem| UnsafeDir {
-        dir: socket.to_owned(),
-        problem,
-    };
-    let meta = match std::fs::symlink_metadata(socket) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(refuse(DirProblem::Inspect(e.to_string()))),
-    };
-    if meta.file_type().is_symlink() {
-        return Err(refuse(DirProblem::Symlink));
-    }
-    owned_and_private(&meta).map_err(refuse)?;
-    Ok(true)
+    check_path(socket, false)
 }
 
 /// Why [`prepare_dir`] failed.
