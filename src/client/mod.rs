@@ -113,6 +113,14 @@ fn timed_out(e: &ProtoError) -> bool {
     matches!(e, ProtoError::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
 
+/// This client's hello.
+fn hello() -> Request {
+    Request::Hello {
+        protocol: PROTOCOL_VERSION,
+        client_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
 /// A read or write's result, a timed-out one named as such (`what` did not come in `timeout`).
 fn bounded<T>(
     r: Result<T, ProtoError>,
@@ -216,32 +224,38 @@ impl AgentClient {
         paths: &RuntimePaths,
         timeout: Duration,
     ) -> Result<AgentClient, ClientError> {
-        let stream = rendezvous::connect(paths, timeout)?;
-        let mut client = AgentClient {
-            conn: Connection::new(stream),
-            timeout,
-            agent_protocol: 0,
-            agent_version: String::new(),
-            agent_pid: 0,
-        };
-        let hello = Request::Hello {
-            protocol: PROTOCOL_VERSION,
-            client_version: env!("CARGO_PKG_VERSION").to_owned(),
-        };
-        match client.exchange(&hello, "hello")? {
+        let mut client = AgentClient::ungreeted(paths, timeout)?;
+        match client.exchange(&hello(), "hello")? {
             Response::Hello {
                 protocol,
                 agent_version,
                 pid,
             } => {
-                client.agent_protocol = protocol;
-                client.agent_version = agent_version;
-                client.agent_pid = pid;
+                client.greeted(protocol, agent_version, pid);
                 Ok(client)
             }
             Response::Error { code, message } => Err(ClientError::Agent { code, message }),
             _ => Err(ClientError::Unexpected("hello")),
         }
+    }
+
+    /// A checked connection to our agent (`rendezvous::connect`), hello not yet exchanged.
+    fn ungreeted(paths: &RuntimePaths, timeout: Duration) -> Result<AgentClient, ClientError> {
+        let stream = rendezvous::connect(paths, timeout)?;
+        Ok(AgentClient {
+            conn: Connection::new(stream),
+            timeout,
+            agent_protocol: 0,
+            agent_version: String::new(),
+            agent_pid: 0,
+        })
+    }
+
+    /// Records what the agent's hello said.
+    fn greeted(&mut self, protocol: u32, agent_version: String, pid: u32) {
+        self.agent_protocol = protocol;
+        self.agent_version = agent_version;
+        self.agent_pid = pid;
     }
 
     /// One request and its response, each read and write bounded by the client timeout.
@@ -261,22 +275,8 @@ impl AgentClient {
         // The same checked connect as every client: directory rule and peer uid before a
         // byte is sent, every wait bounded.
         let timeout = rendezvous::client_timeout();
-        let stream = rendezvous::connect(paths, timeout)?;
-        let mut client = AgentClient {
-            conn: Connection::new(stream),
-            timeout,
-            agent_protocol: 0,
-            agent_version: String::new(),
-            agent_pid: 0,
-        };
-        bounded(
-            client.conn.send(&Request::Hello {
-                protocol: PROTOCOL_VERSION,
-                client_version: env!("CARGO_PKG_VERSION").to_owned(),
-            }),
-            "hello",
-            timeout,
-        )?;
+        let mut client = AgentClient::ungreeted(paths, timeout)?;
+        bounded(client.conn.send(&hello()), "hello", timeout)?;
         bounded(client.conn.send(req), "a lookup", timeout)?;
         let Some(Response::Hello {
             protocol,
@@ -289,9 +289,7 @@ impl AgentClient {
         if protocol != PROTOCOL_VERSION {
             return Ok(None);
         }
-        client.agent_protocol = protocol;
-        client.agent_version = agent_version;
-        client.agent_pid = pid;
+        client.greeted(protocol, agent_version, pid);
         let answer = match bounded(client.conn.recv(), "a lookup", timeout)? {
             Some(Response::Error { code, message }) => {
                 return Err(ClientError::Agent { code, message });
