@@ -95,6 +95,12 @@ impl Session {
     /// it, and later ones at once.
     pub fn identified(&mut self, state: &State, caller: Caller) {
         self.caller = Arc::new(caller);
+        self.release_log(state);
+    }
+
+    /// The held entries go to the access log with the caller as known now, and later ones
+    /// at once.
+    pub fn release_log(&mut self, state: &State) {
         let Some(held) = self.held.take() else {
             return;
         };

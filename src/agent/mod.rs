@@ -184,11 +184,10 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
     session.hold_log();
     converse(stream, &state, &mut session, &mut ident, ticket, spawn).await;
     // However the connection ended, what it asked is recorded, with what is known of the caller.
-    let caller = match std::mem::replace(&mut ident, Ident::Done) {
-        Ident::Parents(id) => id.with_parents(),
-        Ident::Grabbed(_) | Ident::Done => (*session.caller).clone(),
-    };
-    session.identified(&state, caller);
+    match ident {
+        Ident::Parents(id) => session.identified(&state, id.with_parents()),
+        Ident::Grabbed(_) | Ident::Done => session.release_log(&state),
+    }
 }
 
 /// How far a connection's caller is identified: the caller itself is read right after the
