@@ -19,21 +19,17 @@ use crate::rendezvous::RuntimePaths;
 use crate::wandb::resolver::keychain_alias;
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
-fn read_request(mut input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(1024));
-    input
-        .by_ref()
-        .take(MAX_INPUT as u64 + 1)
-        .read_to_end(&mut buf)
-        .context("while reading the credential request from stdin")?;
-    if buf.len() > MAX_INPUT {
+fn read_request(input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let Some(buf) = super::read_at_most(input, MAX_INPUT)
+        .context("while reading the credential request from stdin")?
+    else {
         bail!(
             "the credential request on stdin is larger than {} KiB; `wbl credential` reads \
              git's credential format (see `git help credential`) and is meant to be run by git \
              (set it up with `wbl setup-git`)",
             MAX_INPUT / 1024
         );
-    }
+    };
     Ok(buf)
 }
 

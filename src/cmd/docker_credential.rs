@@ -9,7 +9,7 @@
 //! `<token>` marks the secret as an identity token; it is stored and given back as it is.
 //! Mapping of server URLs onto keychain targets: [`crate::docker`].
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use anyhow::{Context, anyhow, bail};
 use wbl_proto::{Credential, Query, Target};
@@ -34,18 +34,14 @@ pub fn version_line() -> String {
 }
 
 fn read_stdin() -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(512));
-    std::io::stdin()
-        .lock()
-        .take(MAX_INPUT as u64 + 1)
-        .read_to_end(&mut buf)
-        .context("reading stdin")?;
-    if buf.len() > MAX_INPUT {
+    let Some(buf) =
+        super::read_at_most(std::io::stdin().lock(), MAX_INPUT).context("reading stdin")?
+    else {
         bail!(
             "the request on stdin is larger than {} KiB",
             MAX_INPUT / 1024
         );
-    }
+    };
     Ok(buf)
 }
 

@@ -37,6 +37,19 @@ pub struct ExitError {
     pub message: String,
 }
 
+/// Reads `input` to its end into memory that is zeroed when dropped, at most `max` bytes:
+/// `None` when there is more (the rest is not read). For a helper's request on stdin, which
+/// may hold a secret.
+pub fn read_at_most(
+    input: impl std::io::Read,
+    max: usize,
+) -> std::io::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    use std::io::Read;
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(1024));
+    input.take(max as u64 + 1).read_to_end(&mut buf)?;
+    Ok((buf.len() <= max).then_some(buf))
+}
+
 /// The host a command acts on, as the SDK picks it: `--host`, else `WANDB_BASE_URL`, else
 /// `base_url` in the settings files (workspace over global), else the W&B cloud.
 pub fn resolve_host(flag: Option<&str>) -> anyhow::Result<HostUrl> {
