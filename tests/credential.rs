@@ -10,9 +10,8 @@ mod common;
 mod git_http;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 
@@ -26,24 +25,6 @@ fn git(w: &World) -> Command {
     isolate_git(&mut c, w);
     c.env("PATH", path_with_bins());
     c
-}
-
-/// Runs `c` with `input` on stdin; a child that stops reading early is fine.
-fn run_with_stdin(mut c: Command, input: &[u8]) -> Output {
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
 }
 
 /// `git -c credential.helper=<wbl> [-c extra]… credential <op>` with `input` on stdin.

@@ -10,7 +10,6 @@
 mod bao;
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,18 +39,8 @@ fn config(name: &str, bao: &Bao, auth: &str, extra: &str, path: &str) -> String 
 
 fn with_stdin(w: &World, args: &[&str], input: &str) -> Output {
     let mut c = w.cmd(common::WBL);
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    c.args(args);
+    common::run_with_stdin(c, input.as_bytes())
 }
 
 #[track_caller]

@@ -87,18 +87,8 @@ fn victim(w: &World, tmpdir: &Path, args: &[&str], stdin: &str) -> Output {
         .env_remove("WBL_SOCKET")
         .env_remove("XDG_RUNTIME_DIR")
         .env("TMPDIR", tmpdir)
-        .env("WBL_CLIENT_TIMEOUT", "5")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .env("WBL_CLIENT_TIMEOUT", "5");
+    run_with_stdin(c, stdin.as_bytes())
 }
 
 /// Every command that would talk to the agent, with a key or git password in hand.

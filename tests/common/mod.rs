@@ -13,6 +13,26 @@ pub const AGENT: &str = env!("CARGO_BIN_EXE_wbl-agent");
 pub const GIT_HELPER: &str = env!("CARGO_BIN_EXE_git-credential-wbl");
 pub const DOCKER_HELPER: &str = env!("CARGO_BIN_EXE_docker-credential-wbl");
 
+/// Runs `c` with `input` on stdin, from another thread so a large input cannot block on a
+/// full pipe; a child that stops reading early (or never reads, failing first) is fine.
+pub fn run_with_stdin(mut c: Command, input: &[u8]) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 /// `PATH` with the directory of the built binaries first (where `git-credential-wbl` and
 /// `docker-credential-wbl` are), so git and container tools find them by name.
 pub fn path_with_bins() -> std::ffi::OsString {
