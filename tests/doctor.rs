@@ -304,20 +304,12 @@ fn locked_collection_is_a_problem_and_the_fix_unlocks_it() {
         "{fix}"
     );
     // What wbl itself says meanwhile points here.
-    let out = w
-        .cmd(WBL)
-        .args(["login", "-"])
-        .env("WBL_KEYCHAIN_TIMEOUT", "2")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(key(83).as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = run_with_stdin(
+        w.cmd(WBL)
+            .args(["login", "-"])
+            .env("WBL_KEYCHAIN_TIMEOUT", "2"),
+        key(83).as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -203,18 +203,7 @@ fn a_socket_served_by_another_user_is_refused_before_a_byte_is_sent() {
     let k = key(121);
     for (args, input) in every_victim_command(&k) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = w
-            .cmd(WBL)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin.take().unwrap().write_all(input.as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap();
+        let out = run_with_stdin(w.cmd(WBL).args(&args), input.as_bytes());
         assert!(!out.status.success(), "wbl {args:?} succeeded");
         let err = stderr(&out);
         assert!(
@@ -374,22 +363,15 @@ fn an_auto_started_agent_keeps_nothing_of_the_clients_environment() {
     let k = key(124);
     let elsewhere = w.dir.path().join("project");
     std::fs::create_dir(&elsewhere).unwrap();
-    let out = w
-        .cmd(WBL)
-        .args(["login", "--relogin", "-"])
-        .env("WANDB_API_KEY", &k)
-        .env("SOME_TOKEN", "secret-of-the-shell")
-        .env("LANG", "C.UTF-8")
-        .current_dir(&elsewhere)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(k.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = run_with_stdin(
+        w.cmd(WBL)
+            .args(["login", "--relogin", "-"])
+            .env("WANDB_API_KEY", &k)
+            .env("SOME_TOKEN", "secret-of-the-shell")
+            .env("LANG", "C.UTF-8")
+            .current_dir(&elsewhere),
+        k.as_bytes(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let pid = w.agent_pid().unwrap();
     let env = environ(pid);
@@ -452,18 +434,10 @@ fn a_key_on_the_command_line_is_warned_about_and_the_safe_forms_named() {
     assert!(err.contains("wbl login -"), "{err}");
     assert!(!err.contains(&k));
     // Read from stdin: no warning.
-    let out = w
-        .cmd(WBL)
-        .args(["login", "--relogin", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(key(127).as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = run_with_stdin(
+        w.cmd(WBL).args(["login", "--relogin", "-"]),
+        key(127).as_bytes(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("process list"), "{}", stderr(&out));
 }

@@ -15,7 +15,8 @@ pub const DOCKER_HELPER: &str = env!("CARGO_BIN_EXE_docker-credential-wbl");
 
 /// Runs `c` with `input` on stdin, from another thread so a large input cannot block on a
 /// full pipe; a child that stops reading early (or never reads, failing first) is fine.
-pub fn run_with_stdin(mut c: Command, input: &[u8]) -> Output {
+pub fn run_with_stdin(mut c: impl std::borrow::BorrowMut<Command>, input: &[u8]) -> Output {
+    let c = c.borrow_mut();
     let mut child = c
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
