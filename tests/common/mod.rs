@@ -269,15 +269,29 @@ impl World {
             .expect("python3 must be installed (scripts/install-test-deps)");
         let exe = bin.join("wbl-agent");
         if !exe.exists() {
-            std::fs::copy(&python, &exe).unwrap();
+            // A hard link is never open for writing; a copy (across file systems) is, and a
+            // child another test thread forks meanwhile inherits that descriptor until it
+            // execs, so exec may see ETXTBSY for a moment: retry, bounded.
+            if std::fs::hard_link(&python, &exe).is_err() {
+                std::fs::copy(&python, &exe).unwrap();
+            }
         }
-        let mut old = self
-            .cmd(exe.to_str().unwrap())
-            .arg(&script)
-            .arg(self.socket())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 must be installed (scripts/install-test-deps)");
+        let mut attempts = 0;
+        let mut old = loop {
+            match self
+                .cmd(exe.to_str().unwrap())
+                .arg(&script)
+                .arg(self.socket())
+                .stdout(Stdio::piped())
+                .spawn()
+            {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 200 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r.expect("python3 must be installed (scripts/install-test-deps)"),
+            }
+        };
         let mut line = String::new();
         BufReader::new(old.stdout.take().unwrap())
             .read_line(&mut line)
