@@ -630,32 +630,53 @@ fn an_interactive_login_shell_gets_the_forward() {
     assert!(forward_sockets(&world).is_empty());
 }
 
-/// A forward socket left by an agent killed with SIGKILL is removed by the next agent, and a
-/// client meets no stale restricted socket.
+/// A holder (`wbl ssh --hold`) whose agent dies says so and exits with an error; the forward
+/// socket that agent leaves is removed by the next one, and a client meets no stale
+/// restricted socket.
 #[test]
-fn a_killed_agents_forward_sockets_are_removed_by_the_next_one() {
+fn a_killed_agents_forward_ends_its_holder_and_its_socket_goes() {
     let (world, key, _other, _git) = world_with_keys("s7");
-    let mut holder = world
+    let holder = world
         .cmd(WBL)
         .args(["ssh", "--hold", "stale"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let holder_pid = holder.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(holder.wait_with_output());
+    });
     let local = world.socket().with_extension("sock.fwd-stale");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !local.exists() {
-        assert!(Instant::now() < deadline, "the forward never appeared");
+        if Instant::now() >= deadline {
+            common::terminate(holder_pid);
+            panic!("the forward never appeared");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = world.agent_pid().unwrap();
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     common::wait_gone(pid);
+    let out = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            common::terminate(holder_pid);
+            panic!("the holder went on holding a forward its dead agent had ended");
+        }
+    };
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("wbl-agent ended forward stale (it stopped or restarted)"),
+        "{}",
+        stderr(&out)
+    );
     assert!(local.exists(), "SIGKILL leaves the socket file");
     assert_eq!(stdout(&ok(world.wbl(&["token"]))).trim(), key);
     assert!(
         !local.exists(),
         "the next agent removed the stale forward socket"
     );
-    common::terminate(holder.id());
-    let _ = holder.wait();
 }

@@ -306,6 +306,13 @@ impl AgentClient {
         self.agent_pid == FORWARD_PID
     }
 
+    /// A handle that blocks until the agent ends this connection (it stopped, restarted or
+    /// died), for a holder that sends nothing more: see [`Closed::wait`].
+    #[cfg(unix)]
+    pub fn closed(&self) -> std::io::Result<Closed> {
+        Ok(Closed(self.conn.get_ref().try_clone()?))
+    }
+
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         let what = match req {
             Request::Hello { .. } => "hello",
@@ -418,4 +425,30 @@ pub fn get_once(paths: &RuntimePaths, query: Query) -> Result<Option<Credential>
         unreachable!("built above")
     };
     connect_or_start(paths)?.get(query)
+}
+
+/// The other end of a held connection, watched for its end (see [`AgentClient::closed`]).
+#[cfg(unix)]
+pub struct Closed(ClientStream);
+
+#[cfg(unix)]
+impl Closed {
+    /// Blocks until the agent closes the connection, or sends anything (it sends nothing
+    /// unasked, so that too means the connection is over), or polling fails. Unbounded by
+    /// design: the caller waits for this on a thread of its own beside its other ends.
+    pub fn wait(&self) {
+        use std::os::fd::AsRawFd;
+        let mut fd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd on a descriptor this value owns.
+            let n = unsafe { libc::poll(&mut fd, 1, -1) };
+            if n > 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+    }
 }

@@ -305,15 +305,36 @@ fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
          yes; on the remote: export WBL_SOCKET=/tmp/{FORWARD_PREFIX}$USER.sock",
         info.socket
     ));
-    wait_for_signal(args.ttl)?;
+    let closed = agent
+        .closed()
+        .context("cannot watch the agent connection")?;
+    let ended = wait_for_end(args.ttl, closed)?;
     drop(agent);
+    if ended == End::AgentGone {
+        bail!(
+            "wbl-agent ended forward {} (it stopped or restarted); run `wbl ssh --hold {}` again",
+            info.id,
+            info.id
+        );
+    }
     Ok(())
 }
 
-/// Blocks until SIGINT, SIGTERM or SIGHUP arrives, or `limit` passes. The signals are blocked
-/// first and taken with `sigwait` on a thread (macOS has no `sigtimedwait`).
+/// Why [`wait_for_end`] returned.
 #[cfg(unix)]
-fn wait_for_signal(limit: Option<Duration>) -> anyhow::Result<()> {
+#[derive(Debug, PartialEq)]
+enum End {
+    /// SIGINT, SIGTERM or SIGHUP, or the time limit.
+    Asked,
+    /// The agent closed the connection that holds the grant.
+    AgentGone,
+}
+
+/// Blocks until SIGINT, SIGTERM or SIGHUP arrives, `limit` passes, or the agent ends the
+/// connection behind `closed`. The signals are blocked first and taken with `sigwait` on a
+/// thread (macOS has no `sigtimedwait`); another thread watches the connection.
+#[cfg(unix)]
+fn wait_for_end(limit: Option<Duration>, closed: crate::client::Closed) -> anyhow::Result<End> {
     // SAFETY: plain signal-set calls on a local sigset_t; blocking the signals in this thread
     // (inherited by the waiting thread) before that thread exists.
     let set = unsafe {
@@ -328,21 +349,22 @@ fn wait_for_signal(limit: Option<Duration>) -> anyhow::Result<()> {
         set
     };
     let (tx, rx) = std::sync::mpsc::channel();
+    let signals = tx.clone();
     std::thread::spawn(move || {
         let mut sig: libc::c_int = 0;
         // SAFETY: sigwait on a valid set, writing into a local.
         unsafe { libc::sigwait(&set, &mut sig) };
-        let _ = tx.send(sig);
+        let _ = signals.send(End::Asked);
     });
-    match limit {
-        Some(t) => {
-            let _ = rx.recv_timeout(t);
-        }
-        None => {
-            let _ = rx.recv();
-        }
-    }
-    Ok(())
+    std::thread::spawn(move || {
+        closed.wait();
+        let _ = tx.send(End::AgentGone);
+    });
+    let end = match limit {
+        Some(t) => rx.recv_timeout(t).ok(),
+        None => rx.recv().ok(),
+    };
+    Ok(end.unwrap_or(End::Asked))
 }
 
 #[cfg(unix)]
