@@ -256,9 +256,22 @@ fn read_only_member_reads_but_store_is_refused_without_fallback() {
     );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+    // An empty credential (git stores them for SSO hosts) goes to neither store.
+    let o = git_credential(
+        &w,
+        "store",
+        "protocol=https\nhost=api.wandb.ai\nusername=\npassword=\n\n",
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("without a password is not written there (nor anywhere else)"),
+        "{}",
+        stderr(&o)
+    );
     // Nothing changed on the server, nothing went to the keychain.
     assert_eq!(bao.get_secret(SECRET).unwrap()["password"], k1.as_str());
     assert!(w.keyctl_lookup("https://api.wandb.ai", "api").is_none());
+    assert!(w.keyctl_lookup("https://api.wandb.ai", "").is_none());
     token_is(&w, &k1);
     w.stop_agent();
     nothing_on_disk(&w, &[&k1, &k2, "bob-pw-2"]);

@@ -222,7 +222,7 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
                     audit_routed(state, session, Subject::store(&target, &user), &refused);
                     return *refused;
                 }
-                Ok(Some(route)) if cred.has_secret() => {
+                Ok(Some(route)) => {
                     let r = state.openbao().store(state, &route, cred).await;
                     audit_routed(state, session, Subject::store(&target, &user), &r);
                     return r;

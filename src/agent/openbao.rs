@@ -580,6 +580,20 @@ impl OpenBaoStore {
     }
 
     pub async fn store(&self, state: &State, route: &RouteState, cred: Credential) -> Response {
+        if !cred.has_secret() {
+            // git stores empty credentials (SSO hosts); the route's secret holds the team's
+            // key, which must not be overwritten with nothing, and there is no other store.
+            return Response::error(
+                ErrorCode::BadRequest,
+                format!(
+                    "OpenBao server `{}` ({}) keeps the key of {}: a credential without a \
+                     password is not written there (nor anywhere else)",
+                    route.server.config.name,
+                    route.route.secret_name(),
+                    cred.target
+                ),
+            );
+        }
         let _one = route.fetch.lock().await;
         let (mount, path) = (route.route.mount.clone(), route.route.path.clone());
         let (user, password) = (cred.username.clone(), cred.password.clone());
