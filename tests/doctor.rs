@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 
 /// Every check, in the order the report lists them.
-const CHECKS: [&str; 13] = [
+const CHECKS: [&str; 14] = [
     "dbus",
     "secret-service",
     "keyutils",
@@ -21,6 +21,7 @@ const CHECKS: [&str; 13] = [
     "socket",
     "backend",
     "service",
+    "openbao",
     "access-log",
     "netrc",
     "wandb-settings",

@@ -423,6 +423,23 @@ fn cache_ttl_then_the_new_value() {
     token_is(&w, &k2);
 }
 
+/// `wbl doctor`'s `openbao` check: its verdict and detail.
+fn doctor_openbao(w: &World) -> (String, String) {
+    let o = w.wbl(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "openbao")
+        .unwrap()
+        .clone();
+    (
+        check["verdict"].as_str().unwrap().to_owned(),
+        check["detail"].as_str().unwrap().to_owned(),
+    )
+}
+
 #[test]
 fn sealed_server_stale_value_for_a_bounded_time_then_a_clear_error() {
     let bao = team_server();
@@ -448,6 +465,12 @@ fn sealed_server_stale_value_for_a_bounded_time_then_a_clear_error() {
             .status
             .success()
     );
+    let (verdict, detail) = doctor_openbao(&w);
+    assert_eq!(verdict, "ok", "{detail}");
+    assert!(
+        detail.contains("2 routed host(s); up and unsealed: `team`"),
+        "{detail}"
+    );
     token_is(&w, &k1);
     let read = Instant::now();
     bao.seal();
@@ -461,6 +484,16 @@ fn sealed_server_stale_value_for_a_bounded_time_then_a_clear_error() {
         stderr(&o).contains("sealed") && stderr(&o).contains("secret/ml-team/other"),
         "{}",
         stderr(&o)
+    );
+    let (verdict, detail) = doctor_openbao(&w);
+    assert_eq!(verdict, "problem", "{detail}");
+    assert!(
+        detail.contains("`team`") && detail.contains("the server is sealed"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("https://api.wandb.ai, https://wandb.example.com"),
+        "{detail}"
     );
     std::thread::sleep(Duration::from_millis(4200).saturating_sub(read.elapsed()));
     token_fails(&w, &["`team`", "secret/ml-team/wandb", "sealed"]);
@@ -527,11 +560,20 @@ fn bad_configuration_is_an_error_for_every_host_naming_file_and_line() {
     );
     let e = token_fails(&w, &["config.toml line 3", "kerberos"]);
     assert!(!e.contains('\n') || e.lines().count() == 1, "{e}");
+    let (verdict, detail) = doctor_openbao(&w);
+    assert_eq!(verdict, "problem", "{detail}");
+    assert!(
+        detail.contains("config.toml line 3") && detail.contains("serves no key"),
+        "{detail}"
+    );
     let o = with_stdin(&w, &["openbao", "login", "team"], "x\n");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("config.toml line 3"), "{}", stderr(&o));
     // Fixed: keychain hosts work again, without restarting the agent.
     write_config(&w, "");
+    let (verdict, detail) = doctor_openbao(&w);
+    assert_eq!(verdict, "ok", "{detail}");
+    assert!(detail.ends_with("routes no host to OpenBao"), "{detail}");
     let k = key(1681);
     assert!(
         with_stdin(&w, &["login", "-"], &format!("{k}\n"))

@@ -1,19 +1,21 @@
 //! `wbl doctor`'s checks: each looks at one thing that makes wbl work or not (the session
 //! D-Bus, the Secret Service, the kernel keyring, the agent, its socket, the service files,
-//! the access log, plaintext copies of keys, `WANDB_API_KEY`, git) and returns a verdict, a one-line detail and
+//! the access log, the OpenBao servers of the configuration file, plaintext copies of keys,
+//! `WANDB_API_KEY`, git) and returns a verdict, a one-line detail and
 //! a concrete fix.
 //!
 //! Invariants: a check only reads. It never starts the agent (a socket-activated socket is not
 //! even connected to unless an agent process already runs), never starts a Secret Service
 //! (a provider D-Bus could activate is reported, not activated), never stores, unlocks or
 //! edits anything, and never shows a secret. Everything that can block (D-Bus, the agent's
-//! socket, `systemctl`, `git`) runs on a thread with a deadline, so a hung service turns into
-//! a verdict, not a hung `wbl doctor`.
+//! socket, `systemctl`, `git`, an OpenBao server) runs on a thread with a deadline, so a hung
+//! service turns into a verdict, not a hung `wbl doctor`.
 
 mod accesslog;
 mod agent;
 mod git;
 mod keychain;
+mod openbao;
 mod plaintext;
 
 use std::process::{Command, Output, Stdio};
@@ -188,9 +190,16 @@ impl Ctx {
 type CheckFn = fn(&mut Ctx) -> Finding;
 
 /// The checks, in the order they run and are shown: `(name, title, check)`.
-/// The checks about this machine's keychain and agent service, skipped through a forward.
-const LOCAL_KEYCHAIN_CHECKS: &[&str] =
-    &["dbus", "secret-service", "keyutils", "backend", "service"];
+/// The checks about this machine's keychain, agent service and OpenBao servers, skipped
+/// through a forward.
+const LOCAL_KEYCHAIN_CHECKS: &[&str] = &[
+    "dbus",
+    "secret-service",
+    "keyutils",
+    "backend",
+    "service",
+    "openbao",
+];
 
 const CHECKS: &[(&str, &str, CheckFn)] = &[
     ("dbus", "session D-Bus", keychain::dbus),
@@ -200,6 +209,7 @@ const CHECKS: &[(&str, &str, CheckFn)] = &[
     ("socket", "agent socket", agent::socket),
     ("backend", "keychain backend", keychain::backend),
     ("service", "login service", agent::service),
+    ("openbao", "OpenBao routes", openbao::openbao),
     ("access-log", "access log", accesslog::access_log),
     ("netrc", "netrc", plaintext::netrc),
     ("wandb-settings", "W&B settings", plaintext::settings),

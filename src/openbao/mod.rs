@@ -193,6 +193,29 @@ impl Client {
         }
     }
 
+    /// Whether the server answers, is initialised and unsealed (`sys/health`, no token; a
+    /// standby counts as up). What `wbl doctor` asks.
+    pub fn health(&self) -> Result<(), BaoError> {
+        const ACTION: &str = "asking its health";
+        let answer = self
+            .call(
+                Method::Get,
+                "sys/health?standbyok=true&perfstandbyok=true",
+                None,
+                None,
+            )
+            .map_err(|r| self.error(ACTION, r))?;
+        match answer.status {
+            200 => Ok(()),
+            503 => Err(self.error(ACTION, Reason::Sealed)),
+            501 => Err(self.error(
+                ACTION,
+                Reason::Server(501, "the server is not initialised".to_owned()),
+            )),
+            _ => Err(self.error(ACTION, answer.reason())),
+        }
+    }
+
     /// One request to `/v1/<path>`; `Err` only for transport failures.
     pub(crate) fn call(
         &self,

@@ -1,0 +1,87 @@
+//! The `openbao` check: can the configuration file be used, and do the OpenBao servers its
+//! routes name answer, initialised and unsealed? It asks each such server's `sys/health` (no
+//! token), on threads with one deadline; it logs in to nothing and reads no secret.
+
+use std::sync::Arc;
+
+use super::{Ctx, Finding, TOOL_TIMEOUT};
+use crate::config::ServerConfig;
+use crate::openbao::Client;
+
+pub(crate) fn openbao(_ctx: &mut Ctx) -> Finding {
+    let config = match crate::config::load() {
+        Err(e) => {
+            return Finding::problem(
+                format!("{e}; the agent serves no key until it is fixed"),
+                "correct the file at the line named (README, \"Teams and clusters\", shows its \
+                 keys); the agent reads it again by itself",
+            );
+        }
+        Ok(None) => {
+            return Finding::ok("no configuration file: every host's key is in the keychain");
+        }
+        Ok(Some(c)) => c,
+    };
+    if config.routes.is_empty() {
+        return Finding::ok(format!(
+            "{} routes no host to OpenBao",
+            config.file.display()
+        ));
+    }
+    // The servers the routes name, once each, in file order, with the hosts routed to them.
+    let mut servers: Vec<(Arc<ServerConfig>, Vec<String>)> = Vec::new();
+    for route in &config.routes {
+        let host = format!("{}://{}", route.protocol, route.host);
+        match servers
+            .iter_mut()
+            .find(|(s, _)| s.name == route.server.name)
+        {
+            Some((_, hosts)) => hosts.push(host),
+            None => servers.push((Arc::clone(&route.server), vec![host])),
+        }
+    }
+    let probes: Vec<_> = servers
+        .iter()
+        .map(|(server, _)| {
+            let server = Arc::clone(server);
+            let (tx, rx) = std::sync::mpsc::channel();
+            let _ = std::thread::Builder::new()
+                .name("wbl-doctor-openbao".into())
+                .spawn(move || {
+                    let _ = tx.send(Client::new(server).and_then(|c| c.health()));
+                });
+            rx
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + TOOL_TIMEOUT;
+    let mut up = Vec::new();
+    let mut down = Vec::new();
+    for ((server, hosts), rx) in servers.iter().zip(probes) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(())) => up.push(format!("`{}` ({})", server.name, server.address)),
+            Ok(Err(e)) => down.push(format!("{e} (keys of {})", hosts.join(", "))),
+            Err(_) => down.push(format!(
+                "OpenBao server `{}` ({}): no answer within {} s (keys of {})",
+                server.name,
+                server.address,
+                TOOL_TIMEOUT.as_secs(),
+                hosts.join(", ")
+            )),
+        }
+    }
+    if down.is_empty() {
+        Finding::ok(format!(
+            "{} routed host(s); up and unsealed: {}",
+            config.routes.len(),
+            up.join(", ")
+        ))
+    } else {
+        Finding::problem(
+            down.join("; "),
+            "start or unseal the server (`bao operator unseal`), or correct its `address` in \
+             the configuration file; meanwhile the agent serves a cached key for at most \
+             `stale_ttl`",
+        )
+    }
+}
