@@ -102,6 +102,7 @@ fn doctor_help_documents_the_exit_status_and_json_fields() {
             "socket" => "socket modes",
             "backend" => "keychain backend",
             "service" => "systemd units or LaunchAgent",
+            "openbao" => "OpenBao servers its routes name",
             "access-log" => "access log",
             "netrc" => "netrc",
             "wandb-settings" => "settings api_key",
