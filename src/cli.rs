@@ -102,8 +102,8 @@ pub enum Command {
             keyring, the agent (running, same version, socket modes), the keychain backend it \
             uses, the systemd units or LaunchAgent, the configuration file and the OpenBao \
             servers its routes name (up and unsealed), whether the access log can be written, \
-            plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials), WANDB_API_KEY in the environment, and \
-            whether git asks wbl for the W&B host.\n\n\
+            plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials), \
+            WANDB_API_KEY in the environment, and whether git asks wbl for the W&B host.\n\n\
             Each check prints a verdict (ok, WARNING, PROBLEM, skipped), the time it took, what \
             it found and, when something is wrong, the command that fixes it. wbl doctor only \
             looks: it never starts the agent or a Secret Service and changes nothing. Every \

@@ -270,14 +270,21 @@ pub(crate) fn bounded<T: Send + 'static>(
     limit: Duration,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
+    probe(f).recv_timeout(limit).ok()
+}
+
+/// Starts `f` on its own thread; its result arrives on the receiver, which a caller waits on
+/// with a deadline (several probes can share one). A thread that cannot start sends nothing.
+pub(crate) fn probe<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> mpsc::Receiver<T> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
+    let _ = std::thread::Builder::new()
         .name("wbl-doctor-probe".into())
         .spawn(move || {
             let _ = tx.send(f());
-        })
-        .ok()?;
-    rx.recv_timeout(limit).ok()
+        });
+    rx
 }
 
 /// Runs a program (stdin closed, output captured) for at most `limit`; killed when it takes

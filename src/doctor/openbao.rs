@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, Finding, TOOL_TIMEOUT};
+use super::{Ctx, Finding, TOOL_TIMEOUT, probe};
 use crate::config::ServerConfig;
-use crate::openbao::Client;
+use crate::openbao::{BaoError, Client, HEALTH, Reason};
 
 pub(crate) fn openbao(_ctx: &mut Ctx) -> Finding {
     let config = match crate::config::load() {
@@ -44,13 +44,7 @@ pub(crate) fn openbao(_ctx: &mut Ctx) -> Finding {
         .iter()
         .map(|(server, _)| {
             let server = Arc::clone(server);
-            let (tx, rx) = std::sync::mpsc::channel();
-            let _ = std::thread::Builder::new()
-                .name("wbl-doctor-openbao".into())
-                .spawn(move || {
-                    let _ = tx.send(Client::new(server).and_then(|c| c.health()));
-                });
-            rx
+            probe(move || Client::new(server).and_then(|c| c.health()))
         })
         .collect();
     let deadline = std::time::Instant::now() + TOOL_TIMEOUT;
@@ -61,13 +55,18 @@ pub(crate) fn openbao(_ctx: &mut Ctx) -> Finding {
         match rx.recv_timeout(left) {
             Ok(Ok(())) => up.push(format!("`{}` ({})", server.name, server.address)),
             Ok(Err(e)) => down.push(format!("{e} (keys of {})", hosts.join(", "))),
-            Err(_) => down.push(format!(
-                "OpenBao server `{}` ({}): no answer within {} s (keys of {})",
-                server.name,
-                server.address,
-                TOOL_TIMEOUT.as_secs(),
-                hosts.join(", ")
-            )),
+            Err(_) => {
+                let e = BaoError {
+                    server: server.name.clone(),
+                    address: server.address.clone(),
+                    action: HEALTH.to_owned(),
+                    reason: Reason::Unreachable(format!(
+                        "no answer within {} s",
+                        TOOL_TIMEOUT.as_secs()
+                    )),
+                };
+                down.push(format!("{e} (keys of {})", hosts.join(", ")));
+            }
         }
     }
     if down.is_empty() {

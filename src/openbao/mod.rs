@@ -25,6 +25,9 @@ use crate::config::ServerConfig;
 pub use auth::TokenInfo;
 pub use kv::KvSecret;
 
+/// The action [`Client::health`] names in its errors.
+pub const HEALTH: &str = "asking its health";
+
 /// Largest answer read from the server.
 const MAX_BODY: u64 = 1 << 20;
 
@@ -196,7 +199,6 @@ impl Client {
     /// Whether the server answers, is initialised and unsealed (`sys/health`, no token; a
     /// standby counts as up). What `wbl doctor` asks.
     pub fn health(&self) -> Result<(), BaoError> {
-        const ACTION: &str = "asking its health";
         let answer = self
             .call(
                 Method::Get,
@@ -204,15 +206,15 @@ impl Client {
                 None,
                 None,
             )
-            .map_err(|r| self.error(ACTION, r))?;
+            .map_err(|r| self.error(HEALTH, r))?;
         match answer.status {
             200 => Ok(()),
-            503 => Err(self.error(ACTION, Reason::Sealed)),
+            503 => Err(self.error(HEALTH, Reason::Sealed)),
             501 => Err(self.error(
-                ACTION,
+                HEALTH,
                 Reason::Server(501, "the server is not initialised".to_owned()),
             )),
-            _ => Err(self.error(ACTION, answer.reason())),
+            _ => Err(self.error(HEALTH, answer.reason())),
         }
     }
 
