@@ -228,3 +228,48 @@ fn socket_and_directory_are_private() {
         & 0o777;
     assert_eq!(dir, 0o700);
 }
+
+/// The uid a process runs as (`/proc/<pid>/status`).
+fn uid_of(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn secret_service_as_an_ordinary_user() {
+    let u = users::user();
+    let w = World::new_as(Backend::SecretService, u.clone());
+    roundtrip_survives_restart(&w, |w| w.secret_tool_lookup("https://api.wandb.ai", "api"));
+    ok(w.wbl(&["login", &key(7)]));
+    let pid = w.agent_pid().expect("agent running");
+    assert_eq!(uid_of(pid), u.uid, "the agent runs as the ordinary user");
+}
+
+#[test]
+fn keyutils_as_an_ordinary_user() {
+    let u = users::user();
+    let w = World::new_as(Backend::Keyutils, u.clone());
+    roundtrip_survives_restart(&w, |w| w.keyctl_lookup("https://api.wandb.ai", "api"));
+}
+
+#[test]
+fn another_user_cannot_reach_the_ordinary_users_agent() {
+    let w = World::new_as(Backend::SecretService, users::user());
+    ok(w.wbl(&["login", &key(8)]));
+    // The other user, pointed at the user's socket, gets no key: the directory is not theirs
+    // to enter, and the agent would refuse their uid anyway.
+    let out = users::other()
+        .command(WBL)
+        .arg("token")
+        .env("WBL_NO_AUTOSTART", "1")
+        .env_clear()
+        .env("HOME", "/tmp")
+        .env("WBL_SOCKET", w.socket())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!stdout(&out).contains(&key(8)));
+    assert!(!stderr(&out).contains(&key(8)));
+}

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod users;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -90,10 +92,37 @@ pub struct World {
     pub backend: &'static str,
     dbus: Option<(u32, String)>,
     keyring: Option<std::process::Child>,
+    /// The user every process of this world runs as (`World::new_as`); `None`: the test's own.
+    user: Option<users::User>,
 }
 
 impl World {
     pub fn new(backend: Backend) -> World {
+        Self::build(backend, None)
+    }
+
+    /// A world whose directory belongs to `user` and whose every process — the session bus,
+    /// gnome-keyring, the agent, the clients, `secret-tool`, `keyctl` — runs as `user`
+    /// (`users::user()`: an ordinary user, as on a real machine; CI is root).
+    pub fn new_as(backend: Backend, user: users::User) -> World {
+        Self::build(backend, Some(user))
+    }
+
+    /// The user this world's processes run as, when it is not the test's own.
+    pub fn user(&self) -> Option<&users::User> {
+        self.user.as_ref()
+    }
+
+    /// `program` as this world runs it (as its user, if it has one), with no environment
+    /// of the world's: for processes that are not wbl's (the bus, the keyring daemon).
+    pub fn raw_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.user {
+            Some(u) => u.command(program),
+            None => Command::new(program),
+        }
+    }
+
+    fn build(backend: Backend, user: Option<users::User>) -> World {
         let dir = tempfile::Builder::new()
             .prefix("wbl-test-")
             .tempdir()
@@ -116,7 +145,11 @@ impl World {
             },
             dbus: None,
             keyring: None,
+            user,
         };
+        if let Some(u) = &w.user {
+            u.chown(w.dir.path());
+        }
         if let Backend::SecretService = backend {
             w.start_secret_service();
         }
@@ -141,7 +174,8 @@ impl World {
 
     /// A private session bus with gnome-keyring's Secret Service, unlocked with a password.
     fn start_secret_service(&mut self) {
-        let out = Command::new("dbus-daemon")
+        let out = self
+            .raw_cmd("dbus-daemon")
             .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
             .env("HOME", self.home())
             .output()
@@ -155,7 +189,8 @@ impl World {
         // In the foreground, the daemon that reads our password is the one that serves: in
         // daemon mode `--unlock` hands over to a D-Bus-activated instance, and a request that
         // races that hand-over gets a second, locked keyring ("prompt dismissed").
-        let mut gk = Command::new("gnome-keyring-daemon")
+        let mut gk = self
+            .raw_cmd("gnome-keyring-daemon")
             .args(["--foreground", "--unlock", "--components=secrets"])
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
@@ -174,7 +209,7 @@ impl World {
         // Wait (bounded) until it owns its bus name — asking the bus does not activate
         // anything — and its login keyring exists; only then make Secret Service calls.
         let owned = || {
-            Command::new("dbus-send")
+            self.raw_cmd("dbus-send")
                 .args([
                     "--session",
                     "--print-reply",
@@ -221,7 +256,7 @@ impl World {
             .env("WBL_SOCKET", self.socket())
             .env("WBL_BACKEND", self.backend)
             .env("WBL_KEYCHAIN_NAMESPACE", &self.namespace)
-            .env("WBL_AGENT_BIN", AGENT)
+            .env("WBL_AGENT_BIN", users::shared_bin(AGENT.as_ref()))
             .current_dir(self.home());
         match self.bus() {
             Some(addr) => cmd.env("DBUS_SESSION_BUS_ADDRESS", addr),
@@ -230,7 +265,7 @@ impl World {
     }
 
     pub fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
+        let mut c = self.raw_cmd(program);
         self.apply_env(&mut c);
         c.stdin(Stdio::null());
         c
@@ -324,7 +359,8 @@ impl World {
     /// The payload of our keyutils key for `url`/`user`, via the real `keyctl`.
     pub fn keyctl_lookup(&self, url: &str, user: &str) -> Option<String> {
         let desc = format!("{}:{user}@{url}", self.namespace);
-        let out = Command::new("keyctl")
+        let out = self
+            .raw_cmd("keyctl")
             .args(["search", "@u", "user", &desc])
             .output()
             .unwrap();
@@ -332,7 +368,7 @@ impl World {
             return None;
         }
         let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let out = Command::new("keyctl").args(["pipe", &id]).output().unwrap();
+        let out = self.raw_cmd("keyctl").args(["pipe", &id]).output().unwrap();
         out.status
             .success()
             .then(|| String::from_utf8(out.stdout).unwrap())
@@ -368,14 +404,14 @@ impl Drop for World {
         }
         if self.backend == "keyutils" {
             // Remove this world's keys from the kernel keyring.
-            let out = Command::new("keyctl").args(["rlist", "@u"]).output();
+            let out = self.raw_cmd("keyctl").args(["rlist", "@u"]).output();
             if let Ok(out) = out {
                 for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let d = Command::new("keyctl").args(["rdescribe", id]).output();
+                    let d = self.raw_cmd("keyctl").args(["rdescribe", id]).output();
                     if let Ok(d) = d
                         && String::from_utf8_lossy(&d.stdout).contains(&self.namespace)
                     {
-                        let _ = Command::new("keyctl").args(["unlink", id, "@u"]).output();
+                        let _ = self.raw_cmd("keyctl").args(["unlink", id, "@u"]).output();
                     }
                 }
             }
