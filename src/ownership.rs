@@ -49,7 +49,7 @@ impl Exposed {
             )
         } else {
             format!(
-                "{} above it (owner uid {}, mode {:04o})",
+                "the directory {} above it (owner uid {}, mode {:04o})",
                 self.path.display(),
                 self.owner,
                 self.mode
