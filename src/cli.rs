@@ -100,8 +100,9 @@ pub enum Command {
         long_about = "Check everything wbl depends on and say how to fix what is wrong: the session \
             D-Bus, the Secret Service and whether its default collection is unlocked, the kernel \
             keyring, the agent (running, same version, socket modes), the keychain backend it \
-            uses, the systemd units or LaunchAgent, the configuration file and the OpenBao \
-            servers its routes name (up and unsealed), whether the access log can be written, \
+            uses, the systemd units or LaunchAgent, the configuration file (it parses, and no \
+            other user could have changed it or a directory above it) and the OpenBao servers \
+            its routes name (up and unsealed), whether the access log can be written, \
             plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials), \
             WANDB_API_KEY in the environment, and whether git asks wbl for the W&B host.\n\n\
             Each check prints a verdict (ok, WARNING, PROBLEM, skipped), the time it took, what \

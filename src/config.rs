@@ -119,21 +119,34 @@ pub fn load() -> Result<Option<Config>, ConfigError> {
     load_from(&file, explicit)
 }
 
-/// Reads and parses `file`; a missing file is `Ok(None)` unless `must_exist`.
+/// Reads and parses `file`; a missing file is `Ok(None)` unless `must_exist`. A file another
+/// user could have changed ([`crate::ownership::check`]) is refused before it is read: it
+/// decides where keys are sent.
 pub fn load_from(file: &Path, must_exist: bool) -> Result<Option<Config>, ConfigError> {
-    match std::fs::read_to_string(file) {
-        Ok(text) => parse(file, &text).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Ok(None),
-        Err(e) => Err(ConfigError {
-            file: file.to_owned(),
-            line: None,
-            message: if e.kind() == std::io::ErrorKind::NotFound {
-                format!("no such file (named by {})", crate::dirs::CONFIG_ENV)
-            } else {
-                format!("cannot read it: {e}")
-            },
-        }),
+    let fail = |message: String| ConfigError {
+        file: file.to_owned(),
+        line: None,
+        message,
+    };
+    let cannot_read = |e: std::io::Error| {
+        fail(if e.kind() == std::io::ErrorKind::NotFound {
+            format!("no such file (named by {})", crate::dirs::CONFIG_ENV)
+        } else {
+            format!("cannot read it: {e}")
+        })
+    };
+    let meta = match std::fs::metadata(file) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(None),
+        Err(e) => return Err(cannot_read(e)),
+    };
+    // Not a FIFO or a device: reading those could wait forever.
+    if !meta.is_file() {
+        return Err(fail("not a regular file".to_owned()));
     }
+    crate::ownership::check(file, &meta).map_err(|e| fail(e.to_string()))?;
+    let text = std::fs::read_to_string(file).map_err(cannot_read)?;
+    parse(file, &text).map(Some)
 }
 
 #[derive(Deserialize)]

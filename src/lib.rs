@@ -17,6 +17,7 @@ pub mod git;
 pub mod keychain;
 pub mod logging;
 pub mod openbao;
+pub mod ownership;
 pub mod rendezvous;
 pub mod service;
 pub mod shell;

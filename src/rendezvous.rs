@@ -331,8 +331,9 @@ pub fn prepare_dir(dir: &Path) -> Result<(), PrepareError> {
     }
 }
 
+/// The effective uid (what the kernel checks a file's owner against).
 #[cfg(unix)]
-fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }

@@ -5,9 +5,11 @@
 //!
 //! Invariants:
 //! - A routed host is served only by its server: a failure is an error naming the server,
-//!   the secret and the reason, never a fallback to the keychain (or the reverse). A
-//!   configuration that does not parse is an error for every host, since which hosts are
-//!   routed is then unknown.
+//!   the secret and the reason, never a fallback to the keychain (or the reverse), and never
+//!   by the keychain under another address: a miss names the route and the user name asked
+//!   for. A configuration that does not parse, or that another user could have changed
+//!   (`crate::ownership`), is an error for every host, since which hosts are routed is then
+//!   unknown.
 //! - A cached value is served for `cache_ttl` after it was read or written; after that it is
 //!   read again, and only while the server is unreachable or sealed may it still be served,
 //!   for at most `stale_ttl` more. Permission denied, not found and an expired token are
@@ -50,21 +52,26 @@ pub struct OpenBaoStore {
     path: Option<std::path::PathBuf>,
 }
 
+/// What tells an edited (or re-owned, or chmod-ed) configuration file from the one last read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct FileStamp {
     modified: Option<SystemTime>,
     len: u64,
+    /// Inode, owner, mode and change time: a file replaced, given away or opened to others is
+    /// checked (and refused) again even when its content and mtime look the same.
     #[cfg(unix)]
-    inode: u64,
+    inode: (u64, u32, u32, i64, i64),
 }
 
 fn stamp_of(path: &std::path::Path) -> Option<FileStamp> {
     let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
     Some(FileStamp {
         modified: m.modified().ok(),
         len: m.len(),
         #[cfg(unix)]
-        inode: std::os::unix::fs::MetadataExt::ino(&m),
+        inode: (m.ino(), m.uid(), m.mode(), m.ctime(), m.ctime_nsec()),
     })
 }
 
@@ -572,9 +579,24 @@ impl OpenBaoStore {
             .collect()
     }
 
+    /// The route's credential when it is for the user name asked (any, when none is). A miss
+    /// is a "not found" error that names the route and the user name asked for: the host is
+    /// routed here, so no other key (the keychain's, under another address) answers for it.
     pub async fn get(&self, state: &State, route: &RouteState, query: &Query) -> Response {
         match route.read(state).await {
-            Ok(cred) => Response::Credential(Some(cred).filter(|c| matches_user(c, query))),
+            Ok(cred) if matches_user(&cred, query) => Response::Credential(Some(cred)),
+            Ok(cred) => Response::error(
+                ErrorCode::NotFound,
+                format!(
+                    "{} is routed to OpenBao server `{}` ({}), whose key there is for user \
+                     `{}`, not `{}`; wbl uses no other key for a routed host",
+                    query.target,
+                    route.server.config.name,
+                    route.route.secret_name(),
+                    cred.username,
+                    query.username.as_deref().unwrap_or_default()
+                ),
+            ),
             Err(e) => error_response(&e),
         }
     }

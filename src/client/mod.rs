@@ -86,7 +86,8 @@ fn next_step(code: ErrorCode) -> &'static str {
         }
         ErrorCode::NotFound => "; `wbl login` (or git) writes it when your policy allows",
         ErrorCode::Config => {
-            "; fix the file (\"Teams and clusters\" in the README shows its format)"
+            "; `wbl doctor` checks the file (\"Teams and clusters\" in the README shows its \
+             format)"
         }
         _ => "",
     }

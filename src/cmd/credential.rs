@@ -16,7 +16,7 @@ use crate::cli::CredentialArgs;
 use crate::client::{connect_or_start, get_once, not_found_is_none};
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
 use crate::rendezvous::RuntimePaths;
-use crate::wandb::resolver::keychain_alias;
+use crate::wandb::resolver::{Lookup, keychain_alias};
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
 fn read_request(input: impl Read) -> anyhow::Result<Zeroizing<Vec<u8>>> {
@@ -112,15 +112,21 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
 }
 
 /// The credential for a request: stored for its URL, else — for a W&B address served by
-/// Forge — stored for the other address of the same deployment (the resolver's rule).
+/// Forge and not routed to a store — stored for the other address of the same deployment (the
+/// resolver's rule). A routed host is answered by its store only: its miss is git's "none".
 fn lookup(
     paths: &RuntimePaths,
     query: wbl_proto::Query,
 ) -> anyhow::Result<Option<wbl_proto::Credential>> {
-    if let Some(c) = not_found_is_none(get_once(paths, query.clone()))
+    match super::lookup(get_once(paths, query.clone()))
         .context("while looking up the credential")?
     {
-        return Ok(Some(c));
+        Lookup::Found(c) => return Ok(Some(c)),
+        Lookup::RoutedMiss(why) => {
+            tracing::debug!(%why, "the routed store has no such credential");
+            return Ok(None);
+        }
+        Lookup::Missing => {}
     }
     let Some(alias) = keychain_alias(&query.target) else {
         return Ok(None);

@@ -23,7 +23,7 @@ use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{self, Keychain, Resolver, Settings, Source, WandbEnv};
+use crate::wandb::resolver::{self, Keychain, Lookup, Resolver, Settings, Source, WandbEnv};
 use crate::wandb::verify::{self, Viewer};
 
 /// The SDK's link for people who want their own server.
@@ -214,10 +214,10 @@ fn explicit_key(ctx: &mut Ctx, key: Secret) -> anyhow::Result<Option<Viewer>> {
 /// The keychain the resolver asks is the agent, connected on first use (so a key from
 /// `WANDB_API_KEY` never starts it).
 impl Keychain for Ctx {
-    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Option<Credential>> {
-        // A key routed to a store that does not have it counts as none (then the next source).
-        crate::client::not_found_is_none(self.agent()?.get(query))
-            .context("while looking up the stored key")
+    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Lookup> {
+        // A key routed to a store that does not have it: the resolver goes on to the next
+        // source (never to the host's other address).
+        super::lookup(self.agent()?.get(query)).context("while looking up the stored key")
     }
 }
 

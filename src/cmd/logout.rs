@@ -57,7 +57,7 @@ pub fn run(LogoutArgs { host, all, git }: LogoutArgs) -> anyhow::Result<()> {
         resolver.known_hosts().0
     } else {
         let host = resolver.pick_host(host.as_deref())?;
-        if let Ok(Some(config)) = crate::config::load()
+        if let Some(config) = crate::config::load()?
             && let Some(route) = config.route(host.scheme(), host.netloc())
         {
             bail!(

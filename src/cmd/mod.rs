@@ -18,11 +18,11 @@ pub mod ssh;
 pub mod status;
 pub mod token;
 
-use wbl_proto::{Credential, Query, Target};
+use wbl_proto::{Credential, ErrorCode, Query, Target};
 
-use crate::client::AgentClient;
+use crate::client::{AgentClient, ClientError};
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{self, Keychain, Resolver};
+use crate::wandb::resolver::{self, Keychain, Lookup, Resolver};
 
 /// The user name W&B keys are stored under (the SDK authenticates as `api:KEY`).
 pub use crate::wandb::resolver::WANDB_USER;
@@ -68,23 +68,29 @@ pub fn wandb_query(host: &HostUrl) -> Query {
 
 /// The agent is the keychain the resolver asks.
 impl Keychain for AgentClient {
-    fn get(&mut self, query: Query) -> anyhow::Result<Option<Credential>> {
-        Ok(AgentClient::get(self, query)?)
+    fn get(&mut self, query: Query) -> anyhow::Result<Lookup> {
+        lookup(AgentClient::get(self, query))
     }
 }
 
-/// The agent as a keychain for reading: a key routed to a store (OpenBao) that does not have
-/// it counts as none, as `login`, `status` and the git helper want.
-pub struct Lenient<'a>(pub &'a mut AgentClient);
-
-impl Keychain for Lenient<'_> {
-    fn get(&mut self, query: Query) -> anyhow::Result<Option<Credential>> {
-        Ok(crate::client::not_found_is_none(self.0.get(query))?)
+/// An agent's answer to a `get` as the resolver sees it: "not found" comes only from the store
+/// a host is routed to, and is that host's whole answer ([`Lookup::RoutedMiss`]).
+pub fn lookup(answer: Result<Option<Credential>, ClientError>) -> anyhow::Result<Lookup> {
+    match answer {
+        Ok(Some(c)) => Ok(Lookup::Found(c)),
+        Ok(None) => Ok(Lookup::Missing),
+        Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(Lookup::RoutedMiss(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// The W&B key for `host` through the agent: stored for it or for its other address (Forge
-/// ⇄ the W&B host behind it).
+/// The W&B key for `host` through the agent: stored for it or, when the host is not routed
+/// to a store, for its other address (Forge ⇄ the W&B host behind it). A routed host whose
+/// store has no key is an error naming the route.
 pub fn wandb_key(agent: &mut AgentClient, host: &HostUrl) -> anyhow::Result<Option<Credential>> {
-    Ok(resolver::keychain_key(agent, host)?.map(|(c, _)| c))
+    match resolver::keychain_key(agent, host)? {
+        Lookup::Found((c, _)) => Ok(Some(c)),
+        Lookup::Missing => Ok(None),
+        Lookup::RoutedMiss(why) => Err(anyhow::anyhow!(why)),
+    }
 }

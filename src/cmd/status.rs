@@ -14,7 +14,7 @@ use crate::client::{AgentClient, ClientError};
 use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{self, Inventory, Place, Resolver, Settings, Source};
+use crate::wandb::resolver::{self, Inventory, Lookup, Place, Resolver, Settings, Source};
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -283,10 +283,15 @@ fn host_status(
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
     let mut store_warning = None;
     // The keychain as the resolver sees it (this address or its other one); a key routed to a
-    // store that does not have it counts as none.
+    // store that does not have it counts as none, and the row says why.
     let stored: Option<Option<(Secret, HostUrl)>> = match agent {
-        Some(a) => match resolver::keychain_key(&mut super::Lenient(a), host) {
-            Ok(c) => Some(c.map(|(c, h)| (c.password, h))),
+        Some(a) => match resolver::keychain_key(a, host) {
+            Ok(Lookup::Found((c, h))) => Some(Some((c.password, h))),
+            Ok(Lookup::Missing) => Some(None),
+            Ok(Lookup::RoutedMiss(why)) => {
+                store_warning = Some(why);
+                Some(None)
+            }
             Err(e) => match e.downcast_ref::<ClientError>() {
                 // A routed host whose server cannot answer: say so on its row, go on.
                 Some(
@@ -419,12 +424,12 @@ fn host_status(
 struct Replay(Option<Option<(Secret, HostUrl)>>);
 
 impl resolver::Keychain for Replay {
-    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Option<wbl_proto::Credential>> {
+    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Lookup> {
         Ok(match &self.0 {
-            Some(Some((k, h))) if resolver::keychain_target(h) == query.target => Some(
+            Some(Some((k, h))) if resolver::keychain_target(h) == query.target => Lookup::Found(
                 wbl_proto::Credential::new(query.target, WANDB_USER, k.clone()),
             ),
-            _ => None,
+            _ => Lookup::Missing,
         })
     }
 }

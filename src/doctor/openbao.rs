@@ -1,6 +1,7 @@
-//! The `openbao` check: can the configuration file be used, and do the OpenBao servers its
-//! routes name answer, initialised and unsealed? It asks each such server's `sys/health` (no
-//! token), on threads with one deadline; it logs in to nothing and reads no secret.
+//! The `openbao` check: can the configuration file be used (it parses, and no other user
+//! could have changed it), and do the OpenBao servers its routes name answer, initialised and
+//! unsealed? It asks each such server's `sys/health` (no token), on threads with one deadline;
+//! it logs in to nothing and reads no secret.
 
 use std::sync::Arc;
 
@@ -9,6 +10,21 @@ use crate::config::ServerConfig;
 use crate::openbao::{BaoError, Client, HEALTH, Reason};
 
 pub(crate) fn openbao(_ctx: &mut Ctx) -> Finding {
+    // A file another user could have changed: the agent refuses it, and the fix is its
+    // permissions, not its content.
+    if let Some((file, _)) = crate::dirs::config_file()
+        && let Ok(meta) = std::fs::metadata(&file)
+        && let Err(e) = crate::ownership::check(&file, &meta)
+    {
+        return Finding::problem(
+            format!(
+                "{}: {}; the agent serves no key until it is fixed",
+                file.display(),
+                e.why()
+            ),
+            e.fix(),
+        );
+    }
     let config = match crate::config::load() {
         Err(e) => {
             return Finding::problem(

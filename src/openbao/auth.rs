@@ -127,11 +127,7 @@ impl Client {
                     jwt: &'a str,
                 }
                 let body = Zeroizing::new(
-                    serde_json::to_vec(&Body {
-                        role,
-                        jwt: jwt.trim(),
-                    })
-                    .unwrap_or_default(),
+                    serde_json::to_vec(&Body { role, jwt: &jwt }).unwrap_or_default(),
                 );
                 let path = format!("auth/{}/login", self.config().auth_mount);
                 self.login_call(&action, &path, &body)
@@ -232,16 +228,116 @@ impl Client {
     }
 }
 
-/// Reads a JWT file (bounded: a JWT is a few KiB).
+/// Reads a JWT file (bounded: a JWT is a few KiB) and returns the JWT without its trailing
+/// newline. Whatever is not a JWT ([`is_jwt`]) is refused and never sent: `jwt_file` may name
+/// any file the user can read (an SSH key), and the error does not show what it holds.
 fn read_jwt(path: &std::path::Path) -> Result<Zeroizing<String>, String> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut s = Zeroizing::new(String::new());
-    f.take(64 * 1024)
+    let too_big = || format!("{} is larger than a JWT; it was not sent", path.display());
+    f.take(64 * 1024 + 1)
         .read_to_string(&mut s)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => format!(
+                "{} is not a JWT (it is not text); it was not sent",
+                path.display()
+            ),
+            _ => format!("{}: {e}", path.display()),
+        })?;
+    if s.len() > 64 * 1024 {
+        return Err(too_big());
+    }
     if s.trim().is_empty() {
         return Err(format!("{} is empty", path.display()));
     }
-    Ok(s)
+    let jwt = s.strip_suffix('\n').unwrap_or(&s);
+    let jwt = jwt.strip_suffix('\r').unwrap_or(jwt);
+    if !is_jwt(jwt) {
+        return Err(format!(
+            "{} does not hold a JWT (three base64url parts separated by dots, nothing else); \
+             it was not sent",
+            path.display()
+        ));
+    }
+    Ok(Zeroizing::new(jwt.to_owned()))
+}
+
+/// A JWT in compact form: three non-empty base64url parts separated by dots (a JWS), the
+/// first of which decodes to a JSON object (the header). No whitespace, no padding.
+fn is_jwt(s: &str) -> bool {
+    use base64::Engine;
+    let parts: Vec<&str> = s.split('.').collect();
+    let b64url = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if parts.len() != 3 || !parts.iter().all(|p| b64url(p)) {
+        return false;
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[0])
+        .ok()
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .is_some_and(|h| h.is_object())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJqb2IifQ.c2ln";
+
+    #[test]
+    fn only_a_jwt_is_a_jwt() {
+        assert!(is_jwt(JWT));
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "eyJhbGciOiJSUzI1NiJ9..c2ln",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJqb2IifQ.c2ln ",
+            " eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJqb2IifQ.c2ln",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIi\nOiJqb2IifQ.c2ln",
+            "eyJhbGciOiJSUzI1NiJ9=.eyJzdWIiOiJqb2IifQ.c2ln",
+            // Three base64url parts whose first is not a JSON object.
+            "bm90anNvbg.eyJzdWIiOiJqb2IifQ.c2ln",
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        ] {
+            assert!(!is_jwt(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_jwt_is_refused_without_its_content() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("t");
+        std::fs::write(&f, format!("{JWT}\n")).unwrap();
+        assert_eq!(read_jwt(&f).unwrap().as_str(), JWT);
+        std::fs::write(&f, format!("{JWT}\r\n")).unwrap();
+        assert_eq!(read_jwt(&f).unwrap().as_str(), JWT);
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n\
+                   -----END OPENSSH PRIVATE KEY-----\n";
+        for text in [
+            key.to_owned(),
+            format!("{JWT}\n\n"),
+            "one.two.three\n".into(),
+        ] {
+            std::fs::write(&f, &text).unwrap();
+            let e = read_jwt(&f).unwrap_err();
+            assert!(
+                e.contains("does not hold a JWT") && e.contains("not sent"),
+                "{e}"
+            );
+            assert!(
+                !e.contains("b3BlbnNzaC1rZXktdjEAAAAA") && !e.contains("one."),
+                "{e}"
+            );
+        }
+        std::fs::write(&f, vec![b'a'; 70 * 1024]).unwrap();
+        assert!(read_jwt(&f).unwrap_err().contains("larger than a JWT"));
+        std::fs::write(&f, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_jwt(&f).unwrap_err().contains("not text"));
+    }
 }

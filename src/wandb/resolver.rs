@@ -54,28 +54,44 @@ pub fn keychain_alias(target: &Target) -> Option<Target> {
         .map(|host| Target::new("https", host))
 }
 
-/// Lookups in wbl's keychain (the agent implements it; tests use a map).
-pub trait Keychain {
-    /// The credential stored for exactly this query, if any.
-    fn get(&mut self, query: Query) -> anyhow::Result<Option<Credential>>;
+/// The answer of wbl's keychain (the agent: the OS keychain, or the store a host is routed to)
+/// to one lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T = Credential> {
+    Found(T),
+    /// Nothing is stored for it: another address of the same deployment may answer.
+    Missing,
+    /// The host is routed to a store (OpenBao) that has no key for the query; the message
+    /// names the route and the user name asked for. A routed host is answered by its store
+    /// only: no other address is asked for it.
+    RoutedMiss(String),
 }
 
-/// The W&B key for `host` in the keychain: stored for the host itself or for its other
-/// address (see [`keychain_hosts`]). Returns the credential and the address it is stored for.
+/// Lookups in wbl's keychain (the agent implements it; tests use a map).
+pub trait Keychain {
+    /// What is stored for exactly this query.
+    fn get(&mut self, query: Query) -> anyhow::Result<Lookup>;
+}
+
+/// The W&B key for `host` in the keychain: stored for the host itself or, when the host is
+/// not routed to a store, for its other address (see [`keychain_hosts`]). Found: the
+/// credential and the address it is stored for.
 pub fn keychain_key(
     kc: &mut dyn Keychain,
     host: &HostUrl,
-) -> anyhow::Result<Option<(Credential, HostUrl)>> {
-    for h in keychain_hosts(host) {
+) -> anyhow::Result<Lookup<(Credential, HostUrl)>> {
+    for (i, h) in keychain_hosts(host).into_iter().enumerate() {
         let q = keychain_query(&h);
-        if let Some(c) = kc.get(q.clone())?
-            && c.target == q.target
-            && c.username == WANDB_USER
-        {
-            return Ok(Some((c, h)));
+        match kc.get(q.clone())? {
+            Lookup::Found(c) if c.target == q.target && c.username == WANDB_USER => {
+                return Ok(Lookup::Found((c, h)));
+            }
+            // The host itself is routed: its store's miss is the answer.
+            Lookup::RoutedMiss(why) if i == 0 => return Ok(Lookup::RoutedMiss(why)),
+            Lookup::Found(_) | Lookup::Missing | Lookup::RoutedMiss(_) => {}
         }
     }
-    Ok(None)
+    Ok(Lookup::Missing)
 }
 
 /// The environment variables and directories the SDK consults, read once.
@@ -721,8 +737,9 @@ impl Resolver {
                 key: None,
             }));
         }
+        // A routed host whose store has no key: the next source, as for a key not stored.
         if let Some(kc) = keychain
-            && let Some((cred, stored_for)) = keychain_key(kc, host)?
+            && let Lookup::Found((cred, stored_for)) = keychain_key(kc, host)?
         {
             return Ok(Some(Resolved {
                 source: Source::Keychain { stored_for },
@@ -956,12 +973,43 @@ mod tests {
     struct MapKeychain(HashMap<String, String>);
 
     impl Keychain for MapKeychain {
-        fn get(&mut self, q: Query) -> anyhow::Result<Option<Credential>> {
-            Ok(self
-                .0
-                .get(&q.target.to_string())
-                .map(|k| Credential::new(q.target.clone(), WANDB_USER, Secret::new(k.clone()))))
+        fn get(&mut self, q: Query) -> anyhow::Result<Lookup> {
+            Ok(match self.0.get(&q.target.to_string()) {
+                Some(k) if k == ROUTED_MISS => Lookup::RoutedMiss(format!("{} routed", q.target)),
+                Some(k) => Lookup::Found(Credential::new(
+                    q.target.clone(),
+                    WANDB_USER,
+                    Secret::new(k.clone()),
+                )),
+                None => Lookup::Missing,
+            })
         }
+    }
+
+    /// A [`MapKeychain`] value: the host is routed to a store that has no key for it.
+    const ROUTED_MISS: &str = "<routed miss>";
+
+    #[test]
+    fn a_routed_host_is_never_answered_under_its_other_address() {
+        let mut kc = MapKeychain::default();
+        kc.0.insert("https://api.forge.coreweave.com".into(), K1.into());
+        kc.0.insert("https://api.wandb.ai".into(), ROUTED_MISS.into());
+        let cloud = host("https://api.wandb.ai");
+        assert_eq!(
+            keychain_key(&mut kc, &cloud).unwrap(),
+            Lookup::RoutedMiss("https://api.wandb.ai routed".into())
+        );
+        // Not routed: the other address answers, as before.
+        kc.0.remove("https://api.wandb.ai");
+        assert!(matches!(
+            keychain_key(&mut kc, &cloud).unwrap(),
+            Lookup::Found((c, h)) if c.password.expose() == K1 && h.netloc() == "api.forge.coreweave.com"
+        ));
+        // The other address routed and missing: a plain miss for this one.
+        let mut kc = MapKeychain::default();
+        kc.0.insert("https://api.wandb.ai".into(), ROUTED_MISS.into());
+        let forge = host("https://api.forge.coreweave.com");
+        assert_eq!(keychain_key(&mut kc, &forge).unwrap(), Lookup::Missing);
     }
 
     const K1: &str = "1111111111111111111111111111111111111111";
