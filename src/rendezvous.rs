@@ -277,12 +277,36 @@ fn owned_and_private(meta: &std::fs::Metadata) -> Result<(), DirProblem> {
     Ok(())
 }
 
-/// The rule for a forwarded socket, which sshd binds (mode 0600) in a shared directory such as
-/// `/tmp` whose sticky bit keeps others from replacing it: the socket file itself, not followed
-/// if a symbolic link, must be ours and not writable by group or others. `Ok(false)` when it
-/// does not exist (the session has ended).
+/// The rule for a forwarded socket, which sshd binds with the mode its `StreamLocalBindMask`
+/// gives (0600 by default, `srwxrwxrwx` with a mask of 0000): the socket file itself, not
+/// followed if a symbolic link, must be ours, and either not writable by group or others, or
+/// in a directory only we can enter (`wbl ssh` binds it in a fresh 0700 directory: see
+/// [`private_to_us`]). `Ok(false)` when it does not exist (the session has ended).
 pub fn check_forward(socket: &Path) -> Result<bool, UnsafeDir> {
-    check_path(socket, false)
+    match check_path(socket, false) {
+        Err(UnsafeDir {
+            problem: DirProblem::WritableByOthers { .. },
+            ..
+        }) if socket.parent().is_some_and(private_to_us) => Ok(true),
+        r => r,
+    }
+}
+
+/// True when `dir`, not followed if a symbolic link, is a directory of ours that group and
+/// others may not enter, read or write (mode 0700 or tighter): whatever is inside is out of
+/// other users' reach (root's aside), whatever its own mode.
+fn private_to_us(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == euid() && m.mode() & 0o077 == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
+    }
 }
 
 /// Why [`prepare_dir`] failed.
@@ -948,6 +972,39 @@ mod tests {
             DirProblem::NotADirectory
         );
         assert!(!check_dir(&t.path().join("missing")).unwrap());
+    }
+
+    /// A forward that sshd bound `srwxrwxrwx` (`StreamLocalBindMask 0000`) is usable only in a
+    /// directory of ours that nobody else may enter.
+    #[cfg(unix)]
+    #[test]
+    fn a_loose_forward_is_usable_only_in_a_private_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("wbl-fwd-x");
+        std::fs::create_dir(&dir).unwrap();
+        let sock = dir.join("wbl-fwd-agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        mode(&sock, 0o600).unwrap();
+        mode(&dir, 0o755).unwrap();
+        assert!(check_forward(&sock).unwrap(), "a private socket anywhere");
+        mode(&sock, 0o777).unwrap();
+        for shared in [0o755, 0o711, 0o750] {
+            mode(&dir, shared).unwrap();
+            let e = check_forward(&sock).unwrap_err();
+            assert_eq!(e.problem, DirProblem::WritableByOthers { mode: 0o777 });
+        }
+        mode(&dir, 0o700).unwrap();
+        assert!(
+            check_forward(&sock).unwrap(),
+            "a loose socket in a 0700 directory"
+        );
+        // A symbolic link to a private directory is not one.
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(check_forward(&link.join("wbl-fwd-agent.sock")).is_err());
+        assert!(!check_forward(&dir.join("gone.sock")).unwrap());
     }
 
     #[cfg(unix)]
