@@ -28,6 +28,50 @@ pub fn client_timeout() -> Duration {
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
+/// When one client operation must be over. An operation — connecting, the hello and one
+/// request, or git's one `get` with the connections it takes — waits at most one
+/// [`client_timeout`] in all, not one per wait: every wait takes what is left of the same
+/// deadline. Starting an agent is not counted (it has bounds of its own); the deadline starts
+/// again after it ([`Deadline::renew`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: std::time::Instant,
+    bound: Duration,
+}
+
+impl Deadline {
+    /// `bound` from now.
+    pub fn after(bound: Duration) -> Deadline {
+        Deadline {
+            at: std::time::Instant::now() + bound,
+            bound,
+        }
+    }
+
+    /// [`client_timeout`] from now.
+    pub fn from_env() -> Deadline {
+        Deadline::after(client_timeout())
+    }
+
+    /// The whole bound of the operation (for messages: "did not answer within N s").
+    pub fn bound(&self) -> Duration {
+        self.bound
+    }
+
+    /// The time left; `None` once the deadline has passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.at
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// The same bound again from now: after starting an agent, or for the next request on a
+    /// connection.
+    pub fn renew(&mut self) {
+        *self = Deadline::after(self.bound);
+    }
+}
+
 /// How the file name of a forwarded socket on the remote side starts (`wbl ssh` binds
 /// `/tmp/wbl-fwd-<32 hex digits>.sock` there). The client never starts an agent for a socket
 /// named like this: a forwarded socket is never replaced by a local agent.
@@ -972,6 +1016,21 @@ mod tests {
             DirProblem::NotADirectory
         );
         assert!(!check_dir(&t.path().join("missing")).unwrap());
+    }
+
+    #[test]
+    fn a_deadline_is_spent_once_and_renewed_with_its_whole_bound() {
+        let bound = Duration::from_secs(600);
+        let past = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap();
+        let mut d = Deadline { at: past, bound };
+        assert_eq!(d.remaining(), None);
+        assert_eq!(d.bound(), bound);
+        d.renew();
+        let left = d.remaining().unwrap();
+        assert!(left <= bound && left > bound / 2, "{left:?}");
+        assert_eq!(Deadline::after(Duration::ZERO).remaining(), None);
     }
 
     /// A forward that sshd bound `srwxrwxrwx` (`StreamLocalBindMask 0000`) is usable only in a

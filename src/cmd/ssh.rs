@@ -29,7 +29,6 @@ use super::{resolve_host, target_of};
 pub use crate::cli::SshArgs;
 use crate::client::{ClientError, connect_or_start};
 use crate::rendezvous::{FORWARD_PREFIX, RuntimePaths};
-use crate::wandb::host::HostUrl;
 
 /// The directory on the remote in which the private directory of the forwarded socket is made
 /// unless `--remote-dir` says otherwise; `/tmp`'s sticky bit keeps other users from removing or
@@ -233,15 +232,9 @@ fn random_hex() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// A host named by `--allow`: a URL (`https://git.example.com`) or a bare host name (https).
+/// A host named by `--allow` (the grammar: `crate::grant`).
 fn allowed_target(text: &str) -> anyhow::Result<Target> {
-    let url = if text.contains("://") {
-        text.to_owned()
-    } else {
-        format!("https://{text}")
-    };
-    let host = HostUrl::parse(&url).with_context(|| format!("--allow {text}"))?;
-    Ok(target_of(&host))
+    crate::grant::allowed_target(text).with_context(|| format!("--allow {text}"))
 }
 
 pub fn run(args: SshArgs) -> anyhow::Result<()> {
