@@ -493,7 +493,8 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
 #[cfg(unix)]
 fn make_remote_dir(ssh_head: &[OsString], dir: &str) -> anyhow::Result<()> {
     let mut ssh = Command::new(ssh_program());
-    ssh.arg("-T")
+    // No tty, and none of the user's port forwards (`-L 8888:…` would be bound twice).
+    ssh.args(["-T", "-o", "ClearAllForwardings=yes"])
         .args(ssh_head)
         .arg(format!("mkdir -m 700 {}", quote(dir)))
         .stdin(std::process::Stdio::null())
