@@ -400,7 +400,8 @@ pub struct SshArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::cmd::ssh::parse_duration)]
     pub ttl: Option<std::time::Duration>,
     /// The directory on the remote machine in which the forwarded socket's private (0700)
-    /// directory is made (default /tmp).
+    /// directory is made (default /tmp): yours, or sticky like /tmp, so that nobody can
+    /// replace what is made there.
     #[arg(long, value_name = "DIR", conflicts_with = "hold")]
     pub remote_dir: Option<std::path::PathBuf>,
     /// Run no ssh: keep a forward named NAME open (at `<agent socket>.fwd-NAME`) until
