@@ -68,7 +68,10 @@ pub enum Command {
             It cannot list, store or erase keys, see the agent's status or stop it. The grant \
             ends when ssh exits, or after --ttl. Every key handed out is logged here with the \
             destination; `wbl status` lists live forwards.\n\n\
-            On the remote, WBL_SOCKET points at the forwarded socket for the remote command or \
+            The socket lands in a fresh directory on the remote that only you can enter, made \
+            by a short ssh connection of its own just before the session (with password logins \
+            you are asked twice), so it is yours alone whatever the server's \
+            StreamLocalBindMask. On the remote, WBL_SOCKET points at it for the remote command or \
             login shell (set through `env WBL_SOCKET=... sh -c ...` around it, so the remote \
             login shell must understand POSIX quoting: sh, bash, zsh, ksh, fish). With ssh -N, \
             no command runs: set WBL_SOCKET yourself to the path printed. Needs OpenSSH 6.7 or \
@@ -397,7 +400,9 @@ pub struct SshArgs {
     /// End the grant after this long even if the session goes on: 90s, 30m, 8h, 2d, 1h30m.
     #[arg(long, value_name = "DURATION", value_parser = crate::cmd::ssh::parse_duration)]
     pub ttl: Option<std::time::Duration>,
-    /// The directory on the remote machine for the forwarded socket (default /tmp).
+    /// The directory on the remote machine in which the forwarded socket's private (0700)
+    /// directory is made (default /tmp): yours, or sticky like /tmp, so that nobody can
+    /// replace what is made there.
     #[arg(long, value_name = "DIR", conflicts_with = "hold")]
     pub remote_dir: Option<std::path::PathBuf>,
     /// Run no ssh: keep a forward named NAME open (at `<agent socket>.fwd-NAME`) until

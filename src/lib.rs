@@ -14,6 +14,7 @@ pub mod doctor;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub mod entry;
 pub mod git;
+pub mod grant;
 pub mod keychain;
 pub mod logging;
 pub mod openbao;

@@ -28,6 +28,50 @@ pub fn client_timeout() -> Duration {
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
+/// When one client operation must be over. An operation — connecting, the hello and one
+/// request, or git's one `get` with the connections it takes — waits at most one
+/// [`client_timeout`] in all, not one per wait: every wait takes what is left of the same
+/// deadline. Starting an agent is not counted (it has bounds of its own); the deadline starts
+/// again after it ([`Deadline::renew`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: std::time::Instant,
+    bound: Duration,
+}
+
+impl Deadline {
+    /// `bound` from now.
+    pub fn after(bound: Duration) -> Deadline {
+        Deadline {
+            at: std::time::Instant::now() + bound,
+            bound,
+        }
+    }
+
+    /// [`client_timeout`] from now.
+    pub fn from_env() -> Deadline {
+        Deadline::after(client_timeout())
+    }
+
+    /// The whole bound of the operation (for messages: "did not answer within N s").
+    pub fn bound(&self) -> Duration {
+        self.bound
+    }
+
+    /// The time left; `None` once the deadline has passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.at
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// The same bound again from now: after starting an agent, or for the next request on a
+    /// connection.
+    pub fn renew(&mut self) {
+        *self = Deadline::after(self.bound);
+    }
+}
+
 /// How the file name of a forwarded socket on the remote side starts (`wbl ssh` binds
 /// `/tmp/wbl-fwd-<32 hex digits>.sock` there). The client never starts an agent for a socket
 /// named like this: a forwarded socket is never replaced by a local agent.
@@ -277,12 +321,36 @@ fn owned_and_private(meta: &std::fs::Metadata) -> Result<(), DirProblem> {
     Ok(())
 }
 
-/// The rule for a forwarded socket, which sshd binds (mode 0600) in a shared directory such as
-/// `/tmp` whose sticky bit keeps others from replacing it: the socket file itself, not followed
-/// if a symbolic link, must be ours and not writable by group or others. `Ok(false)` when it
-/// does not exist (the session has ended).
+/// The rule for a forwarded socket, which sshd binds with the mode its `StreamLocalBindMask`
+/// gives (0600 by default, `srwxrwxrwx` with a mask of 0000): the socket file itself, not
+/// followed if a symbolic link, must be ours, and either not writable by group or others, or
+/// in a directory only we can enter (`wbl ssh` binds it in a fresh 0700 directory: see
+/// [`private_to_us`]). `Ok(false)` when it does not exist (the session has ended).
 pub fn check_forward(socket: &Path) -> Result<bool, UnsafeDir> {
-    check_path(socket, false)
+    match check_path(socket, false) {
+        Err(UnsafeDir {
+            problem: DirProblem::WritableByOthers { .. },
+            ..
+        }) if socket.parent().is_some_and(private_to_us) => Ok(true),
+        r => r,
+    }
+}
+
+/// True when `dir`, not followed if a symbolic link, is a directory of ours that group and
+/// others may not enter, read or write (mode 0700 or tighter): whatever is inside is out of
+/// other users' reach (root's aside), whatever its own mode.
+fn private_to_us(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == euid() && m.mode() & 0o077 == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
+    }
 }
 
 /// Why [`prepare_dir`] failed.
@@ -949,6 +1017,54 @@ mod tests {
             DirProblem::NotADirectory
         );
         assert!(!check_dir(&t.path().join("missing")).unwrap());
+    }
+
+    #[test]
+    fn a_deadline_is_spent_once_and_renewed_with_its_whole_bound() {
+        let bound = Duration::from_secs(600);
+        let past = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap();
+        let mut d = Deadline { at: past, bound };
+        assert_eq!(d.remaining(), None);
+        assert_eq!(d.bound(), bound);
+        d.renew();
+        let left = d.remaining().unwrap();
+        assert!(left <= bound && left > bound / 2, "{left:?}");
+        assert_eq!(Deadline::after(Duration::ZERO).remaining(), None);
+    }
+
+    /// A forward that sshd bound `srwxrwxrwx` (`StreamLocalBindMask 0000`) is usable only in a
+    /// directory of ours that nobody else may enter.
+    #[cfg(unix)]
+    #[test]
+    fn a_loose_forward_is_usable_only_in_a_private_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("wbl-fwd-x");
+        std::fs::create_dir(&dir).unwrap();
+        let sock = dir.join("wbl-fwd-agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        mode(&sock, 0o600).unwrap();
+        mode(&dir, 0o755).unwrap();
+        assert!(check_forward(&sock).unwrap(), "a private socket anywhere");
+        mode(&sock, 0o777).unwrap();
+        for shared in [0o755, 0o711, 0o750] {
+            mode(&dir, shared).unwrap();
+            let e = check_forward(&sock).unwrap_err();
+            assert_eq!(e.problem, DirProblem::WritableByOthers { mode: 0o777 });
+        }
+        mode(&dir, 0o700).unwrap();
+        assert!(
+            check_forward(&sock).unwrap(),
+            "a loose socket in a 0700 directory"
+        );
+        // A symbolic link to a private directory is not one.
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(check_forward(&link.join("wbl-fwd-agent.sock")).is_err());
+        assert!(!check_forward(&dir.join("gone.sock")).unwrap());
     }
 
     #[cfg(unix)]

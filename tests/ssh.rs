@@ -198,11 +198,15 @@ fn remote_gets_granted_keys_only_and_keeps_nothing() {
         "{err}"
     );
     let sock = field(&text, "sock").unwrap();
+    // A fresh private directory with 128 random bits in its name, the socket inside.
+    let dir = sock
+        .strip_suffix("/wbl-fwd-agent.sock")
+        .and_then(|d| d.strip_prefix("/tmp/wbl-fwd-"))
+        .unwrap_or_else(|| panic!("{sock}"));
     assert!(
-        sock.starts_with("/tmp/wbl-fwd-") && sock.ends_with(".sock"),
+        dir.len() == 32 && dir.chars().all(|c| c.is_ascii_hexdigit()),
         "{sock}"
     );
-    assert_eq!(sock.len(), "/tmp/wbl-fwd-".len() + 32 + ".sock".len());
     assert_eq!(
         field(&text, "exec").as_deref(),
         Some(key.as_str()),
@@ -288,6 +292,8 @@ fn remote_gets_granted_keys_only_and_keeps_nothing() {
     // Nothing of it on the remote: no socket file, no file holding a key under its HOME or
     // /tmp, no agent started there.
     assert!(!Path::new(&sock).exists(), "{sock} left behind");
+    let sock_dir = Path::new(&sock).parent().unwrap();
+    assert!(!sock_dir.exists(), "{} left behind", sock_dir.display());
     let mut hits = Vec::new();
     for dir in [remote.home(), PathBuf::from("/tmp")] {
         files_containing(&dir, &[&key, &other, &git], &mut hits);
@@ -606,7 +612,7 @@ fn an_interactive_login_shell_gets_the_forward() {
     p.send_line("PS1='rem> '; echo \"sock=$WBL_SOCKET\"")
         .unwrap();
     p.exp_string("sock=/tmp/wbl-fwd-").unwrap();
-    let (_, sock_rest) = p.exp_regex(r"[0-9a-f]{32}\.sock").unwrap();
+    let (_, sock_rest) = p.exp_regex(r"[0-9a-f]{32}/wbl-fwd-agent\.sock").unwrap();
     p.send_line(&format!(
         "env -i PATH=/usr/bin:/bin HOME=\"$HOME\" WBL_SOCKET=\"$WBL_SOCKET\" {WBL} token | sed 's/^/tok=/'"
     ))
@@ -626,6 +632,10 @@ fn an_interactive_login_shell_gets_the_forward() {
     );
     let sock = format!("/tmp/wbl-fwd-{sock_rest}");
     assert!(!Path::new(&sock).exists(), "{sock} left behind");
+    assert!(
+        !Path::new(&sock).parent().unwrap().exists(),
+        "{sock}'s directory left behind"
+    );
     assert!(forwards(&world).is_empty());
     assert!(forward_sockets(&world).is_empty());
 }

@@ -380,14 +380,19 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
                     target = %query.target,
                     "refused a get for a host not granted to the forward"
                 );
+                // Only an --allow that `wbl ssh` takes, and that grants this very host.
+                let next = match crate::grant::allow_hint(&query.target) {
+                    Ok(allow) => {
+                        format!("to allow it, reconnect with `wbl ssh --allow {allow} ...`")
+                    }
+                    Err(why) => format!("no forward can get it: {why}"),
+                };
                 return Err(format!(
                     "{}://{} is not granted to this forwarded wbl socket (it may get keys for {} \
-                     only); to allow it, reconnect with `wbl ssh --allow {}://{} ...`",
+                     only); {next}",
                     query.target.protocol,
                     query.target.host,
                     grant.hosts_text(),
-                    query.target.protocol,
-                    query.target.host
                 ));
             }
             return Ok(());

@@ -20,7 +20,7 @@ use std::time::Duration;
 use wbl_proto::PROTOCOL_VERSION;
 
 use super::{AgentClient, ClientError};
-use crate::rendezvous::{self, RuntimePaths};
+use crate::rendezvous::{self, Deadline, RuntimePaths};
 
 /// Set to `1` to never start an agent from the client.
 pub const AUTOSTART_ENV: &str = "WBL_NO_AUTOSTART";
@@ -73,8 +73,18 @@ fn final_error(e: &ClientError) -> bool {
 /// out) leads to a start. A forwarded socket (`wbl ssh`) is used as it is: never restarted for
 /// another version, and never replaced by a local agent when it does not answer.
 pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
-    match AgentClient::connect(paths) {
-        Ok(client) => return check_version(client, paths),
+    connect_or_start_by(paths, &mut Deadline::from_env())
+}
+
+/// [`connect_or_start`] within what is left of an operation's `deadline`. Waiting for
+/// another client's start-up (the start lock) or starting an agent is not counted: the
+/// deadline starts again after it (`Deadline::renew`), for the caller too.
+pub fn connect_or_start_by(
+    paths: &RuntimePaths,
+    deadline: &mut Deadline,
+) -> Result<AgentClient, ClientError> {
+    match AgentClient::connect_by(paths, *deadline) {
+        Ok(client) => return check_version(client, paths, deadline),
         Err(e) if final_error(&e) => return Err(e),
         Err(_) => {}
     }
@@ -93,13 +103,15 @@ pub fn connect_or_start(paths: &RuntimePaths) -> Result<AgentClient, ClientError
         e => ClientError::StartFailed(e.to_string()),
     })?;
     let _lock = take_start_lock(paths)?;
-    // Another client may have started it while we waited for the lock.
-    match AgentClient::connect(paths) {
-        Ok(client) => return check_version(client, paths),
+    // Another client may have started it while we waited for the lock: that wait was its
+    // start-up.
+    deadline.renew();
+    match AgentClient::connect_by(paths, *deadline) {
+        Ok(client) => return check_version(client, paths, deadline),
         Err(e) if final_error(&e) => return Err(e),
         Err(_) => {}
     }
-    start_and_connect(paths)
+    start_and_connect(paths, deadline)
 }
 
 /// Takes the start lock, waiting (bounded) while another client starts the agent.
@@ -145,9 +157,13 @@ enum Started {
 /// Starts the agent and connects. When the launcher finds another agent holding the pid-file
 /// lock that does not answer, that agent is on its way out (idle exit, `wbl agent stop`, a
 /// signal): wait until it has released the lock, then start once more.
-fn start_and_connect(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
+fn start_and_connect(
+    paths: &RuntimePaths,
+    deadline: &mut Deadline,
+) -> Result<AgentClient, ClientError> {
     if start_agent(paths)? == Started::AlreadyRunning {
-        match AgentClient::connect(paths) {
+        deadline.renew();
+        match AgentClient::connect_by(paths, *deadline) {
             Ok(client) => return Ok(client),
             Err(e) if final_error(&e) => return Err(e),
             Err(_) => {}
@@ -156,7 +172,8 @@ fn start_and_connect(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
         wait_released(paths, None)?;
         start_agent(paths)?;
     }
-    AgentClient::connect(paths).map_err(|e| match e {
+    deadline.renew();
+    AgentClient::connect_by(paths, *deadline).map_err(|e| match e {
         e @ (ClientError::Untrusted(_) | ClientError::Timeout { .. }) => e,
         e => ClientError::StartFailed(format!(
             "it started but {} does not answer: {e}",
@@ -253,7 +270,11 @@ fn start_agent(paths: &RuntimePaths) -> Result<Started, ClientError> {
     }
 }
 
-fn check_version(client: AgentClient, paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
+fn check_version(
+    client: AgentClient,
+    paths: &RuntimePaths,
+    deadline: &mut Deadline,
+) -> Result<AgentClient, ClientError> {
     // A forward of another version is still asked: `get` has not changed since protocol 1.
     if client.agent_protocol == PROTOCOL_VERSION || client.forwarded() {
         return Ok(client);
@@ -270,7 +291,7 @@ fn check_version(client: AgentClient, paths: &RuntimePaths) -> Result<AgentClien
     }
     stop_pid(client.agent_pid, paths)?;
     drop(client);
-    start_and_connect(paths)
+    start_and_connect(paths, deadline)
 }
 
 /// Asks an agent process to stop and waits (bounded) until it released its pid-file lock.

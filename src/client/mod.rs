@@ -13,9 +13,9 @@ use wbl_proto::{
     ForwardRequest, OpenBaoSession, PROTOCOL_VERSION, ProtoError, Query, Request, Response, Secret,
 };
 
-use crate::rendezvous::{self, ClientStream, ConnectError, RuntimePaths};
+use crate::rendezvous::{self, ClientStream, ConnectError, Deadline, RuntimePaths};
 
-pub use autostart::{AUTOSTART_ENV, connect_or_start};
+pub use autostart::{AUTOSTART_ENV, connect_or_start, connect_or_start_by};
 pub(crate) use autostart::{stop_pid, wait_released};
 
 /// Client-side failures, each with what to do next where there is something to do.
@@ -57,6 +57,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// True for the errors of a pipelined lookup that a second attempt cannot change: the
+    /// agent's own answer, a refused socket or peer, and a timeout (the operation's one bound
+    /// is spent).
+    fn final_for_lookup(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Agent { .. } | ClientError::Untrusted(_) | ClientError::Timeout { .. }
+        )
+    }
+
     /// The agent's error code, when the agent reported the error.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
@@ -195,7 +205,9 @@ pub struct Stored {
 /// A connected, greeted agent.
 pub struct AgentClient {
     conn: Connection<ClientStream>,
-    timeout: Duration,
+    /// When the current operation must be over: connecting, the hello and the first request
+    /// share one bound; each later request has one of its own.
+    deadline: Deadline,
     /// The agent's protocol version and pid, from its hello.
     pub agent_protocol: u32,
     pub agent_version: String,
@@ -203,11 +215,11 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// Connects to our own agent and exchanges hellos; no auto-start. Every wait is bounded
-    /// by [`rendezvous::client_timeout`]; an unsafe directory or a peer of another user is
-    /// refused before a byte is sent.
+    /// Connects to our own agent and exchanges hellos; no auto-start. Connecting, the hello
+    /// and the first request take at most [`rendezvous::client_timeout`] together; an unsafe
+    /// directory or a peer of another user is refused before a byte is sent.
     pub fn connect(paths: &RuntimePaths) -> Result<AgentClient, ClientError> {
-        Self::connect_within(paths, rendezvous::client_timeout())
+        Self::connect_by(paths, Deadline::from_env())
     }
 
     /// [`AgentClient::connect`], with `None` when no agent listens (a refused socket or a
@@ -220,12 +232,20 @@ impl AgentClient {
         }
     }
 
-    /// [`AgentClient::connect`] with an explicit bound on each wait.
+    /// [`AgentClient::connect`] with an explicit bound.
     pub fn connect_within(
         paths: &RuntimePaths,
         timeout: Duration,
     ) -> Result<AgentClient, ClientError> {
-        let mut client = AgentClient::ungreeted(paths, timeout)?;
+        Self::connect_by(paths, Deadline::after(timeout))
+    }
+
+    /// [`AgentClient::connect`] within what is left of an operation's `deadline`.
+    pub fn connect_by(
+        paths: &RuntimePaths,
+        deadline: Deadline,
+    ) -> Result<AgentClient, ClientError> {
+        let mut client = AgentClient::ungreeted(paths, deadline)?;
         match client.exchange(&hello(), "hello")? {
             Response::Hello {
                 protocol,
@@ -240,12 +260,25 @@ impl AgentClient {
         }
     }
 
-    /// A checked connection to our agent (`rendezvous::connect`), hello not yet exchanged.
-    fn ungreeted(paths: &RuntimePaths, timeout: Duration) -> Result<AgentClient, ClientError> {
-        let stream = rendezvous::connect(paths, timeout)?;
+    /// A checked connection to our agent (`rendezvous::connect`) within what is left of
+    /// `deadline`, hello not yet exchanged.
+    fn ungreeted(paths: &RuntimePaths, deadline: Deadline) -> Result<AgentClient, ClientError> {
+        let what = "the connection";
+        let left = deadline.remaining().ok_or(ClientError::Timeout {
+            what,
+            timeout: deadline.bound(),
+        })?;
+        let stream = rendezvous::connect(paths, left).map_err(|e| match e {
+            // Named with the operation's bound, not the part of it that was left.
+            ConnectError::Timeout { .. } => ClientError::Timeout {
+                what,
+                timeout: deadline.bound(),
+            },
+            e => e.into(),
+        })?;
         Ok(AgentClient {
             conn: Connection::new(stream),
-            timeout,
+            deadline,
             agent_protocol: 0,
             agent_version: String::new(),
             agent_pid: 0,
@@ -259,9 +292,31 @@ impl AgentClient {
         self.agent_pid = pid;
     }
 
-    /// One request and its response, each read and write bounded by the client timeout.
+    /// Bounds the next read or write by what is left of the operation's deadline; a
+    /// [`ClientError::Timeout`] when nothing is left (nothing is sent or read then).
+    fn arm(&mut self, what: &'static str) -> Result<(), ClientError> {
+        let timeout = self.deadline.bound();
+        let left = self
+            .deadline
+            .remaining()
+            .ok_or(ClientError::Timeout { what, timeout })?;
+        #[cfg(unix)]
+        {
+            let stream = self.conn.get_ref();
+            stream
+                .set_read_timeout(Some(left))
+                .and_then(|()| stream.set_write_timeout(Some(left)))
+                .map_err(|e| ClientError::Io(format!("cannot bound the wait for {what}: {e}")))?;
+        }
+        #[cfg(not(unix))]
+        let _ = left;
+        Ok(())
+    }
+
+    /// One request and its response within what is left of the operation's deadline.
     fn exchange(&mut self, req: &Request, what: &'static str) -> Result<Response, ClientError> {
-        bounded(self.conn.call(req), what, self.timeout)
+        self.arm(what)?;
+        bounded(self.conn.call(req), what, self.deadline.bound())
     }
 
     /// Connects and sends hello and `req` without waiting in between, then reads both
@@ -272,13 +327,17 @@ impl AgentClient {
     fn connect_pipelined(
         paths: &RuntimePaths,
         req: &Request,
+        deadline: Deadline,
     ) -> Result<Option<(AgentClient, Response)>, ClientError> {
         // The same checked connect as every client: directory rule and peer uid before a
-        // byte is sent, every wait bounded.
-        let timeout = rendezvous::client_timeout();
-        let mut client = AgentClient::ungreeted(paths, timeout)?;
+        // byte is sent, every wait within the one deadline.
+        let timeout = deadline.bound();
+        let mut client = AgentClient::ungreeted(paths, deadline)?;
+        client.arm("hello")?;
         bounded(client.conn.send(&hello()), "hello", timeout)?;
+        client.arm("a lookup")?;
         bounded(client.conn.send(req), "a lookup", timeout)?;
+        client.arm("hello")?;
         let Some(Response::Hello {
             protocol,
             agent_version,
@@ -291,6 +350,7 @@ impl AgentClient {
             return Ok(None);
         }
         client.greeted(protocol, agent_version, pid);
+        client.arm("a lookup")?;
         let answer = match bounded(client.conn.recv(), "a lookup", timeout)? {
             Some(Response::Error { code, message }) => {
                 return Err(ClientError::Agent { code, message });
@@ -327,7 +387,10 @@ impl AgentClient {
             Request::Forward(_) => "a forward request",
             Request::Forwards => "a forwards request",
         };
-        match self.exchange(req, what)? {
+        let answer = self.exchange(req, what);
+        // The next request is an operation of its own.
+        self.deadline.renew();
+        match answer? {
             Response::Error { code, message } => Err(ClientError::Agent { code, message }),
             r => Ok(r),
         }
@@ -409,23 +472,36 @@ impl AgentClient {
     }
 }
 
-/// The first credential matching `query`, from the agent (started when needed). With an agent
-/// of our version already running this is one round trip (hello and get pipelined); anything
-/// else (no agent, another version, a connection lost before the answer) takes the ordinary
-/// path of [`connect_or_start`].
+/// The first credential matching `query`, from the agent (started when needed), within one
+/// [`rendezvous::client_timeout`] (see [`get_once_by`]).
 pub fn get_once(paths: &RuntimePaths, query: Query) -> Result<Option<Credential>, ClientError> {
+    get_once_by(paths, query, &mut Deadline::from_env())
+}
+
+/// [`get_once`] within what is left of `deadline`, which several lookups of one operation
+/// share (it starts again when an agent had to be started). With an agent of our version
+/// already running this is one round trip (hello and get pipelined); no agent, another
+/// version, or a connection lost before the answer take the ordinary path of
+/// [`connect_or_start_by`], with the same deadline. An agent that did not answer in time is
+/// not asked again: that would wait a second bound.
+pub fn get_once_by(
+    paths: &RuntimePaths,
+    query: Query,
+    deadline: &mut Deadline,
+) -> Result<Option<Credential>, ClientError> {
     let req = Request::Get(query);
-    match AgentClient::connect_pipelined(paths, &req) {
+    match AgentClient::connect_pipelined(paths, &req, *deadline) {
         Ok(Some((_, Response::Credential(c)))) => return Ok(c),
         Ok(Some(_)) => return Err(ClientError::Unexpected("get")),
-        // The agent's own error (keychain, …) is the answer; retrying would repeat it.
-        Err(e @ ClientError::Agent { .. }) => return Err(e),
+        // The agent's own error (keychain, …) is the answer, a refused socket or peer would be
+        // refused again, and the time is up: retrying would repeat or wait again.
+        Err(e) if e.final_for_lookup() => return Err(e),
         Ok(None) | Err(_) => {}
     }
     let Request::Get(query) = req else {
         unreachable!("built above")
     };
-    connect_or_start(paths)?.get(query)
+    connect_or_start_by(paths, deadline)?.get(query)
 }
 
 /// The other end of a held connection, watched for its end (see [`AgentClient::closed`]).
@@ -451,5 +527,59 @@ impl Closed {
                 return;
             }
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn client_on(stream: ClientStream, deadline: Deadline) -> AgentClient {
+        AgentClient {
+            conn: Connection::new(stream),
+            deadline,
+            agent_protocol: PROTOCOL_VERSION,
+            agent_version: String::new(),
+            agent_pid: 1,
+        }
+    }
+
+    /// Every wait takes what is left of the operation's deadline: once it is spent, a request
+    /// is neither sent nor waited for, and the error names the whole bound.
+    #[test]
+    fn a_spent_deadline_sends_nothing_and_waits_for_nothing() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut client = client_on(ours, Deadline::after(Duration::ZERO));
+        let e = client.status().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ClientError::Timeout {
+                    what: "a status request",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        theirs.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 16];
+        let n = std::io::Read::read(&mut &theirs, &mut buf);
+        assert_eq!(
+            n.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock),
+            "nothing was sent"
+        );
+    }
+
+    /// The socket's read bound is what is left of the deadline, never the whole bound again.
+    #[test]
+    fn each_wait_is_bounded_by_what_is_left() {
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let bound = Duration::from_secs(600);
+        let mut client = client_on(ours, Deadline::after(bound));
+        client.arm("hello").unwrap();
+        let set = client.conn.get_ref().read_timeout().unwrap().unwrap();
+        assert!(set <= bound && set > Duration::ZERO, "{set:?}");
+        assert_eq!(client.deadline.bound(), bound);
     }
 }

@@ -13,9 +13,9 @@ use wbl_proto::{CredentialInfo, Query, Target};
 use zeroize::Zeroizing;
 
 use crate::cli::CredentialArgs;
-use crate::client::{connect_or_start, get_once, not_found_is_none};
+use crate::client::{connect_or_start, get_once_by, not_found_is_none};
 use crate::git::credential::{CAPABILITIES, GitCredential, MAX_INPUT, get_response};
-use crate::rendezvous::RuntimePaths;
+use crate::rendezvous::{Deadline, RuntimePaths};
 use crate::wandb::resolver::{Lookup, keychain_alias};
 
 /// Reads stdin up to [`MAX_INPUT`] bytes; more is an error (and is not read).
@@ -114,11 +114,13 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
 /// The credential for a request: stored for its URL, else — for a W&B address served by
 /// Forge and not routed to a store — stored for the other address of the same deployment (the
 /// resolver's rule). A routed host is answered by its store only: its miss is git's "none".
+/// Both lookups are one operation for git: they share one bound.
 fn lookup(
     paths: &RuntimePaths,
     query: wbl_proto::Query,
 ) -> anyhow::Result<Option<wbl_proto::Credential>> {
-    match super::lookup(get_once(paths, query.clone()))
+    let deadline = &mut Deadline::from_env();
+    match super::lookup(get_once_by(paths, query.clone(), deadline))
         .context("while looking up the credential")?
     {
         Lookup::Found(c) => return Ok(Some(c)),
@@ -135,7 +137,7 @@ fn lookup(
         target: alias,
         username: query.username,
     };
-    not_found_is_none(get_once(paths, q)).context("while looking up the credential")
+    not_found_is_none(get_once_by(paths, q, deadline)).context("while looking up the credential")
 }
 
 /// git's erase with a password, as its credential-cache does it: every stored credential the

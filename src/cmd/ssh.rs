@@ -2,13 +2,17 @@
 //! client with a restricted agent socket forwarded to the remote, so that `wbl exec`, `wbl
 //! token` and git there get keys for the granted hosts while nothing is stored on that machine.
 //!
-//! How: the agent opens a forward (a restricted socket of its own, see `agent::forward`) for
-//! as long as this process holds its connection; ssh gets `-R <remote path>:<that socket>` with
-//! a fresh unguessable remote path (`/tmp/wbl-fwd-<32 hex>.sock`) and
+//! How: a first ssh connection makes a fresh private directory on the remote
+//! (`mkdir -m 700 /tmp/wbl-fwd-<32 hex>`), because sshd binds a remote forward as soon as the
+//! session is authenticated, before any command runs, with whatever mode its
+//! `StreamLocalBindMask` gives (0000 makes the socket `srwxrwxrwx`): inside a directory only
+//! the user can enter, the socket is theirs alone under any server setting. Then the agent
+//! opens a forward (a restricted socket of its own, see `agent::forward`) for as long as this
+//! process holds its connection; ssh gets `-R <dir>/wbl-fwd-agent.sock:<that socket>` and
 //! `ExitOnForwardFailure=yes`; the remote command (or login shell) runs under
 //! `env WBL_SOCKET=<remote path> sh -c …`, a small POSIX wrapper that removes the socket file
-//! when the session ends (sshd leaves it behind). The grant ends when ssh exits (this process
-//! then closes its connection) or at `--ttl`.
+//! and the directory when the session ends (sshd leaves them behind). The grant ends when ssh
+//! exits (this process then closes its connection) or at `--ttl`.
 
 // Forwards are Unix domain sockets; elsewhere only the refusal is built.
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
@@ -25,12 +29,19 @@ use super::{resolve_host, target_of};
 pub use crate::cli::SshArgs;
 use crate::client::{ClientError, connect_or_start};
 use crate::rendezvous::{FORWARD_PREFIX, RuntimePaths};
-use crate::wandb::host::HostUrl;
 
-/// The directory on the remote that holds the forwarded socket unless `--remote-dir` says
-/// otherwise: sshd binds it with mode 0600 (`StreamLocalBindMask` 0177); `/tmp`'s sticky bit
-/// keeps other users from removing or replacing it.
+/// The directory on the remote in which the private directory of the forwarded socket is made
+/// unless `--remote-dir` says otherwise; `/tmp`'s sticky bit keeps other users from removing or
+/// replacing what is made there.
 pub const DEFAULT_REMOTE_DIR: &str = "/tmp";
+
+/// The forwarded socket's file name in its private directory (a `wbl-fwd-` name, so a client
+/// there never starts an agent in its place: `rendezvous::is_forwarded`).
+const REMOTE_SOCKET_NAME: &str = "wbl-fwd-agent.sock";
+
+/// The longest socket path every remote can bind (`sun_path` is 104 bytes on macOS and the
+/// BSDs, 108 on Linux, with the final NUL).
+const MAX_REMOTE_SOCKET_PATH: usize = 103;
 
 /// `90s`, `30m`, `8h`, `2d`, `1h30m` or plain seconds; at least one second, at most 30 days.
 /// Hand-written: one small grammar, not worth a dependency.
@@ -190,10 +201,12 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// The wrapper run by `sh` on the remote: removes the forwarded socket at the end (sshd
-/// leaves it behind), survives the interrupts meant for the command it waits for, and runs
-/// the user's command with their shell (`$1`), or their login shell.
-const REMOTE_SCRIPT: &str = "trap 'rm -f \"$WBL_SOCKET\"' EXIT; trap : INT QUIT; \
+/// The wrapper run by `sh` on the remote: removes the forwarded socket and its private
+/// directory at the end (sshd leaves them behind), survives the interrupts meant for the
+/// command it waits for, and runs the user's command with their shell (`$1`), or their login
+/// shell.
+const REMOTE_SCRIPT: &str = "trap 'rm -f \"$WBL_SOCKET\"; rmdir \"${WBL_SOCKET%/*}\" 2>/dev/null' EXIT; \
+trap : INT QUIT; \
 trap 'exit 129' HUP; trap 'exit 143' TERM; \
 if [ $# -gt 0 ]; then \"${SHELL:-/bin/sh}\" -c \"$1\"; else \"${SHELL:-/bin/sh}\" -l; fi";
 
@@ -219,15 +232,9 @@ fn random_hex() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// A host named by `--allow`: a URL (`https://git.example.com`) or a bare host name (https).
+/// A host named by `--allow` (the grammar: `crate::grant`).
 fn allowed_target(text: &str) -> anyhow::Result<Target> {
-    let url = if text.contains("://") {
-        text.to_owned()
-    } else {
-        format!("https://{text}")
-    };
-    let host = HostUrl::parse(&url).with_context(|| format!("--allow {text}"))?;
-    Ok(target_of(&host))
+    crate::grant::allowed_target(text).with_context(|| format!("--allow {text}"))
 }
 
 pub fn run(args: SshArgs) -> anyhow::Result<()> {
@@ -385,11 +392,23 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
     if !remote_dir.is_absolute() {
         bail!("--remote-dir must be an absolute path on the remote machine");
     }
-    let remote = remote_dir.join(format!("{FORWARD_PREFIX}{}.sock", random_hex()?));
-    let remote = remote
+    let private_dir = remote_dir.join(format!("{FORWARD_PREFIX}{}", random_hex()?));
+    let private_dir = private_dir
         .to_str()
         .context("--remote-dir is not valid UTF-8")?
         .to_owned();
+    let remote = format!("{private_dir}/{REMOTE_SOCKET_NAME}");
+    if remote.len() > MAX_REMOTE_SOCKET_PATH {
+        bail!(
+            "--remote-dir is too long: the forwarded socket's path {remote} would be longer than \
+             the {MAX_REMOTE_SOCKET_PATH} bytes a socket path may have"
+        );
+    }
+    if remote.contains(':') || remote.contains(char::is_whitespace) {
+        bail!("the remote socket path {remote} has a `:` or a space, which ssh -R cannot take");
+    }
+    // Before the grant exists: the directory must be there when sshd binds the forward.
+    make_remote_dir(&args.ssh_args[..parsed.head], &private_dir)?;
 
     let (agent, info) = open_forward(ForwardRequest {
         destination: parsed.destination.clone(),
@@ -397,10 +416,11 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         ttl_secs: args.ttl.map(|d| d.as_secs()),
         name: None,
     })?;
-    for (what, path) in [("remote", remote.as_str()), ("local", info.socket.as_str())] {
-        if path.contains(':') || path.contains(char::is_whitespace) {
-            bail!("the {what} socket path {path} has a `:` or a space, which ssh -R cannot take");
-        }
+    if info.socket.contains(':') || info.socket.contains(char::is_whitespace) {
+        bail!(
+            "the local socket path {} has a `:` or a space, which ssh -R cannot take",
+            info.socket
+        );
     }
 
     let mut ssh = Command::new(ssh_program());
@@ -437,7 +457,8 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
     ));
     if parsed.no_command {
         crate::term::log(&format!(
-            "on the remote, set WBL_SOCKET={remote} (ssh -N runs no command to set it)"
+            "on the remote, set WBL_SOCKET={remote} (ssh -N runs no command to set it); \
+             remove {private_dir} there when done"
         ));
     }
 
@@ -461,6 +482,37 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Makes `dir` on the remote, mode 0700, with a connection of its own (`ssh [options]
+/// destination mkdir -m 700 DIR`) before the session that forwards: sshd binds a remote
+/// forward right after authentication, before any command of that session runs, so the
+/// private directory has to exist by then. `mkdir` without `-p` fails on a name that exists,
+/// so nobody can have made it first (and its 128 random bits cannot be guessed). The user's
+/// stdin stays for the session: this connection reads none.
+#[cfg(unix)]
+fn make_remote_dir(ssh_head: &[OsString], dir: &str) -> anyhow::Result<()> {
+    let mut ssh = Command::new(ssh_program());
+    // No tty, and none of the user's port forwards (`-L 8888:…` would be bound twice).
+    ssh.args(["-T", "-o", "ClearAllForwardings=yes"])
+        .args(ssh_head)
+        .arg(format!("mkdir -m 700 {}", quote(dir)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let status = wait_ignoring_interrupts(ssh)?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(255) => bail!(
+            "ssh failed (exit 255) while making the forward's private directory on the remote; \
+             nothing was forwarded"
+        ),
+        _ => bail!(
+            "could not make the forward's private directory {dir} on the remote (`mkdir -m 700` \
+             failed, {status}); nothing was forwarded. The remote needs a shell that runs \
+             commands, and --remote-dir (default {DEFAULT_REMOTE_DIR}) a directory you may \
+             create in"
+        ),
+    }
 }
 
 /// The ssh client: `$WBL_SSH` when set, else `ssh` from `PATH`.
@@ -563,8 +615,10 @@ mod tests {
 
     #[test]
     fn remote_command_sets_the_socket_and_runs_the_command() {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("wbl-fwd-x.sock");
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("wbl-fwd-x");
+        std::fs::create_dir(&dir).unwrap();
+        let sock = dir.join(REMOTE_SOCKET_NAME);
         std::fs::write(&sock, "").unwrap();
         let line = remote_command(
             sock.to_str().unwrap(),
@@ -582,6 +636,7 @@ mod tests {
             format!("{}|", sock.display())
         );
         assert!(!sock.exists(), "the wrapper removes the socket at the end");
+        assert!(!dir.exists(), "and its private directory");
     }
 
     #[test]

@@ -229,13 +229,17 @@ pub(super) fn socket(ctx: &mut Ctx) -> Finding {
     let dir = ctx.paths.dir();
     let (sock_s, dir_s) = (sock.display(), dir.display());
     if crate::rendezvous::is_forwarded(sock) {
-        // sshd binds a forward 0600 in a shared directory such as /tmp: check the file itself.
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
+        // The client's rule for a forward (`rendezvous::check_forward`): the file ours and
+        // private, or in a directory only we can enter (where `wbl ssh` binds it).
         return match std::fs::symlink_metadata(sock) {
-            Ok(m) if m.file_type().is_socket() && m.uid() == me && m.mode() & 0o077 == 0 => {
+            Ok(m) if m.file_type().is_socket() && rendezvous::check_forward(sock).is_ok() => {
+                let inside = if m.mode() & 0o077 == 0 {
+                    ""
+                } else {
+                    " in a private directory"
+                };
                 Finding::ok(format!(
-                    "{sock_s}: a forward, ours, mode {:o}",
+                    "{sock_s}: a forward, ours, mode {:o}{inside}",
                     m.mode() & 0o777
                 ))
             }

@@ -4,10 +4,19 @@
 //!
 //! `StreamLocalBindUnlink yes` is what the README asks of a server used with a fixed
 //! `RemoteForward` path (sshd never removes the socket of an ended session); `wbl ssh` itself
-//! binds a fresh path every time and needs nothing. Written for CI, which runs as root: root may log in with the key, `StrictModes no` because
-//! the temp dir is not root's home, `UsePAM no` and `PidFile none` so nothing outside the temp
-//! dir is touched — except `/run/sshd`, the privilege separation directory Debian's sshd insists
-//! on, which is created when missing.
+//! binds a fresh path every time and needs nothing. Written for CI, which runs as root: root
+//! may log in with the key, `StrictModes no` because the temp dir is not root's home, `UsePAM
+//! no` and `PidFile none` so nothing outside the temp dir is touched — except `/run/sshd`, the
+//! privilege separation directory Debian's sshd insists on, which is created when missing.
+//!
+//! [`Sshd::start_for`] lets an ordinary user (`users::user()`) log in instead, with the ssh
+//! client running as that user: the temp dir is opened to it (0755: sshd reads the authorized
+//! keys as the user, the client reads its config, known hosts and key), the client key is the
+//! user's, and `UsePAM yes`, because the test users are system accounts without a password,
+//! which sshd without PAM refuses as "locked" even for a key (PAM then writes the usual login
+//! records).
+
+#![allow(dead_code)] // each test file uses a part of it
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -58,6 +67,16 @@ impl Sshd {
     /// [`Sshd::start`] with more `sshd_config` lines (e.g. `SetEnv HOME=…` so that a login
     /// shell never touches the real home of the user).
     pub fn start_with(extra_config: &str) -> Sshd {
+        Self::start_as(None, extra_config)
+    }
+
+    /// [`Sshd::start_with`] for `user`, who logs in with the key and runs the ssh client (see
+    /// the module's comment).
+    pub fn start_for(user: &crate::common::users::User, extra_config: &str) -> Sshd {
+        Self::start_as(Some(user), extra_config)
+    }
+
+    fn start_as(user: Option<&crate::common::users::User>, extra_config: &str) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing (scripts/install-test-deps installs openssh-server)"
@@ -74,10 +93,24 @@ impl Sshd {
         keygen(&d.join("host_ed25519"));
         keygen(&d.join("id_ed25519"));
         std::fs::copy(d.join("id_ed25519.pub"), d.join("authorized_keys")).unwrap();
+        let extra_config = match user {
+            Some(u) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &Path, m| {
+                    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+                };
+                mode(d, 0o755);
+                mode(&d.join("authorized_keys"), 0o644);
+                u.chown(&d.join("id_ed25519"));
+                format!("UsePAM yes\n{extra_config}")
+            }
+            None => extra_config.to_owned(),
+        };
+        let login = user.map_or_else(user_name, |u| u.name.to_owned());
         // Retry on the (unlikely) race of another process taking the free port first.
         for _ in 0..5 {
             let port = free_port();
-            if let Some((child, log)) = Self::spawn(d, port, extra_config) {
+            if let Some((child, log)) = Self::spawn(d, port, &extra_config) {
                 let host_pub = std::fs::read_to_string(d.join("host_ed25519.pub")).unwrap();
                 let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
                 std::fs::write(
@@ -94,7 +127,7 @@ impl Sshd {
                          StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n  \
                          ControlMaster no\n  ControlPath none\n  ForwardAgent no\n  \
                          ConnectTimeout 10\n",
-                        user = user_name(),
+                        user = login,
                         id = d.join("id_ed25519").display(),
                         kh = d.join("known_hosts").display(),
                     ),
@@ -106,19 +139,20 @@ impl Sshd {
         panic!("sshd did not start on any of five free ports");
     }
 
+    /// `extra` comes first: sshd takes the first value of each keyword, so its lines win over
+    /// the defaults below.
     fn spawn(d: &Path, port: u16, extra: &str) -> Option<(Child, Arc<Mutex<String>>)> {
         let config = d.join("sshd_config");
         std::fs::write(
             &config,
             format!(
-                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                "{extra}\nListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
                  PermitRootLogin prohibit-password\nPubkeyAuthentication yes\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
                  StrictModes no\nPidFile none\nAllowStreamLocalForwarding yes\n\
                  StreamLocalBindUnlink yes\n\
                  AllowTcpForwarding remote\nAllowAgentForwarding no\nX11Forwarding no\n\
-                 PermitUserEnvironment no\nPrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\n\
-                 {extra}\n",
+                 PermitUserEnvironment no\nPrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\n",
                 hk = d.join("host_ed25519").display(),
                 ak = d.join("authorized_keys").display(),
             ),
