@@ -21,4 +21,5 @@ pub mod rendezvous;
 pub mod service;
 pub mod shell;
 pub mod term;
+pub mod text;
 pub mod wandb;

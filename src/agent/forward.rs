@@ -365,7 +365,7 @@ async fn accept_loop(
 pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
     let what = match req {
         Request::Hello { .. } => return Ok(()),
-        Request::Get(query) => {
+        Request::Get(query) | Request::GetFor { query, .. } => {
             if !grant.live() {
                 return Err(
                     "this forward's grant has ended (its --ttl passed); reconnect with `wbl ssh` \

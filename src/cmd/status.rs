@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use wbl_proto::{ErrorCode, Secret};
+use wbl_proto::{ErrorCode, Purpose, Secret};
 
 use super::WANDB_USER;
 use crate::cli::StatusArgs;
@@ -285,27 +285,30 @@ fn host_status(
     // The keychain as the resolver sees it (this address or its other one); a key routed to a
     // store that does not have it counts as none.
     let stored: Option<Option<(Secret, HostUrl)>> = match agent {
-        Some(a) => match resolver::keychain_key(&mut super::Lenient(a), host) {
-            Ok(c) => Some(c.map(|(c, h)| (c.password, h))),
-            Err(e) => match e.downcast_ref::<ClientError>() {
-                // A routed host whose server cannot answer: say so on its row, go on.
-                Some(
-                    ce @ ClientError::Agent {
-                        code: ErrorCode::OpenBao | ErrorCode::Config,
+        // The key is only shown masked: no program receives it (the access log says so).
+        Some(a) => {
+            match resolver::keychain_key(&mut super::Lenient(a.purpose(Purpose::Check)), host) {
+                Ok(c) => Some(c.map(|(c, h)| (c.password, h))),
+                Err(e) => match e.downcast_ref::<ClientError>() {
+                    // A routed host whose server cannot answer: say so on its row, go on.
+                    Some(
+                        ce @ ClientError::Agent {
+                            code: ErrorCode::OpenBao | ErrorCode::Config,
+                            ..
+                        },
+                    ) => {
+                        store_warning = Some(ce.to_string());
+                        None
+                    }
+                    // A forward answers only for its granted hosts: unknown for the others.
+                    Some(ClientError::Agent {
+                        code: ErrorCode::Forbidden,
                         ..
-                    },
-                ) => {
-                    store_warning = Some(ce.to_string());
-                    None
-                }
-                // A forward answers only for its granted hosts: unknown for the others.
-                Some(ClientError::Agent {
-                    code: ErrorCode::Forbidden,
-                    ..
-                }) if a.forwarded() => None,
-                _ => return Err(e),
-            },
-        },
+                    }) if a.forwarded() => None,
+                    _ => return Err(e),
+                },
+            }
+        }
         None => None,
     };
     let same = |k: &Secret| {
