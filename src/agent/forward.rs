@@ -380,14 +380,17 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
                     target = %query.target,
                     "refused a get for a host not granted to the forward"
                 );
+                // The remote client's own words, escaped here too: an older client prints
+                // the message as it is.
+                let asked = crate::text::printable(&format!(
+                    "{}://{}",
+                    query.target.protocol, query.target.host
+                ))
+                .into_owned();
                 return Err(format!(
-                    "{}://{} is not granted to this forwarded wbl socket (it may get keys for {} \
-                     only); to allow it, reconnect with `wbl ssh --allow {}://{} ...`",
-                    query.target.protocol,
-                    query.target.host,
+                    "{asked} is not granted to this forwarded wbl socket (it may get keys for {} \
+                     only); to allow it, reconnect with `wbl ssh --allow {asked} ...`",
                     grant.hosts_text(),
-                    query.target.protocol,
-                    query.target.host
                 ));
             }
             return Ok(());

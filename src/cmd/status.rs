@@ -12,6 +12,7 @@ use super::WANDB_USER;
 use crate::cli::StatusArgs;
 use crate::client::{AgentClient, ClientError};
 use crate::rendezvous::RuntimePaths;
+use crate::text::printable;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
 use crate::wandb::resolver::{self, Inventory, Place, Resolver, Settings, Source};
@@ -519,7 +520,7 @@ fn print_text(out: &StatusJson, settings: &Settings) {
             }
         }
         for w in &h.warnings {
-            println!("    WARNING {w}");
+            println!("    WARNING {}", printable(w));
         }
     }
     if !out.forwards.is_empty() {
@@ -538,9 +539,9 @@ fn print_text(out: &StatusJson, settings: &Settings) {
             };
             println!(
                 "  {} (forward {}): {}; {until}; {} key{} handed out",
-                f.destination,
+                printable(&f.destination),
                 f.id,
-                f.hosts.join(", "),
+                printable(&f.hosts.join(", ")),
                 f.handed_out,
                 if f.handed_out == 1 { "" } else { "s" }
             );
@@ -549,10 +550,15 @@ fn print_text(out: &StatusJson, settings: &Settings) {
     if !out.credentials.is_empty() {
         println!("keys:");
         for c in &out.credentials {
-            println!("  {} (user {})", c.url, c.username);
+            // Stored by git or Docker for any URL: escaped, and a token as user name masked.
+            println!(
+                "  {} (user {})",
+                printable(&c.url),
+                printable(&crate::text::username(&c.username))
+            );
         }
     }
     for w in &out.warnings {
-        println!("WARNING {w}");
+        println!("WARNING {}", printable(w));
     }
 }
