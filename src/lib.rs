@@ -23,4 +23,5 @@ pub mod rendezvous;
 pub mod service;
 pub mod shell;
 pub mod term;
+pub mod text;
 pub mod wandb;

@@ -19,10 +19,32 @@ fn filter(value: Option<&str>, default: &str) -> Targets {
         .unwrap_or_default()
 }
 
+/// The fields of an event as the default format writes them (`message` bare, the others
+/// `name=value`, space-separated), each value escaped by [`crate::text::printable`]: host and
+/// user names from clients and servers' error messages cannot forge, hide or erase a line of
+/// the log, nor act on the terminal it is read on.
+fn escaping_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(
+        |w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+         field: &tracing::field::Field,
+         value: &dyn std::fmt::Debug| {
+            let text = format!("{value:?}");
+            let text = crate::text::printable(&text);
+            match field.name() {
+                "message" => write!(w, "{text}"),
+                name => write!(w, "{name}={text}"),
+            }
+        },
+    )
+    .delimited(" ")
+}
+
 /// Installs the subscriber. `default` applies when `WBL_LOG` is unset or invalid.
 pub fn init(default: &str) {
     let value = std::env::var(LOG_ENV).ok();
     let layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(escaping_fields())
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -36,6 +58,40 @@ pub fn init(default: &str) {
 mod tests {
     use super::*;
     use tracing::Level;
+
+    #[test]
+    fn field_values_are_escaped() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(escaping_fields())
+            .with_ansi(false)
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let host = "evil\x1b[2K.com\nfake line";
+            tracing::warn!(%host, user = "a\rb", "refused {}", "x\x1b[1A");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+        assert!(
+            text.contains("refused x\\x1b[1A host=evil\\x1b[2K.com\\nfake line user=\"a\\rb\""),
+            "{text:?}"
+        );
+    }
 
     #[test]
     fn filter_syntax_and_fallbacks() {

@@ -35,8 +35,9 @@ fn emit(level: &str, msg: &str) {
         return;
     }
     let mut err = std::io::stderr().lock();
+    // Messages may quote outside text (host names, files' contents): escaped line by line.
     for line in msg.lines() {
-        let _ = writeln!(err, "{PREFIX}{level}{line}");
+        let _ = writeln!(err, "{PREFIX}{level}{}", crate::text::printable(line));
     }
 }
 
@@ -69,6 +70,8 @@ pub fn can_prompt() -> bool {
 /// `Ok(None)` when the user ends input (Ctrl-D on an empty line). Ctrl-C interrupts the
 /// process as usual, with the terminal's echo restored.
 pub fn prompt_hidden(prompt: &str) -> std::io::Result<Option<Secret>> {
+    // What is typed is a secret: sealed before it is read.
+    crate::client::seal();
     {
         let mut err = std::io::stderr().lock();
         err.write_all(prompt.as_bytes())?;

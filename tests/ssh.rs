@@ -690,3 +690,49 @@ fn a_killed_agents_forward_ends_its_holder_and_its_socket_goes() {
         "the next agent removed the stale forward socket"
     );
 }
+
+/// A remote client asks for a host with an escape sequence in its name (git percent-decodes
+/// `https://evil%1b%5b2K.com/`): the refusal it prints, `wbl log` and the agent's log show the
+/// name escaped; no ESC byte reaches a terminal or a log.
+#[test]
+fn a_remote_hosts_escape_sequence_is_shown_escaped() {
+    let sshd = Sshd::start();
+    let (world, _key, _other, _git) = world_with_keys("s9");
+    let remote = Remote::new();
+    let script = r#"printf 'protocol=https\nhost=evil\033[2K.com\n\n' | "$WBL" credential get; echo "status=$?""#;
+    let out = output_within(
+        wbl_ssh(&world, &sshd, &[], &remote.command(script)),
+        Duration::from_secs(60),
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}\n{err}\nsshd: {}", sshd.log());
+    assert_eq!(
+        field(&text, "status").as_deref(),
+        Some("1"),
+        "{text}\n{err}"
+    );
+    assert!(
+        err.contains("https://evil\\x1b[2K.com is not granted"),
+        "{err}"
+    );
+    assert!(!out.stderr.contains(&0x1b), "{err:?}");
+    // The refusal is in the access log, shown escaped.
+    let mut table = String::new();
+    for _ in 0..500 {
+        let log = ok(world.wbl(&["log"]));
+        assert!(!log.stdout.contains(&0x1b), "{log:?}");
+        table = stdout(&log);
+        if table.contains("refused") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(table.contains("evil\\x1b[2K.com"), "{table}");
+    let agent_log = std::fs::read(world.log()).unwrap();
+    assert!(
+        String::from_utf8_lossy(&agent_log).contains("evil\\x1b[2K.com"),
+        "{}",
+        String::from_utf8_lossy(&agent_log)
+    );
+    assert!(!agent_log.contains(&0x1b));
+}

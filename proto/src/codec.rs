@@ -192,7 +192,21 @@ mod tests {
             &encode_frame(&forbidden).unwrap()[..],
             &[0, 0, 0, 4, 7, 10, 1, b'x']
         );
-        assert_eq!(PROTOCOL_VERSION, 5);
+        // Protocol 6 added `GetFor` (10) with its `Purpose`: `Check` (0), `Exec` (1).
+        let get_for = Request::GetFor {
+            query: Query {
+                target: Target::new("h", "h"),
+                username: None,
+            },
+            purpose: crate::Purpose::Exec {
+                program: "/p".into(),
+            },
+        };
+        assert_eq!(
+            &encode_frame(&get_for).unwrap()[..],
+            &[0, 0, 0, 11, 10, 1, b'h', 1, b'h', 0, 0, 1, 2, b'/', b'p']
+        );
+        assert_eq!(PROTOCOL_VERSION, 6);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,6 +46,18 @@ pub struct Query {
     pub target: Target,
     /// `None` matches any user name stored for the target.
     pub username: Option<String>,
+}
+
+/// What the client does with the credential a [`Request::GetFor`] returns, for the access
+/// log: who received the key. (A plain [`Request::Get`] hands it to the calling program.)
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The key reaches no other program: the client compares it or shows it masked
+    /// (`wbl status`, `wbl login` looking for a stored key, git's erase comparing passwords).
+    Check,
+    /// `wbl exec`: the key goes into the environment of `program` (its path, as the client
+    /// resolved it), which the client then runs in its own place.
+    Exec { program: String },
 }
 
 /// A stored credential. `Debug` never shows the secrets (they are [`Secret`]s).
@@ -200,6 +212,12 @@ pub enum Request {
     Forward(ForwardRequest),
     /// The live forwards and their grants (for `wbl status`).
     Forwards,
+    /// `Get`, saying what the client does with the key (see [`Purpose`]); answered as `Get`.
+    /// Added in protocol 6.
+    GetFor {
+        query: Query,
+        purpose: Purpose,
+    },
 }
 
 /// Why a request failed.

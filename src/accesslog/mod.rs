@@ -67,6 +67,28 @@ impl Outcome {
     }
 }
 
+/// Who received the key of a `get` answered `ok`, beside the caller: `None` (no `use` in
+/// the entry) means the calling program itself (`wbl token` printing it, a helper handing it to
+/// git or Docker).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Use {
+    /// No program received it: wbl compared it or showed it masked (`wbl status`, `wbl login`
+    /// looking for a stored key, git's erase comparing passwords). Not a hand-out.
+    Check,
+    /// `wbl exec`: the program in the entry's `command` received it in its environment.
+    Exec,
+}
+
+impl Use {
+    pub fn name(self) -> &'static str {
+        match self {
+            Use::Check => "check",
+            Use::Exec => "exec",
+        }
+    }
+}
+
 /// How the caller's process was identified.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -149,6 +171,14 @@ pub struct Entry {
     /// `local`, or the destination of a forward.
     #[serde(default)]
     pub channel: Option<String>,
+    /// What the caller did with the key of a `get` (see [`Use`]); `null`: it was handed to
+    /// the caller.
+    #[serde(default, rename = "use")]
+    pub purpose: Option<Use>,
+    /// With `use` = `exec`: the program `wbl exec` ran with the key (its path as wbl resolved
+    /// it; its arguments are never recorded).
+    #[serde(default)]
+    pub command: Option<String>,
     /// Only in a `gap`: how many entries are missing before this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
@@ -165,9 +195,13 @@ pub struct Event {
     pub code: Option<&'static str>,
     pub protocol: String,
     pub host: String,
+    /// As recorded: masked when it looks like a token (`crate::text::username`).
     pub username: Option<String>,
     pub caller: std::sync::Arc<Caller>,
     pub channel: std::sync::Arc<str>,
+    /// A `get`'s use of the key, and the program of a `wbl exec`.
+    pub purpose: Option<Use>,
+    pub command: Option<String>,
 }
 
 /// RFC 3339 in UTC with milliseconds: `2026-11-29T13:45:12.345Z`.
@@ -197,6 +231,8 @@ impl Entry {
             parents: c.parents.clone(),
             check: Some(c.check),
             channel: Some(e.channel.to_string()),
+            purpose: e.purpose,
+            command: e.command.clone(),
             dropped: None,
         }
     }
@@ -217,6 +253,8 @@ impl Entry {
             parents: Vec::new(),
             check: None,
             channel: None,
+            purpose: None,
+            command: None,
             dropped: Some(count),
         }
     }
@@ -248,6 +286,8 @@ mod tests {
                 check: Check::Pidfd,
             }),
             channel: Arc::from(LOCAL_CHANNEL),
+            purpose: None,
+            command: None,
         }
     }
 

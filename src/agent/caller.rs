@@ -18,14 +18,18 @@
 //!   to be freed and handed out again within the tick of the child's birth, which the pid
 //!   allocator does not do (it hands pids out in a cycle) short of a privileged `ns_last_pid`.
 //!
-//! - When: the caller itself is read right after the hello is answered, while it waits for
-//!   its next answer and so certainly runs; its parents (whose chain only needs the caller's
-//!   parent pid and start time, taken then) are read once its first request is answered, off
-//!   the time it waits for that answer. A parent that exits in between ends the chain there.
+//! - When: the caller itself is read just before the hello is answered, while it waits for
+//!   that answer and so certainly runs — and while a client of wbl's is still readable: it
+//!   makes itself non-dumpable (which hides `/proc/<pid>/exe` from a process of the same
+//!   user) once the answer arrives, before it holds any key (`client::seal`). Its parents
+//!   (whose chain only needs the caller's parent pid and start time, taken then) are read once
+//!   its first request is answered, off the time it waits for that answer. A parent that exits
+//!   in between ends the chain there. A process that is not dumpable when it connects (a
+//!   program that sealed itself, or runs set-uid) is of unknown program: `exe` is `null`.
 //!
 //! What it cannot tell: a process that connected and then replaced its program (`exec`) is
-//! still the same process, and is named by the program it runs when the agent looks (during
-//! the hello exchange); a socket handed to another process is attributed to the one that
+//! still the same process, and is named by the program it runs when the agent looks (before
+//! answering its hello); a socket handed to another process is attributed to the one that
 //! connected, as `SO_PEERCRED` always does.
 
 use super::dispatch::Peer;

@@ -9,7 +9,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use wbl_proto::{AgentStatus, ErrorCode, FORWARD_PID, PROTOCOL_VERSION, Request, Response, Target};
+use wbl_proto::{
+    AgentStatus, ErrorCode, FORWARD_PID, PROTOCOL_VERSION, Purpose, Request, Response, Target,
+};
 
 use super::State;
 use super::forward::{self, Grant};
@@ -183,38 +185,8 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         Request::Hello { .. } => {
             Response::error(ErrorCode::BadRequest, "hello was already exchanged")
         }
-        Request::Get(query) => {
-            match state.openbao().route_for(&query.target) {
-                Err(refused) => {
-                    audit_routed(state, session, Subject::query(Op::Get, &query), &refused);
-                    return *refused;
-                }
-                Ok(Some(route)) => {
-                    let r = state.openbao().get(state, &route, &query).await;
-                    audit_routed(state, session, Subject::query(Op::Get, &query), &r);
-                    if let (Some(grant), Response::Credential(Some(cred))) = (session.grant(), &r) {
-                        forward::handed_out(grant, cred);
-                    }
-                    return r;
-                }
-                Ok(None) => {}
-            }
-            let result = state.get(&query).await;
-            audit(
-                state,
-                session,
-                Op::Get,
-                &query.target,
-                query.username.as_deref(),
-                result
-                    .as_ref()
-                    .map(|c| Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
-            );
-            if let (Some(grant), Ok(Some(cred))) = (session.grant(), &result) {
-                forward::handed_out(grant, cred);
-            }
-            result.map_or_else(error, Response::Credential)
-        }
+        Request::Get(query) => get(state, session, query, None).await,
+        Request::GetFor { query, purpose } => get(state, session, query, Some(purpose)).await,
         Request::Store(cred) => {
             let (target, user) = (cred.target.clone(), cred.username.clone());
             match state.openbao().route_for(&target) {
@@ -233,9 +205,7 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             audit(
                 state,
                 session,
-                Op::Store,
-                &target,
-                Some(&user),
+                Subject::store(&target, &user),
                 result.as_ref().map(|_| Outcome::Stored),
             );
             result.map_or_else(error, |s| Response::Stored {
@@ -259,9 +229,7 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             audit(
                 state,
                 session,
-                Op::Erase,
-                &query.target,
-                query.username.as_deref(),
+                Subject::query(Op::Erase, &query),
                 result.as_ref().map(|n| Outcome::Erased(*n)),
             );
             result.map_or_else(error, |count| Response::Erased { count })
@@ -287,6 +255,48 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             state.openbao().login(state, &server, secret).await
         }
     }
+}
+
+/// A `get` (`purpose`: what the client does with the key, from `GetFor`): from the store the
+/// host is routed to, else the keychain.
+async fn get(
+    state: &State,
+    session: &Session,
+    query: wbl_proto::Query,
+    purpose: Option<Purpose>,
+) -> Response {
+    let subject = Subject {
+        purpose: purpose.as_ref(),
+        ..Subject::query(Op::Get, &query)
+    };
+    match state.openbao().route_for(&query.target) {
+        Err(refused) => {
+            audit_routed(state, session, subject, &refused);
+            return *refused;
+        }
+        Ok(Some(route)) => {
+            let r = state.openbao().get(state, &route, &query).await;
+            audit_routed(state, session, subject, &r);
+            if let (Some(grant), Response::Credential(Some(cred))) = (session.grant(), &r) {
+                forward::handed_out(grant, cred);
+            }
+            return r;
+        }
+        Ok(None) => {}
+    }
+    let result = state.get(&query).await;
+    audit(
+        state,
+        session,
+        subject,
+        result
+            .as_ref()
+            .map(|c| Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
+    );
+    if let (Some(grant), Ok(Some(cred))) = (session.grant(), &result) {
+        forward::handed_out(grant, cred);
+    }
+    result.map_or_else(error, Response::Credential)
 }
 
 /// The wire form of a failure.
@@ -345,12 +355,13 @@ impl std::fmt::Display for Outcome<'_> {
 fn audit(
     state: &State,
     session: &Session,
-    op: Op,
-    target: &Target,
-    user: Option<&str>,
+    subject: Subject<'_>,
     outcome: Result<Outcome<'_>, &AgentError>,
 ) {
     use accesslog::Outcome as Result_;
+    let Subject { op, target, .. } = subject;
+    let user = subject.user.map(crate::text::username);
+    let user = user.as_deref();
     let (result, code, user) = match outcome {
         Ok(outcome) => {
             tracing::debug!(access = ?op, %target, ?user, %outcome, peer_pid = ?session.peer.pid, "answered");
@@ -367,7 +378,7 @@ fn audit(
             (result_of(code), Some(code_name(code)), user)
         }
     };
-    record(state, session, op, target, user, result, code);
+    record(state, session, Subject { user, ..subject }, result, code);
 }
 
 /// The access log's result for a request that failed with `code`.
@@ -393,12 +404,21 @@ fn result_of(code: ErrorCode) -> accesslog::Outcome {
 fn record(
     state: &State,
     session: &Session,
-    op: Op,
-    target: &Target,
-    user: Option<&str>,
+    subject: Subject<'_>,
     result: accesslog::Outcome,
     code: Option<&'static str>,
 ) {
+    let Subject {
+        op,
+        target,
+        user,
+        purpose,
+    } = subject;
+    let (purpose, command) = match purpose {
+        None => (None, None),
+        Some(Purpose::Check) => (Some(accesslog::Use::Check), None),
+        Some(Purpose::Exec { program }) => (Some(accesslog::Use::Exec), Some(program.clone())),
+    };
     session.log(
         state,
         Event {
@@ -408,9 +428,12 @@ fn record(
             code,
             protocol: target.protocol.clone(),
             host: target.host.clone(),
-            username: user.map(str::to_owned),
+            // A token used as the user name (`https://ghp_…@github.com`) is never recorded whole.
+            username: user.map(|u| crate::text::username(u).into_owned()),
             caller: Arc::clone(&session.caller),
             channel: Arc::clone(&session.channel),
+            purpose,
+            command,
         },
     );
 }
@@ -437,6 +460,8 @@ struct Subject<'a> {
     op: Op,
     target: &'a Target,
     user: Option<&'a str>,
+    /// A `get`'s use of the key (`GetFor`).
+    purpose: Option<&'a Purpose>,
 }
 
 impl<'a> Subject<'a> {
@@ -445,6 +470,7 @@ impl<'a> Subject<'a> {
             op,
             target: &query.target,
             user: query.username.as_deref(),
+            purpose: None,
         }
     }
 
@@ -453,6 +479,7 @@ impl<'a> Subject<'a> {
             op: Op::Store,
             target,
             user: Some(user),
+            purpose: None,
         }
     }
 
@@ -460,6 +487,10 @@ impl<'a> Subject<'a> {
     fn of(req: &'a Request) -> Option<Self> {
         match req {
             Request::Get(q) => Some(Subject::query(Op::Get, q)),
+            Request::GetFor { query, purpose } => Some(Subject {
+                purpose: Some(purpose),
+                ..Subject::query(Op::Get, query)
+            }),
             Request::Erase(q) => Some(Subject::query(Op::Erase, q)),
             Request::Store(c) => Some(Subject::store(&c.target, &c.username)),
             _ => None,
@@ -469,7 +500,9 @@ impl<'a> Subject<'a> {
 
 /// [`audit`] for a request answered by the OpenBao store, which answers with a response.
 fn audit_routed(state: &State, session: &Session, subject: Subject<'_>, response: &Response) {
-    let Subject { op, target, user } = subject;
+    let Subject { op, target, .. } = subject;
+    let user = subject.user.map(crate::text::username);
+    let user = user.as_deref();
     use accesslog::Outcome as Result_;
     let (result, code, user) = match response {
         Response::Credential(Some(c)) => (Result_::Ok, None, Some(c.username.as_str())),
@@ -482,7 +515,7 @@ fn audit_routed(state: &State, session: &Session, subject: Subject<'_>, response
         _ => return,
     };
     tracing::debug!(access = ?op, %target, ?user, ?result, peer_pid = ?session.peer.pid, store = "openbao", "answered");
-    record(state, session, op, target, user, result, code);
+    record(state, session, Subject { user, ..subject }, result, code);
 }
 
 #[cfg(test)]

@@ -365,7 +365,7 @@ async fn accept_loop(
 pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
     let what = match req {
         Request::Hello { .. } => return Ok(()),
-        Request::Get(query) => {
+        Request::Get(query) | Request::GetFor { query, .. } => {
             if !grant.live() {
                 return Err(
                     "this forward's grant has ended (its --ttl passed); reconnect with `wbl ssh` \
@@ -380,18 +380,24 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
                     target = %query.target,
                     "refused a get for a host not granted to the forward"
                 );
-                // Only an --allow that `wbl ssh` takes, and that grants this very host.
+                // The remote client's own words, escaped here too: an older client prints
+                // the message as it is. Only an --allow that `wbl ssh` takes, and that grants
+                // this very host.
+                let asked = crate::text::printable(&format!(
+                    "{}://{}",
+                    query.target.protocol, query.target.host
+                ))
+                .into_owned();
                 let next = match crate::grant::allow_hint(&query.target) {
-                    Ok(allow) => {
-                        format!("to allow it, reconnect with `wbl ssh --allow {allow} ...`")
-                    }
+                    Ok(allow) => format!(
+                        "to allow it, reconnect with `wbl ssh --allow {} ...`",
+                        crate::text::printable(&allow)
+                    ),
                     Err(why) => format!("no forward can get it: {why}"),
                 };
                 return Err(format!(
-                    "{}://{} is not granted to this forwarded wbl socket (it may get keys for {} \
+                    "{asked} is not granted to this forwarded wbl socket (it may get keys for {} \
                      only); {next}",
-                    query.target.protocol,
-                    query.target.host,
                     grant.hosts_text(),
                 ));
             }

@@ -190,8 +190,9 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
     }
 }
 
-/// How far a connection's caller is identified: the caller itself is read right after the
-/// hello's answer, while it waits for its next one; its parents once its first request is
+/// How far a connection's caller is identified: the caller itself is read just before the
+/// hello is answered, while it waits for that answer (wbl's own clients make themselves
+/// non-dumpable, and so unreadable, once it arrives); its parents once its first request is
 /// answered, off the time it waited for that answer. The access log's entries wait in the
 /// session until then (`Session::hold_log`).
 enum Ident {
@@ -204,7 +205,7 @@ enum Ident {
 }
 
 impl Ident {
-    /// After the hello's answer: the caller is read, and is the session's.
+    /// Before the hello's answer: the caller is read, and is the session's.
     fn caller_read(&mut self, session: &mut Session) {
         if let Ident::Grabbed(g) = std::mem::replace(self, Ident::Done) {
             let id = caller::finish(g);
@@ -364,13 +365,16 @@ async fn converse(
                 return;
             }
         };
+        if greeted && !answered_request {
+            // Before the hello's answer: a client of ours stays dumpable (readable) until that
+            // answer arrives, and seals itself then (`client::seal`).
+            ident.caller_read(session);
+        }
         if reply(&mut conn, &response, state).await.is_err() {
             return;
         }
         if answered_request {
             ident.parents_read(state, session);
-        } else if greeted {
-            ident.caller_read(session);
         }
     }
 }

@@ -44,7 +44,8 @@ fn helper() -> u8 {
         action => match run(action) {
             Ok(()) => 0,
             Err(e) => {
-                say(&format!("{e:#}"));
+                // Errors quote names and servers' messages: never raw.
+                say(&wbl::text::printable(&format!("{e:#}")));
                 1
             }
         },

@@ -41,7 +41,11 @@ fn run() -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("git-credential-wbl: error: {e:#}");
+            // Errors quote host names from git and servers' messages: never raw.
+            eprintln!(
+                "git-credential-wbl: error: {}",
+                wbl::text::printable(&format!("{e:#}"))
+            );
             1
         }
     }

@@ -7,6 +7,8 @@
 use clap::Parser;
 use wbl::cli::{Cli, Command, CredentialArgs};
 use wbl::cmd;
+// Errors quote host names, user names and servers' messages: never raw on the terminal.
+use wbl::text::printable;
 
 /// What `wbl --version` prints; the same line clap would print (checked by a test).
 fn version_line() -> String {
@@ -87,11 +89,11 @@ fn exit_status(result: anyhow::Result<bool>) -> u8 {
             // A status passed on from another program, which said what it had to say.
             Some(x) if x.message.is_empty() => x.code,
             Some(x) => {
-                eprintln!("wbl: error: {e:#}");
+                eprintln!("wbl: error: {}", printable(&format!("{e:#}")));
                 x.code
             }
             None => {
-                eprintln!("wbl: error: {e:#}");
+                eprintln!("wbl: error: {}", printable(&format!("{e:#}")));
                 1
             }
         },

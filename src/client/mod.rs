@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use wbl_proto::{
     AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, FORWARD_PID, ForwardInfo,
-    ForwardRequest, OpenBaoSession, PROTOCOL_VERSION, ProtoError, Query, Request, Response, Secret,
+    ForwardRequest, OpenBaoSession, PROTOCOL_VERSION, ProtoError, Purpose, Query, Request,
+    Response, Secret,
 };
 
 use crate::rendezvous::{self, ClientStream, ConnectError, Deadline, RuntimePaths};
@@ -46,7 +47,8 @@ pub enum ClientError {
     },
     #[error("lost the connection to wbl-agent: {0}; `wbl doctor` checks the agent")]
     Protocol(#[from] ProtoError),
-    #[error("{message}{}", next_step(*.code))]
+    /// The message quotes host and user names and OpenBao's own errors: shown escaped.
+    #[error("{}{}", crate::text::printable(message), next_step(*.code))]
     Agent { code: ErrorCode, message: String },
     #[error(
         "wbl-agent gave an unexpected answer to {0}; restart it with `wbl agent stop && wbl agent start`"
@@ -151,16 +153,11 @@ fn bounded<T>(
 #[cfg(unix)]
 static CORE_LIMIT: std::sync::OnceLock<libc::rlim_t> = std::sync::OnceLock::new();
 
-/// Makes this client process keep its secrets in: not dumpable (`PR_SET_DUMPABLE 0` on Linux,
-/// so no core file and no ptrace by other processes of the user) and a soft core-file limit of
-/// 0. A client holds keys (a login, `token`, git passwords) only for a moment, but a signal at
-/// that moment (`kill -QUIT`) must not write one to a core file. Best effort, two syscalls.
+/// Called first thing by every client program: a soft core-file limit of 0, so that a signal
+/// (`kill -QUIT`) never writes a core file, whatever the process holds. The process stays
+/// dumpable — so that the agent can read which program it is (`/proc/<pid>/exe` needs that of
+/// a process of the same user) — until [`seal`], which comes before it holds any secret.
 pub fn protect_secrets() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) has no memory effects.
-    unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
     #[cfg(unix)]
     // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
     unsafe {
@@ -172,6 +169,27 @@ pub fn protect_secrets() {
             let _ = CORE_LIMIT.set(lim.rlim_cur);
             lim.rlim_cur = 0;
             let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
+        }
+    }
+}
+
+/// Set once this process is sealed.
+#[cfg(target_os = "linux")]
+static SEALED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes this process keep its secrets in from now on: not dumpable (`PR_SET_DUMPABLE 0` on
+/// Linux: no core file, and no ptrace or `/proc/<pid>/mem`, `environ` or `exe` by the user's
+/// other processes). Done by [`AgentClient`] as soon as our agent's hello arrives — the agent
+/// has read this process before answering it — and so before any answer that could carry a
+/// key is read off the socket; and by every command before it reads a secret from anywhere
+/// else (a prompt, stdin, a file). Cheap after the first call; `wbl exec`'s program starts
+/// dumpable again (`execve` resets it).
+pub fn seal() {
+    #[cfg(target_os = "linux")]
+    if !SEALED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: prctl(PR_SET_DUMPABLE, 0) has no memory effects.
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         }
     }
 }
@@ -212,9 +230,19 @@ pub struct AgentClient {
     pub agent_protocol: u32,
     pub agent_version: String,
     pub agent_pid: u32,
+    /// What the keys this connection gets are for; `None`: for this program itself.
+    purpose: Option<Purpose>,
 }
 
 impl AgentClient {
+    /// From now on every `get` of this connection tells the agent what its key is for
+    /// ([`Purpose::Check`]: nothing receives it; [`Purpose::Exec`]: the program `wbl exec` runs),
+    /// so that the access log names who received it.
+    pub fn purpose(&mut self, purpose: Purpose) -> &mut Self {
+        self.purpose = Some(purpose);
+        self
+    }
+
     /// Connects to our own agent and exchanges hellos; no auto-start. Connecting, the hello
     /// and the first request take at most [`rendezvous::client_timeout`] together; an unsafe
     /// directory or a peer of another user is refused before a byte is sent.
@@ -252,6 +280,12 @@ impl AgentClient {
                 agent_version,
                 pid,
             } => {
+                if protocol == PROTOCOL_VERSION {
+                    // Our agent has read this process; from here on it may hold keys. (Another
+                    // version's agent is replaced and the new one must still be able to read
+                    // it: `autostart::check_version`.)
+                    seal();
+                }
                 client.greeted(protocol, agent_version, pid);
                 Ok(client)
             }
@@ -282,6 +316,7 @@ impl AgentClient {
             agent_protocol: 0,
             agent_version: String::new(),
             agent_pid: 0,
+            purpose: None,
         })
     }
 
@@ -349,6 +384,9 @@ impl AgentClient {
         if protocol != PROTOCOL_VERSION {
             return Ok(None);
         }
+        // Before the answer that may hold the key is read off the socket (the agent has read
+        // this process before its hello; the answer waits in the kernel until then).
+        seal();
         client.greeted(protocol, agent_version, pid);
         client.arm("a lookup")?;
         let answer = match bounded(client.conn.recv(), "a lookup", timeout)? {
@@ -377,7 +415,7 @@ impl AgentClient {
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         let what = match req {
             Request::Hello { .. } => "hello",
-            Request::Get(_) => "a lookup",
+            Request::Get(_) | Request::GetFor { .. } => "a lookup",
             Request::Store(_) => "a store",
             Request::Erase(_) => "an erase",
             Request::List => "a list request",
@@ -396,8 +434,17 @@ impl AgentClient {
         }
     }
 
+    /// The first credential matching `query`. With a [`AgentClient::purpose`] set, the request
+    /// says what the key is for (`GetFor`), for the access log.
     pub fn get(&mut self, query: Query) -> Result<Option<Credential>, ClientError> {
-        match self.call(&Request::Get(query))? {
+        let req = match &self.purpose {
+            None => Request::Get(query),
+            Some(p) => Request::GetFor {
+                query,
+                purpose: p.clone(),
+            },
+        };
+        match self.call(&req)? {
             Response::Credential(c) => Ok(c),
             _ => Err(ClientError::Unexpected("get")),
         }
@@ -541,6 +588,7 @@ mod tests {
             agent_protocol: PROTOCOL_VERSION,
             agent_version: String::new(),
             agent_pid: 1,
+            purpose: None,
         }
     }
 

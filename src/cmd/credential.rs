@@ -2,8 +2,9 @@
 //! the keychain, through the agent — the same store as `wbl login` keys.
 //!
 //! git runs it with the operation as the last argument and the request on stdin. The request is
-//! read (at most [`MAX_INPUT`] bytes) and checked before the agent is contacted, so garbage never
-//! reaches the socket. `get` prints nothing when nothing matches, as git expects; operations this
+//! read (at most [`MAX_INPUT`] bytes) and checked before anything is sent to the agent, so
+//! garbage never reaches the socket; for `store` and `erase`, whose requests carry a password,
+//! the connection is made first (see [`run`]). `get` prints nothing when nothing matches, as git expects; operations this
 //! helper does not know are ignored, as gitcredentials(7) asks.
 
 use std::io::{Read, Write};
@@ -46,6 +47,18 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
         // ignore the request."
         _ => return Ok(()),
     }
+    let paths = RuntimePaths::from_env();
+    // `store` and `erase` requests carry the password: the agent is connected first (it reads
+    // which program this is while it still can) and this process is sealed before the
+    // password is read (`client::seal`). A `get` request carries no secret.
+    let agent = match operation {
+        "get" => None,
+        _ => {
+            let agent = connect_or_start(&paths)?;
+            crate::client::seal();
+            Some(agent)
+        }
+    };
     let input = read_request(std::io::stdin().lock())?;
     let req = GitCredential::parse(&input).context(
         "while reading the credential request from stdin (git's format: `key=value` lines, \
@@ -58,9 +71,8 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
         // e.g. `cert:///path`: nothing is stored without a host.
         return Ok(());
     }
-    let paths = RuntimePaths::from_env();
-    match operation {
-        "get" => {
+    match (operation, agent) {
+        (_, None) => {
             let Some(cred) = lookup(&paths, query)? else {
                 return Ok(());
             };
@@ -70,18 +82,17 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
                 out.flush()?;
             }
         }
-        "store" => {
+        ("store", Some(mut agent)) => {
             let Some(cred) = req.to_store()? else {
                 if !req.ephemeral {
                     eprintln!(
                         "wbl: warning: not storing a partial credential for {} (it needs a \
                          username and a password, or a pre-encoded credential)",
-                        query.target
+                        crate::text::printable(&query.target.to_string())
                     );
                 }
                 return Ok(());
             };
-            let mut agent = connect_or_start(&paths)?;
             if agent.forwarded() {
                 // git stores after every successful use; over a forward (`wbl ssh`) the key
                 // stays where it is kept, on the other machine. Quietly, as git expects.
@@ -92,8 +103,7 @@ pub fn run(args: &CredentialArgs) -> anyhow::Result<()> {
                 .store(cred)
                 .with_context(|| format!("while storing the credential for {}", query.target))?;
         }
-        _ => {
-            let mut agent = connect_or_start(&paths)?;
+        (_, Some(mut agent)) => {
             if agent.forwarded() {
                 // A rejected key is not erased from the other machine's keychain by a remote.
                 tracing::debug!("not erasing over a forwarded socket");
@@ -157,6 +167,8 @@ fn erase_matching(
     if candidates.is_empty() {
         // A host routed to OpenBao is not in the list (its secret lives on the team's
         // server): compare the one credential the agent answers for the query.
+        // Only compared with the rejected password: not a hand-out in the access log.
+        agent.purpose(wbl_proto::Purpose::Check);
         let current = not_found_is_none(agent.get(query.clone()))
             .context("while looking up the credential to erase")?;
         if current.is_some_and(|cur| req.secrets_match(&cur)) {

@@ -77,6 +77,10 @@ pub fn run(action: &str) -> anyhow::Result<()> {
 }
 
 fn store() -> anyhow::Result<()> {
+    // The secret comes on stdin: connected first (the agent reads which program this is while
+    // it still can), sealed before it is read (`client::seal`).
+    let mut agent = connect_or_start(&RuntimePaths::from_env())?;
+    crate::client::seal();
     let input = read_stdin()?;
     // serde_json's messages can quote the input (a secret): say only where it went wrong.
     let creds: Credentials = serde_json::from_slice(&input).map_err(|e| {
@@ -93,7 +97,6 @@ fn store() -> anyhow::Result<()> {
     if creds.secret.expose().contains('\0') || creds.username.contains('\0') {
         bail!("the credentials contain a NUL byte");
     }
-    let mut agent = connect_or_start(&RuntimePaths::from_env())?;
     // One credential per registry, as the other helpers keep it: logging in as another user
     // replaces the old one.
     let others: Vec<String> = agent

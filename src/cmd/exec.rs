@@ -9,6 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use wbl_proto::Purpose;
+
 use super::{ExitError, wandb_key};
 use crate::cli::ExecArgs;
 use crate::client::connect_or_start;
@@ -29,6 +31,10 @@ pub fn run(ExecArgs { host, command }: ExecArgs) -> anyhow::Result<()> {
     let host = resolver.pick_host(host.as_deref())?;
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
+    // The access log names the program that receives the key, not only `wbl`.
+    agent.purpose(Purpose::Exec {
+        program: resolved(program),
+    });
     let Some(cred) = wandb_key(&mut agent, &host).context("while looking up the key")? else {
         let login = if host.is_cloud() {
             "wbl login".to_owned()
@@ -53,6 +59,41 @@ pub fn run(ExecArgs { host, command }: ExecArgs) -> anyhow::Result<()> {
     }
     let name = program.to_string_lossy().into_owned();
     spawn(cmd, &name)
+}
+
+/// The program `execvp` will run for `program`, for the access log: an absolute path (symbolic
+/// links resolved, as `/proc/<pid>/exe` shows it) when it names a file or is found on `PATH`,
+/// else the name as given (the launch then fails).
+fn resolved(program: &std::ffi::OsStr) -> String {
+    use std::path::{Path, PathBuf};
+    let path = Path::new(program);
+    let found: Option<PathBuf> = if path.components().count() > 1 || path.is_absolute() {
+        Some(path.to_owned())
+    } else {
+        std::env::var_os("PATH").and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|d| d.join(path))
+                .find(|p| is_executable(p))
+        })
+    };
+    let found = found.map(|p| std::fs::canonicalize(&p).or_else(|_| std::path::absolute(&p)));
+    match found {
+        Some(Ok(p)) => p.to_string_lossy().into_owned(),
+        _ => program.to_string_lossy().into_owned(),
+    }
+}
+
+/// A regular file this process may execute.
+fn is_executable(p: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
 }
 
 fn launch_error(e: std::io::Error, name: &str) -> anyhow::Error {

@@ -5,8 +5,9 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use crate::accesslog::read::{Entries, Follow, read_all};
-use crate::accesslog::{Entry, Op, parse_time};
+use crate::accesslog::{Entry, Op, Use, parse_time};
 use crate::cli::LogArgs;
+use crate::text::printable;
 
 /// How often `--follow` looks for new entries.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -157,9 +158,9 @@ impl Table {
             entries.iter().map(|e| f(e)).max().unwrap_or(0).max(min)
         };
         Table {
-            host: w(&|e| e.host.as_deref().map_or(1, str::len), 16),
-            user: w(&|e| e.username.as_deref().map_or(1, str::len), 4),
-            program: w(&|e| program(e).len(), 7),
+            host: w(&|e| host(e).chars().count(), 16),
+            user: w(&|e| user(e).chars().count(), 4),
+            program: w(&|e| program(e).chars().count(), 7),
         }
     }
 
@@ -182,7 +183,7 @@ impl Table {
     }
 
     fn row(&self, out: &mut impl Write, e: &Entry) -> std::io::Result<()> {
-        let time = parse_time(&e.time).map_or_else(|| e.time.clone(), local_time);
+        let time = parse_time(&e.time).map_or_else(|| printable(&e.time).into_owned(), local_time);
         if e.op == Op::Gap {
             return writeln!(
                 out,
@@ -208,16 +209,16 @@ impl Table {
         writeln!(
             out,
             "{time:<19}  {:<5}  {result:<7}  {:<hw$}  {:<uw$}  {:>7}  {:<pw$}  {:<8}  {}",
-            e.op.name(),
-            e.host.as_deref().unwrap_or("-"),
-            e.username.as_deref().unwrap_or("-"),
+            op(e),
+            host(e),
+            user(e),
             e.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
             program(e),
-            e.channel.as_deref().unwrap_or("-"),
+            printable(e.channel.as_deref().unwrap_or("-")),
             if parents.is_empty() {
                 "-".to_owned()
             } else {
-                parents.join(" < ")
+                printable(&parents.join(" < ")).into_owned()
             },
             hw = self.host,
             uw = self.user,
@@ -226,10 +227,37 @@ impl Table {
     }
 }
 
-/// The caller's executable, or `unknown` (gone before it could be identified, or its pid may
-/// have been reused).
+/// The operation: `check` for a `get` whose key reached no program (`wbl status` showing it
+/// masked, …), so that every `get` row is a hand-out.
+fn op(e: &Entry) -> &'static str {
+    match (e.op, e.purpose) {
+        (Op::Get, Some(Use::Check)) => "check",
+        (op, _) => op.name(),
+    }
+}
+
+/// The host as shown: every text field of the log comes from outside (a remote client, a git
+/// URL) and is escaped ([`printable`]).
+fn host(e: &Entry) -> String {
+    printable(e.host.as_deref().unwrap_or("-")).into_owned()
+}
+
+/// The user name as shown: escaped, and masked when it is a token (entries written before the
+/// agent masked them).
+fn user(e: &Entry) -> String {
+    let name = e.username.as_deref().unwrap_or("-");
+    printable(&crate::text::username(name)).into_owned()
+}
+
+/// Who received the key: the caller's executable, or `unknown` (not identified: gone before
+/// it could be, its pid may have been reused, or it was not dumpable — SECURITY.md); for
+/// `wbl exec`, also the program it ran with the key (`/usr/bin/wbl exec → /usr/bin/python3`).
 fn program(e: &Entry) -> String {
-    e.exe.clone().unwrap_or_else(|| "unknown".to_owned())
+    let exe = e.exe.as_deref().unwrap_or("unknown");
+    match (e.purpose, &e.command) {
+        (Some(Use::Exec), Some(cmd)) => printable(&format!("{exe} exec → {cmd}")).into_owned(),
+        _ => printable(exe).into_owned(),
+    }
 }
 
 fn base_name(path: &str) -> String {
@@ -290,6 +318,8 @@ mod tests {
             ],
             check: Some(Check::Pidfd),
             channel: Some("local".into()),
+            purpose: None,
+            command: None,
             dropped: None,
         }
     }
@@ -347,5 +377,37 @@ mod tests {
         let mut out = Vec::new();
         t.row(&mut out, &unknown).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("unknown"));
+    }
+
+    #[test]
+    fn rows_escape_outside_text_mask_tokens_and_name_uses() {
+        let mut e = entry("evil\x1b[2K.com", "2026-02-01T00:00:00.000Z");
+        e.username = Some("ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n".into());
+        e.channel = Some("ssh:box\r".into());
+        e.parents[0].exe = Some("/tmp/\x1b]0;x\x07".into());
+        let mut exec = entry("api.wandb.ai", "2026-02-01T00:00:00.000Z");
+        exec.purpose = Some(Use::Exec);
+        exec.command = Some("/usr/bin/python3".into());
+        let mut check = entry("api.wandb.ai", "2026-02-01T00:00:00.000Z");
+        check.purpose = Some(Use::Check);
+        let t = Table::new(&[&e, &exec, &check]);
+        let mut out = Vec::new();
+        for r in [&e, &exec, &check] {
+            t.row(&mut out, r).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows.len(), 3, "{text:?}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(rows[0].contains("evil\\x1b[2K.com"), "{text}");
+        assert!(!text.contains("aBcDeFgHiJkLmNoPqRsTuVwXyZ"), "{text}");
+        assert!(
+            rows[1].contains("/usr/local/bin/wbl exec → /usr/bin/python3"),
+            "{text}"
+        );
+        assert!(rows[2].contains(" check "), "{text}");
     }
 }

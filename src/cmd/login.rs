@@ -14,11 +14,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wbl_proto::{Credential, Secret};
+use wbl_proto::{Credential, Purpose, Secret};
 
 use super::{WANDB_USER, target_of};
 use crate::cli::LoginArgs;
-use crate::client::{AgentClient, connect_or_start};
+use crate::client::{AgentClient, ClientError, connect_or_start};
 use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::apikey::check_api_key;
@@ -50,8 +50,11 @@ struct Ctx {
 impl Ctx {
     fn agent(&mut self) -> anyhow::Result<&mut AgentClient> {
         if self.agent.is_none() {
-            let agent = connect_or_start(&RuntimePaths::from_env())
+            let mut agent = connect_or_start(&RuntimePaths::from_env())
                 .context("while connecting to wbl-agent")?;
+            // A stored key login finds is only looked at (compared, verified by wbl itself):
+            // the access log records no hand-out.
+            agent.purpose(Purpose::Check);
             self.agent = Some(agent);
         }
         match self.agent.as_mut() {
@@ -71,10 +74,16 @@ impl Ctx {
     /// Hands the key to the agent; returns once the keychain has it.
     fn store(&mut self, key: Secret) -> anyhow::Result<()> {
         let cred = Credential::new(target_of(&self.host), WANDB_USER, key);
-        let stored = self
-            .agent()?
-            .store(cred)
-            .context("while storing the key in the keychain")?;
+        let stored = match self.agent()?.store(cred.clone()) {
+            // The agent closes a connection idle for 30 s: a long prompt outlives it. Once more
+            // on a new one (made sealed, so its access-log entry names no program).
+            Err(ClientError::Protocol(_)) => {
+                self.agent = None;
+                self.agent()?.store(cred)
+            }
+            r => r,
+        }
+        .context("while storing the key in the keychain")?;
         term::log(&format!(
             "Stored the API key for {} in the keychain.",
             self.host
@@ -138,7 +147,12 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     };
 
     let key = match args.key.into_iter().next().map(Secret::new) {
-        Some(k) if k.expose() == "-" => Some(read_key_from_stdin()?),
+        Some(k) if k.expose() == "-" => {
+            // Connected before the key is read, so the access log can name this program (the
+            // process is sealed from then on: `client::seal`).
+            ctx.agent()?;
+            Some(read_key_from_stdin()?)
+        }
         Some(k) => {
             term::warn(ARGV_KEY_WARNING);
             Some(k)
@@ -181,6 +195,7 @@ fn announce_settings(settings: &Settings) {
 /// `wbl login -`: the key is the first line of stdin (for scripts and password managers:
 /// `pass show wandb | wbl login -`), so it never appears on a command line.
 fn read_key_from_stdin() -> anyhow::Result<Secret> {
+    crate::client::seal();
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         bail!(
@@ -335,6 +350,9 @@ fn prompted_key(ctx: &mut Ctx) -> anyhow::Result<Option<Viewer>> {
             "{NO_KEY} There is no terminal to ask for the key on: run `wbl login KEY`, or pipe it in with `wbl login -`."
         );
     }
+    // Connected before the key is typed, so the access log can name this program (the
+    // process is sealed from then on: `client::seal`).
+    ctx.agent()?;
     let host = ctx.host.clone();
     if host.is_wandb_domain() {
         term::log(&format!(

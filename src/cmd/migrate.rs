@@ -263,7 +263,9 @@ fn remove_plaintext(cand: &Candidate) -> anyhow::Result<bool> {
 
 /// The credential the keychain holds for exactly this target and user name, if any.
 fn stored(agent: &mut AgentClient, cred: &Credential) -> anyhow::Result<Option<Credential>> {
+    // Only compared with the copy being migrated: not a hand-out in the access log.
     let found = agent
+        .purpose(wbl_proto::Purpose::Check)
         .get(Query {
             target: cred.target.clone(),
             username: Some(cred.username.clone()),
@@ -490,7 +492,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     }
     if let Some(last) = failures.pop() {
         for msg in &failures {
-            eprintln!("wbl: error: {msg}");
+            eprintln!("wbl: error: {}", crate::text::printable(&msg.to_string()));
         }
         bail!("{last}");
     }

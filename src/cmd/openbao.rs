@@ -85,6 +85,7 @@ fn login(name: &str) -> anyhow::Result<()> {
 
 /// The token or password: a hidden prompt on a terminal, else the first line of stdin.
 fn read_secret(what: &str) -> anyhow::Result<Secret> {
+    crate::client::seal();
     let stdin = std::io::stdin();
     let secret = if stdin.is_terminal() {
         if !term::can_prompt() {

@@ -6,12 +6,13 @@
 use std::path::Path;
 
 use serde::Serialize;
-use wbl_proto::{ErrorCode, Secret};
+use wbl_proto::{ErrorCode, Purpose, Secret};
 
 use super::WANDB_USER;
 use crate::cli::StatusArgs;
 use crate::client::{AgentClient, ClientError};
 use crate::rendezvous::RuntimePaths;
+use crate::text::printable;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
 use crate::wandb::resolver::{self, Inventory, Lookup, Place, Resolver, Settings, Source};
@@ -285,7 +286,8 @@ fn host_status(
     // The keychain as the resolver sees it (this address or its other one); a key routed to a
     // store that does not have it counts as none, and the row says why.
     let stored: Option<Option<(Secret, HostUrl)>> = match agent {
-        Some(a) => match resolver::keychain_key(a, host) {
+        // The key is only shown masked: no program receives it (the access log says so).
+        Some(a) => match resolver::keychain_key(a.purpose(Purpose::Check), host) {
             Ok(Lookup::Found((c, h))) => Some(Some((c.password, h))),
             Ok(Lookup::Missing) => Some(None),
             Ok(Lookup::RoutedMiss(why)) => {
@@ -521,7 +523,7 @@ fn print_text(out: &StatusJson, settings: &Settings) {
             }
         }
         for w in &h.warnings {
-            println!("    WARNING {w}");
+            println!("    WARNING {}", printable(w));
         }
     }
     if !out.forwards.is_empty() {
@@ -540,9 +542,9 @@ fn print_text(out: &StatusJson, settings: &Settings) {
             };
             println!(
                 "  {} (forward {}): {}; {until}; {} key{} handed out",
-                f.destination,
+                printable(&f.destination),
                 f.id,
-                f.hosts.join(", "),
+                printable(&f.hosts.join(", ")),
                 f.handed_out,
                 if f.handed_out == 1 { "" } else { "s" }
             );
@@ -551,10 +553,15 @@ fn print_text(out: &StatusJson, settings: &Settings) {
     if !out.credentials.is_empty() {
         println!("keys:");
         for c in &out.credentials {
-            println!("  {} (user {})", c.url, c.username);
+            // Stored by git or Docker for any URL: escaped, and a token as user name masked.
+            println!(
+                "  {} (user {})",
+                printable(&c.url),
+                printable(&crate::text::username(&c.username))
+            );
         }
     }
     for w in &out.warnings {
-        println!("WARNING {w}");
+        println!("WARNING {}", printable(w));
     }
 }
