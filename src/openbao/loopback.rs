@@ -93,12 +93,13 @@ fn canonical(a: SocketAddr) -> SocketAddr {
     }
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn my_uid() -> Option<u32> {
     Some(rustix::process::geteuid().as_raw())
 }
 
-#[cfg(not(unix))]
+/// Only asked once [`owners`] found uids, which it does on Linux only.
+#[cfg(not(target_os = "linux"))]
 fn my_uid() -> Option<u32> {
     None
 }
