@@ -289,13 +289,17 @@ impl Server {
     async fn saved_elsewhere(&self, state: &State) -> Option<Option<String>> {
         let target = self.token_target();
         let listed = state.keychain_call(|k| k.list()).await.ok()?;
-        let mut others = listed
+        let others: Vec<String> = listed
             .into_iter()
             .map(|(info, _)| info)
             .filter(|info| info.target == target && info.username != self.config.address)
-            .map(|info| info.username);
-        let first = others.next()?;
-        Some((first != UNBOUND_TOKEN_USER).then_some(first))
+            .map(|info| info.username)
+            .collect();
+        // An address the user can recognise says more than "an older wbl".
+        match others.iter().find(|u| *u != UNBOUND_TOKEN_USER) {
+            Some(address) => Some(Some(address.clone())),
+            None => (!others.is_empty()).then_some(None),
+        }
     }
 
     /// Removes the token saved for this server's address (and only that one).
