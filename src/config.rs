@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub cache_ttl: Duration,
     pub stale_ttl: Duration,
     pub timeout: Duration,
+    /// Plain http to a loopback port whose owner cannot be checked (systems without
+    /// `/proc/net/tcp`) is used anyway. A port held by another user is refused regardless.
+    pub insecure_loopback: bool,
 }
 
 /// One `[[route]]`: the keys of `protocol://host` live in `server` at `mount`/`path` (KV v2).
@@ -180,6 +183,7 @@ struct RawServer {
     cache_ttl: Option<Spanned<String>>,
     stale_ttl: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    insecure_loopback: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -416,6 +420,19 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             cache_ttl: duration(&s.cache_ttl, DEFAULT_CACHE_TTL, "cache_ttl")?,
             stale_ttl: duration(&s.stale_ttl, DEFAULT_STALE_TTL, "stale_ttl")?,
             timeout: duration(&s.timeout, DEFAULT_TIMEOUT, "timeout")?,
+            insecure_loopback: match &s.insecure_loopback {
+                Some(v) if url.scheme() != "http" => {
+                    return Err(err(
+                        Some(v.span()),
+                        format!(
+                            "[openbao.{name}]: `insecure_loopback` is only for a plain http \
+                             address"
+                        ),
+                    ));
+                }
+                Some(v) => *v.get_ref(),
+                None => false,
+            },
         };
         if server.timeout.is_zero() {
             return Err(err(
@@ -629,6 +646,28 @@ path = "/a/b/"
         let m = e("not toml at all = = \n");
         assert!(m.contains("line 1"), "{m}");
         assert!(!m.contains('\n'), "one line: {m}");
+    }
+
+    #[test]
+    fn insecure_loopback_is_off_by_default_and_only_for_plain_http() {
+        let c = p("[openbao.t]\naddress = \"http://127.0.0.1:8210\"\nauth = \"token\"\n").unwrap();
+        assert!(!c.servers["t"].insecure_loopback);
+        let c = p(
+            "[openbao.t]\naddress = \"http://localhost:8210\"\nauth = \"token\"\n\
+                   insecure_loopback = true\n",
+        )
+        .unwrap();
+        assert!(c.servers["t"].insecure_loopback);
+        let m =
+            e("[openbao.t]\naddress = \"https://b\"\nauth = \"token\"\ninsecure_loopback = true\n");
+        assert!(
+            m.contains("line 4") && m.contains("only for a plain http address"),
+            "{m}"
+        );
+        let m = e(
+            "[openbao.t]\naddress = \"http://127.0.0.1:1\"\nauth = \"token\"\ninsecure_loopback = 1\n",
+        );
+        assert!(m.contains("line 4"), "{m}");
     }
 
     #[test]

@@ -130,7 +130,7 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
     token_is(&w, &k1);
     // The token is in the OS keychain (not in a file).
     let saved = w
-        .secret_tool_lookup("openbao://team", "token")
+        .secret_tool_lookup("openbao://team", &bao.addr)
         .expect("the OpenBao token is kept in the keychain");
 
     // `wbl login` writes the routed secret; the keychain gets no W&B key.
@@ -161,7 +161,7 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
     assert!(o.status.success(), "{}", stderr(&o));
     let (status, _) = bao.api_as(&saved, "GET", "auth/token/lookup-self", None);
     assert_eq!(status, 403, "the replaced token still works");
-    let saved2 = w.secret_tool_lookup("openbao://team", "token").unwrap();
+    let saved2 = w.secret_tool_lookup("openbao://team", &bao.addr).unwrap();
     assert_ne!(saved, saved2);
     token_is(&w, &k2);
 
@@ -296,6 +296,11 @@ fn token_login_revocation_and_expiry() {
     let o = with_stdin(&w, &["openbao", "login", "admin"], &format!("{t}\n"));
     assert!(o.status.success(), "{}", stderr(&o));
     token_is(&w, &k1);
+    // Kept in the keychain under the address that issued it.
+    assert_eq!(
+        w.keyctl_lookup("openbao://admin", &bao.addr).as_deref(),
+        Some(t.as_str())
+    );
     // Revoked behind the agent's back: a clear error, and the dead token is forgotten.
     bao.ok("POST", "auth/token/revoke", json!({ "token": t }));
     token_fails(
@@ -307,7 +312,7 @@ fn token_login_revocation_and_expiry() {
             "wbl openbao login admin",
         ],
     );
-    assert!(w.keyctl_lookup("openbao://admin", "token").is_none());
+    assert!(w.keyctl_lookup("openbao://admin", &bao.addr).is_none());
 
     // A short, non-renewable token: it works, then it expires with the same advice.
     let v = bao.ok(
@@ -395,7 +400,7 @@ fn jwt_logs_in_by_itself_and_again_when_the_token_cannot_be_renewed() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("login refused"), "{}", stderr(&o));
     w.stop_agent();
-    assert!(w.keyctl_lookup("openbao://jobs", "token").is_none());
+    assert!(w.keyctl_lookup("openbao://jobs", &bao.addr).is_none());
     nothing_on_disk(&w, &[&k1]);
 }
 

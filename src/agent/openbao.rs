@@ -20,6 +20,10 @@
 //!   per route at a time: concurrent cold gets wait for the first one's answer.
 //! - The OpenBao token is never written to a file (no `~/.vault-token`), never logged and never
 //!   sent to a client.
+//! - A token is bound to the address that issued it: in memory (a `Server` exists for one
+//!   configuration, and its session records the address) and in the keychain (the item's user
+//!   name is the address). It is sent to that address only, and a refusal from a server removes
+//!   only the token saved for that server's address.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,10 +38,13 @@ use crate::openbao::{BaoError, Client, KvSecret, Reason, TokenInfo};
 
 /// The user name of a routed secret without a `username` field (W&B's Basic-auth user).
 pub const DEFAULT_USERNAME: &str = "api";
-/// The keychain protocol under which OpenBao tokens are kept (`openbao://<server>`, user
-/// `token`); the agent's credential index leaves these items out.
+/// The keychain protocol under which OpenBao tokens are kept (`openbao://<server>`, with the
+/// address that issued the token as the user name); the agent's credential index leaves these
+/// items out.
 pub const TOKEN_PROTOCOL: &str = "openbao";
-const TOKEN_USER: &str = "token";
+/// The user name under which wbl kept a server's token before tokens were bound to their
+/// address. Such a token is never sent (its address is unknown); the next login removes it.
+const UNBOUND_TOKEN_USER: &str = "token";
 /// The action of a "no usable token" error, replaced by the caller's own.
 const USING_TOKEN: &str = "using the token";
 
@@ -94,6 +101,8 @@ pub struct Server {
 
 struct Session {
     token: Secret,
+    /// The address that issued the token: the only one it is sent to.
+    address: String,
     /// When the token stops working; `None` when it never does.
     expires: Option<Instant>,
     /// The TTL the server last granted.
@@ -103,8 +112,9 @@ struct Session {
 }
 
 impl Session {
-    fn from_info(info: TokenInfo, generation: u64) -> Session {
+    fn from_info(info: TokenInfo, address: &str, generation: u64) -> Session {
         Session {
+            address: address.to_owned(),
             expires: info.ttl.map(|t| Instant::now() + t),
             granted: info.ttl,
             renewable: info.renewable,
@@ -189,11 +199,15 @@ impl Server {
         let mut session = self.session.lock().await;
         let mut reason = Reason::NotLoggedIn;
         if let Some(s) = session.as_ref() {
-            if !s.expired() {
+            if s.address != self.config.address {
+                // Cannot happen (a new address is a new `Server`); never send it elsewhere.
+                *session = None;
+            } else if !s.expired() {
                 return Ok(s.token.clone());
+            } else {
+                *session = None;
+                reason = Reason::TokenExpired;
             }
-            *session = None;
-            reason = Reason::TokenExpired;
         }
         let client = Arc::clone(self.client()?);
         match &self.config.auth {
@@ -206,9 +220,9 @@ impl Server {
             }
             _ => {
                 if !self.keychain_tried.swap(true, Ordering::SeqCst) {
-                    let target = self.token_target();
+                    let (target, address) = (self.token_target(), self.config.address.clone());
                     let saved = match state
-                        .keychain_call(move |k| k.load(&target, TOKEN_USER, &[]))
+                        .keychain_call(move |k| k.load(&target, &address, &[]))
                         .await
                     {
                         Ok(saved) => saved,
@@ -241,6 +255,10 @@ impl Server {
                                 return Err(e);
                             }
                         }
+                    } else if let Some(other) = self.saved_elsewhere(state).await {
+                        reason = Reason::SavedForAnotherAddress(other);
+                        // Ask again next time: the user may log in, or change the address back.
+                        self.keychain_tried.store(false, Ordering::SeqCst);
                     }
                 }
                 Err(client.error(USING_TOKEN, reason))
@@ -251,7 +269,7 @@ impl Server {
     /// Makes `info` the session and starts its renewal.
     fn install(self: &Arc<Self>, session: &mut Option<Session>, info: TokenInfo) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let s = Session::from_info(info, generation);
+        let s = Session::from_info(info, &self.config.address, generation);
         crate::agent::harden::lock_memory(s.token.expose().as_bytes());
         let renew = s.renewable && s.granted.is_some();
         *session = Some(s);
@@ -272,10 +290,30 @@ impl Server {
         }
     }
 
-    async fn forget_saved(&self, state: &State) {
+    /// Whether the keychain holds a token of this server saved for another address:
+    /// `Some(Some(address))`, or `Some(None)` for one saved by an older wbl without its
+    /// address. Only to explain a "not logged in"; nothing is sent anywhere.
+    async fn saved_elsewhere(&self, state: &State) -> Option<Option<String>> {
         let target = self.token_target();
+        let listed = state.keychain_call(|k| k.list()).await.ok()?;
+        let others: Vec<String> = listed
+            .into_iter()
+            .map(|(info, _)| info)
+            .filter(|info| info.target == target && info.username != self.config.address)
+            .map(|info| info.username)
+            .collect();
+        // An address the user can recognise says more than "an older wbl".
+        match others.iter().find(|u| *u != UNBOUND_TOKEN_USER) {
+            Some(address) => Some(Some(address.clone())),
+            None => (!others.is_empty()).then_some(None),
+        }
+    }
+
+    /// Removes the token saved for this server's address (and only that one).
+    async fn forget_saved(&self, state: &State) {
+        let (target, address) = (self.token_target(), self.config.address.clone());
         if let Err(e) = state
-            .keychain_call(move |k| k.erase(&target, TOKEN_USER, &[]))
+            .keychain_call(move |k| k.erase(&target, &address, &[]))
             .await
         {
             tracing::warn!(server = %self.config.name, error = %e, "could not remove the dead OpenBao token from the keychain");
@@ -712,9 +750,23 @@ impl OpenBaoStore {
         let (ttl, renewable) = (info.ttl, info.renewable);
         let mut kept = false;
         if server.keeps_token_in_keychain() {
-            let cred = Credential::new(server.token_target(), TOKEN_USER, info.token.clone());
+            let cred = Credential::new(
+                server.token_target(),
+                server.config.address.clone(),
+                info.token.clone(),
+            );
             match state.keychain_call(move |k| k.store(&cred, &[])).await {
-                Ok(()) => kept = true,
+                Ok(()) => {
+                    kept = true;
+                    // A token an older wbl kept without its address is replaced by this one.
+                    let target = server.token_target();
+                    if let Ok(true) = state
+                        .keychain_call(move |k| k.erase(&target, UNBOUND_TOKEN_USER, &[]))
+                        .await
+                    {
+                        tracing::info!(server = %name, "removed the OpenBao token an older wbl kept without its address");
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(server = %name, error = %e, "could not keep the OpenBao token in the keychain; it lives in the agent's memory only");
                 }

@@ -13,6 +13,7 @@
 
 mod auth;
 mod kv;
+pub mod loopback;
 
 use std::time::Duration;
 
@@ -46,6 +47,12 @@ pub enum Reason {
     TokenExpired,
     /// The agent holds no token for this server yet.
     NotLoggedIn,
+    /// The token saved for this server was issued by another address (named), or by an
+    /// unknown one (`None`: saved by an older wbl), so it is not sent to this one.
+    SavedForAnotherAddress(Option<String>),
+    /// Plain http whose listening socket is not the user's (or cannot be checked): nothing
+    /// was sent. The text names the port's owner.
+    Untrusted(String),
     /// The login itself was refused (wrong password, a JWT the role does not accept, …).
     LoginRefused(String),
     /// The JWT file could not be read.
@@ -62,7 +69,10 @@ impl Reason {
 
     /// True when a new login would fix it.
     pub fn needs_login(&self) -> bool {
-        matches!(self, Reason::TokenExpired | Reason::NotLoggedIn)
+        matches!(
+            self,
+            Reason::TokenExpired | Reason::NotLoggedIn | Reason::SavedForAnotherAddress(_)
+        )
     }
 }
 
@@ -77,6 +87,16 @@ impl std::fmt::Display for Reason {
             Reason::NotFound => f.write_str("not found"),
             Reason::TokenExpired => f.write_str("token expired or revoked"),
             Reason::NotLoggedIn => f.write_str("not logged in"),
+            Reason::SavedForAnotherAddress(Some(other)) => write!(
+                f,
+                "not logged in at this address (the saved token was issued by {other} and is \
+                 sent nowhere else)"
+            ),
+            Reason::SavedForAnotherAddress(None) => f.write_str(
+                "not logged in at this address (the saved token was kept by an older wbl \
+                 that did not record which address issued it, so it is sent nowhere)",
+            ),
+            Reason::Untrusted(why) => f.write_str(why),
             Reason::LoginRefused(why) => write!(f, "login refused ({why})"),
             Reason::JwtFile(why) => write!(f, "cannot read the JWT: {why}"),
             Reason::Server(status, why) => write!(f, "HTTP {status}: {why}"),
@@ -257,8 +277,10 @@ impl Client {
                 req.send(body.unwrap_or(b"{}"))
             }
         };
-        let mut resp =
-            result.map_err(|e| Reason::Unreachable(describe(&e, self.config.timeout)))?;
+        let mut resp = result.map_err(|e| match loopback::refusal_of(&e) {
+            Some(refusal) => Reason::Untrusted(refusal.to_string()),
+            None => Reason::Unreachable(describe(&e, self.config.timeout)),
+        })?;
         let status = resp.status().as_u16();
         let mut body = Zeroizing::new(Vec::new());
         if status != 204 {
@@ -275,9 +297,13 @@ impl Client {
 }
 
 /// The HTTP agent for one server: its CA file or the system's trust store, its timeout, no
-/// redirects (a redirect would carry the token elsewhere).
+/// redirects (a redirect would carry the token elsewhere). Plain-http connections are opened
+/// by [`loopback::CheckedTcp`], which checks who answers before anything is sent, and never
+/// through a proxy (the address is this machine's loopback).
 fn http_agent(config: &ServerConfig) -> Result<ureq::Agent, String> {
     use ureq::tls::{RootCerts, TlsConfig};
+    use ureq::unversioned::resolver::DefaultResolver;
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
     let roots = match &config.ca_file {
         None => RootCerts::PlatformVerifier,
         Some(file) => {
@@ -301,15 +327,31 @@ fn http_agent(config: &ServerConfig) -> Result<ureq::Agent, String> {
     let tls = TlsConfig::builder().root_certs(roots);
     #[cfg(not(target_os = "linux"))]
     let tls = tls.provider(ureq::tls::TlsProvider::NativeTls);
-    Ok(ureq::Agent::config_builder()
+    let mut builder = ureq::Agent::config_builder()
         .timeout_global(Some(config.timeout))
         .timeout_connect(Some(config.timeout.min(Duration::from_secs(5))))
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(format!("wbl/{}", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls.build())
-        .build()
-        .into())
+        .tls_config(tls.build());
+    if config.address.starts_with("http://") {
+        builder = builder.proxy(None);
+    }
+    let connector = ()
+        .chain(loopback::CheckedTcp {
+            insecure_loopback: config.insecure_loopback,
+        })
+        .chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default());
+    #[cfg(target_os = "linux")]
+    let connector = connector.chain(ureq::unversioned::transport::RustlsConnector::default());
+    #[cfg(not(target_os = "linux"))]
+    let connector = connector.chain(ureq::unversioned::transport::NativeTlsConnector::default());
+    Ok(ureq::Agent::with_parts(
+        builder.build(),
+        connector,
+        DefaultResolver::default(),
+    ))
 }
 
 /// A transport error in words.
