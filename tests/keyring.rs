@@ -257,3 +257,31 @@ fn the_client_that_starts_the_agent_shows_the_kernel_keyring_fallback() {
     );
     assert!(err.contains("using the kernel keyring (keyutils)"), "{err}");
 }
+
+#[test]
+fn a_keyring_locked_while_the_agent_runs_is_reported_then_unlocked() {
+    let w = World::new(Backend::SecretService);
+    ok(login(&w, &key(5)));
+    w.lock_keyring();
+    // The key the agent holds in memory is still served; a new one cannot be stored.
+    assert_eq!(stdout(&ok(wbl(&w, &["token"]))).trim(), key(5));
+    let out = login(&w, &key(6));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("the keyring is locked (\"Login\" of gnome-keyring-daemon (pid ")
+            && err.contains("`wbl keyring unlock`"),
+        "{err}"
+    );
+    ok(run_with_stdin(
+        w.cmd(WBL).args(["keyring", "unlock"]),
+        format!("{PASSWORD}\n").as_bytes(),
+    ));
+    ok(login(&w, &key(6)));
+    assert_eq!(stdout(&ok(wbl(&w, &["token"]))).trim(), key(6));
+    assert_eq!(
+        w.secret_tool_lookup("https://api.wandb.ai", "api")
+            .as_deref(),
+        Some(key(6).as_str())
+    );
+}

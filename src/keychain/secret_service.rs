@@ -74,31 +74,37 @@ impl SecretService {
         conn: Option<&zbus::blocking::Connection>,
         ns: String,
     ) -> Result<(Self, Option<String>), KeychainError> {
-        let unusable = || conn.and_then(|c| ss_state::health(c).error());
-        let ss = if unusable().is_some() {
+        let warn =
+            |e: KeychainError| format!("{e}; until then, keys can be neither read nor stored");
+        let before = conn.map(ss_state::health);
+        if let Some(refusal) = before.as_ref().and_then(Health::error) {
             // No probe search: one that meets our items in a locked collection would prompt
             // now, at start-up, rather than when a key is wanted.
-            SecretService {
+            let ss = SecretService {
                 store: Mutex::new(connect()?),
                 ns,
-            }
-        } else {
-            match Self::open_and_probe(ns.clone()) {
-                Ok(ss) => ss,
-                Err(e) if unusable().is_some() => {
-                    tracing::debug!(error = %e, "Secret Service probe failed; it is locked");
-                    SecretService {
-                        store: Mutex::new(connect()?),
-                        ns,
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+            };
+            return Ok((ss, Some(warn(refusal))));
+        }
+        let probed = Self::open_and_probe(ns.clone());
+        // A provider that D-Bus started for the probe shows its state only now.
+        let after = match (&before, conn) {
+            (Some(Health::NotRunning { .. }), Some(c)) => ss_state::health(c).error(),
+            (_, Some(c)) if probed.is_err() => ss_state::health(c).error(),
+            _ => None,
         };
-        // A provider D-Bus started for the probe shows its state only now.
-        let warning =
-            unusable().map(|e| format!("{e}; until then, keys can be neither read nor stored"));
-        Ok((ss, warning))
+        let ss = match probed {
+            Ok(ss) => ss,
+            Err(e) if after.is_some() => {
+                tracing::debug!(error = %e, "Secret Service probe refused: {after:?}");
+                SecretService {
+                    store: Mutex::new(connect()?),
+                    ns,
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((ss, after.map(warn)))
     }
 
     /// Why the Secret Service refused access, when it is locked or has no default collection.
