@@ -98,6 +98,11 @@ pub enum Command {
         after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
     )]
     Agent(AgentArgs),
+    /// Unlock the Secret Service's default keyring (Linux), or create it where there is none.
+    #[command(after_help = "Examples:\n  \
+            wbl keyring unlock                      # asks for the keyring's password\n  \
+            pass show login | wbl keyring unlock    # reads it from stdin")]
+    Keyring(KeyringArgs),
     /// Check the keychain, the agent, its service and plaintext copies of keys; say how to fix each problem.
     #[command(
         long_about = "Check everything wbl depends on and say how to fix what is wrong: the session \
@@ -316,6 +321,40 @@ pub enum AgentCommand {
 pub struct AgentArgs {
     #[command(subcommand)]
     pub command: AgentCommand,
+}
+
+/// The options of `wbl keyring`.
+#[derive(Args, Debug)]
+pub struct KeyringArgs {
+    #[command(subcommand)]
+    pub command: KeyringCommand,
+}
+
+/// `wbl keyring` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum KeyringCommand {
+    /// Unlock the default keyring with its password; start the Secret Service through D-Bus
+    /// if none runs, and create the keyring (as "Login", with the password typed twice) where
+    /// there is none.
+    #[command(
+        long_about = "Make the Secret Service ready to keep keys, from whatever state it is in \
+            (the fix `wbl doctor` prints for it):\n  \
+            - not running: D-Bus starts it (gnome-keyring's D-Bus service);\n  \
+            - its default keyring is locked: unlocks it with the password you type;\n  \
+            - it has no default keyring (a fresh gnome-keyring started without a login \
+            password): creates one, labelled \"Login\", with the password you type twice, and \
+            makes it the default;\n  \
+            - already unlocked: says so.\n\n\
+            The password is read without echo from the terminal, or as one line from stdin \
+            when that is not a terminal. It goes to gnome-keyring over your session bus (as \
+            `gnome-keyring-daemon --unlock` reads it from a pipe), never onto a command line. \
+            Other providers (KeePassXC, KWallet) take no password from wbl: unlock them in \
+            their own window. Exit status 1 when the keyring is not unlocked at the end.",
+        after_help = "Examples:\n  \
+            wbl keyring unlock\n  \
+            pass show login | wbl keyring unlock"
+    )]
+    Unlock,
 }
 
 /// The options of `wbl openbao`.

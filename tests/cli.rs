@@ -263,15 +263,19 @@ fn man_pages_cover_every_subcommand_and_render() {
     // wbl.1 points at every subcommand's page; wbl-agent.1 documents the program and the
     // `wbl agent` subcommands.
     let roff = std::fs::read_to_string(out_dir.join("wbl.1")).unwrap();
-    for page in expected
-        .iter()
-        .filter(|p| !p.starts_with("wbl-agent-") && !p.starts_with("wbl-openbao-") && *p != "wbl.1")
-    {
+    for page in expected.iter().filter(|p| {
+        !p.starts_with("wbl-agent-")
+            && !p.starts_with("wbl-openbao-")
+            && !p.starts_with("wbl-keyring-")
+            && *p != "wbl.1"
+    }) {
         let reference = format!("{}({})", page.trim_end_matches(".1"), 1).replace('-', "\\-");
         assert!(roff.contains(&reference), "wbl.1 lacks {reference}");
     }
     let openbao = std::fs::read_to_string(out_dir.join("wbl-openbao.1")).unwrap();
     assert!(openbao.contains("wbl\\-openbao\\-login(1)"), "{openbao}");
+    let keyring = std::fs::read_to_string(out_dir.join("wbl-keyring.1")).unwrap();
+    assert!(keyring.contains("wbl\\-keyring\\-unlock(1)"), "{keyring}");
     let agent = std::fs::read_to_string(out_dir.join("wbl-agent.1")).unwrap();
     assert!(agent.contains("\\-\\-idle\\-exit"), "{agent}");
     assert!(agent.contains("MANAGING IT WITH wbl agent"), "{agent}");

@@ -276,17 +276,7 @@ fn no_dbus_session_is_a_problem_with_a_fix() {
 #[test]
 fn locked_collection_is_a_problem_and_the_fix_unlocks_it() {
     let w = World::new(Backend::SecretService);
-    ok(w.cmd("dbus-send")
-        .args([
-            "--session",
-            "--print-reply",
-            "--dest=org.freedesktop.secrets",
-            "/org/freedesktop/secrets",
-            "org.freedesktop.Secret.Service.Lock",
-            "array:objpath:/org/freedesktop/secrets/collection/login",
-        ])
-        .output()
-        .unwrap());
+    w.lock_keyring();
     let (r, code) = report(&w, &[]);
     assert_eq!(code, Some(1), "{r:#}");
     assert_eq!(verdict(&r, "dbus"), "ok");
@@ -300,11 +290,8 @@ fn locked_collection_is_a_problem_and_the_fix_unlocks_it() {
         "{r:#}"
     );
     let fix = text(&r, "secret-service", "fix");
-    assert!(
-        fix.contains("| gnome-keyring-daemon --replace --unlock --components=secrets"),
-        "{fix}"
-    );
-    // What wbl itself says meanwhile points here.
+    assert!(fix.starts_with("`wbl keyring unlock`"), "{fix}");
+    // What wbl itself says meanwhile: the keyring is locked, and how to unlock it.
     let out = run_with_stdin(
         w.cmd(WBL)
             .args(["login", "-"])
@@ -313,9 +300,11 @@ fn locked_collection_is_a_problem_and_the_fix_unlocks_it() {
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let last = err.lines().last().unwrap_or_default();
     assert!(
-        err.starts_with("wbl: error: ") && err.contains("`wbl doctor`"),
+        last.starts_with("wbl: error: ")
+            && last.contains("the keyring is locked")
+            && last.contains("`wbl keyring unlock`"),
         "{err}"
     );
     w.stop_agent();
@@ -323,33 +312,13 @@ fn locked_collection_is_a_problem_and_the_fix_unlocks_it() {
     let (r, _) = report(&w, &[("SSH_TTY", "/dev/pts/0")]);
     assert!(text(&r, "secret-service", "fix").contains("over SSH: a login with an SSH key"));
 
-    // The fix, with the password on stdin as the suggested command pipes it.
-    let mut unlock = w.cmd("gnome-keyring-daemon");
-    unlock
-        .args(["--replace", "--unlock", "--components=secrets"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = unlock.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"test-password")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let mut last = None;
-    // The replacement takes over the bus name asynchronously: ask until it answers (bounded).
-    for _ in 0..100 {
-        let (r, code) = report(&w, &[]);
-        if verdict(&r, "secret-service") == "ok" {
-            last = Some((r, code));
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let (r, _) = last.expect("the collection is still locked after the fix");
+    // The fix, with the password on stdin (tests/keyring.rs runs it from every state).
+    ok(run_with_stdin(
+        w.cmd(WBL).args(["keyring", "unlock"]),
+        b"test-password\n",
+    ));
+    let (r, _) = report(&w, &[]);
+    assert_eq!(verdict(&r, "secret-service"), "ok", "{r:#}");
     assert!(
         text(&r, "secret-service", "detail").ends_with("is unlocked"),
         "{r:#}"
@@ -470,6 +439,40 @@ fn git_without_the_wbl_helper_is_a_warning_until_setup_git() {
     assert_eq!(
         text(&r, "git-helper", "fix"),
         "`wbl setup-git --host https://wandb.example.com`"
+    );
+}
+
+#[test]
+fn setup_git_with_the_helper_on_path_is_ok() {
+    // With git-credential-wbl on PATH (an install), `wbl setup-git` writes the helper `wbl`,
+    // which git runs as `git credential-wbl`: doctor looks for that on PATH, as git does.
+    let w = World::new(Backend::SecretService);
+    let path = path_with_bins();
+    let path = path.to_str().unwrap();
+    let env = [("PATH", path), ("GIT_CONFIG_NOSYSTEM", "1")];
+    ok(w.wbl_env(&["setup-git"], &env));
+    let helper = ok(w
+        .cmd("git")
+        .args([
+            "config",
+            "--global",
+            "credential.https://api.wandb.ai.helper",
+        ])
+        .output()
+        .unwrap());
+    assert_eq!(stdout(&helper).trim(), "wbl");
+    let (r, _) = report(&w, &env);
+    assert_eq!(verdict(&r, "git-helper"), "ok", "{r:#}");
+    assert_eq!(
+        text(&r, "git-helper", "detail"),
+        "git asks wbl (wbl) for credentials for https://api.wandb.ai"
+    );
+    // Without the helper on PATH, git cannot run it, and doctor says which program is missing.
+    let (r, _) = report(&w, &[("PATH", path_without_bins().to_str().unwrap())]);
+    assert_eq!(verdict(&r, "git-helper"), "warning", "{r:#}");
+    assert_eq!(
+        text(&r, "git-helper", "detail"),
+        "git's wbl helper for https://api.wandb.ai runs git-credential-wbl, which is not on PATH"
     );
 }
 

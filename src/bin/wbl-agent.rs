@@ -102,7 +102,7 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    if let Some(w) = warning {
+    if let Some(w) = &warning {
         tracing::warn!("{w}");
     }
     let state = Arc::new(
@@ -123,7 +123,7 @@ async fn serve(
         "wbl-agent listening"
     );
     if let Some(fd) = ready_fd {
-        signal_ready(fd);
+        signal_ready(fd, warning.as_deref());
     }
     activation::notify_ready();
     let options = agent::RunOptions {
@@ -188,8 +188,9 @@ fn idle_exit_arg(idle_exit: Option<Duration>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Tells the launcher we listen: one byte on the inherited pipe, then close it.
-fn signal_ready(fd: i32) {
+/// Tells the launcher we listen: one byte on the inherited pipe, then the keychain's warning
+/// if there is one (the launcher shows it to whoever started the agent), then close it.
+fn signal_ready(fd: i32, warning: Option<&str>) {
     #[cfg(unix)]
     {
         use std::io::Write;
@@ -197,10 +198,12 @@ fn signal_ready(fd: i32) {
         // SAFETY: the launcher passed us this fd for exactly this purpose and nothing else in
         // the process uses it; taking ownership closes it after the write.
         let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
-        let _ = pipe.write_all(b"R");
+        let mut message = b"R".to_vec();
+        message.extend_from_slice(warning.unwrap_or_default().as_bytes());
+        let _ = pipe.write_all(&message);
     }
     #[cfg(not(unix))]
-    let _ = fd;
+    let _ = (fd, warning);
 }
 
 /// Plain `wbl-agent`: start `wbl-agent --foreground` detached (new session, output to the log
@@ -247,7 +250,7 @@ mod detach {
             .append(true)
             .mode(0o600)
             .open(&log_path)?;
-        let (mut reader, writer) = std::io::pipe()?;
+        let (reader, writer) = std::io::pipe()?;
         let writer: OwnedFd = writer.into();
         let raw = writer.as_raw_fd();
         let mut cmd = Command::new(std::env::current_exe()?);
@@ -275,10 +278,14 @@ mod detach {
         }
         let mut child = cmd.spawn()?;
         drop(writer);
-        let mut byte = [0u8; 1];
-        // Blocks until the agent signals readiness (one byte) or exits (EOF).
-        let ready = matches!(reader.read(&mut byte), Ok(1));
-        if ready {
+        // Blocks until the agent signals readiness (`R`, then its warning if any, then it
+        // closes the pipe) or exits (EOF).
+        let mut message = Vec::new();
+        let _ = reader.take(64 * 1024).read_to_end(&mut message);
+        if let Some(warning) = message.strip_prefix(b"R") {
+            if !warning.is_empty() {
+                eprintln!("wbl-agent: WARNING {}", String::from_utf8_lossy(warning));
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let status = child.wait()?;

@@ -70,6 +70,7 @@ fn run() -> u8 {
         Command::SetupGit(args) => cmd::setup_git::run(args).map(|()| true),
         Command::Migrate(args) => cmd::migrate::run(args).map(|()| true),
         Command::Agent(args) => cmd::agent::run(args),
+        Command::Keyring(args) => cmd::keyring::run(args).map(|()| true),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Log(args) => cmd::log::run(args).map(|()| true),
         Command::Openbao(args) => cmd::openbao::run(args),

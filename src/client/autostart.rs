@@ -256,7 +256,15 @@ fn start_agent(paths: &RuntimePaths) -> Result<Started, ClientError> {
         stderr,
     };
     match out.status.code() {
-        Some(0) => Ok(Started::Ready),
+        Some(0) => {
+            // What the agent found when it opened the keychain (a locked keyring, the kernel
+            // keyring instead of a Secret Service): the user who started it should know.
+            let warning = String::from_utf8_lossy(&out.stderr);
+            if !warning.trim().is_empty() {
+                eprintln!("{}", warning.trim_end());
+            }
+            Ok(Started::Ready)
+        }
         Some(3) => Ok(Started::AlreadyRunning),
         _ => {
             let msg = String::from_utf8_lossy(&out.stderr);

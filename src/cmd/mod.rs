@@ -7,6 +7,7 @@ pub mod credential;
 pub mod docker_credential;
 pub mod doctor;
 pub mod exec;
+pub mod keyring;
 pub mod log;
 pub mod login;
 pub mod logout;

@@ -3,6 +3,7 @@
 //! `credential.<url>.helper` whose URL matches, in config order; an empty value clears the
 //! list).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use url::Url;
@@ -84,6 +85,44 @@ fn helper_program(value: &str) -> Option<String> {
     shlex_split(command)?.into_iter().next()
 }
 
+/// What is missing for git to run the helper `value`, the way git finds it: a value starting
+/// with `!` is a shell command (its program is looked up on `PATH` unless it has a `/`), an
+/// absolute path is run as it is, and any other value `NAME` runs `git credential-NAME`, that
+/// is `git-credential-NAME` from git's exec-path or `PATH`. `None` when the program is there.
+fn missing_program(value: &str, exec_path: Option<&Path>) -> Option<String> {
+    let program = helper_program(value)?;
+    let shell = value.starts_with('!');
+    if program.contains('/') || (!shell && Path::new(&program).is_absolute()) {
+        return (!Path::new(&program).is_file())
+            .then(|| format!("{program}, which does not exist"));
+    }
+    let name = if shell {
+        program
+    } else {
+        format!("git-credential-{program}")
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = exec_path
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(std::env::split_paths(&path))
+        .any(|dir| {
+            let p = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+            p.is_file()
+        });
+    (!found).then(|| format!("{name}, which is not on PATH"))
+}
+
+/// git's exec-path (`git --exec-path`), where it finds its own `git-credential-*` programs.
+fn exec_path() -> Option<PathBuf> {
+    let mut cmd = Command::new("git");
+    cmd.arg("--exec-path");
+    let out = run_bounded(cmd, TOOL_TIMEOUT).ok()?;
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim_end_matches(['\r', '\n'])))
+}
+
 /// git's own plaintext helper.
 fn is_store_helper(value: &str) -> bool {
     helper_program(value).is_some_and(|p| p == "store" || p.ends_with("git-credential-store"))
@@ -146,11 +185,9 @@ pub(super) fn helper(_ctx: &mut Ctx) -> Finding {
             setup,
         );
     };
-    if let Some(program) = helper_program(ours)
-        && !std::path::Path::new(&program).is_file()
-    {
+    if let Some(missing) = missing_program(ours, exec_path().as_deref()) {
         return Finding::warning(
-            format!("git's wbl helper for {url} runs {program}, which does not exist"),
+            format!("git's wbl helper for {url} runs {missing}"),
             format!("{setup} (replaces the old entry)"),
         );
     }
@@ -206,6 +243,24 @@ mod tests {
         assert!(glob("*pi", "API"));
         assert!(!glob("a*x", "api"));
         assert!(!glob("", "api"));
+    }
+
+    #[test]
+    fn helpers_are_found_where_git_looks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("git-credential-wbl"), "").unwrap();
+        // A plain name runs `git credential-NAME`: git-credential-NAME, not NAME.
+        assert_eq!(missing_program("wbl", Some(dir.path())), None);
+        assert_eq!(
+            missing_program("wbl-no-such-helper", Some(dir.path())).as_deref(),
+            Some("git-credential-wbl-no-such-helper, which is not on PATH")
+        );
+        let abs = dir.path().join("git-credential-wbl");
+        assert_eq!(missing_program(abs.to_str().unwrap(), None), None);
+        assert_eq!(
+            missing_program("!/no/such/dir/wbl credential", None).as_deref(),
+            Some("/no/such/dir/wbl, which does not exist")
+        );
     }
 
     #[test]

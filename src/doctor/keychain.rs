@@ -74,83 +74,8 @@ pub(super) fn dbus(_ctx: &mut Ctx) -> Finding {
     Finding::skipped("not used on this platform")
 }
 
-/// What the Secret Service said.
 #[cfg(target_os = "linux")]
-enum SecretService {
-    /// Nothing owns `org.freedesktop.secrets`; `activatable`: D-Bus could start a provider.
-    NotRunning {
-        activatable: bool,
-    },
-    NoDefaultCollection {
-        provider: String,
-    },
-    Collection {
-        provider: String,
-        label: String,
-        locked: bool,
-    },
-    Failed(String),
-}
-
-#[cfg(target_os = "linux")]
-const SECRETS_NAME: &str = "org.freedesktop.secrets";
-
-/// Asks the bus who provides the Secret Service and reads its default collection's `Locked`
-/// property. Never activates a provider, never unlocks, never prompts.
-#[cfg(target_os = "linux")]
-fn probe_secret_service(conn: zbus::blocking::Connection) -> SecretService {
-    use secret_service::blocking::SecretService as Ss;
-    use secret_service::{EncryptionType, Error as SsError};
-    use zbus::names::{BusName, WellKnownName};
-
-    let name = WellKnownName::from_static_str_unchecked(SECRETS_NAME);
-    let dbus = match zbus::blocking::fdo::DBusProxy::new(&conn) {
-        Ok(p) => p,
-        Err(e) => return SecretService::Failed(e.to_string()),
-    };
-    match dbus.name_has_owner(name.clone().into()) {
-        Ok(true) => {}
-        Ok(false) => {
-            let activatable = dbus
-                .list_activatable_names()
-                .is_ok_and(|names| names.iter().any(|n| n.as_str() == SECRETS_NAME));
-            return SecretService::NotRunning { activatable };
-        }
-        Err(e) => return SecretService::Failed(e.to_string()),
-    }
-    let provider = match dbus.get_connection_unix_process_id(BusName::from(name)) {
-        Ok(pid) => {
-            // The program's name from its argv[0] (`comm` is cut at 15 bytes).
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-            let argv0 = String::from_utf8_lossy(argv0);
-            match argv0.rsplit('/').next().unwrap_or_default() {
-                "" => format!("pid {pid}"),
-                name => format!("{name} (pid {pid})"),
-            }
-        }
-        Err(_) => SECRETS_NAME.to_owned(),
-    };
-    // A plain session: no secret is read, so nothing needs encrypting.
-    let ss = match Ss::connect_with_existing(EncryptionType::Plain, conn) {
-        Ok(ss) => ss,
-        Err(e) => return SecretService::Failed(e.to_string()),
-    };
-    let collection = match ss.get_default_collection() {
-        Ok(c) => c,
-        Err(SsError::NoResult) => return SecretService::NoDefaultCollection { provider },
-        Err(e) => return SecretService::Failed(e.to_string()),
-    };
-    let label = collection.get_label().unwrap_or_default();
-    match collection.is_locked() {
-        Ok(locked) => SecretService::Collection {
-            provider,
-            label,
-            locked,
-        },
-        Err(e) => SecretService::Failed(e.to_string()),
-    }
-}
+use crate::keychain::ss_state::{Health, SECRETS_NAME};
 
 #[cfg(target_os = "linux")]
 pub(super) fn secret_service(ctx: &mut Ctx) -> Finding {
@@ -158,7 +83,19 @@ pub(super) fn secret_service(ctx: &mut Ctx) -> Finding {
         ctx.secret_service_ok = Some(false);
         return Finding::skipped("no session D-Bus (see the session D-Bus check)");
     };
-    let state = bounded(DBUS_TIMEOUT, move || probe_secret_service(conn));
+    let state = bounded(DBUS_TIMEOUT, move || {
+        crate::keychain::ss_state::health(&conn)
+    });
+    // An agent started now uses a Secret Service that exists, even one it cannot use yet.
+    ctx.secret_service_exists = matches!(
+        state,
+        Some(
+            Health::NotRunning { activatable: true }
+                | Health::NoDefaultCollection { .. }
+                | Health::Locked { .. }
+                | Health::Unlocked { .. }
+        )
+    );
     let unusable = |detail: String, fix: String| {
         if ctx.keyutils_only() {
             Finding::skipped(format!("{detail}; not used with WBL_BACKEND=keyutils"))
@@ -176,56 +113,67 @@ pub(super) fn secret_service(ctx: &mut Ctx) -> Finding {
             ),
             format!("restart it unlocked: `{UNLOCK_GNOME_KEYRING}`; {KEYUTILS_FALLBACK}"),
         ),
-        Some(SecretService::NotRunning { activatable: true }) => {
+        Some(Health::NotRunning { activatable: true }) => {
             ctx.secret_service_ok = None;
             return Finding::warning(
                 format!(
                     "no Secret Service is running; D-Bus can start one ({SECRETS_NAME}) on first use (wbl doctor does not start it)"
                 ),
-                "`wbl agent start` (the agent's first probe starts it), then `wbl doctor` again",
+                "`wbl keyring unlock` (starts it, then unlocks its default keyring or creates one with the password you type), then `wbl doctor` again",
             );
         }
-        Some(SecretService::NotRunning { activatable: false }) => unusable(
+        Some(Health::NotRunning { activatable: false }) => unusable(
             format!("no Secret Service on the session bus (nothing provides {SECRETS_NAME})"),
             format!(
-                "install gnome-keyring (`sudo apt install gnome-keyring`) and start it unlocked: `{UNLOCK_GNOME_KEYRING}`{}; {KEYUTILS_FALLBACK}",
+                "install gnome-keyring (`sudo apt install gnome-keyring`; D-Bus then starts it on demand), then `wbl keyring unlock`{}; {KEYUTILS_FALLBACK}",
                 where_hints(&ctx.hints, ssh_unlock, wsl_unlock)
             ),
         ),
-        Some(SecretService::NoDefaultCollection { provider }) => Finding::warning(
+        // wbl's Secret Service client stores only into the default collection and never
+        // creates one, so no key can be stored, with or without a desktop to prompt on.
+        Some(Health::NoDefaultCollection { provider }) => unusable(
             format!(
-                "{provider} has no default collection: the first key stored makes it ask for a new keyring password in a desktop dialog"
+                "{provider} has no default collection (no login keyring): no key can be stored{}",
+                if prompt_possible() {
+                    ""
+                } else {
+                    ", and without a display no dialog can offer to create one"
+                }
             ),
-            format!("create and unlock the login keyring: `{UNLOCK_GNOME_KEYRING}`"),
+            "create it: `wbl keyring unlock` (asks for the new keyring's password)".to_owned(),
         ),
-        Some(SecretService::Collection {
-            provider,
-            label,
-            locked: true,
+        Some(Health::Locked {
+            provider, label, ..
         }) => unusable(
             format!(
                 "the default collection \"{label}\" of {provider} is locked: the agent can neither read nor store keys"
             ),
             format!(
-                "unlock it (Seahorse, or in a shell: `{UNLOCK_GNOME_KEYRING}`){}",
+                "`wbl keyring unlock` (or unlock it in Seahorse){}",
                 where_hints(&ctx.hints, ssh_unlock, wsl_unlock)
             ),
         ),
-        Some(SecretService::Collection {
-            provider, label, ..
-        }) => {
+        Some(Health::Unlocked { provider, label }) => {
             ctx.secret_service_ok = Some(true);
             return Finding::ok(format!(
                 "{provider}; default collection \"{label}\" is unlocked"
             ));
         }
-        Some(SecretService::Failed(e)) => unusable(
+        Some(Health::Failed(e)) => unusable(
             format!("the Secret Service answered with an error: {e}"),
             format!("restart it unlocked: `{UNLOCK_GNOME_KEYRING}`; {KEYUTILS_FALLBACK}"),
         ),
     };
     ctx.secret_service_ok = Some(false);
     finding
+}
+
+/// Whether a desktop dialog could appear (a graphical session in this environment).
+#[cfg(target_os = "linux")]
+fn prompt_possible() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -320,6 +268,11 @@ pub(super) fn backend(ctx: &mut Ctx) -> Finding {
         // None: a provider D-Bus can start, which the agent's probe would start.
         "auto" if cfg!(target_os = "linux") => match ctx.secret_service_ok {
             Some(true) | None => "secret-service",
+            Some(false) if ctx.secret_service_exists => {
+                return Finding::skipped(
+                    "an agent started now would use the Secret Service, which cannot keep keys yet (see the Secret Service check)",
+                );
+            }
             Some(false) => "keyutils",
         },
         "secret-service" if ctx.secret_service_ok == Some(false) => {

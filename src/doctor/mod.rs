@@ -157,6 +157,9 @@ pub(crate) struct Ctx {
     pub bus: Option<zbus::blocking::Connection>,
     /// A Secret Service answered with an unlocked default collection (None: not checked).
     pub secret_service_ok: Option<bool>,
+    /// A Secret Service exists (running, or D-Bus can start it), usable or not: an agent
+    /// started with `auto` uses it rather than the kernel keyring.
+    pub secret_service_exists: bool,
     /// The running agent, when one answered.
     pub agent: Option<agent::AgentInfo>,
     /// The login-session service, as its files say.
@@ -175,6 +178,7 @@ impl Ctx {
             #[cfg(target_os = "linux")]
             bus: None,
             secret_service_ok: None,
+            secret_service_exists: false,
             agent: None,
             service: crate::service::service_state(),
             plaintext: None,

@@ -20,6 +20,8 @@ mod store;
 mod keyutils;
 #[cfg(target_os = "linux")]
 mod secret_service;
+#[cfg(target_os = "linux")]
+pub mod ss_state;
 
 pub use naming::{ItemId, ItemKind};
 
@@ -46,6 +48,15 @@ pub enum KeychainError {
     UnknownBackend(String),
     #[error("backend '{0}' is not available on this platform")]
     NotOnThisPlatform(String),
+    /// The Secret Service runs, but its default collection is locked (or the prompt to unlock
+    /// it was dismissed). The text names the collection and its provider.
+    #[error("the keyring is locked ({0}): unlock it with `wbl keyring unlock`")]
+    Locked(String),
+    /// The Secret Service runs, but has no default collection to keep keys in.
+    #[error(
+        "{0} has no default keyring to keep keys in: create one with `wbl keyring unlock` (it asks for the new keyring's password)"
+    )]
+    NoDefaultCollection(String),
 }
 
 impl From<keyring_core::Error> for KeychainError {
@@ -106,7 +117,9 @@ pub fn open_from_env() -> Result<(Box<dyn Backend>, Option<String>), KeychainErr
     open(&choice, &namespace)
 }
 
-/// Opens a backend by name. The second value is a warning for the log (the keyutils fallback).
+/// Opens a backend by name. The second value is a warning for the log and for the client that
+/// started the agent: the keyutils fallback, or a Secret Service that is locked or has no
+/// default collection.
 pub fn open(
     choice: &str,
     namespace: &str,
@@ -114,6 +127,12 @@ pub fn open(
     let ns = namespace.to_owned();
     match choice {
         "" | "auto" => open_auto(ns),
+        #[cfg(target_os = "linux")]
+        "secret-service" => {
+            let (ss, warning) = secret_service::SecretService::open_checked(ns)?;
+            Ok((Box::new(ss), warning))
+        }
+        #[cfg(not(target_os = "linux"))]
         "secret-service" => platform_backend(BackendKind::SecretService, ns).map(|b| (b, None)),
         "keyutils" => platform_backend(BackendKind::Keyutils, ns).map(|b| (b, None)),
         "macos-keychain" => platform_backend(BackendKind::MacosKeychain, ns).map(|b| (b, None)),
@@ -124,16 +143,20 @@ pub fn open(
     }
 }
 
+/// `auto` on Linux: the Secret Service wherever one exists — locked or without a default
+/// collection too, which every request then reports as such (never a silent switch of store) —
+/// and the kernel keyring only where there is none: no session bus, or nothing on it provides
+/// or can start `org.freedesktop.secrets`, or it fails or hangs.
 #[cfg(target_os = "linux")]
 fn open_auto(ns: String) -> Result<(Box<dyn Backend>, Option<String>), KeychainError> {
     // Probe the Secret Service on a thread so a hung D-Bus cannot hang start-up.
     let (tx, rx) = std::sync::mpsc::channel();
     let probe_ns = ns.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(secret_service::SecretService::open_and_probe(probe_ns));
+        let _ = tx.send(secret_service::SecretService::open_auto(probe_ns));
     });
     let reason = match rx.recv_timeout(PROBE_TIMEOUT) {
-        Ok(Ok(ss)) => return Ok((Box::new(ss), None)),
+        Ok(Ok((ss, warning))) => return Ok((Box::new(ss), warning)),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!(
             "the Secret Service did not answer within {} s",
@@ -169,7 +192,7 @@ fn platform_backend(kind: BackendKind, ns: String) -> Result<Box<dyn Backend>, K
     match kind {
         #[cfg(target_os = "linux")]
         BackendKind::SecretService => {
-            Ok(Box::new(secret_service::SecretService::open_and_probe(ns)?))
+            Ok(Box::new(secret_service::SecretService::open_checked(ns)?.0))
         }
         #[cfg(target_os = "linux")]
         BackendKind::Keyutils => Ok(Box::new(keyutils::Keyutils::open(ns)?)),

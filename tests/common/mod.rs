@@ -37,11 +37,11 @@ pub fn run_with_stdin(mut c: impl std::borrow::BorrowMut<Command>, input: &[u8])
 }
 
 /// `PATH` with the directory of the built binaries first (where `git-credential-wbl` and
-/// `docker-credential-wbl` are), so git and container tools find them by name.
+/// `docker-credential-wbl` are), so git and container tools find them by name, then the
+/// hermetic rest ([`path_without_bins`]).
 pub fn path_with_bins() -> std::ffi::OsString {
     let bins = Path::new(WBL).parent().unwrap().to_path_buf();
-    let rest = std::env::var_os("PATH").unwrap_or_default();
-    std::env::join_paths(std::iter::once(bins).chain(std::env::split_paths(&rest))).unwrap()
+    std::env::join_paths(std::iter::once(bins).chain(hermetic_path().iter().cloned())).unwrap()
 }
 
 /// Makes a command that runs git (or runs git itself) blind to the developer's git setup: no
@@ -62,11 +62,77 @@ pub fn isolate_git(c: &mut Command, w: &World) {
         .env_remove("SSH_ASKPASS");
 }
 
-/// `PATH` without the built binaries' directory.
+/// `PATH` with no wbl program on it: neither the built ones nor any installed copy
+/// (`~/.cargo/bin`, a `--root` install), so no result depends on what the user installed.
+/// Every process a [`World`] starts gets it.
 pub fn path_without_bins() -> std::ffi::OsString {
-    let bins = Path::new(WBL).parent().unwrap().to_path_buf();
-    let rest = std::env::var_os("PATH").unwrap_or_default();
-    std::env::join_paths(std::env::split_paths(&rest).filter(|p| *p != bins)).unwrap()
+    std::env::join_paths(hermetic_path()).unwrap()
+}
+
+/// The names of wbl's programs.
+const PROGRAMS: [&str; 4] = [
+    "wbl",
+    "wbl-agent",
+    "git-credential-wbl",
+    "docker-credential-wbl",
+];
+
+/// The test process's `PATH` without the built binaries' directory, each directory that holds
+/// a wbl program replaced by a shadow: a directory under `/tmp` (one per test process) of
+/// symbolic links to everything else in it. So an installed wbl is out of sight, and the
+/// other programs beside it (a `bao` in `/usr/local/bin`, say) are not.
+fn hermetic_path() -> &'static [PathBuf] {
+    static DIRS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        let bins = Path::new(WBL).parent().unwrap().to_path_buf();
+        let rest = std::env::var_os("PATH").unwrap_or_default();
+        let mut shadows = 0;
+        std::env::split_paths(&rest)
+            .filter(|d| *d != bins && !d.as_os_str().is_empty())
+            .map(|d| {
+                if !PROGRAMS.iter().any(|p| d.join(p).exists()) {
+                    return d;
+                }
+                shadows += 1;
+                shadow_dir(&d, shadows)
+            })
+            .collect()
+    })
+}
+
+/// A directory of symbolic links to the entries of `dir` that are not wbl programs.
+fn shadow_dir(dir: &Path, n: u32) -> PathBuf {
+    remove_stale_dirs("wbl-test-path-");
+    let shadow = PathBuf::from(format!("/tmp/wbl-test-path-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&shadow);
+    std::fs::create_dir(&shadow).unwrap();
+    set_mode(&shadow, 0o755);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        if PROGRAMS.iter().any(|p| name == *p) {
+            continue;
+        }
+        let _ = std::os::unix::fs::symlink(e.path(), shadow.join(&name));
+    }
+    shadow
+}
+
+/// Removes the directories `/tmp/<prefix><pid>…` of test processes that have ended.
+pub(crate) fn remove_stale_dirs(prefix: &str) {
+    for e in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !alive(pid) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A valid legacy-format key (40 word characters), different for each `n`.
@@ -84,6 +150,20 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub enum Backend {
     SecretService,
     Keyutils,
+}
+
+/// The state a Secret Service world's keyring starts in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keyring {
+    /// gnome-keyring runs with its login keyring unlocked (what `World::new` gives).
+    Unlocked,
+    /// gnome-keyring runs; its login keyring exists and is locked.
+    Locked,
+    /// gnome-keyring runs without a login keyring (started without `--unlock`, fresh HOME):
+    /// no default collection.
+    NoDefaultCollection,
+    /// Only the bus runs; D-Bus can start gnome-keyring (its service file), nothing did.
+    NotRunning,
 }
 
 pub struct World {
@@ -122,7 +202,17 @@ impl World {
         }
     }
 
+    /// A Secret Service world whose keyring starts in `keyring`'s state, run as `user` (or
+    /// the test's own user).
+    pub fn with_keyring(keyring: Keyring, user: Option<users::User>) -> World {
+        Self::build_with(Backend::SecretService, user, keyring)
+    }
+
     fn build(backend: Backend, user: Option<users::User>) -> World {
+        Self::build_with(backend, user, Keyring::Unlocked)
+    }
+
+    fn build_with(backend: Backend, user: Option<users::User>, keyring: Keyring) -> World {
         let dir = tempfile::Builder::new()
             .prefix("wbl-test-")
             .tempdir()
@@ -151,9 +241,25 @@ impl World {
             u.chown(w.dir.path());
         }
         if let Backend::SecretService = backend {
-            w.start_secret_service();
+            w.start_secret_service(keyring);
         }
         w
+    }
+
+    /// Locks the login keyring through the Secret Service (`Lock`), as a screen lock would.
+    pub fn lock_keyring(&self) {
+        ok(self
+            .cmd("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.secrets",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.Lock",
+                "array:objpath:/org/freedesktop/secrets/collection/login",
+            ])
+            .output()
+            .unwrap());
     }
 
     pub fn home(&self) -> PathBuf {
@@ -172,12 +278,15 @@ impl World {
         self.dbus.as_ref().map(|(_, a)| a.as_str())
     }
 
-    /// A private session bus with gnome-keyring's Secret Service, unlocked with a password.
-    fn start_secret_service(&mut self) {
+    /// A private session bus with gnome-keyring's Secret Service in the state `keyring` asks
+    /// for (by default unlocked with a password).
+    fn start_secret_service(&mut self, keyring: Keyring) {
         let out = self
             .raw_cmd("dbus-daemon")
             .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
             .env("HOME", self.home())
+            // What D-Bus starts (gnome-keyring) inherits these: its sockets stay in this world.
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .output()
             .expect("dbus-daemon must be installed (see .ci/run)");
         assert!(out.status.success(), "dbus-daemon failed: {out:?}");
@@ -186,12 +295,17 @@ impl World {
         let addr = lines.next().unwrap().to_owned();
         let pid: u32 = lines.next().unwrap().trim().parse().unwrap();
         self.dbus = Some((pid, addr.clone()));
+        if keyring == Keyring::NotRunning {
+            return;
+        }
+        let unlock = keyring != Keyring::NoDefaultCollection;
         // In the foreground, the daemon that reads our password is the one that serves: in
         // daemon mode `--unlock` hands over to a D-Bus-activated instance, and a request that
         // races that hand-over gets a second, locked keyring ("prompt dismissed").
         let mut gk = self
             .raw_cmd("gnome-keyring-daemon")
-            .args(["--foreground", "--unlock", "--components=secrets"])
+            .args(["--foreground", "--components=secrets"])
+            .args(unlock.then_some("--unlock"))
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("DBUS_SESSION_BUS_ADDRESS", &addr)
@@ -201,11 +315,11 @@ impl World {
             .spawn()
             .expect("gnome-keyring-daemon must be installed (see .ci/run)");
         use std::io::Write;
-        gk.stdin
-            .take()
-            .unwrap()
-            .write_all(b"test-password")
-            .unwrap();
+        let mut stdin = gk.stdin.take().unwrap();
+        if unlock {
+            stdin.write_all(b"test-password").unwrap();
+        }
+        drop(stdin);
         // Wait (bounded) until it owns its bus name — asking the bus does not activate
         // anything — and its login keyring exists; only then make Secret Service calls.
         let owned = || {
@@ -225,7 +339,7 @@ impl World {
         let login = self.home().join(".local/share/keyrings/login.keyring");
         let mut ready = false;
         for _ in 0..1000 {
-            if owned() && login.exists() {
+            if owned() && (login.exists() || !unlock) {
                 ready = true;
                 break;
             }
@@ -237,6 +351,9 @@ impl World {
         }
         assert!(ready, "gnome-keyring did not come up");
         self.keyring = Some(gk);
+        if keyring == Keyring::Locked {
+            self.lock_keyring();
+        }
     }
 
     /// Environment every wbl process of this world gets.
@@ -251,6 +368,7 @@ impl World {
             }
         }
         cmd.env("HOME", self.home())
+            .env("PATH", path_without_bins())
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("XDG_CONFIG_HOME", self.home().join(".config"))
             .env("WBL_SOCKET", self.socket())

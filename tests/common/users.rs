@@ -103,7 +103,7 @@ pub fn shared_bin(program: &OsStr) -> PathBuf {
     }
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        remove_stale_bin_dirs();
+        super::remove_stale_dirs("wbl-test-bins-");
         let dir = PathBuf::from(format!("/tmp/wbl-test-bins-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
@@ -126,21 +126,4 @@ fn reachable_by_others(path: &Path) -> bool {
         d.as_os_str().is_empty()
             || std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
     })
-}
-
-/// Removes the binary directories of test processes that have ended.
-fn remove_stale_bin_dirs() {
-    for e in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("wbl-test-bins-"))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !super::alive(pid) {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
 }
