@@ -30,9 +30,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use wbl_proto::{Credential, ErrorCode, OpenBaoSession, Query, Response, Secret, Target};
+use wbl_proto::{Credential, CredentialInfo, OpenBaoSession, Query, Secret, Target};
 
-use super::State;
+use super::keychain_store::TokenKeeper;
+use super::store::{Served, Store, StoreError, StoreFuture, Stored};
 use crate::config::{Auth, Config, ConfigError, Route, ServerConfig};
 use crate::openbao::{BaoError, Client, KvSecret, Reason, TokenInfo};
 
@@ -57,6 +58,8 @@ pub struct OpenBaoStore {
     stamp: Mutex<Option<Option<FileStamp>>>,
     /// Where the configuration file is (the agent's environment does not change).
     path: Option<std::path::PathBuf>,
+    /// Where servers keep their tokens (`token` and `userpass`).
+    keeper: TokenKeeper,
 }
 
 /// What tells an edited (or re-owned, or chmod-ed) configuration file from the one last read.
@@ -97,6 +100,7 @@ pub struct Server {
     /// False until the keychain was asked for a saved token.
     keychain_tried: AtomicBool,
     generation: AtomicU64,
+    keeper: TokenKeeper,
 }
 
 struct Session {
@@ -141,12 +145,19 @@ struct Cached {
     at: Instant,
 }
 
-fn error_response(e: &BaoError) -> Response {
-    let code = match e.reason {
-        Reason::NotFound => ErrorCode::NotFound,
-        _ => ErrorCode::OpenBao,
-    };
-    Response::error(code, e.to_string())
+/// The store error of a failed OpenBao call: a missing secret, or the server's failure.
+fn store_error(e: &BaoError) -> StoreError {
+    match e.reason {
+        Reason::NotFound => StoreError::NotFound(e.to_string()),
+        _ => failed(e, e.to_string()),
+    }
+}
+
+fn failed(e: &BaoError, message: String) -> StoreError {
+    StoreError::Failed {
+        store: format!("openbao.{}", e.server),
+        message,
+    }
 }
 
 /// Runs a blocking OpenBao call on the blocking pool, bounded by the server's timeout.
@@ -171,8 +182,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Server {
-    fn new(config: Arc<ServerConfig>) -> Server {
+    fn new(config: Arc<ServerConfig>, keeper: TokenKeeper) -> Server {
         Server {
+            keeper,
             client: Client::new(Arc::clone(&config)).map(Arc::new),
             config,
             session: tokio::sync::Mutex::new(None),
@@ -195,7 +207,7 @@ impl Server {
 
     /// A usable token: the session's, else the keychain's (token, userpass), else a fresh JWT
     /// login (jwt); else "not logged in" / "token expired".
-    async fn token(self: &Arc<Self>, state: &State) -> Result<Secret, BaoError> {
+    async fn token(self: &Arc<Self>) -> Result<Secret, BaoError> {
         let mut session = self.session.lock().await;
         let mut reason = Reason::NotLoggedIn;
         if let Some(s) = session.as_ref() {
@@ -221,8 +233,9 @@ impl Server {
             _ => {
                 if !self.keychain_tried.swap(true, Ordering::SeqCst) {
                     let (target, address) = (self.token_target(), self.config.address.clone());
-                    let saved = match state
-                        .keychain_call(move |k| k.load(&target, &address, &[]))
+                    let saved = match self
+                        .keeper
+                        .call(move |k| k.load(&target, &address, &[]))
                         .await
                     {
                         Ok(saved) => saved,
@@ -246,7 +259,7 @@ impl Server {
                                 return Ok(token);
                             }
                             Err(e) if e.reason.needs_login() => {
-                                self.forget_saved(state).await;
+                                self.forget_saved().await;
                                 reason = Reason::TokenExpired;
                             }
                             Err(e) => {
@@ -255,7 +268,7 @@ impl Server {
                                 return Err(e);
                             }
                         }
-                    } else if let Some(other) = self.saved_elsewhere(state).await {
+                    } else if let Some(other) = self.saved_elsewhere().await {
                         reason = Reason::SavedForAnotherAddress(other);
                         // Ask again next time: the user may log in, or change the address back.
                         self.keychain_tried.store(false, Ordering::SeqCst);
@@ -279,13 +292,13 @@ impl Server {
     }
 
     /// Drops the session if it still holds `token` (a token the server no longer accepts).
-    async fn invalidate(&self, token: &Secret, state: &State) {
+    async fn invalidate(&self, token: &Secret) {
         let mut session = self.session.lock().await;
         if session.as_ref().is_some_and(|s| &s.token == token) {
             *session = None;
             drop(session);
             if self.keeps_token_in_keychain() {
-                self.forget_saved(state).await;
+                self.forget_saved().await;
             }
         }
     }
@@ -293,9 +306,9 @@ impl Server {
     /// Whether the keychain holds a token of this server saved for another address:
     /// `Some(Some(address))`, or `Some(None)` for one saved by an older wbl without its
     /// address. Only to explain a "not logged in"; nothing is sent anywhere.
-    async fn saved_elsewhere(&self, state: &State) -> Option<Option<String>> {
+    async fn saved_elsewhere(&self) -> Option<Option<String>> {
         let target = self.token_target();
-        let listed = state.keychain_call(|k| k.list()).await.ok()?;
+        let listed = self.keeper.call(|k| k.list()).await.ok()?;
         let others: Vec<String> = listed
             .into_iter()
             .map(|(info, _)| info)
@@ -310,10 +323,11 @@ impl Server {
     }
 
     /// Removes the token saved for this server's address (and only that one).
-    async fn forget_saved(&self, state: &State) {
+    async fn forget_saved(&self) {
         let (target, address) = (self.token_target(), self.config.address.clone());
-        if let Err(e) = state
-            .keychain_call(move |k| k.erase(&target, &address, &[]))
+        if let Err(e) = self
+            .keeper
+            .call(move |k| k.erase(&target, &address, &[]))
             .await
         {
             tracing::warn!(server = %self.config.name, error = %e, "could not remove the dead OpenBao token from the keychain");
@@ -339,14 +353,13 @@ impl Server {
     /// for `jwt` logs in again and retries once.
     async fn with_token<T: Send + 'static>(
         self: &Arc<Self>,
-        state: &State,
         action: &str,
         op: impl Fn(&Client, &Secret) -> Result<T, BaoError> + Send + Sync + 'static,
     ) -> Result<T, BaoError> {
         let client = Arc::clone(self.client()?);
         let op = Arc::new(op);
         for attempt in 0..2 {
-            let token = self.token(state).await.map_err(|e| BaoError {
+            let token = self.token().await.map_err(|e| BaoError {
                 action: if e.action == USING_TOKEN {
                     action.to_owned()
                 } else {
@@ -363,7 +376,7 @@ impl Server {
             if e.reason != Reason::TokenExpired {
                 return Err(e);
             }
-            self.invalidate(&token, state).await;
+            self.invalidate(&token).await;
             if attempt == 1 || !matches!(self.config.auth, Auth::Jwt { .. }) {
                 return Err(e);
             }
@@ -499,7 +512,7 @@ impl RouteState {
 
     /// The route's credential: cached, else read (one fetch at a time), else stale within
     /// bounds during an outage.
-    async fn read(&self, state: &State) -> Result<Credential, BaoError> {
+    async fn read(&self) -> Result<Credential, BaoError> {
         if let Some(c) = self.fresh(Instant::now()) {
             return Ok(c);
         }
@@ -511,7 +524,7 @@ impl RouteState {
         let action = format!("reading {}", self.route.secret_name());
         let result = self
             .server
-            .with_token(state, &action, move |c, t| c.kv_read(t, &mount, &path))
+            .with_token(&action, move |c, t| c.kv_read(t, &mount, &path))
             .await;
         match result {
             Ok(secret) => {
@@ -534,23 +547,138 @@ impl RouteState {
     }
 }
 
+impl RouteState {
+    /// The route's credential when it is for the user name asked (any, when none is). A miss
+    /// is a "not found" error that names the route and the user name asked for: the host is
+    /// routed here, so no other key (the keychain's, under another address) answers for it.
+    async fn get_routed(&self, query: &Query) -> Result<Option<Credential>, StoreError> {
+        match self.read().await {
+            Ok(cred) if matches_user(&cred, query) => Ok(Some(cred)),
+            Ok(cred) => Err(StoreError::NotFound(format!(
+                "{} is routed to OpenBao server `{}` ({}), whose key there is for user \
+                 `{}`, not `{}`; wbl uses no other key for a routed host",
+                query.target,
+                self.server.config.name,
+                self.route.secret_name(),
+                cred.username,
+                query.username.as_deref().unwrap_or_default()
+            ))),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    async fn store_routed(&self, cred: Credential) -> Result<Stored, StoreError> {
+        if !cred.has_secret() {
+            // git stores empty credentials (SSO hosts); the route's secret holds the team's
+            // key, which must not be overwritten with nothing, and there is no other store.
+            return Err(StoreError::BadRequest(format!(
+                "OpenBao server `{}` ({}) keeps the key of {}: a credential without a \
+                 password is not written there (nor anywhere else)",
+                self.server.config.name,
+                self.route.secret_name(),
+                cred.target
+            )));
+        }
+        let _one = self.fetch.lock().await;
+        let (mount, path) = (self.route.mount.clone(), self.route.path.clone());
+        let (user, password) = (cred.username.clone(), cred.password.clone());
+        let action = format!("writing {}", self.route.secret_name());
+        let username = if user.is_empty() {
+            DEFAULT_USERNAME.to_owned()
+        } else {
+            user
+        };
+        let u = username.clone();
+        match self
+            .server
+            .with_token(&action, move |c, t| {
+                c.kv_write(t, &mount, &path, &u, &password)
+            })
+            .await
+        {
+            Ok(()) => {
+                self.put(Some(Credential::new(
+                    Target::new(self.route.protocol.clone(), self.route.host.clone()),
+                    username,
+                    cred.password,
+                )));
+                Ok(Stored { persistent: true })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "OpenBao refused the write");
+                Err(failed(
+                    &e,
+                    format!("{e}; the key was not stored (nor anywhere else)"),
+                ))
+            }
+        }
+    }
+
+    async fn erase_routed(&self, query: &Query) -> Result<u32, StoreError> {
+        if query.username.is_some() {
+            // Only erase the secret if it is this user's.
+            match self.read().await {
+                Ok(c) if !matches_user(&c, query) => return Ok(0),
+                Ok(_) => {}
+                Err(e) if e.reason == Reason::NotFound => return Ok(0),
+                Err(e) => return Err(store_error(&e)),
+            }
+        }
+        let _one = self.fetch.lock().await;
+        let (mount, path) = (self.route.mount.clone(), self.route.path.clone());
+        let action = format!("deleting {}", self.route.secret_name());
+        self.server
+            .with_token(&action, move |c, t| c.kv_delete(t, &mount, &path))
+            .await
+            .map_err(|e| store_error(&e))?;
+        self.put(None);
+        Ok(1)
+    }
+}
+
+/// A routed host's store: its OpenBao server's secret, with its own cache and TTL.
+impl Store for RouteState {
+    fn get<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Option<Credential>> {
+        Box::pin(self.get_routed(query))
+    }
+
+    fn store(&self, cred: Credential) -> StoreFuture<'_, Stored> {
+        Box::pin(self.store_routed(cred))
+    }
+
+    fn erase<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, u32> {
+        Box::pin(self.erase_routed(query))
+    }
+
+    /// Routed secrets are not listed (the keychain's index is what `list` shows).
+    fn list(&self) -> StoreFuture<'_, Vec<CredentialInfo>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    fn describe(&self) -> Served {
+        Served {
+            kind: "openbao".into(),
+            detail: Some(format!(
+                "`{}` {}",
+                self.server.config.name,
+                self.route.secret_name()
+            )),
+        }
+    }
+}
+
 fn matches_user(cred: &Credential, query: &Query) -> bool {
     query.username.as_ref().is_none_or(|u| *u == cred.username)
 }
 
-impl Default for OpenBaoStore {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl OpenBaoStore {
     /// Reads the configuration file now; it is read again whenever it changes.
-    pub fn new() -> Self {
+    pub fn new(keeper: TokenKeeper) -> Self {
         let store = OpenBaoStore {
             routing: RwLock::new(Arc::new(Routing::default())),
             stamp: Mutex::new(None),
             path: crate::dirs::config_file().map(|(p, _)| p),
+            keeper,
         };
         store.refresh();
         store
@@ -580,25 +708,23 @@ impl OpenBaoStore {
                 }
             }
             Ok(None) => Routing::default(),
-            Ok(Some(config)) => build(&config, &current),
+            Ok(Some(config)) => build(&config, &current, &self.keeper),
         });
         *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&routing);
         routing
     }
 
     /// The route of `target`'s host; `Err` when the configuration cannot be used.
-    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<RouteState>>, Box<Response>> {
+    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<RouteState>>, StoreError> {
         if target.protocol == TOKEN_PROTOCOL {
-            return Err(Box::new(Response::error(
-                ErrorCode::BadRequest,
-                "openbao:// items are the agent's own tokens",
-            )));
+            return Err(StoreError::BadRequest(
+                "openbao:// items are the agent's own tokens".into(),
+            ));
         }
         let routing = self.refresh();
         if let Some(e) = &routing.error {
-            return Err(Box::new(Response::error(
-                ErrorCode::Config,
-                format!("{e}; wbl serves no key until the configuration is fixed"),
+            return Err(StoreError::Config(format!(
+                "{e}; wbl serves no key until the configuration is fixed"
             )));
         }
         Ok(routing
@@ -608,144 +734,48 @@ impl OpenBaoStore {
             .cloned())
     }
 
-    /// The routed hosts, as `protocol://host`.
-    pub fn routed_hosts(&self) -> Vec<Target> {
+    /// The routed hosts, as `protocol://host`, and where each is served from.
+    pub fn routed(&self) -> Vec<(Target, Served)> {
         self.refresh()
             .routes
             .iter()
-            .map(|r| Target::new(r.route.protocol.clone(), r.route.host.clone()))
-            .collect()
-    }
-
-    /// The route's credential when it is for the user name asked (any, when none is). A miss
-    /// is a "not found" error that names the route and the user name asked for: the host is
-    /// routed here, so no other key (the keychain's, under another address) answers for it.
-    pub async fn get(&self, state: &State, route: &RouteState, query: &Query) -> Response {
-        match route.read(state).await {
-            Ok(cred) if matches_user(&cred, query) => Response::Credential(Some(cred)),
-            Ok(cred) => Response::error(
-                ErrorCode::NotFound,
-                format!(
-                    "{} is routed to OpenBao server `{}` ({}), whose key there is for user \
-                     `{}`, not `{}`; wbl uses no other key for a routed host",
-                    query.target,
-                    route.server.config.name,
-                    route.route.secret_name(),
-                    cred.username,
-                    query.username.as_deref().unwrap_or_default()
-                ),
-            ),
-            Err(e) => error_response(&e),
-        }
-    }
-
-    pub async fn store(&self, state: &State, route: &RouteState, cred: Credential) -> Response {
-        if !cred.has_secret() {
-            // git stores empty credentials (SSO hosts); the route's secret holds the team's
-            // key, which must not be overwritten with nothing, and there is no other store.
-            return Response::error(
-                ErrorCode::BadRequest,
-                format!(
-                    "OpenBao server `{}` ({}) keeps the key of {}: a credential without a \
-                     password is not written there (nor anywhere else)",
-                    route.server.config.name,
-                    route.route.secret_name(),
-                    cred.target
-                ),
-            );
-        }
-        let _one = route.fetch.lock().await;
-        let (mount, path) = (route.route.mount.clone(), route.route.path.clone());
-        let (user, password) = (cred.username.clone(), cred.password.clone());
-        let action = format!("writing {}", route.route.secret_name());
-        let username = if user.is_empty() {
-            DEFAULT_USERNAME.to_owned()
-        } else {
-            user
-        };
-        let u = username.clone();
-        match route
-            .server
-            .with_token(state, &action, move |c, t| {
-                c.kv_write(t, &mount, &path, &u, &password)
-            })
-            .await
-        {
-            Ok(()) => {
-                route.put(Some(Credential::new(
-                    Target::new(route.route.protocol.clone(), route.route.host.clone()),
-                    username,
-                    cred.password,
-                )));
-                Response::Stored { persistent: true }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "OpenBao refused the write");
-                Response::error(
-                    ErrorCode::OpenBao,
-                    format!("{e}; the key was not stored (nor anywhere else)"),
+            .map(|r| {
+                (
+                    Target::new(r.route.protocol.clone(), r.route.host.clone()),
+                    r.describe(),
                 )
-            }
-        }
-    }
-
-    pub async fn erase(&self, state: &State, route: &RouteState, query: &Query) -> Response {
-        if query.username.is_some() {
-            // Only erase the secret if it is this user's.
-            match route.read(state).await {
-                Ok(c) if !matches_user(&c, query) => return Response::Erased { count: 0 },
-                Ok(_) => {}
-                Err(e) if e.reason == Reason::NotFound => return Response::Erased { count: 0 },
-                Err(e) => return error_response(&e),
-            }
-        }
-        let _one = route.fetch.lock().await;
-        let (mount, path) = (route.route.mount.clone(), route.route.path.clone());
-        let action = format!("deleting {}", route.route.secret_name());
-        match route
-            .server
-            .with_token(state, &action, move |c, t| c.kv_delete(t, &mount, &path))
-            .await
-        {
-            Ok(()) => {
-                route.put(None);
-                Response::Erased { count: 1 }
-            }
-            Err(e) => error_response(&e),
-        }
+            })
+            .collect()
     }
 
     /// `wbl openbao login NAME`: logs in with the secret (or the JWT), keeps the token in
     /// memory and, for `token` and `userpass`, in the OS keychain.
-    pub async fn login(&self, state: &State, name: &str, secret: Option<Secret>) -> Response {
+    pub async fn login(
+        &self,
+        name: &str,
+        secret: Option<Secret>,
+    ) -> Result<OpenBaoSession, StoreError> {
         let routing = self.refresh();
         if let Some(e) = &routing.error {
-            return Response::error(ErrorCode::Config, e.to_string());
+            return Err(StoreError::Config(e.to_string()));
         }
         let Some(server) = routing.servers.get(name).cloned() else {
             let mut known: Vec<&str> = routing.servers.keys().map(String::as_str).collect();
             known.sort_unstable();
-            return Response::error(
-                ErrorCode::Config,
-                format!(
-                    "no OpenBao server `{name}` in the configuration{}",
-                    if known.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (known: {})", known.join(", "))
-                    }
-                ),
-            );
+            return Err(StoreError::Config(format!(
+                "no OpenBao server `{name}` in the configuration{}",
+                if known.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (known: {})", known.join(", "))
+                }
+            )));
         };
-        let client = match server.client() {
-            Ok(c) => Arc::clone(c),
-            Err(e) => return error_response(&e),
-        };
+        let client = Arc::clone(server.client().map_err(|e| store_error(&e))?);
         let mut session = server.session.lock().await;
-        let info = match blocking(&client, "logging in", move |c| c.login(secret.as_ref())).await {
-            Ok(info) => info,
-            Err(e) => return error_response(&e),
-        };
+        let info = blocking(&client, "logging in", move |c| c.login(secret.as_ref()))
+            .await
+            .map_err(|e| store_error(&e))?;
         let policies = info.policies.clone();
         let (ttl, renewable) = (info.ttl, info.renewable);
         let mut kept = false;
@@ -755,13 +785,14 @@ impl OpenBaoStore {
                 server.config.address.clone(),
                 info.token.clone(),
             );
-            match state.keychain_call(move |k| k.store(&cred, &[])).await {
+            match self.keeper.call(move |k| k.store(&cred, &[])).await {
                 Ok(()) => {
                     kept = true;
                     // A token an older wbl kept without its address is replaced by this one.
                     let target = server.token_target();
-                    if let Ok(true) = state
-                        .keychain_call(move |k| k.erase(&target, UNBOUND_TOKEN_USER, &[]))
+                    if let Ok(true) = self
+                        .keeper
+                        .call(move |k| k.erase(&target, UNBOUND_TOKEN_USER, &[]))
                         .await
                     {
                         tracing::info!(server = %name, "removed the OpenBao token an older wbl kept without its address");
@@ -796,7 +827,7 @@ impl OpenBaoStore {
             r.put(None);
         }
         tracing::info!(server = %name, "logged in to OpenBao");
-        Response::OpenBaoLoggedIn(OpenBaoSession {
+        Ok(OpenBaoSession {
             server: name.to_owned(),
             address: server.config.address.clone(),
             policies,
@@ -823,12 +854,12 @@ impl OpenBaoStore {
 
 /// The routing of `config`, reusing `old`'s servers (sessions) and routes (caches) whose
 /// settings are unchanged.
-fn build(config: &Config, old: &Routing) -> Routing {
+fn build(config: &Config, old: &Routing, keeper: &TokenKeeper) -> Routing {
     let mut servers = HashMap::new();
     for (name, cfg) in &config.servers {
         let server = match old.servers.get(name) {
             Some(s) if *s.config == **cfg => Arc::clone(s),
-            _ => Arc::new(Server::new(Arc::clone(cfg))),
+            _ => Arc::new(Server::new(Arc::clone(cfg), keeper.clone())),
         };
         servers.insert(name.clone(), server);
     }
