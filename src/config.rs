@@ -23,6 +23,16 @@ pub const DEFAULT_STALE_TTL: Duration = Duration::from_secs(600);
 /// Default bound on one HTTP request to an OpenBao server.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The kind of store of an `[openbao.NAME]` section, and of a route's `store = "openbao.NAME"`.
+pub const OPENBAO: &str = "openbao";
+
+/// A route's `store = "KIND.NAME"`, split: `Some((kind, name))`.
+pub fn store_kind(store: &str) -> Option<(&str, &str)> {
+    store
+        .split_once('.')
+        .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+}
+
 /// The parsed configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -460,11 +470,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             ));
         }
         let store = rr.store.get_ref();
-        let server = store
-            .strip_prefix("openbao.")
-            .and_then(|n| servers.get(n))
+        let server = store_kind(store)
+            .filter(|(kind, _)| *kind == OPENBAO)
+            .and_then(|(_, n)| servers.get(n))
             .ok_or_else(|| {
-                let known: Vec<String> = servers.keys().map(|k| format!("openbao.{k}")).collect();
+                let known: Vec<String> = servers.keys().map(|k| format!("{OPENBAO}.{k}")).collect();
                 err(
                     Some(rr.store.span()),
                     format!(

@@ -153,6 +153,22 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
         "{}",
         stdout(&o)
     );
+    // Where a host is served from is the agent's word, not a guess from the client's own
+    // reading of config.toml: a client that reads no configuration shows the same.
+    let mut c = w.cmd(common::WBL);
+    c.args(["status", "--json"])
+        .env("WBL_CONFIG", w.home().join("no-such-config.toml"));
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cloud = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["url"] == "https://api.wandb.ai")
+        .unwrap();
+    assert_eq!(cloud["source"], "openbao", "{cloud}");
+    assert_eq!(cloud["source_detail"], "`team` secret/ml-team/wandb");
     // A restarted agent finds the token in the keychain: no new login needed.
     w.stop_agent();
     token_is(&w, &k2);

@@ -230,13 +230,13 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             ErrorCode::BadRequest,
             "a forward can only be opened on the agent's own socket",
         ),
-        Request::OpenBaoLogin { server, secret } => {
-            tracing::debug!(%server, peer_pid = ?session.peer.pid, "openbao login");
+        Request::StoreLogin { store, secret } => {
+            tracing::debug!(%store, peer_pid = ?session.peer.pid, "store login");
             state
                 .stores
-                .login(&server, secret)
+                .login(&store, secret)
                 .await
-                .map_or_else(error, Response::OpenBaoLoggedIn)
+                .map_or_else(error, Response::StoreLoggedIn)
         }
     }
 }
@@ -312,7 +312,7 @@ fn error_code(e: &StoreError) -> ErrorCode {
         StoreError::Internal => ErrorCode::Internal,
         StoreError::Config(_) => ErrorCode::Config,
         StoreError::NotFound(_) => ErrorCode::NotFound,
-        StoreError::Failed { .. } => ErrorCode::OpenBao,
+        StoreError::Failed { .. } => ErrorCode::Store,
     }
 }
 
@@ -329,6 +329,16 @@ fn status(state: &State) -> AgentStatus {
         cached_entries: state.stores.cached(),
         stored_entries: stored,
         socket: state.serving.socket().to_owned(),
+        served: state
+            .stores
+            .routed()
+            .into_iter()
+            .map(|(target, served)| wbl_proto::ServedHost {
+                target,
+                store: served.kind,
+                detail: served.detail,
+            })
+            .collect(),
     }
 }
 
@@ -397,7 +407,7 @@ fn result_of(code: ErrorCode) -> accesslog::Outcome {
         ErrorCode::Keychain
         | ErrorCode::KeychainTimeout
         | ErrorCode::Internal
-        | ErrorCode::OpenBao => Result_::Error,
+        | ErrorCode::Store => Result_::Error,
     }
 }
 
@@ -450,7 +460,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::ShuttingDown => "shutting_down",
         ErrorCode::Internal => "internal",
         ErrorCode::Config => "config",
-        ErrorCode::OpenBao => "openbao",
+        ErrorCode::Store => "store",
         ErrorCode::NotFound => "not_found",
         ErrorCode::Forbidden => "forbidden",
     }
@@ -606,8 +616,8 @@ mod tests {
             Request::Status,
             Request::Shutdown,
             Request::Forwards,
-            Request::OpenBaoLogin {
-                server: "s".into(),
+            Request::StoreLogin {
+                store: "s".into(),
                 secret: None,
             },
             Request::Forward(wbl_proto::ForwardRequest {

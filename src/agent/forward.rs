@@ -411,7 +411,7 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
         Request::Shutdown => "stopping the agent",
         Request::Forward(_) => "opening a forward",
         Request::Forwards => "listing forwards",
-        Request::OpenBaoLogin { .. } => "logging in to OpenBao",
+        Request::StoreLogin { .. } => "logging in to a store",
     };
     tracing::info!(
         forward = %grant.id,

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use wbl_proto::{Credential, CredentialInfo, OpenBaoSession, Query, Secret, Target};
+use wbl_proto::{Credential, CredentialInfo, Query, Secret, StoreSession, Target};
 
 use super::keychain_store::TokenKeeper;
 use super::store::{Served, Store, StoreError, StoreFuture, Stored};
@@ -155,7 +155,7 @@ fn store_error(e: &BaoError) -> StoreError {
 
 fn failed(e: &BaoError, message: String) -> StoreError {
     StoreError::Failed {
-        store: format!("openbao.{}", e.server),
+        store: format!("{}.{}", crate::config::OPENBAO, e.server),
         message,
     }
 }
@@ -657,7 +657,7 @@ impl Store for RouteState {
 
     fn describe(&self) -> Served {
         Served {
-            kind: "openbao".into(),
+            kind: crate::config::OPENBAO.into(),
             detail: Some(format!(
                 "`{}` {}",
                 self.server.config.name,
@@ -754,7 +754,7 @@ impl OpenBaoStore {
         &self,
         name: &str,
         secret: Option<Secret>,
-    ) -> Result<OpenBaoSession, StoreError> {
+    ) -> Result<StoreSession, StoreError> {
         let routing = self.refresh();
         if let Some(e) = &routing.error {
             return Err(StoreError::Config(e.to_string()));
@@ -827,8 +827,8 @@ impl OpenBaoStore {
             r.put(None);
         }
         tracing::info!(server = %name, "logged in to OpenBao");
-        Ok(OpenBaoSession {
-            server: name.to_owned(),
+        Ok(StoreSession {
+            store: format!("{}.{name}", crate::config::OPENBAO),
             address: server.config.address.clone(),
             policies,
             ttl_secs: ttl.map(|t| t.as_secs()),

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wbl_proto::{Credential, CredentialInfo, OpenBaoSession, Query, Secret, Target};
+use wbl_proto::{Credential, CredentialInfo, Query, Secret, StoreSession, Target};
 
 use crate::keychain::KeychainError;
 
@@ -111,13 +111,21 @@ impl Router {
         &self.keychain
     }
 
-    /// Logs the agent in to the store `name` (an OpenBao server) with `secret`.
+    /// Logs the agent in to the store `store` (as a route names it: `openbao.NAME`) with
+    /// `secret`.
     pub async fn login(
         &self,
-        name: &str,
+        store: &str,
         secret: Option<Secret>,
-    ) -> Result<OpenBaoSession, StoreError> {
-        self.openbao.login(name, secret).await
+    ) -> Result<StoreSession, StoreError> {
+        match crate::config::store_kind(store) {
+            Some((crate::config::OPENBAO, name)) => self.openbao.login(name, secret).await,
+            _ => Err(StoreError::Config(format!(
+                "no store `{}` takes a login (a store is named as a route names it, e.g. \
+                 `openbao.NAME`)",
+                crate::text::printable(store)
+            ))),
+        }
     }
 
     /// Every host routed away from the keychain, with where it is served from.
