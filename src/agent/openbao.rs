@@ -37,6 +37,93 @@ use super::store::{Served, Store, StoreError, StoreFuture, Stored};
 use crate::config::{Auth, Config, ConfigError, Route, ServerConfig};
 use crate::openbao::{BaoError, Client, KvSecret, Reason, TokenInfo};
 
+/// What the OpenBao store asks of a server: [`Client`] over HTTP, or a fake key-value server
+/// in the unit tests. Every call blocks; the store runs it on the blocking pool.
+pub trait Kv: Send + Sync {
+    fn config(&self) -> &ServerConfig;
+    fn login(&self, secret: Option<&Secret>) -> Result<TokenInfo, BaoError>;
+    fn lookup_self(&self, token: &Secret) -> Result<TokenInfo, BaoError>;
+    fn renew_self(&self, token: &Secret) -> Result<TokenInfo, BaoError>;
+    fn revoke_self(&self, token: &Secret) -> Result<(), BaoError>;
+    fn kv_read(&self, token: &Secret, mount: &str, path: &str) -> Result<KvSecret, BaoError>;
+    fn kv_write(
+        &self,
+        token: &Secret,
+        mount: &str,
+        path: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), BaoError>;
+    fn kv_delete(&self, token: &Secret, mount: &str, path: &str) -> Result<(), BaoError>;
+
+    /// An error of this server.
+    fn error(&self, action: &str, reason: Reason) -> BaoError {
+        BaoError {
+            server: self.config().name.clone(),
+            address: self.config().address.clone(),
+            action: action.to_owned(),
+            reason,
+        }
+    }
+}
+
+impl Kv for Client {
+    fn config(&self) -> &ServerConfig {
+        Client::config(self)
+    }
+    fn login(&self, secret: Option<&Secret>) -> Result<TokenInfo, BaoError> {
+        Client::login(self, secret)
+    }
+    fn lookup_self(&self, token: &Secret) -> Result<TokenInfo, BaoError> {
+        Client::lookup_self(self, token)
+    }
+    fn renew_self(&self, token: &Secret) -> Result<TokenInfo, BaoError> {
+        Client::renew_self(self, token, None)
+    }
+    fn revoke_self(&self, token: &Secret) -> Result<(), BaoError> {
+        Client::revoke_self(self, token)
+    }
+    fn kv_read(&self, token: &Secret, mount: &str, path: &str) -> Result<KvSecret, BaoError> {
+        Client::kv_read(self, token, mount, path)
+    }
+    fn kv_write(
+        &self,
+        token: &Secret,
+        mount: &str,
+        path: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), BaoError> {
+        Client::kv_write(self, token, mount, path, username, password)
+    }
+    fn kv_delete(&self, token: &Secret, mount: &str, path: &str) -> Result<(), BaoError> {
+        Client::kv_delete(self, token, mount, path)
+    }
+}
+
+/// How a server's [`Kv`] is made from its configuration.
+pub type Connect = Arc<dyn Fn(Arc<ServerConfig>) -> Result<Arc<dyn Kv>, BaoError> + Send + Sync>;
+
+/// The real one: HTTP to the configured address.
+fn connect_http() -> Connect {
+    Arc::new(|config| Client::new(config).map(|c| Arc::new(c) as Arc<dyn Kv>))
+}
+
+/// The time the store's decisions (token expiry, cache age) are made by: the monotonic clock,
+/// or a fake one the unit tests move by hand.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// The monotonic clock.
+struct Monotonic;
+
+impl Clock for Monotonic {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
 /// The user name of a routed secret without a `username` field (W&B's Basic-auth user).
 pub const DEFAULT_USERNAME: &str = "api";
 /// The keychain protocol under which OpenBao tokens are kept (`openbao://<server>`, with the
@@ -60,6 +147,9 @@ pub struct OpenBaoStore {
     path: Option<std::path::PathBuf>,
     /// Where servers keep their tokens (`token` and `userpass`).
     keeper: TokenKeeper,
+    /// What servers and routes are built with.
+    connect: Connect,
+    clock: Arc<dyn Clock>,
 }
 
 /// What tells an edited (or re-owned, or chmod-ed) configuration file from the one last read.
@@ -95,12 +185,13 @@ struct Routing {
 /// One server: its client and the agent's token for it.
 pub struct Server {
     config: Arc<ServerConfig>,
-    client: Result<Arc<Client>, BaoError>,
+    client: Result<Arc<dyn Kv>, BaoError>,
     session: tokio::sync::Mutex<Option<Session>>,
     /// False until the keychain was asked for a saved token.
     keychain_tried: AtomicBool,
     generation: AtomicU64,
     keeper: TokenKeeper,
+    clock: Arc<dyn Clock>,
 }
 
 struct Session {
@@ -116,10 +207,10 @@ struct Session {
 }
 
 impl Session {
-    fn from_info(info: TokenInfo, address: &str, generation: u64) -> Session {
+    fn from_info(info: TokenInfo, address: &str, generation: u64, now: Instant) -> Session {
         Session {
             address: address.to_owned(),
-            expires: info.ttl.map(|t| Instant::now() + t),
+            expires: info.ttl.map(|t| now + t),
             granted: info.ttl,
             renewable: info.renewable,
             token: info.token,
@@ -127,8 +218,8 @@ impl Session {
         }
     }
 
-    fn expired(&self) -> bool {
-        self.expires.is_some_and(|e| Instant::now() >= e)
+    fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| now >= e)
     }
 }
 
@@ -162,13 +253,13 @@ fn failed(e: &BaoError, message: String) -> StoreError {
 
 /// Runs a blocking OpenBao call on the blocking pool, bounded by the server's timeout.
 async fn blocking<T: Send + 'static>(
-    client: &Arc<Client>,
+    client: &Arc<dyn Kv>,
     action: &str,
-    op: impl FnOnce(&Client) -> Result<T, BaoError> + Send + 'static,
+    op: impl FnOnce(&dyn Kv) -> Result<T, BaoError> + Send + 'static,
 ) -> Result<T, BaoError> {
     let c = Arc::clone(client);
     let bound = client.config().timeout + Duration::from_secs(2);
-    match tokio::time::timeout(bound, tokio::task::spawn_blocking(move || op(&c))).await {
+    match tokio::time::timeout(bound, tokio::task::spawn_blocking(move || op(&*c))).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(client.error(
             action,
@@ -182,10 +273,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Server {
-    fn new(config: Arc<ServerConfig>, keeper: TokenKeeper) -> Server {
+    fn new(
+        config: Arc<ServerConfig>,
+        keeper: TokenKeeper,
+        connect: &Connect,
+        clock: Arc<dyn Clock>,
+    ) -> Server {
         Server {
             keeper,
-            client: Client::new(Arc::clone(&config)).map(Arc::new),
+            clock,
+            client: connect(Arc::clone(&config)),
             config,
             session: tokio::sync::Mutex::new(None),
             keychain_tried: AtomicBool::new(false),
@@ -193,7 +290,7 @@ impl Server {
         }
     }
 
-    fn client(&self) -> Result<&Arc<Client>, BaoError> {
+    fn client(&self) -> Result<&Arc<dyn Kv>, BaoError> {
         self.client.as_ref().map_err(Clone::clone)
     }
 
@@ -214,7 +311,7 @@ impl Server {
             if s.address != self.config.address {
                 // Cannot happen (a new address is a new `Server`); never send it elsewhere.
                 *session = None;
-            } else if !s.expired() {
+            } else if !s.expired(self.clock.now()) {
                 return Ok(s.token.clone());
             } else {
                 *session = None;
@@ -282,7 +379,7 @@ impl Server {
     /// Makes `info` the session and starts its renewal.
     fn install(self: &Arc<Self>, session: &mut Option<Session>, info: TokenInfo) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let s = Session::from_info(info, &self.config.address, generation);
+        let s = Session::from_info(info, &self.config.address, generation, self.clock.now());
         crate::agent::harden::lock_memory(s.token.expose().as_bytes());
         let renew = s.renewable && s.granted.is_some();
         *session = Some(s);
@@ -335,7 +432,7 @@ impl Server {
     }
 
     /// Tells a revoked/expired token from a policy refusal after a 403.
-    async fn classify_denied(&self, client: &Arc<Client>, token: &Secret, e: BaoError) -> BaoError {
+    async fn classify_denied(&self, client: &Arc<dyn Kv>, token: &Secret, e: BaoError) -> BaoError {
         if e.reason != Reason::PermissionDenied {
             return e;
         }
@@ -354,7 +451,7 @@ impl Server {
     async fn with_token<T: Send + 'static>(
         self: &Arc<Self>,
         action: &str,
-        op: impl Fn(&Client, &Secret) -> Result<T, BaoError> + Send + Sync + 'static,
+        op: impl Fn(&dyn Kv, &Secret) -> Result<T, BaoError> + Send + Sync + 'static,
     ) -> Result<T, BaoError> {
         let client = Arc::clone(self.client()?);
         let op = Arc::new(op);
@@ -385,9 +482,53 @@ impl Server {
     }
 }
 
+/// What the renewal loop does after a renewal attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Keep the token with this TTL from now, and renew it again at two thirds of it.
+    Keep { ttl: Option<Duration>, warn: bool },
+    /// Keep the token with this TTL from now and stop renewing: it is about to end.
+    KeepAndStop { ttl: Option<Duration> },
+    /// The server could not be asked and the token still lives: try again after this long.
+    Retry(Duration),
+    /// Log in again with the JWT.
+    Relogin,
+    /// Stop renewing; the token works until it expires (then requests say to log in).
+    Stop,
+}
+
+/// The renewal decision: `renewed` is the new TTL the server granted, or why it did not;
+/// `granted` the TTL it granted before, `expires` when the token ends.
+fn after_renewal(
+    renewed: Result<Option<Duration>, &Reason>,
+    granted: Duration,
+    jwt: bool,
+    now: Instant,
+    expires: Instant,
+) -> Next {
+    match renewed {
+        Ok(ttl) if ttl.is_some_and(|t| t * 2 >= granted) => Next::Keep { ttl, warn: false },
+        // Renewed, but for less than half the previous TTL: the max TTL is near.
+        Ok(_) if jwt => Next::Relogin,
+        Ok(ttl) if ttl.is_some_and(|t| t < Duration::from_secs(1)) => Next::KeepAndStop { ttl },
+        Ok(ttl) => Next::Keep { ttl, warn: true },
+        Err(reason) if reason.is_outage() && now < expires => {
+            let left = expires.saturating_duration_since(now);
+            Next::Retry(
+                (left / 2)
+                    .max(Duration::from_millis(200))
+                    .min(Duration::from_secs(10)),
+            )
+        }
+        Err(_) if jwt => Next::Relogin,
+        Err(_) => Next::Stop,
+    }
+}
+
 /// Renews the session of `generation` before it expires: at two thirds of the granted TTL.
 /// When renewal fails or no longer extends the token (its max TTL is near), `jwt` logs in
-/// again; the others keep the token until it expires (then gets say to log in).
+/// again; the others keep the token until it expires (then gets say to log in). The
+/// decisions are [`after_renewal`]'s.
 async fn renew_loop(server: Arc<Server>, generation: u64) {
     loop {
         let (token, expires, granted) = {
@@ -401,59 +542,64 @@ async fn renew_loop(server: Arc<Server>, generation: u64) {
             }
         };
         let wake = expires.checked_sub(granted / 3).unwrap_or(expires);
-        tokio::time::sleep_until(wake.into()).await;
+        tokio::time::sleep(wake.saturating_duration_since(server.clock.now())).await;
         let Ok(client) = server.client().cloned() else {
             return;
         };
         let t = token.clone();
-        let renewed = blocking(&client, "renewing the token", move |c| {
-            c.renew_self(&t, None)
-        })
-        .await;
+        let renewed = blocking(&client, "renewing the token", move |c| c.renew_self(&t)).await;
         let mut s = server.session.lock().await;
         if s.as_ref().is_none_or(|s| s.generation != generation) {
             return;
         }
         let jwt = matches!(server.config.auth, Auth::Jwt { .. });
-        match renewed {
-            Ok(info) if info.ttl.is_some_and(|t| t * 2 >= granted) => {
-                tracing::debug!(server = %server.config.name, ttl_secs = info.ttl.map(|t| t.as_secs()), "OpenBao token renewed");
+        let now = server.clock.now();
+        let next = after_renewal(
+            renewed.as_ref().map(|i| i.ttl).map_err(|e| &e.reason),
+            granted,
+            jwt,
+            now,
+            expires,
+        );
+        let name = &server.config.name;
+        match next {
+            Next::Keep { ttl, warn } => {
+                if warn {
+                    tracing::warn!(server = %name, "the OpenBao token reaches its maximum TTL soon; run `wbl openbao login {name}` then");
+                } else {
+                    tracing::debug!(server = %name, ttl_secs = ttl.map(|t| t.as_secs()), "OpenBao token renewed");
+                }
                 if let Some(cur) = s.as_mut() {
-                    cur.expires = info.ttl.map(|t| Instant::now() + t);
-                    cur.granted = info.ttl;
+                    cur.expires = ttl.map(|t| now + t);
+                    cur.granted = ttl;
                 }
                 continue;
             }
-            Ok(info) => {
-                // Renewed, but for less than half the previous TTL: the max TTL is near.
+            Next::KeepAndStop { ttl } => {
+                tracing::warn!(server = %name, "the OpenBao token reaches its maximum TTL soon; run `wbl openbao login {name}` then");
                 if let Some(cur) = s.as_mut() {
-                    cur.expires = info.ttl.map(|t| Instant::now() + t);
-                    cur.granted = info.ttl;
+                    cur.expires = ttl.map(|t| now + t);
+                    cur.granted = ttl;
                 }
-                if !jwt {
-                    tracing::warn!(server = %server.config.name, "the OpenBao token reaches its maximum TTL soon; run `wbl openbao login {}` then", server.config.name);
-                    if info.ttl.is_some_and(|t| t < Duration::from_secs(1)) {
-                        return;
-                    }
-                    continue;
-                }
+                return;
             }
-            Err(e) if e.reason.is_outage() && Instant::now() < expires => {
+            Next::Retry(after) => {
                 drop(s);
-                tracing::warn!(server = %server.config.name, error = %e, "could not renew the OpenBao token; trying again");
-                let left = expires.saturating_duration_since(Instant::now());
-                tokio::time::sleep(
-                    (left / 2)
-                        .max(Duration::from_millis(200))
-                        .min(Duration::from_secs(10)),
-                )
-                .await;
+                if let Err(e) = &renewed {
+                    tracing::warn!(server = %name, error = %e, "could not renew the OpenBao token; trying again");
+                }
+                tokio::time::sleep(after).await;
                 continue;
             }
-            Err(e) => {
-                tracing::warn!(server = %server.config.name, error = %e, "could not renew the OpenBao token");
-                if !jwt {
-                    return;
+            Next::Stop => {
+                if let Err(e) = &renewed {
+                    tracing::warn!(server = %name, error = %e, "could not renew the OpenBao token");
+                }
+                return;
+            }
+            Next::Relogin => {
+                if let Err(e) = &renewed {
+                    tracing::warn!(server = %name, error = %e, "could not renew the OpenBao token");
                 }
             }
         }
@@ -495,7 +641,7 @@ impl RouteState {
             crate::agent::harden::lock_memory(cred.password.expose().as_bytes());
             Cached {
                 cred: Box::new(cred),
-                at: Instant::now(),
+                at: self.server.clock.now(),
             }
         });
     }
@@ -513,11 +659,11 @@ impl RouteState {
     /// The route's credential: cached, else read (one fetch at a time), else stale within
     /// bounds during an outage.
     async fn read(&self) -> Result<Credential, BaoError> {
-        if let Some(c) = self.fresh(Instant::now()) {
+        if let Some(c) = self.fresh(self.server.clock.now()) {
             return Ok(c);
         }
         let _one = self.fetch.lock().await;
-        if let Some(c) = self.fresh(Instant::now()) {
+        if let Some(c) = self.fresh(self.server.clock.now()) {
             return Ok(c);
         }
         let (mount, path) = (self.route.mount.clone(), self.route.path.clone());
@@ -532,7 +678,7 @@ impl RouteState {
                 self.put(Some(cred.clone()));
                 Ok(cred)
             }
-            Err(e) if e.reason.is_outage() => match self.stale(Instant::now()) {
+            Err(e) if e.reason.is_outage() => match self.stale(self.server.clock.now()) {
                 Some(c) => {
                     tracing::warn!(error = %e, "serving the cached value while the OpenBao server cannot answer");
                     Ok(c)
@@ -679,8 +825,33 @@ impl OpenBaoStore {
             stamp: Mutex::new(None),
             path: crate::dirs::config_file().map(|(p, _)| p),
             keeper,
+            connect: connect_http(),
+            clock: Arc::new(Monotonic),
         };
         store.refresh();
+        store
+    }
+
+    /// A store over `config` as given (never re-read), its servers made by `connect`, its
+    /// decisions timed by `clock`: the unit tests' fake key-value server and fake clock.
+    #[cfg(test)]
+    pub(crate) fn fixed(
+        config: &Config,
+        keeper: TokenKeeper,
+        connect: Connect,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let store = OpenBaoStore {
+            routing: RwLock::new(Arc::new(Routing::default())),
+            // The stamp of "no file", which `refresh` then always finds unchanged.
+            stamp: Mutex::new(Some(None)),
+            path: None,
+            keeper,
+            connect,
+            clock,
+        };
+        let routing = build(config, &Routing::default(), &store);
+        *store.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routing);
         store
     }
 
@@ -708,7 +879,7 @@ impl OpenBaoStore {
                 }
             }
             Ok(None) => Routing::default(),
-            Ok(Some(config)) => build(&config, &current, &self.keeper),
+            Ok(Some(config)) => build(&config, &current, self),
         });
         *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&routing);
         routing
@@ -854,12 +1025,17 @@ impl OpenBaoStore {
 
 /// The routing of `config`, reusing `old`'s servers (sessions) and routes (caches) whose
 /// settings are unchanged.
-fn build(config: &Config, old: &Routing, keeper: &TokenKeeper) -> Routing {
+fn build(config: &Config, old: &Routing, store: &OpenBaoStore) -> Routing {
     let mut servers = HashMap::new();
     for (name, cfg) in &config.servers {
         let server = match old.servers.get(name) {
             Some(s) if *s.config == **cfg => Arc::clone(s),
-            _ => Arc::new(Server::new(Arc::clone(cfg), keeper.clone())),
+            _ => Arc::new(Server::new(
+                Arc::clone(cfg),
+                store.keeper.clone(),
+                &store.connect,
+                Arc::clone(&store.clock),
+            )),
         };
         servers.insert(name.clone(), server);
     }
@@ -889,3 +1065,6 @@ fn build(config: &Config, old: &Routing, keeper: &TokenKeeper) -> Routing {
         routes,
     }
 }
+
+#[cfg(test)]
+mod tests;
