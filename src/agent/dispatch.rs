@@ -746,4 +746,152 @@ mod tests {
         assert_eq!(entries[1].exe.as_deref(), Some("/usr/bin/wbl"));
         assert_eq!(entries[1].host.as_deref(), Some("h"));
     }
+
+    /// The keychain, OpenBao (a fake server) and a directory of files (`agent::files`, wired
+    /// in by configuration), each serving `https://h`.
+    fn every_store(dir: &std::path::Path) -> Vec<(&'static str, State)> {
+        use crate::agent::openbao::tests::{Bao, FakeClock, fake_connect};
+        let limits = || Limits {
+            keychain: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let configured = |text: &str| {
+            let config = crate::config::parse(std::path::Path::new("config.toml"), text).unwrap();
+            let keychain = crate::agent::KeychainStore::new(
+                Keychain::new(Box::new(MemoryBackend::volatile())),
+                &limits(),
+            );
+            let bao: Arc<Mutex<Bao>> = Arc::default();
+            let router = crate::agent::store::Router::configured(
+                keychain,
+                &config,
+                fake_connect(&bao),
+                FakeClock::new(),
+            );
+            State::with_stores(router, limits(), "s".into())
+        };
+        vec![
+            ("keychain", state_on(&MemoryBackend::volatile())),
+            (
+                "openbao",
+                configured(
+                    "[openbao.team]\naddress = \"https://bao.example\"\nauth = \"userpass\"\n\
+                     username = \"alice\"\n[[route]]\nhost = \"https://h\"\n\
+                     store = \"openbao.team\"\npath = \"p\"\n",
+                ),
+            ),
+            (
+                "files",
+                configured(&format!(
+                    "[files.scratch]\ndir = \"{}\"\n[[route]]\nhost = \"https://h\"\n\
+                     store = \"files.scratch\"\npath = \"h\"\n",
+                    dir.display()
+                )),
+            ),
+        ]
+    }
+
+    /// Nothing for the host: no credential, or (a store that keeps one key per host) a miss
+    /// that names the store.
+    fn nothing(r: &Response) -> bool {
+        matches!(r, Response::Credential(None))
+            || matches!(
+                r,
+                Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                }
+            )
+    }
+
+    #[tokio::test]
+    async fn the_same_requests_on_every_store() {
+        use crate::accesslog::writer::{Options, Writer};
+        use crate::accesslog::{Entry, KEEP, Op as LogOp, Outcome};
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, state) in every_store(&tmp.path().join("files")) {
+            let log = tmp.path().join(format!("{name}.log"));
+            let state = state.with_access_log(Writer::start(Options {
+                path: Some(log.clone()),
+                max_bytes: 1 << 20,
+                keep: KEEP,
+            }));
+            let s = Session::default();
+            if name == "openbao" {
+                let login = Request::StoreLogin {
+                    store: "openbao.team".into(),
+                    secret: Some(Secret::from("good")),
+                };
+                let Response::StoreLoggedIn(session) = answer(&state, &s, login).await else {
+                    panic!("{name}: no login");
+                };
+                assert_eq!(session.store, "openbao.team");
+            }
+            assert!(nothing(&answer(&state, &s, get()).await), "{name}");
+            for k in ["k1", "k2"] {
+                let stored = answer(&state, &s, Request::Store(key(k))).await;
+                assert!(
+                    matches!(stored, Response::Stored { .. }),
+                    "{name}: {stored:?}"
+                );
+                let Response::Credential(Some(c)) = answer(&state, &s, get()).await else {
+                    panic!("{name}: nothing after a store");
+                };
+                assert_eq!(
+                    (c.username.as_str(), c.password.expose()),
+                    ("api", k),
+                    "{name}"
+                );
+            }
+            // Another user's name finds nothing, and erases nothing.
+            let bob = Query {
+                username: Some("bob".into()),
+                ..any_user()
+            };
+            assert_eq!(
+                answer(&state, &s, Request::Erase(bob)).await,
+                Response::Erased { count: 0 },
+                "{name}"
+            );
+            assert_eq!(
+                answer(&state, &s, Request::Erase(any_user())).await,
+                Response::Erased { count: 1 },
+                "{name}"
+            );
+            assert!(nothing(&answer(&state, &s, get()).await), "{name}");
+            // The agent reports where the host is served from.
+            let Response::Status(status) = answer(&state, &s, Request::Status).await else {
+                panic!("{name}: not a status");
+            };
+            let served: Vec<&str> = status.served.iter().map(|s| s.store.as_str()).collect();
+            match name {
+                "keychain" => assert!(served.is_empty(), "{served:?}"),
+                kind => assert_eq!(served, [kind]),
+            }
+            // Each answered request is recorded once, the same way whichever store served it.
+            state.access_log().close(Duration::from_secs(5));
+            let text = std::fs::read_to_string(&log).unwrap();
+            let seen: Vec<(LogOp, Option<Outcome>)> = text
+                .lines()
+                .map(|l| serde_json::from_str::<Entry>(l).unwrap())
+                .map(|e| (e.op, e.result))
+                .collect();
+            use LogOp::{Erase, Get, Store};
+            use Outcome::{Miss, Ok};
+            assert_eq!(
+                seen,
+                [
+                    (Get, Some(Miss)),
+                    (Store, Some(Ok)),
+                    (Get, Some(Ok)),
+                    (Store, Some(Ok)),
+                    (Get, Some(Ok)),
+                    (Erase, Some(Miss)),
+                    (Erase, Some(Ok)),
+                    (Get, Some(Miss)),
+                ],
+                "{name}"
+            );
+        }
+    }
 }

@@ -9,6 +9,8 @@ pub mod cli;
 mod config;
 pub mod conns;
 mod dispatch;
+#[cfg(test)]
+mod files;
 mod forward;
 pub mod harden;
 mod idle;

@@ -180,6 +180,8 @@ struct Routing {
     error: Option<ConfigError>,
     servers: HashMap<String, Arc<Server>>,
     routes: Vec<Arc<RouteState>>,
+    /// Hosts routed to stores of other kinds (`store::other_store`).
+    others: Vec<(Target, Arc<dyn Store>)>,
 }
 
 /// One server: its client and the agent's token for it.
@@ -885,8 +887,9 @@ impl OpenBaoStore {
         routing
     }
 
-    /// The route of `target`'s host; `Err` when the configuration cannot be used.
-    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<RouteState>>, StoreError> {
+    /// The store of `target`'s host when the configuration routes it (to an OpenBao route, or a
+    /// store of another kind); `Err` when the configuration cannot be used.
+    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<dyn Store>>, StoreError> {
         if target.protocol == TOKEN_PROTOCOL {
             return Err(StoreError::BadRequest(
                 "openbao:// items are the agent's own tokens".into(),
@@ -898,25 +901,34 @@ impl OpenBaoStore {
                 "{e}; wbl serves no key until the configuration is fixed"
             )));
         }
-        Ok(routing
+        if let Some(r) = routing
             .routes
             .iter()
             .find(|r| r.route.host == target.host && r.route.protocol == target.protocol)
-            .cloned())
+        {
+            return Ok(Some(Arc::clone(r) as Arc<dyn Store>));
+        }
+        Ok(routing
+            .others
+            .iter()
+            .find(|(t, _)| t.host == target.host && t.protocol == target.protocol)
+            .map(|(_, s)| Arc::clone(s)))
     }
 
     /// The routed hosts, as `protocol://host`, and where each is served from.
     pub fn routed(&self) -> Vec<(Target, Served)> {
-        self.refresh()
-            .routes
+        let routing = self.refresh();
+        let openbao = routing.routes.iter().map(|r| {
+            (
+                Target::new(r.route.protocol.clone(), r.route.host.clone()),
+                r.describe(),
+            )
+        });
+        let others = routing
+            .others
             .iter()
-            .map(|r| {
-                (
-                    Target::new(r.route.protocol.clone(), r.route.host.clone()),
-                    r.describe(),
-                )
-            })
-            .collect()
+            .map(|(t, s)| (t.clone(), s.describe()));
+        openbao.chain(others).collect()
     }
 
     /// `wbl openbao login NAME`: logs in with the secret (or the JWT), keeps the token in
@@ -1059,12 +1071,21 @@ fn build(config: &Config, old: &Routing, store: &OpenBaoStore) -> Routing {
             }
         })
         .collect();
+    let others = config
+        .other_routes
+        .iter()
+        .filter_map(|r| {
+            let target = Target::new(r.protocol.clone(), r.host.clone());
+            super::store::other_store(config, r).map(|s| (target, s))
+        })
+        .collect();
     Routing {
         error: None,
         servers,
         routes,
+        others,
     }
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

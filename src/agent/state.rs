@@ -75,6 +75,17 @@ impl State {
         }
     }
 
+    /// A state over the stores of `stores` (the unit tests' configured routers).
+    #[cfg(test)]
+    pub(crate) fn with_stores(stores: Router, limits: Limits, socket: String) -> Self {
+        State {
+            stores,
+            forwards: Arc::default(),
+            access_log: Writer::disabled(),
+            serving: Serving::new(limits, socket),
+        }
+    }
+
     /// Records answered requests with `writer` (see `crate::accesslog`).
     pub fn with_access_log(mut self, writer: Writer) -> Self {
         self.access_log = writer;

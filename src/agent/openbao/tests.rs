@@ -19,13 +19,13 @@ use crate::keychain::memory::MemoryBackend;
 use crate::openbao::{BaoError, KvSecret, Reason, TokenInfo};
 
 /// A clock the test moves by hand.
-struct FakeClock {
+pub(crate) struct FakeClock {
     base: Instant,
     offset: Mutex<Duration>,
 }
 
 impl FakeClock {
-    fn new() -> Arc<FakeClock> {
+    pub(crate) fn new() -> Arc<FakeClock> {
         Arc::new(FakeClock {
             base: Instant::now(),
             offset: Mutex::new(Duration::ZERO),
@@ -45,7 +45,7 @@ impl Clock for FakeClock {
 
 /// What the fake server holds and how it behaves.
 #[derive(Default)]
-struct Bao {
+pub(crate) struct Bao {
     /// The route's secret: user name and password.
     secret: Option<(String, String)>,
     /// The server cannot answer (unreachable or sealed).
@@ -200,7 +200,19 @@ fn config(auth: Auth) -> Config {
             mount: "secret".into(),
             path: "p".into(),
         }],
+        ..Config::default()
     }
+}
+
+/// Makes fake servers that share `bao`.
+pub(crate) fn fake_connect(bao: &Arc<Mutex<Bao>>) -> Connect {
+    let b = Arc::clone(bao);
+    Arc::new(move |config| {
+        Ok(Arc::new(FakeKv {
+            config,
+            bao: Arc::clone(&b),
+        }) as Arc<dyn Kv>)
+    })
 }
 
 impl Fixture {
@@ -212,17 +224,10 @@ impl Fixture {
     fn on(auth: Auth, mem: MemoryBackend, bao: Arc<Mutex<Bao>>) -> Fixture {
         let clock = FakeClock::new();
         let keychain = KeychainStore::new(Keychain::new(Box::new(mem.clone())), &Limits::default());
-        let b = Arc::clone(&bao);
-        let connect: Connect = Arc::new(move |config| {
-            Ok(Arc::new(FakeKv {
-                config,
-                bao: Arc::clone(&b),
-            }) as Arc<dyn Kv>)
-        });
         let store = OpenBaoStore::fixed(
             &config(auth),
             keychain.token_keeper(),
-            connect,
+            fake_connect(&bao),
             Arc::clone(&clock) as Arc<dyn Clock>,
         );
         Fixture {
