@@ -259,8 +259,9 @@ enum Done {
 
 /// The one path of a `get`, `store` or `erase`: route, call the store, audit once, answer.
 async fn on_store(state: &State, session: &Session, call: Call) -> Response {
+    // What the access log records, kept apart from the call, which the store consumes.
     let (op, target, user, purpose) = match &call {
-        Call::Get(q, p) => (Op::Get, &q.target, q.username.as_deref(), p.as_ref()),
+        Call::Get(q, p) => (Op::Get, &q.target, q.username.as_deref(), p.clone()),
         Call::Store(c) => (Op::Store, &c.target, Some(c.username.as_str()), None),
         Call::Erase(q) => (Op::Erase, &q.target, q.username.as_deref(), None),
     };
@@ -269,14 +270,14 @@ async fn on_store(state: &State, session: &Session, call: Call) -> Response {
         op,
         target: &target,
         user: user.as_deref(),
-        purpose,
+        purpose: purpose.as_ref(),
     };
     let result = match state.stores.route(&target) {
         Err(e) => Err(e),
-        Ok(store) => match &call {
-            Call::Get(q, _) => store.get(q).await.map(Done::Found),
-            Call::Erase(q) => store.erase(q).await.map(Done::Erased),
-            Call::Store(c) => store.store(c.clone()).await.map(Done::Stored),
+        Ok(store) => match call {
+            Call::Get(q, _) => store.get(&q).await.map(Done::Found),
+            Call::Erase(q) => store.erase(&q).await.map(Done::Erased),
+            Call::Store(c) => store.store(c).await.map(Done::Stored),
         },
     };
     let outcome = match &result {
