@@ -23,6 +23,16 @@ pub const DEFAULT_STALE_TTL: Duration = Duration::from_secs(600);
 /// Default bound on one HTTP request to an OpenBao server.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The kind of store of an `[openbao.NAME]` section, and of a route's `store = "openbao.NAME"`.
+pub const OPENBAO: &str = "openbao";
+
+/// A route's `store = "KIND.NAME"`, split: `Some((kind, name))`.
+pub fn store_kind(store: &str) -> Option<(&str, &str)> {
+    store
+        .split_once('.')
+        .filter(|(k, n)| !k.is_empty() && !n.is_empty())
+}
+
 /// The parsed configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -30,8 +40,23 @@ pub struct Config {
     pub file: PathBuf,
     /// `[openbao.NAME]` sections by name.
     pub servers: BTreeMap<String, Arc<ServerConfig>>,
-    /// `[[route]]` entries in file order (hosts are unique).
+    /// `[[route]]` entries to OpenBao in file order (hosts are unique across all routes).
     pub routes: Vec<Route>,
+    /// `[[route]]` entries to stores of other kinds, in file order.
+    pub other_routes: Vec<OtherRoute>,
+    /// `[files.NAME]` sections by name: the directory of a test-only store (`agent::files`).
+    #[cfg(test)]
+    pub files: BTreeMap<String, PathBuf>,
+}
+
+/// A `[[route]]` to a store of another kind than OpenBao: `store = "KIND.NAME"` names a
+/// configured section; `path` is where in that store the host's keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherRoute {
+    pub protocol: String,
+    pub host: String,
+    pub store: String,
+    pub path: String,
 }
 
 /// How the agent authenticates to an OpenBao server.
@@ -159,6 +184,17 @@ struct RawConfig {
     openbao: BTreeMap<String, Spanned<RawServer>>,
     #[serde(default, rename = "route")]
     routes: Vec<Spanned<RawRoute>>,
+    #[cfg(test)]
+    #[serde(default)]
+    files: BTreeMap<String, RawFiles>,
+}
+
+/// `[files.NAME]`: a test-only store, a directory of files.
+#[cfg(test)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    dir: PathBuf,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -444,6 +480,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     let mut routes: Vec<(Route, usize)> = Vec::new();
+    #[cfg_attr(not(test), allow(unused_mut))]
+    let mut others: Vec<(OtherRoute, usize)> = Vec::new();
     for r in &raw.routes {
         let rr = r.get_ref();
         let host_text = rr.host.get_ref();
@@ -460,11 +498,27 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             ));
         }
         let store = rr.store.get_ref();
-        let server = store
-            .strip_prefix("openbao.")
-            .and_then(|n| servers.get(n))
+        #[cfg(test)]
+        if let Some(("files", name)) = store_kind(store)
+            && raw.files.contains_key(name)
+        {
+            let line = line_of(r.span().start);
+            others.push((
+                OtherRoute {
+                    protocol: host.scheme().to_owned(),
+                    host: host.netloc().to_owned(),
+                    store: store.clone(),
+                    path: rr.path.get_ref().clone(),
+                },
+                line,
+            ));
+            continue;
+        }
+        let server = store_kind(store)
+            .filter(|(kind, _)| *kind == OPENBAO)
+            .and_then(|(_, n)| servers.get(n))
             .ok_or_else(|| {
-                let known: Vec<String> = servers.keys().map(|k| format!("openbao.{k}")).collect();
+                let known: Vec<String> = servers.keys().map(|k| format!("{OPENBAO}.{k}")).collect();
                 err(
                     Some(rr.store.span()),
                     format!(
@@ -508,9 +562,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             path: path.to_owned(),
         };
         let line = line_of(r.span().start);
-        if let Some((_, first)) = routes
+        if let Some(first) = routes
             .iter()
-            .find(|(o, _)| o.host == route.host && o.protocol == route.protocol)
+            .map(|(o, l)| (&o.protocol, &o.host, l))
+            .chain(others.iter().map(|(o, l)| (&o.protocol, &o.host, l)))
+            .find(|(p, h, _)| **h == route.host && **p == route.protocol)
+            .map(|(_, _, l)| *l)
         {
             return Err(err(
                 Some(rr.host.span()),
@@ -526,6 +583,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         file: file.to_owned(),
         servers,
         routes: routes.into_iter().map(|(r, _)| r).collect(),
+        other_routes: others.into_iter().map(|(r, _)| r).collect(),
+        #[cfg(test)]
+        files: raw
+            .files
+            .into_iter()
+            .map(|(name, f)| (name, f.dir))
+            .collect(),
     })
 }
 

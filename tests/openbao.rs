@@ -153,6 +153,22 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
         "{}",
         stdout(&o)
     );
+    // Where a host is served from is the agent's word, not a guess from the client's own
+    // reading of config.toml: a client that reads no configuration shows the same.
+    let mut c = w.cmd(common::WBL);
+    c.args(["status", "--json"])
+        .env("WBL_CONFIG", w.home().join("no-such-config.toml"));
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cloud = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["url"] == "https://api.wandb.ai")
+        .unwrap();
+    assert_eq!(cloud["source"], "openbao", "{cloud}");
+    assert_eq!(cloud["source_detail"], "`team` secret/ml-team/wandb");
     // A restarted agent finds the token in the keychain: no new login needed.
     w.stop_agent();
     token_is(&w, &k2);
@@ -404,6 +420,9 @@ fn jwt_logs_in_by_itself_and_again_when_the_token_cannot_be_renewed() {
     nothing_on_disk(&w, &[&k1]);
 }
 
+/// The cache against a real server: a changed secret is not read again within `cache_ttl`,
+/// and a new login reads it again. When `cache_ttl` ends is timed with a fake clock in
+/// `agent::openbao::tests` (`a_value_is_served_from_the_cache_for_cache_ttl_then_read_again`).
 #[test]
 fn cache_ttl_then_the_new_value() {
     let bao = team_server();
@@ -413,18 +432,20 @@ fn cache_ttl_then_the_new_value() {
     let t = bao.token("ro", "1h");
     write_config(
         &w,
-        &config("team", &bao, "token", "cache_ttl = \"1500ms\"", SECRET),
+        &config("team", &bao, "token", "cache_ttl = \"1h\"", SECRET),
     );
-    assert!(
-        with_stdin(&w, &["openbao", "login", "team"], &format!("{t}\n"))
-            .status
-            .success()
-    );
+    let login = || {
+        assert!(
+            with_stdin(&w, &["openbao", "login", "team"], &format!("{t}\n"))
+                .status
+                .success()
+        )
+    };
+    login();
     token_is(&w, &k1);
-    let changed = Instant::now();
     bao.put_secret(SECRET, json!({ "password": k2 }));
     token_is(&w, &k1);
-    std::thread::sleep(Duration::from_millis(1600).saturating_sub(changed.elapsed()));
+    login();
     token_is(&w, &k2);
 }
 
@@ -460,7 +481,7 @@ fn sealed_server_stale_value_for_a_bounded_time_then_a_clear_error() {
                 "team",
                 &bao,
                 "token",
-                "cache_ttl = \"1s\"\nstale_ttl = \"3s\"",
+                "cache_ttl = \"0\"\nstale_ttl = \"1h\"",
                 SECRET
             )
         ),
@@ -477,10 +498,9 @@ fn sealed_server_stale_value_for_a_bounded_time_then_a_clear_error() {
         "{detail}"
     );
     token_is(&w, &k1);
-    let read = Instant::now();
     bao.seal();
-    std::thread::sleep(Duration::from_millis(1200));
-    // Past cache_ttl, within stale_ttl: the cached value.
+    // Past cache_ttl, within stale_ttl: the cached value. (When stale_ttl ends is timed with a
+    // fake clock in `agent::openbao::tests`.)
     token_is(&w, &k1);
     // Never cached: the reason at once.
     let o = w.wbl(&["token", "--host", "https://wandb.example.com"]);
@@ -500,7 +520,17 @@ fn sealed_server_stale_value_for_a_bounded_time_then_a_clear_error() {
         detail.contains("https://api.wandb.ai, https://wandb.example.com"),
         "{detail}"
     );
-    std::thread::sleep(Duration::from_millis(4200).saturating_sub(read.elapsed()));
+    // No stale value allowed: the reason, naming the server and the secret.
+    write_config(
+        &w,
+        &config(
+            "team",
+            &bao,
+            "token",
+            "cache_ttl = \"0\"\nstale_ttl = \"0\"",
+            SECRET,
+        ),
+    );
     token_fails(&w, &["`team`", "secret/ml-team/wandb", "sealed"]);
 }
 

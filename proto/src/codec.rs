@@ -131,9 +131,10 @@ mod tests {
         // Protocol 3: `Stored` says whether the credential survives a reboot.
         let stored = Response::Stored { persistent: false };
         assert_eq!(&encode_frame(&stored).unwrap()[..], &[0, 0, 0, 2, 2, 0]);
-        // Protocol 4: the OpenBao login request, its answer and error codes, all at the end.
-        let login = Request::OpenBaoLogin {
-            server: "t".into(),
+        // Protocol 4: the OpenBao login request, its answer and error codes, all at the end;
+        // protocol 7 named them after stores (`StoreLogin`, `StoreLoggedIn`, `Store`), same shape.
+        let login = Request::StoreLogin {
+            store: "t".into(),
             secret: Some(Secret::from("s")),
         };
         assert_eq!(
@@ -142,8 +143,10 @@ mod tests {
         );
         let err = Response::error(crate::ErrorCode::NotFound, "");
         assert_eq!(&encode_frame(&err).unwrap()[..], &[0, 0, 0, 3, 7, 9, 0]);
-        let session = Response::OpenBaoLoggedIn(crate::OpenBaoSession {
-            server: "t".into(),
+        let err = Response::error(crate::ErrorCode::Store, "");
+        assert_eq!(&encode_frame(&err).unwrap()[..], &[0, 0, 0, 3, 7, 8, 0]);
+        let session = Response::StoreLoggedIn(crate::StoreSession {
+            store: "t".into(),
             address: "a".into(),
             policies: vec!["p".into()],
             ttl_secs: Some(60),
@@ -206,7 +209,31 @@ mod tests {
             &encode_frame(&get_for).unwrap()[..],
             &[0, 0, 0, 11, 10, 1, b'h', 1, b'h', 0, 0, 1, 2, b'/', b'p']
         );
-        assert_eq!(PROTOCOL_VERSION, 6);
+        // Protocol 7: `AgentStatus` ends with where each routed host is served from.
+        let status = Response::Status(crate::AgentStatus {
+            agent_version: "v".into(),
+            protocol: 7,
+            pid: 1,
+            backend: "b".into(),
+            backend_persistent: true,
+            uptime_secs: 2,
+            cached_entries: 3,
+            stored_entries: 4,
+            socket: "s".into(),
+            served: vec![crate::ServedHost {
+                target: Target::new("h", "h"),
+                store: "o".into(),
+                detail: Some("d".into()),
+            }],
+        });
+        assert_eq!(
+            &encode_frame(&status).unwrap()[..],
+            &[
+                0, 0, 0, 24, 5, 1, b'v', 7, 1, 1, b'b', 1, 2, 3, 4, 1, b's', 1, 1, b'h', 1, b'h',
+                0, 1, b'o', 1, 1, b'd'
+            ]
+        );
+        assert_eq!(PROTOCOL_VERSION, 7);
     }
 
     #[test]

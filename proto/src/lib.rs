@@ -12,7 +12,7 @@ pub use codec::{FRAME_HEADER_LEN, MAX_FRAME_LEN, ProtoError, decode, encode_fram
 pub use connection::{ByteBudget, Connection, RECV_CHUNK, RecvLimits};
 pub use message::{
     AgentStatus, Credential, CredentialInfo, ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest,
-    MAX_FORWARD_TTL_SECS, OpenBaoSession, PROTOCOL_VERSION, Purpose, Query, Request, Response,
-    Target,
+    MAX_FORWARD_TTL_SECS, PROTOCOL_VERSION, Purpose, Query, Request, Response, ServedHost,
+    StoreSession, Target,
 };
 pub use secret::Secret;

@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,12 +128,27 @@ pub struct AgentStatus {
     /// Credentials the agent knows of in the keychain.
     pub stored_entries: u64,
     pub socket: String,
+    /// The hosts the configuration routes away from the keychain, and where each is served
+    /// from. Added in protocol 7.
+    pub served: Vec<ServedHost>,
 }
 
-/// What the agent holds after logging in to an OpenBao server (never the token itself).
+/// Where the agent serves a host's keys from (in [`AgentStatus::served`]).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct OpenBaoSession {
-    pub server: String,
+pub struct ServedHost {
+    /// `protocol://host` (no path).
+    pub target: Target,
+    /// The kind of store: `keychain`, `openbao`, …
+    pub store: String,
+    /// Which one and where in it (for OpenBao: the server and the secret), when it says more.
+    pub detail: Option<String>,
+}
+
+/// What the agent holds after logging in to a store (never the token itself).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StoreSession {
+    /// The store, as a route names it (`openbao.NAME`).
+    pub store: String,
     pub address: String,
     /// The token's policies, as the server reported them.
     pub policies: Vec<String>,
@@ -199,11 +214,12 @@ pub enum Request {
     List,
     Status,
     Shutdown,
-    /// Log the agent in to the configured OpenBao server `server`: `secret` is the token
-    /// (`auth = "token"`) or the password (`userpass`); `None` for `jwt`, which reads its
-    /// `jwt_file`.
-    OpenBaoLogin {
-        server: String,
+    /// Log the agent in to the configured store `store`, named as a route names it
+    /// (`openbao.NAME`): for OpenBao, `secret` is the token (`auth = "token"`) or the password
+    /// (`userpass`); `None` for `jwt`, which reads its `jwt_file`. Protocol 7 (was
+    /// `OpenBaoLogin { server }`, same shape).
+    StoreLogin {
+        store: String,
         secret: Option<Secret>,
     },
     /// Open a forward (`wbl ssh`): the agent binds a restricted socket that answers only the
@@ -239,10 +255,11 @@ pub enum ErrorCode {
     Internal,
     /// wbl's configuration file cannot be used; the message names the file and line.
     Config,
-    /// An OpenBao server refused or failed; the message names the server, the secret and
-    /// the reason (permission denied, sealed, unreachable, token expired, …).
-    OpenBao,
-    /// The store a host is routed to has no such secret (OpenBao); the message names it.
+    /// The store serving the host refused or failed; the message names the store, the secret
+    /// and the reason (permission denied, sealed, unreachable, token expired, …). Protocol 7
+    /// (was `OpenBao`, same index).
+    Store,
+    /// The store a host is routed to has no such secret; the message names it.
     NotFound,
     /// Not allowed on this channel: a forwarded (restricted) socket answers only the hello and
     /// `get` for the hosts granted to it.
@@ -274,8 +291,8 @@ pub enum Response {
         code: ErrorCode,
         message: String,
     },
-    /// The answer to `OpenBaoLogin`.
-    OpenBaoLoggedIn(OpenBaoSession),
+    /// The answer to [`Request::StoreLogin`].
+    StoreLoggedIn(StoreSession),
     /// The forward opened by [`Request::Forward`].
     Forwarding(ForwardInfo),
     /// The answer to [`Request::Forwards`].

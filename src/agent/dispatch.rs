@@ -3,8 +3,8 @@
 //!
 //! Every answered request passes through [`answer`] with the connection's [`Session`], so a
 //! rule about who may ask what (a restricted channel) belongs in [`Session`] and is checked
-//! at the top of [`answer`], and anything that must see each answered `get`, `store` or
-//! `erase` with its caller (an access log) hooks into [`audit`].
+//! at the top of [`answer`]. A `get`, `store` or `erase` takes one path whichever store serves
+//! it ([`on_store`]): route, call the store, [`audit`] once, turn the result into a response.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -15,7 +15,7 @@ use wbl_proto::{
 
 use super::State;
 use super::forward::{self, Grant};
-use super::state::AgentError;
+use super::store::{StoreError, Stored};
 use crate::accesslog::{self, Caller, Event, LOCAL_CHANNEL, Op};
 
 /// Who is on the other end of a connection, as the kernel reports it (`SO_PEERCRED`). Unknown
@@ -109,7 +109,7 @@ impl Session {
         let events = std::mem::take(&mut *held.lock().unwrap_or_else(|p| p.into_inner()));
         for mut event in events {
             event.caller = Arc::clone(&self.caller);
-            state.access_log().record(event);
+            state.access_log.record(event);
         }
     }
 
@@ -117,7 +117,7 @@ impl Session {
     fn log(&self, state: &State, event: Event) {
         match &self.held {
             Some(held) => held.lock().unwrap_or_else(|p| p.into_inner()).push(event),
-            None => state.access_log().record(event),
+            None => state.access_log.record(event),
         }
     }
 
@@ -166,6 +166,20 @@ pub(crate) fn hello_required() -> Response {
     )
 }
 
+/// Opens a forward (`wbl ssh`) for the connection that asked; the [`forward::Held`] guard
+/// stays with that connection.
+pub(crate) fn open_forward(
+    state: &Arc<State>,
+    req: wbl_proto::ForwardRequest,
+    spawn: &super::Spawn,
+) -> (Response, Option<forward::Held>) {
+    match forward::open(state, req, spawn) {
+        Ok((info, held)) => (Response::Forwarding(info), Some(held)),
+        Err(forward::NotOpened::Invalid(m)) => (Response::error(ErrorCode::BadRequest, m), None),
+        Err(forward::NotOpened::Unavailable(m)) => (Response::error(ErrorCode::Internal, m), None),
+    }
+}
+
 /// Answers one request of a greeted connection. The hello exchange itself is the connection
 /// loop's (`mod.rs`), which owns the handshake.
 pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Response {
@@ -173,68 +187,34 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
     if let Some(grant) = session.grant()
         && let Err(refusal) = forward::permit(grant, &req)
     {
-        let refused = Response::error(ErrorCode::Forbidden, refusal);
         // Refusals are answers too: the access log shows what a forward tried.
         if let Some(subject) = Subject::of(&req) {
-            audit_routed(state, session, subject, &refused);
+            audit(
+                state,
+                session,
+                subject,
+                Err((ErrorCode::Forbidden, &refusal as &dyn std::fmt::Display)),
+            );
         }
-        return refused;
+        return Response::error(ErrorCode::Forbidden, refusal);
     }
     match req {
         // A second hello on the same connection is a client bug.
         Request::Hello { .. } => {
             Response::error(ErrorCode::BadRequest, "hello was already exchanged")
         }
-        Request::Get(query) => get(state, session, query, None).await,
-        Request::GetFor { query, purpose } => get(state, session, query, Some(purpose)).await,
-        Request::Store(cred) => {
-            let (target, user) = (cred.target.clone(), cred.username.clone());
-            match state.openbao().route_for(&target) {
-                Err(refused) => {
-                    audit_routed(state, session, Subject::store(&target, &user), &refused);
-                    return *refused;
-                }
-                Ok(Some(route)) => {
-                    let r = state.openbao().store(state, &route, cred).await;
-                    audit_routed(state, session, Subject::store(&target, &user), &r);
-                    return r;
-                }
-                _ => {}
-            }
-            let result = state.store(cred).await;
-            audit(
-                state,
-                session,
-                Subject::store(&target, &user),
-                result.as_ref().map(|_| Outcome::Stored),
-            );
-            result.map_or_else(error, |s| Response::Stored {
-                persistent: s.persistent,
-            })
+        Request::Get(query) => on_store(state, session, Call::Get(query, None)).await,
+        Request::GetFor { query, purpose } => {
+            on_store(state, session, Call::Get(query, Some(purpose))).await
         }
-        Request::Erase(query) => {
-            match state.openbao().route_for(&query.target) {
-                Err(refused) => {
-                    audit_routed(state, session, Subject::query(Op::Erase, &query), &refused);
-                    return *refused;
-                }
-                Ok(Some(route)) => {
-                    let r = state.openbao().erase(state, &route, &query).await;
-                    audit_routed(state, session, Subject::query(Op::Erase, &query), &r);
-                    return r;
-                }
-                Ok(None) => {}
-            }
-            let result = state.erase(&query).await;
-            audit(
-                state,
-                session,
-                Subject::query(Op::Erase, &query),
-                result.as_ref().map(|n| Outcome::Erased(*n)),
-            );
-            result.map_or_else(error, |count| Response::Erased { count })
-        }
-        Request::List => state.list().await.map_or_else(error, Response::List),
+        Request::Store(cred) => on_store(state, session, Call::Store(cred)).await,
+        Request::Erase(query) => on_store(state, session, Call::Erase(query)).await,
+        Request::List => state
+            .stores
+            .keychain()
+            .list()
+            .await
+            .map_or_else(error, Response::List),
         Request::Status => {
             tracing::debug!(peer_pid = ?session.peer.pid, "status");
             Response::Status(status(state))
@@ -244,88 +224,122 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             state.request_shutdown();
             Response::ShuttingDown
         }
-        Request::Forwards => Response::Forwards(state.forwards().list()),
+        Request::Forwards => Response::Forwards(state.forwards.list()),
         // It needs the connection, which holds the grant: the connection loop answers it.
         Request::Forward(_) => Response::error(
             ErrorCode::BadRequest,
             "a forward can only be opened on the agent's own socket",
         ),
-        Request::OpenBaoLogin { server, secret } => {
-            tracing::debug!(%server, peer_pid = ?session.peer.pid, "openbao login");
-            state.openbao().login(state, &server, secret).await
+        Request::StoreLogin { store, secret } => {
+            tracing::debug!(%store, peer_pid = ?session.peer.pid, "store login");
+            state
+                .stores
+                .login(&store, secret)
+                .await
+                .map_or_else(error, Response::StoreLoggedIn)
         }
     }
 }
 
-/// A `get` (`purpose`: what the client does with the key, from `GetFor`): from the store the
-/// host is routed to, else the keychain.
-async fn get(
-    state: &State,
-    session: &Session,
-    query: wbl_proto::Query,
-    purpose: Option<Purpose>,
-) -> Response {
-    let subject = Subject {
-        purpose: purpose.as_ref(),
-        ..Subject::query(Op::Get, &query)
+/// A request on one credential, served by the store its target is routed to.
+enum Call {
+    /// `purpose`: what the client does with the key, from `GetFor`.
+    Get(wbl_proto::Query, Option<Purpose>),
+    Store(wbl_proto::Credential),
+    Erase(wbl_proto::Query),
+}
+
+/// What a store did for a [`Call`] (short-lived: never boxed).
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    Found(Option<wbl_proto::Credential>),
+    Stored(Stored),
+    Erased(u32),
+}
+
+/// The one path of a `get`, `store` or `erase`: route, call the store, audit once, answer.
+async fn on_store(state: &State, session: &Session, call: Call) -> Response {
+    // What the access log records, kept apart from the call, which the store consumes.
+    let (op, target, user, purpose) = match &call {
+        Call::Get(q, p) => (Op::Get, &q.target, q.username.as_deref(), p.clone()),
+        Call::Store(c) => (Op::Store, &c.target, Some(c.username.as_str()), None),
+        Call::Erase(q) => (Op::Erase, &q.target, q.username.as_deref(), None),
     };
-    match state.openbao().route_for(&query.target) {
-        Err(refused) => {
-            audit_routed(state, session, subject, &refused);
-            return *refused;
-        }
-        Ok(Some(route)) => {
-            let r = state.openbao().get(state, &route, &query).await;
-            audit_routed(state, session, subject, &r);
-            if let (Some(grant), Response::Credential(Some(cred))) = (session.grant(), &r) {
-                forward::handed_out(grant, cred);
-            }
-            return r;
-        }
-        Ok(None) => {}
-    }
-    let result = state.get(&query).await;
-    audit(
-        state,
-        session,
-        subject,
-        result
-            .as_ref()
-            .map(|c| Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
-    );
-    if let (Some(grant), Ok(Some(cred))) = (session.grant(), &result) {
+    let (target, user) = (target.clone(), user.map(str::to_owned));
+    let subject = Subject {
+        op,
+        target: &target,
+        user: user.as_deref(),
+        purpose: purpose.as_ref(),
+    };
+    let result = match state.stores.route(&target) {
+        Err(e) => Err(e),
+        Ok(store) => match call {
+            Call::Get(q, _) => store.get(&q).await.map(Done::Found),
+            Call::Erase(q) => store.erase(&q).await.map(Done::Erased),
+            Call::Store(c) => store.store(c).await.map(Done::Stored),
+        },
+    };
+    let outcome = match &result {
+        Ok(Done::Found(c)) => Ok(Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
+        Ok(Done::Stored(_)) => Ok(Outcome::Stored),
+        Ok(Done::Erased(n)) => Ok(Outcome::Erased(*n)),
+        Err(e) => Err((error_code(e), e as &dyn std::fmt::Display)),
+    };
+    audit(state, session, subject, outcome);
+    if let (Some(grant), Ok(Done::Found(Some(cred)))) = (session.grant(), &result) {
         forward::handed_out(grant, cred);
     }
-    result.map_or_else(error, Response::Credential)
+    match result {
+        Ok(Done::Found(c)) => Response::Credential(c),
+        Ok(Done::Stored(s)) => Response::Stored {
+            persistent: s.persistent,
+        },
+        Ok(Done::Erased(count)) => Response::Erased { count },
+        Err(e) => error(e),
+    }
 }
 
 /// The wire form of a failure.
-fn error(e: AgentError) -> Response {
+fn error(e: StoreError) -> Response {
     Response::error(error_code(&e), e.to_string())
 }
 
-fn error_code(e: &AgentError) -> ErrorCode {
+fn error_code(e: &StoreError) -> ErrorCode {
     match e {
-        AgentError::NoTarget => ErrorCode::BadRequest,
-        AgentError::Keychain(_) => ErrorCode::Keychain,
-        AgentError::KeychainTimeout { .. } => ErrorCode::KeychainTimeout,
-        AgentError::Internal => ErrorCode::Internal,
+        StoreError::NoTarget | StoreError::BadRequest(_) => ErrorCode::BadRequest,
+        StoreError::Keychain(_) => ErrorCode::Keychain,
+        StoreError::KeychainTimeout { .. } => ErrorCode::KeychainTimeout,
+        StoreError::Internal => ErrorCode::Internal,
+        StoreError::Config(_) => ErrorCode::Config,
+        StoreError::NotFound(_) => ErrorCode::NotFound,
+        StoreError::Failed { .. } => ErrorCode::Store,
     }
 }
 
 fn status(state: &State) -> AgentStatus {
-    let (cached, stored) = state.counts();
-    let cached = cached + state.openbao().cached();
+    let keychain = state.stores.keychain();
+    let (_, stored) = keychain.counts();
     AgentStatus {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: PROTOCOL_VERSION,
         pid: std::process::id(),
-        backend: state.backend_name().to_owned(),
-        backend_persistent: state.backend_persistent(),
-        uptime_secs: state.uptime().as_secs(),
-        cached_entries: cached,
+        backend: keychain.backend_name().to_owned(),
+        backend_persistent: keychain.backend_persistent(),
+        uptime_secs: state.serving.uptime().as_secs(),
+        cached_entries: state.stores.cached(),
         stored_entries: stored,
-        socket: state.socket().to_owned(),
+        socket: state.serving.socket().to_owned(),
+        served: state
+            .stores
+            .routed()
+            .into_iter()
+            .map(|(target, served)| wbl_proto::ServedHost {
+                target,
+                store: served.kind,
+                detail: served.detail,
+            })
+            .collect(),
     }
 }
 
@@ -356,7 +370,7 @@ fn audit(
     state: &State,
     session: &Session,
     subject: Subject<'_>,
-    outcome: Result<Outcome<'_>, &AgentError>,
+    outcome: Result<Outcome<'_>, (ErrorCode, &dyn std::fmt::Display)>,
 ) {
     use accesslog::Outcome as Result_;
     let Subject { op, target, .. } = subject;
@@ -372,9 +386,8 @@ fn audit(
                 Outcome::Stored | Outcome::Erased(_) => (Result_::Ok, None, user),
             }
         }
-        Err(e) => {
+        Err((code, e)) => {
             tracing::debug!(access = ?op, %target, ?user, error = %e, peer_pid = ?session.peer.pid, "failed");
-            let code = error_code(e);
             (result_of(code), Some(code_name(code)), user)
         }
     };
@@ -395,7 +408,7 @@ fn result_of(code: ErrorCode) -> accesslog::Outcome {
         ErrorCode::Keychain
         | ErrorCode::KeychainTimeout
         | ErrorCode::Internal
-        | ErrorCode::OpenBao => Result_::Error,
+        | ErrorCode::Store => Result_::Error,
     }
 }
 
@@ -448,7 +461,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::ShuttingDown => "shutting_down",
         ErrorCode::Internal => "internal",
         ErrorCode::Config => "config",
-        ErrorCode::OpenBao => "openbao",
+        ErrorCode::Store => "store",
         ErrorCode::NotFound => "not_found",
         ErrorCode::Forbidden => "forbidden",
     }
@@ -474,15 +487,6 @@ impl<'a> Subject<'a> {
         }
     }
 
-    fn store(target: &'a Target, user: &'a str) -> Self {
-        Subject {
-            op: Op::Store,
-            target,
-            user: Some(user),
-            purpose: None,
-        }
-    }
-
     /// The subject of a request, when it is a `get`, `store` or `erase`.
     fn of(req: &'a Request) -> Option<Self> {
         match req {
@@ -492,30 +496,15 @@ impl<'a> Subject<'a> {
                 ..Subject::query(Op::Get, query)
             }),
             Request::Erase(q) => Some(Subject::query(Op::Erase, q)),
-            Request::Store(c) => Some(Subject::store(&c.target, &c.username)),
+            Request::Store(c) => Some(Subject {
+                op: Op::Store,
+                target: &c.target,
+                user: Some(&c.username),
+                purpose: None,
+            }),
             _ => None,
         }
     }
-}
-
-/// [`audit`] for a request answered by the OpenBao store, which answers with a response.
-fn audit_routed(state: &State, session: &Session, subject: Subject<'_>, response: &Response) {
-    let Subject { op, target, .. } = subject;
-    let user = subject.user.map(crate::text::username);
-    let user = user.as_deref();
-    use accesslog::Outcome as Result_;
-    let (result, code, user) = match response {
-        Response::Credential(Some(c)) => (Result_::Ok, None, Some(c.username.as_str())),
-        Response::Credential(None) | Response::Erased { count: 0 } => (Result_::Miss, None, user),
-        Response::Stored { .. } | Response::Erased { .. } => (Result_::Ok, None, user),
-        Response::Error { code, message } => {
-            tracing::debug!(access = ?op, %target, ?user, error = %message, peer_pid = ?session.peer.pid, store = "openbao", "failed");
-            (result_of(*code), Some(code_name(*code)), user)
-        }
-        _ => return,
-    };
-    tracing::debug!(access = ?op, %target, ?user, ?result, peer_pid = ?session.peer.pid, store = "openbao", "answered");
-    record(state, session, Subject { user, ..subject }, result, code);
 }
 
 #[cfg(test)]
@@ -628,8 +617,8 @@ mod tests {
             Request::Status,
             Request::Shutdown,
             Request::Forwards,
-            Request::OpenBaoLogin {
-                server: "s".into(),
+            Request::StoreLogin {
+                store: "s".into(),
                 secret: None,
             },
             Request::Forward(wbl_proto::ForwardRequest {
@@ -757,5 +746,153 @@ mod tests {
         assert_eq!(entries[1].channel.as_deref(), Some("ssh:build-box"));
         assert_eq!(entries[1].exe.as_deref(), Some("/usr/bin/wbl"));
         assert_eq!(entries[1].host.as_deref(), Some("h"));
+    }
+
+    /// The keychain, OpenBao (a fake server) and a directory of files (`agent::files`, wired
+    /// in by configuration), each serving `https://h`.
+    fn every_store(dir: &std::path::Path) -> Vec<(&'static str, State)> {
+        use crate::agent::openbao::tests::{Bao, FakeClock, fake_connect};
+        let limits = || Limits {
+            keychain: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let configured = |text: &str| {
+            let config = crate::config::parse(std::path::Path::new("config.toml"), text).unwrap();
+            let keychain = crate::agent::KeychainStore::new(
+                Keychain::new(Box::new(MemoryBackend::volatile())),
+                &limits(),
+            );
+            let bao: Arc<Mutex<Bao>> = Arc::default();
+            let router = crate::agent::store::Router::configured(
+                keychain,
+                &config,
+                fake_connect(&bao),
+                FakeClock::new(),
+            );
+            State::with_stores(router, limits(), "s".into())
+        };
+        vec![
+            ("keychain", state_on(&MemoryBackend::volatile())),
+            (
+                "openbao",
+                configured(
+                    "[openbao.team]\naddress = \"https://bao.example\"\nauth = \"userpass\"\n\
+                     username = \"alice\"\n[[route]]\nhost = \"https://h\"\n\
+                     store = \"openbao.team\"\npath = \"p\"\n",
+                ),
+            ),
+            (
+                "files",
+                configured(&format!(
+                    "[files.scratch]\ndir = \"{}\"\n[[route]]\nhost = \"https://h\"\n\
+                     store = \"files.scratch\"\npath = \"h\"\n",
+                    dir.display()
+                )),
+            ),
+        ]
+    }
+
+    /// Nothing for the host: no credential, or (a store that keeps one key per host) a miss
+    /// that names the store.
+    fn nothing(r: &Response) -> bool {
+        matches!(r, Response::Credential(None))
+            || matches!(
+                r,
+                Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                }
+            )
+    }
+
+    #[tokio::test]
+    async fn the_same_requests_on_every_store() {
+        use crate::accesslog::writer::{Options, Writer};
+        use crate::accesslog::{Entry, KEEP, Op as LogOp, Outcome};
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, state) in every_store(&tmp.path().join("files")) {
+            let log = tmp.path().join(format!("{name}.log"));
+            let state = state.with_access_log(Writer::start(Options {
+                path: Some(log.clone()),
+                max_bytes: 1 << 20,
+                keep: KEEP,
+            }));
+            let s = Session::default();
+            if name == "openbao" {
+                let login = Request::StoreLogin {
+                    store: "openbao.team".into(),
+                    secret: Some(Secret::from("good")),
+                };
+                let Response::StoreLoggedIn(session) = answer(&state, &s, login).await else {
+                    panic!("{name}: no login");
+                };
+                assert_eq!(session.store, "openbao.team");
+            }
+            assert!(nothing(&answer(&state, &s, get()).await), "{name}");
+            for k in ["k1", "k2"] {
+                let stored = answer(&state, &s, Request::Store(key(k))).await;
+                assert!(
+                    matches!(stored, Response::Stored { .. }),
+                    "{name}: {stored:?}"
+                );
+                let Response::Credential(Some(c)) = answer(&state, &s, get()).await else {
+                    panic!("{name}: nothing after a store");
+                };
+                assert_eq!(
+                    (c.username.as_str(), c.password.expose()),
+                    ("api", k),
+                    "{name}"
+                );
+            }
+            // Another user's name finds nothing, and erases nothing.
+            let bob = Query {
+                username: Some("bob".into()),
+                ..any_user()
+            };
+            assert_eq!(
+                answer(&state, &s, Request::Erase(bob)).await,
+                Response::Erased { count: 0 },
+                "{name}"
+            );
+            assert_eq!(
+                answer(&state, &s, Request::Erase(any_user())).await,
+                Response::Erased { count: 1 },
+                "{name}"
+            );
+            assert!(nothing(&answer(&state, &s, get()).await), "{name}");
+            // The agent reports where the host is served from.
+            let Response::Status(status) = answer(&state, &s, Request::Status).await else {
+                panic!("{name}: not a status");
+            };
+            let served: Vec<&str> = status.served.iter().map(|s| s.store.as_str()).collect();
+            match name {
+                "keychain" => assert!(served.is_empty(), "{served:?}"),
+                kind => assert_eq!(served, [kind]),
+            }
+            // Each answered request is recorded once, the same way whichever store served it.
+            state.access_log().close(Duration::from_secs(5));
+            let text = std::fs::read_to_string(&log).unwrap();
+            let seen: Vec<(LogOp, Option<Outcome>)> = text
+                .lines()
+                .map(|l| serde_json::from_str::<Entry>(l).unwrap())
+                .map(|e| (e.op, e.result))
+                .collect();
+            use LogOp::{Erase, Get, Store};
+            use Outcome::{Miss, Ok};
+            assert_eq!(
+                seen,
+                [
+                    (Get, Some(Miss)),
+                    (Store, Some(Ok)),
+                    (Get, Some(Ok)),
+                    (Store, Some(Ok)),
+                    (Get, Some(Ok)),
+                    (Erase, Some(Miss)),
+                    (Erase, Some(Ok)),
+                    (Get, Some(Miss)),
+                ],
+                "{name}"
+            );
+        }
     }
 }

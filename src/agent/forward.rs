@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use wbl_proto::{ErrorCode, ForwardInfo, ForwardRequest, Request, Response, Target};
+use wbl_proto::{ForwardInfo, ForwardRequest, Request, Target};
 
 use super::State;
 
@@ -220,37 +220,43 @@ fn random_id() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Why a forward was not opened; the message is for the client.
+#[derive(Debug)]
+pub(crate) enum NotOpened {
+    /// The request is not acceptable (no host, a bad TTL or name, a name taken).
+    Invalid(String),
+    /// The agent cannot open one now (too many, no socket, no randomness).
+    Unavailable(String),
+}
+
 /// Opens a forward for the connection that asked: binds its restricted socket and starts
-/// serving it. The response goes to the asking client; the [`Held`] guard stays with its
-/// connection.
+/// serving it. The forward's description goes to the asking client; the [`Held`] guard stays
+/// with its connection.
 #[cfg(unix)]
 pub(crate) fn open(
     state: &Arc<State>,
     req: ForwardRequest,
     spawn: &super::Spawn,
-) -> (Response, Option<Held>) {
-    let hosts = match checked_hosts(&req) {
-        Ok(h) => h,
-        Err(message) => return (Response::error(ErrorCode::BadRequest, message), None),
-    };
-    let registry = Arc::clone(state.forwards());
-    let err = |code, message: String| (Response::error(code, message), None);
+) -> Result<(ForwardInfo, Held), NotOpened> {
+    let hosts = checked_hosts(&req).map_err(NotOpened::Invalid)?;
+    let registry = Arc::clone(&state.forwards);
+    let err = |kind: fn(String) -> NotOpened, message: String| Err(kind(message));
     // Held from the checks to the registration, so that two forwards never take one name.
     let mut live = registry.lock();
     if live.len() >= MAX_FORWARDS {
         return err(
-            ErrorCode::Internal,
+            NotOpened::Unavailable,
             format!("too many forwards open (at most {MAX_FORWARDS}); end one first"),
         );
     }
     let id = match &req.name {
         Some(name) => {
             if let Err(message) = checked_name(name) {
-                return err(ErrorCode::BadRequest, message);
+                return err(NotOpened::Invalid, message);
             }
             if live.iter().any(|g| &g.id == name) {
                 return err(
-                    ErrorCode::BadRequest,
+                    NotOpened::Invalid,
                     format!("a forward named {name} is already open; end it first"),
                 );
             }
@@ -258,11 +264,11 @@ pub(crate) fn open(
         }
         None => match random_id() {
             Ok(id) => id,
-            Err(message) => return err(ErrorCode::Internal, message),
+            Err(message) => return err(NotOpened::Unavailable, message),
         },
     };
     let socket = crate::rendezvous::RuntimePaths {
-        socket: PathBuf::from(state.socket()),
+        socket: PathBuf::from(state.serving.socket()),
     }
     .forward_socket(&id);
     let listener = match super::listen::bind_restricted(&socket) {
@@ -270,7 +276,7 @@ pub(crate) fn open(
         Err(e) => {
             tracing::warn!(error = %e, socket = %socket.display(), "cannot bind a forward socket");
             return err(
-                ErrorCode::Internal,
+                NotOpened::Unavailable,
                 format!("cannot listen on {}: {e}", socket.display()),
             );
         }
@@ -304,8 +310,7 @@ pub(crate) fn open(
         Arc::clone(state),
         spawn.clone(),
     ));
-    let response = Response::Forwarding(grant.info());
-    (response, Some(Held { grant, registry }))
+    Ok((grant.info(), Held { grant, registry }))
 }
 
 #[cfg(not(unix))]
@@ -313,14 +318,10 @@ pub(crate) fn open(
     _state: &Arc<State>,
     _req: ForwardRequest,
     _spawn: &super::Spawn,
-) -> (Response, Option<Held>) {
-    (
-        Response::error(
-            ErrorCode::Internal,
-            "forwards need Unix domain sockets; this platform has none",
-        ),
-        None,
-    )
+) -> Result<(ForwardInfo, Held), NotOpened> {
+    Err(NotOpened::Unavailable(
+        "forwards need Unix domain sockets; this platform has none".into(),
+    ))
 }
 
 /// Accepts on a restricted socket until its grant ends or the agent stops.
@@ -410,7 +411,7 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
         Request::Shutdown => "stopping the agent",
         Request::Forward(_) => "opening a forward",
         Request::Forwards => "listing forwards",
-        Request::OpenBaoLogin { .. } => "logging in to OpenBao",
+        Request::StoreLogin { .. } => "logging in to a store",
     };
     tracing::info!(
         forward = %grant.id,

@@ -9,12 +9,16 @@ pub mod cli;
 mod config;
 pub mod conns;
 mod dispatch;
+#[cfg(test)]
+mod files;
 mod forward;
 pub mod harden;
 mod idle;
+mod keychain_store;
 pub mod listen;
 pub mod openbao;
 mod state;
+mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +35,9 @@ use crate::accesslog::Caller;
 pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
 pub(crate) use dispatch::Channel;
 pub use dispatch::{Peer, Session};
-pub use state::{AgentError, State, Stored};
+pub use keychain_store::KeychainStore;
+pub use state::State;
+pub use store::{Served, Store, StoreError, Stored};
 
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -327,7 +333,7 @@ async fn converse(
                     ticket.set_phase(Phase::Busy);
                     match (&session.access, req) {
                         (Channel::Full, Request::Forward(fwd)) => {
-                            let (response, grant) = forward::open(state, fwd, &spawn);
+                            let (response, grant) = dispatch::open_forward(state, fwd, &spawn);
                             held.extend(grant);
                             response
                         }

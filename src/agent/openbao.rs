@@ -30,11 +30,99 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use wbl_proto::{Credential, ErrorCode, OpenBaoSession, Query, Response, Secret, Target};
+use wbl_proto::{Credential, CredentialInfo, Query, Secret, StoreSession, Target};
 
-use super::State;
+use super::keychain_store::TokenKeeper;
+use super::store::{Served, Store, StoreError, StoreFuture, Stored};
 use crate::config::{Auth, Config, ConfigError, Route, ServerConfig};
 use crate::openbao::{BaoError, Client, KvSecret, Reason, TokenInfo};
+
+/// What the OpenBao store asks of a server: [`Client`] over HTTP, or a fake key-value server
+/// in the unit tests. Every call blocks; the store runs it on the blocking pool.
+pub trait Kv: Send + Sync {
+    fn config(&self) -> &ServerConfig;
+    fn login(&self, secret: Option<&Secret>) -> Result<TokenInfo, BaoError>;
+    fn lookup_self(&self, token: &Secret) -> Result<TokenInfo, BaoError>;
+    fn renew_self(&self, token: &Secret) -> Result<TokenInfo, BaoError>;
+    fn revoke_self(&self, token: &Secret) -> Result<(), BaoError>;
+    fn kv_read(&self, token: &Secret, mount: &str, path: &str) -> Result<KvSecret, BaoError>;
+    fn kv_write(
+        &self,
+        token: &Secret,
+        mount: &str,
+        path: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), BaoError>;
+    fn kv_delete(&self, token: &Secret, mount: &str, path: &str) -> Result<(), BaoError>;
+
+    /// An error of this server.
+    fn error(&self, action: &str, reason: Reason) -> BaoError {
+        BaoError {
+            server: self.config().name.clone(),
+            address: self.config().address.clone(),
+            action: action.to_owned(),
+            reason,
+        }
+    }
+}
+
+impl Kv for Client {
+    fn config(&self) -> &ServerConfig {
+        Client::config(self)
+    }
+    fn login(&self, secret: Option<&Secret>) -> Result<TokenInfo, BaoError> {
+        Client::login(self, secret)
+    }
+    fn lookup_self(&self, token: &Secret) -> Result<TokenInfo, BaoError> {
+        Client::lookup_self(self, token)
+    }
+    fn renew_self(&self, token: &Secret) -> Result<TokenInfo, BaoError> {
+        Client::renew_self(self, token, None)
+    }
+    fn revoke_self(&self, token: &Secret) -> Result<(), BaoError> {
+        Client::revoke_self(self, token)
+    }
+    fn kv_read(&self, token: &Secret, mount: &str, path: &str) -> Result<KvSecret, BaoError> {
+        Client::kv_read(self, token, mount, path)
+    }
+    fn kv_write(
+        &self,
+        token: &Secret,
+        mount: &str,
+        path: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), BaoError> {
+        Client::kv_write(self, token, mount, path, username, password)
+    }
+    fn kv_delete(&self, token: &Secret, mount: &str, path: &str) -> Result<(), BaoError> {
+        Client::kv_delete(self, token, mount, path)
+    }
+}
+
+/// How a server's [`Kv`] is made from its configuration.
+pub type Connect = Arc<dyn Fn(Arc<ServerConfig>) -> Result<Arc<dyn Kv>, BaoError> + Send + Sync>;
+
+/// The real one: HTTP to the configured address.
+fn connect_http() -> Connect {
+    Arc::new(|config| Client::new(config).map(|c| Arc::new(c) as Arc<dyn Kv>))
+}
+
+/// The time the store's decisions (token expiry, cache age) are made by: the monotonic clock,
+/// or a fake one the unit tests move by hand.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// The monotonic clock.
+struct Monotonic;
+
+impl Clock for Monotonic {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
 
 /// The user name of a routed secret without a `username` field (W&B's Basic-auth user).
 pub const DEFAULT_USERNAME: &str = "api";
@@ -57,6 +145,11 @@ pub struct OpenBaoStore {
     stamp: Mutex<Option<Option<FileStamp>>>,
     /// Where the configuration file is (the agent's environment does not change).
     path: Option<std::path::PathBuf>,
+    /// Where servers keep their tokens (`token` and `userpass`).
+    keeper: TokenKeeper,
+    /// What servers and routes are built with.
+    connect: Connect,
+    clock: Arc<dyn Clock>,
 }
 
 /// What tells an edited (or re-owned, or chmod-ed) configuration file from the one last read.
@@ -87,16 +180,20 @@ struct Routing {
     error: Option<ConfigError>,
     servers: HashMap<String, Arc<Server>>,
     routes: Vec<Arc<RouteState>>,
+    /// Hosts routed to stores of other kinds (`store::other_store`).
+    others: Vec<(Target, Arc<dyn Store>)>,
 }
 
 /// One server: its client and the agent's token for it.
 pub struct Server {
     config: Arc<ServerConfig>,
-    client: Result<Arc<Client>, BaoError>,
+    client: Result<Arc<dyn Kv>, BaoError>,
     session: tokio::sync::Mutex<Option<Session>>,
     /// False until the keychain was asked for a saved token.
     keychain_tried: AtomicBool,
     generation: AtomicU64,
+    keeper: TokenKeeper,
+    clock: Arc<dyn Clock>,
 }
 
 struct Session {
@@ -112,10 +209,10 @@ struct Session {
 }
 
 impl Session {
-    fn from_info(info: TokenInfo, address: &str, generation: u64) -> Session {
+    fn from_info(info: TokenInfo, address: &str, generation: u64, now: Instant) -> Session {
         Session {
             address: address.to_owned(),
-            expires: info.ttl.map(|t| Instant::now() + t),
+            expires: info.ttl.map(|t| now + t),
             granted: info.ttl,
             renewable: info.renewable,
             token: info.token,
@@ -123,8 +220,8 @@ impl Session {
         }
     }
 
-    fn expired(&self) -> bool {
-        self.expires.is_some_and(|e| Instant::now() >= e)
+    fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| now >= e)
     }
 }
 
@@ -141,23 +238,30 @@ struct Cached {
     at: Instant,
 }
 
-fn error_response(e: &BaoError) -> Response {
-    let code = match e.reason {
-        Reason::NotFound => ErrorCode::NotFound,
-        _ => ErrorCode::OpenBao,
-    };
-    Response::error(code, e.to_string())
+/// The store error of a failed OpenBao call: a missing secret, or the server's failure.
+fn store_error(e: &BaoError) -> StoreError {
+    match e.reason {
+        Reason::NotFound => StoreError::NotFound(e.to_string()),
+        _ => failed(e, e.to_string()),
+    }
+}
+
+fn failed(e: &BaoError, message: String) -> StoreError {
+    StoreError::Failed {
+        store: format!("{}.{}", crate::config::OPENBAO, e.server),
+        message,
+    }
 }
 
 /// Runs a blocking OpenBao call on the blocking pool, bounded by the server's timeout.
 async fn blocking<T: Send + 'static>(
-    client: &Arc<Client>,
+    client: &Arc<dyn Kv>,
     action: &str,
-    op: impl FnOnce(&Client) -> Result<T, BaoError> + Send + 'static,
+    op: impl FnOnce(&dyn Kv) -> Result<T, BaoError> + Send + 'static,
 ) -> Result<T, BaoError> {
     let c = Arc::clone(client);
     let bound = client.config().timeout + Duration::from_secs(2);
-    match tokio::time::timeout(bound, tokio::task::spawn_blocking(move || op(&c))).await {
+    match tokio::time::timeout(bound, tokio::task::spawn_blocking(move || op(&*c))).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(client.error(
             action,
@@ -171,9 +275,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Server {
-    fn new(config: Arc<ServerConfig>) -> Server {
+    fn new(
+        config: Arc<ServerConfig>,
+        keeper: TokenKeeper,
+        connect: &Connect,
+        clock: Arc<dyn Clock>,
+    ) -> Server {
         Server {
-            client: Client::new(Arc::clone(&config)).map(Arc::new),
+            keeper,
+            clock,
+            client: connect(Arc::clone(&config)),
             config,
             session: tokio::sync::Mutex::new(None),
             keychain_tried: AtomicBool::new(false),
@@ -181,7 +292,7 @@ impl Server {
         }
     }
 
-    fn client(&self) -> Result<&Arc<Client>, BaoError> {
+    fn client(&self) -> Result<&Arc<dyn Kv>, BaoError> {
         self.client.as_ref().map_err(Clone::clone)
     }
 
@@ -195,14 +306,14 @@ impl Server {
 
     /// A usable token: the session's, else the keychain's (token, userpass), else a fresh JWT
     /// login (jwt); else "not logged in" / "token expired".
-    async fn token(self: &Arc<Self>, state: &State) -> Result<Secret, BaoError> {
+    async fn token(self: &Arc<Self>) -> Result<Secret, BaoError> {
         let mut session = self.session.lock().await;
         let mut reason = Reason::NotLoggedIn;
         if let Some(s) = session.as_ref() {
             if s.address != self.config.address {
                 // Cannot happen (a new address is a new `Server`); never send it elsewhere.
                 *session = None;
-            } else if !s.expired() {
+            } else if !s.expired(self.clock.now()) {
                 return Ok(s.token.clone());
             } else {
                 *session = None;
@@ -221,8 +332,9 @@ impl Server {
             _ => {
                 if !self.keychain_tried.swap(true, Ordering::SeqCst) {
                     let (target, address) = (self.token_target(), self.config.address.clone());
-                    let saved = match state
-                        .keychain_call(move |k| k.load(&target, &address, &[]))
+                    let saved = match self
+                        .keeper
+                        .call(move |k| k.load(&target, &address, &[]))
                         .await
                     {
                         Ok(saved) => saved,
@@ -246,7 +358,7 @@ impl Server {
                                 return Ok(token);
                             }
                             Err(e) if e.reason.needs_login() => {
-                                self.forget_saved(state).await;
+                                self.forget_saved().await;
                                 reason = Reason::TokenExpired;
                             }
                             Err(e) => {
@@ -255,7 +367,7 @@ impl Server {
                                 return Err(e);
                             }
                         }
-                    } else if let Some(other) = self.saved_elsewhere(state).await {
+                    } else if let Some(other) = self.saved_elsewhere().await {
                         reason = Reason::SavedForAnotherAddress(other);
                         // Ask again next time: the user may log in, or change the address back.
                         self.keychain_tried.store(false, Ordering::SeqCst);
@@ -269,7 +381,7 @@ impl Server {
     /// Makes `info` the session and starts its renewal.
     fn install(self: &Arc<Self>, session: &mut Option<Session>, info: TokenInfo) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let s = Session::from_info(info, &self.config.address, generation);
+        let s = Session::from_info(info, &self.config.address, generation, self.clock.now());
         crate::agent::harden::lock_memory(s.token.expose().as_bytes());
         let renew = s.renewable && s.granted.is_some();
         *session = Some(s);
@@ -279,13 +391,13 @@ impl Server {
     }
 
     /// Drops the session if it still holds `token` (a token the server no longer accepts).
-    async fn invalidate(&self, token: &Secret, state: &State) {
+    async fn invalidate(&self, token: &Secret) {
         let mut session = self.session.lock().await;
         if session.as_ref().is_some_and(|s| &s.token == token) {
             *session = None;
             drop(session);
             if self.keeps_token_in_keychain() {
-                self.forget_saved(state).await;
+                self.forget_saved().await;
             }
         }
     }
@@ -293,9 +405,9 @@ impl Server {
     /// Whether the keychain holds a token of this server saved for another address:
     /// `Some(Some(address))`, or `Some(None)` for one saved by an older wbl without its
     /// address. Only to explain a "not logged in"; nothing is sent anywhere.
-    async fn saved_elsewhere(&self, state: &State) -> Option<Option<String>> {
+    async fn saved_elsewhere(&self) -> Option<Option<String>> {
         let target = self.token_target();
-        let listed = state.keychain_call(|k| k.list()).await.ok()?;
+        let listed = self.keeper.call(|k| k.list()).await.ok()?;
         let others: Vec<String> = listed
             .into_iter()
             .map(|(info, _)| info)
@@ -310,10 +422,11 @@ impl Server {
     }
 
     /// Removes the token saved for this server's address (and only that one).
-    async fn forget_saved(&self, state: &State) {
+    async fn forget_saved(&self) {
         let (target, address) = (self.token_target(), self.config.address.clone());
-        if let Err(e) = state
-            .keychain_call(move |k| k.erase(&target, &address, &[]))
+        if let Err(e) = self
+            .keeper
+            .call(move |k| k.erase(&target, &address, &[]))
             .await
         {
             tracing::warn!(server = %self.config.name, error = %e, "could not remove the dead OpenBao token from the keychain");
@@ -321,7 +434,7 @@ impl Server {
     }
 
     /// Tells a revoked/expired token from a policy refusal after a 403.
-    async fn classify_denied(&self, client: &Arc<Client>, token: &Secret, e: BaoError) -> BaoError {
+    async fn classify_denied(&self, client: &Arc<dyn Kv>, token: &Secret, e: BaoError) -> BaoError {
         if e.reason != Reason::PermissionDenied {
             return e;
         }
@@ -339,14 +452,13 @@ impl Server {
     /// for `jwt` logs in again and retries once.
     async fn with_token<T: Send + 'static>(
         self: &Arc<Self>,
-        state: &State,
         action: &str,
-        op: impl Fn(&Client, &Secret) -> Result<T, BaoError> + Send + Sync + 'static,
+        op: impl Fn(&dyn Kv, &Secret) -> Result<T, BaoError> + Send + Sync + 'static,
     ) -> Result<T, BaoError> {
         let client = Arc::clone(self.client()?);
         let op = Arc::new(op);
         for attempt in 0..2 {
-            let token = self.token(state).await.map_err(|e| BaoError {
+            let token = self.token().await.map_err(|e| BaoError {
                 action: if e.action == USING_TOKEN {
                     action.to_owned()
                 } else {
@@ -363,7 +475,7 @@ impl Server {
             if e.reason != Reason::TokenExpired {
                 return Err(e);
             }
-            self.invalidate(&token, state).await;
+            self.invalidate(&token).await;
             if attempt == 1 || !matches!(self.config.auth, Auth::Jwt { .. }) {
                 return Err(e);
             }
@@ -372,9 +484,53 @@ impl Server {
     }
 }
 
+/// What the renewal loop does after a renewal attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Keep the token with this TTL from now, and renew it again at two thirds of it.
+    Keep { ttl: Option<Duration>, warn: bool },
+    /// Keep the token with this TTL from now and stop renewing: it is about to end.
+    KeepAndStop { ttl: Option<Duration> },
+    /// The server could not be asked and the token still lives: try again after this long.
+    Retry(Duration),
+    /// Log in again with the JWT.
+    Relogin,
+    /// Stop renewing; the token works until it expires (then requests say to log in).
+    Stop,
+}
+
+/// The renewal decision: `renewed` is the new TTL the server granted, or why it did not;
+/// `granted` the TTL it granted before, `expires` when the token ends.
+fn after_renewal(
+    renewed: Result<Option<Duration>, &Reason>,
+    granted: Duration,
+    jwt: bool,
+    now: Instant,
+    expires: Instant,
+) -> Next {
+    match renewed {
+        Ok(ttl) if ttl.is_some_and(|t| t * 2 >= granted) => Next::Keep { ttl, warn: false },
+        // Renewed, but for less than half the previous TTL: the max TTL is near.
+        Ok(_) if jwt => Next::Relogin,
+        Ok(ttl) if ttl.is_some_and(|t| t < Duration::from_secs(1)) => Next::KeepAndStop { ttl },
+        Ok(ttl) => Next::Keep { ttl, warn: true },
+        Err(reason) if reason.is_outage() && now < expires => {
+            let left = expires.saturating_duration_since(now);
+            Next::Retry(
+                (left / 2)
+                    .max(Duration::from_millis(200))
+                    .min(Duration::from_secs(10)),
+            )
+        }
+        Err(_) if jwt => Next::Relogin,
+        Err(_) => Next::Stop,
+    }
+}
+
 /// Renews the session of `generation` before it expires: at two thirds of the granted TTL.
 /// When renewal fails or no longer extends the token (its max TTL is near), `jwt` logs in
-/// again; the others keep the token until it expires (then gets say to log in).
+/// again; the others keep the token until it expires (then gets say to log in). The
+/// decisions are [`after_renewal`]'s.
 async fn renew_loop(server: Arc<Server>, generation: u64) {
     loop {
         let (token, expires, granted) = {
@@ -388,59 +544,64 @@ async fn renew_loop(server: Arc<Server>, generation: u64) {
             }
         };
         let wake = expires.checked_sub(granted / 3).unwrap_or(expires);
-        tokio::time::sleep_until(wake.into()).await;
+        tokio::time::sleep(wake.saturating_duration_since(server.clock.now())).await;
         let Ok(client) = server.client().cloned() else {
             return;
         };
         let t = token.clone();
-        let renewed = blocking(&client, "renewing the token", move |c| {
-            c.renew_self(&t, None)
-        })
-        .await;
+        let renewed = blocking(&client, "renewing the token", move |c| c.renew_self(&t)).await;
         let mut s = server.session.lock().await;
         if s.as_ref().is_none_or(|s| s.generation != generation) {
             return;
         }
         let jwt = matches!(server.config.auth, Auth::Jwt { .. });
-        match renewed {
-            Ok(info) if info.ttl.is_some_and(|t| t * 2 >= granted) => {
-                tracing::debug!(server = %server.config.name, ttl_secs = info.ttl.map(|t| t.as_secs()), "OpenBao token renewed");
+        let now = server.clock.now();
+        let next = after_renewal(
+            renewed.as_ref().map(|i| i.ttl).map_err(|e| &e.reason),
+            granted,
+            jwt,
+            now,
+            expires,
+        );
+        let name = &server.config.name;
+        match next {
+            Next::Keep { ttl, warn } => {
+                if warn {
+                    tracing::warn!(server = %name, "the OpenBao token reaches its maximum TTL soon; run `wbl openbao login {name}` then");
+                } else {
+                    tracing::debug!(server = %name, ttl_secs = ttl.map(|t| t.as_secs()), "OpenBao token renewed");
+                }
                 if let Some(cur) = s.as_mut() {
-                    cur.expires = info.ttl.map(|t| Instant::now() + t);
-                    cur.granted = info.ttl;
+                    cur.expires = ttl.map(|t| now + t);
+                    cur.granted = ttl;
                 }
                 continue;
             }
-            Ok(info) => {
-                // Renewed, but for less than half the previous TTL: the max TTL is near.
+            Next::KeepAndStop { ttl } => {
+                tracing::warn!(server = %name, "the OpenBao token reaches its maximum TTL soon; run `wbl openbao login {name}` then");
                 if let Some(cur) = s.as_mut() {
-                    cur.expires = info.ttl.map(|t| Instant::now() + t);
-                    cur.granted = info.ttl;
+                    cur.expires = ttl.map(|t| now + t);
+                    cur.granted = ttl;
                 }
-                if !jwt {
-                    tracing::warn!(server = %server.config.name, "the OpenBao token reaches its maximum TTL soon; run `wbl openbao login {}` then", server.config.name);
-                    if info.ttl.is_some_and(|t| t < Duration::from_secs(1)) {
-                        return;
-                    }
-                    continue;
-                }
+                return;
             }
-            Err(e) if e.reason.is_outage() && Instant::now() < expires => {
+            Next::Retry(after) => {
                 drop(s);
-                tracing::warn!(server = %server.config.name, error = %e, "could not renew the OpenBao token; trying again");
-                let left = expires.saturating_duration_since(Instant::now());
-                tokio::time::sleep(
-                    (left / 2)
-                        .max(Duration::from_millis(200))
-                        .min(Duration::from_secs(10)),
-                )
-                .await;
+                if let Err(e) = &renewed {
+                    tracing::warn!(server = %name, error = %e, "could not renew the OpenBao token; trying again");
+                }
+                tokio::time::sleep(after).await;
                 continue;
             }
-            Err(e) => {
-                tracing::warn!(server = %server.config.name, error = %e, "could not renew the OpenBao token");
-                if !jwt {
-                    return;
+            Next::Stop => {
+                if let Err(e) = &renewed {
+                    tracing::warn!(server = %name, error = %e, "could not renew the OpenBao token");
+                }
+                return;
+            }
+            Next::Relogin => {
+                if let Err(e) = &renewed {
+                    tracing::warn!(server = %name, error = %e, "could not renew the OpenBao token");
                 }
             }
         }
@@ -482,7 +643,7 @@ impl RouteState {
             crate::agent::harden::lock_memory(cred.password.expose().as_bytes());
             Cached {
                 cred: Box::new(cred),
-                at: Instant::now(),
+                at: self.server.clock.now(),
             }
         });
     }
@@ -499,19 +660,19 @@ impl RouteState {
 
     /// The route's credential: cached, else read (one fetch at a time), else stale within
     /// bounds during an outage.
-    async fn read(&self, state: &State) -> Result<Credential, BaoError> {
-        if let Some(c) = self.fresh(Instant::now()) {
+    async fn read(&self) -> Result<Credential, BaoError> {
+        if let Some(c) = self.fresh(self.server.clock.now()) {
             return Ok(c);
         }
         let _one = self.fetch.lock().await;
-        if let Some(c) = self.fresh(Instant::now()) {
+        if let Some(c) = self.fresh(self.server.clock.now()) {
             return Ok(c);
         }
         let (mount, path) = (self.route.mount.clone(), self.route.path.clone());
         let action = format!("reading {}", self.route.secret_name());
         let result = self
             .server
-            .with_token(state, &action, move |c, t| c.kv_read(t, &mount, &path))
+            .with_token(&action, move |c, t| c.kv_read(t, &mount, &path))
             .await;
         match result {
             Ok(secret) => {
@@ -519,7 +680,7 @@ impl RouteState {
                 self.put(Some(cred.clone()));
                 Ok(cred)
             }
-            Err(e) if e.reason.is_outage() => match self.stale(Instant::now()) {
+            Err(e) if e.reason.is_outage() => match self.stale(self.server.clock.now()) {
                 Some(c) => {
                     tracing::warn!(error = %e, "serving the cached value while the OpenBao server cannot answer");
                     Ok(c)
@@ -534,25 +695,165 @@ impl RouteState {
     }
 }
 
+impl RouteState {
+    /// The route's credential when it is for the user name asked (any, when none is). A miss
+    /// is a "not found" error that names the route and the user name asked for: the host is
+    /// routed here, so no other key (the keychain's, under another address) answers for it.
+    async fn get_routed(&self, query: &Query) -> Result<Option<Credential>, StoreError> {
+        match self.read().await {
+            Ok(cred) if matches_user(&cred, query) => Ok(Some(cred)),
+            Ok(cred) => Err(StoreError::NotFound(format!(
+                "{} is routed to OpenBao server `{}` ({}), whose key there is for user \
+                 `{}`, not `{}`; wbl uses no other key for a routed host",
+                query.target,
+                self.server.config.name,
+                self.route.secret_name(),
+                cred.username,
+                query.username.as_deref().unwrap_or_default()
+            ))),
+            Err(e) => Err(store_error(&e)),
+        }
+    }
+
+    async fn store_routed(&self, cred: Credential) -> Result<Stored, StoreError> {
+        if !cred.has_secret() {
+            // git stores empty credentials (SSO hosts); the route's secret holds the team's
+            // key, which must not be overwritten with nothing, and there is no other store.
+            return Err(StoreError::BadRequest(format!(
+                "OpenBao server `{}` ({}) keeps the key of {}: a credential without a \
+                 password is not written there (nor anywhere else)",
+                self.server.config.name,
+                self.route.secret_name(),
+                cred.target
+            )));
+        }
+        let _one = self.fetch.lock().await;
+        let (mount, path) = (self.route.mount.clone(), self.route.path.clone());
+        let (user, password) = (cred.username.clone(), cred.password.clone());
+        let action = format!("writing {}", self.route.secret_name());
+        let username = if user.is_empty() {
+            DEFAULT_USERNAME.to_owned()
+        } else {
+            user
+        };
+        let u = username.clone();
+        match self
+            .server
+            .with_token(&action, move |c, t| {
+                c.kv_write(t, &mount, &path, &u, &password)
+            })
+            .await
+        {
+            Ok(()) => {
+                self.put(Some(Credential::new(
+                    Target::new(self.route.protocol.clone(), self.route.host.clone()),
+                    username,
+                    cred.password,
+                )));
+                Ok(Stored { persistent: true })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "OpenBao refused the write");
+                Err(failed(
+                    &e,
+                    format!("{e}; the key was not stored (nor anywhere else)"),
+                ))
+            }
+        }
+    }
+
+    async fn erase_routed(&self, query: &Query) -> Result<u32, StoreError> {
+        if query.username.is_some() {
+            // Only erase the secret if it is this user's.
+            match self.read().await {
+                Ok(c) if !matches_user(&c, query) => return Ok(0),
+                Ok(_) => {}
+                Err(e) if e.reason == Reason::NotFound => return Ok(0),
+                Err(e) => return Err(store_error(&e)),
+            }
+        }
+        let _one = self.fetch.lock().await;
+        let (mount, path) = (self.route.mount.clone(), self.route.path.clone());
+        let action = format!("deleting {}", self.route.secret_name());
+        self.server
+            .with_token(&action, move |c, t| c.kv_delete(t, &mount, &path))
+            .await
+            .map_err(|e| store_error(&e))?;
+        self.put(None);
+        Ok(1)
+    }
+}
+
+/// A routed host's store: its OpenBao server's secret, with its own cache and TTL.
+impl Store for RouteState {
+    fn get<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Option<Credential>> {
+        Box::pin(self.get_routed(query))
+    }
+
+    fn store(&self, cred: Credential) -> StoreFuture<'_, Stored> {
+        Box::pin(self.store_routed(cred))
+    }
+
+    fn erase<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, u32> {
+        Box::pin(self.erase_routed(query))
+    }
+
+    /// Routed secrets are not listed (the keychain's index is what `list` shows).
+    fn list(&self) -> StoreFuture<'_, Vec<CredentialInfo>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    fn describe(&self) -> Served {
+        Served {
+            kind: crate::config::OPENBAO.into(),
+            detail: Some(format!(
+                "`{}` {}",
+                self.server.config.name,
+                self.route.secret_name()
+            )),
+        }
+    }
+}
+
 fn matches_user(cred: &Credential, query: &Query) -> bool {
     query.username.as_ref().is_none_or(|u| *u == cred.username)
 }
 
-impl Default for OpenBaoStore {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl OpenBaoStore {
     /// Reads the configuration file now; it is read again whenever it changes.
-    pub fn new() -> Self {
+    pub fn new(keeper: TokenKeeper) -> Self {
         let store = OpenBaoStore {
             routing: RwLock::new(Arc::new(Routing::default())),
             stamp: Mutex::new(None),
             path: crate::dirs::config_file().map(|(p, _)| p),
+            keeper,
+            connect: connect_http(),
+            clock: Arc::new(Monotonic),
         };
         store.refresh();
+        store
+    }
+
+    /// A store over `config` as given (never re-read), its servers made by `connect`, its
+    /// decisions timed by `clock`: the unit tests' fake key-value server and fake clock.
+    #[cfg(test)]
+    pub(crate) fn fixed(
+        config: &Config,
+        keeper: TokenKeeper,
+        connect: Connect,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let store = OpenBaoStore {
+            routing: RwLock::new(Arc::new(Routing::default())),
+            // The stamp of "no file", which `refresh` then always finds unchanged.
+            stamp: Mutex::new(Some(None)),
+            path: None,
+            keeper,
+            connect,
+            clock,
+        };
+        let routing = build(config, &Routing::default(), &store);
+        *store.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routing);
         store
     }
 
@@ -580,172 +881,84 @@ impl OpenBaoStore {
                 }
             }
             Ok(None) => Routing::default(),
-            Ok(Some(config)) => build(&config, &current),
+            Ok(Some(config)) => build(&config, &current, self),
         });
         *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&routing);
         routing
     }
 
-    /// The route of `target`'s host; `Err` when the configuration cannot be used.
-    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<RouteState>>, Box<Response>> {
+    /// The store of `target`'s host when the configuration routes it (to an OpenBao route, or a
+    /// store of another kind); `Err` when the configuration cannot be used.
+    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<dyn Store>>, StoreError> {
         if target.protocol == TOKEN_PROTOCOL {
-            return Err(Box::new(Response::error(
-                ErrorCode::BadRequest,
-                "openbao:// items are the agent's own tokens",
-            )));
+            return Err(StoreError::BadRequest(
+                "openbao:// items are the agent's own tokens".into(),
+            ));
         }
         let routing = self.refresh();
         if let Some(e) = &routing.error {
-            return Err(Box::new(Response::error(
-                ErrorCode::Config,
-                format!("{e}; wbl serves no key until the configuration is fixed"),
+            return Err(StoreError::Config(format!(
+                "{e}; wbl serves no key until the configuration is fixed"
             )));
         }
-        Ok(routing
+        if let Some(r) = routing
             .routes
             .iter()
             .find(|r| r.route.host == target.host && r.route.protocol == target.protocol)
-            .cloned())
-    }
-
-    /// The routed hosts, as `protocol://host`.
-    pub fn routed_hosts(&self) -> Vec<Target> {
-        self.refresh()
-            .routes
+        {
+            return Ok(Some(Arc::clone(r) as Arc<dyn Store>));
+        }
+        Ok(routing
+            .others
             .iter()
-            .map(|r| Target::new(r.route.protocol.clone(), r.route.host.clone()))
-            .collect()
+            .find(|(t, _)| t.host == target.host && t.protocol == target.protocol)
+            .map(|(_, s)| Arc::clone(s)))
     }
 
-    /// The route's credential when it is for the user name asked (any, when none is). A miss
-    /// is a "not found" error that names the route and the user name asked for: the host is
-    /// routed here, so no other key (the keychain's, under another address) answers for it.
-    pub async fn get(&self, state: &State, route: &RouteState, query: &Query) -> Response {
-        match route.read(state).await {
-            Ok(cred) if matches_user(&cred, query) => Response::Credential(Some(cred)),
-            Ok(cred) => Response::error(
-                ErrorCode::NotFound,
-                format!(
-                    "{} is routed to OpenBao server `{}` ({}), whose key there is for user \
-                     `{}`, not `{}`; wbl uses no other key for a routed host",
-                    query.target,
-                    route.server.config.name,
-                    route.route.secret_name(),
-                    cred.username,
-                    query.username.as_deref().unwrap_or_default()
-                ),
-            ),
-            Err(e) => error_response(&e),
-        }
-    }
-
-    pub async fn store(&self, state: &State, route: &RouteState, cred: Credential) -> Response {
-        if !cred.has_secret() {
-            // git stores empty credentials (SSO hosts); the route's secret holds the team's
-            // key, which must not be overwritten with nothing, and there is no other store.
-            return Response::error(
-                ErrorCode::BadRequest,
-                format!(
-                    "OpenBao server `{}` ({}) keeps the key of {}: a credential without a \
-                     password is not written there (nor anywhere else)",
-                    route.server.config.name,
-                    route.route.secret_name(),
-                    cred.target
-                ),
-            );
-        }
-        let _one = route.fetch.lock().await;
-        let (mount, path) = (route.route.mount.clone(), route.route.path.clone());
-        let (user, password) = (cred.username.clone(), cred.password.clone());
-        let action = format!("writing {}", route.route.secret_name());
-        let username = if user.is_empty() {
-            DEFAULT_USERNAME.to_owned()
-        } else {
-            user
-        };
-        let u = username.clone();
-        match route
-            .server
-            .with_token(state, &action, move |c, t| {
-                c.kv_write(t, &mount, &path, &u, &password)
-            })
-            .await
-        {
-            Ok(()) => {
-                route.put(Some(Credential::new(
-                    Target::new(route.route.protocol.clone(), route.route.host.clone()),
-                    username,
-                    cred.password,
-                )));
-                Response::Stored { persistent: true }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "OpenBao refused the write");
-                Response::error(
-                    ErrorCode::OpenBao,
-                    format!("{e}; the key was not stored (nor anywhere else)"),
-                )
-            }
-        }
-    }
-
-    pub async fn erase(&self, state: &State, route: &RouteState, query: &Query) -> Response {
-        if query.username.is_some() {
-            // Only erase the secret if it is this user's.
-            match route.read(state).await {
-                Ok(c) if !matches_user(&c, query) => return Response::Erased { count: 0 },
-                Ok(_) => {}
-                Err(e) if e.reason == Reason::NotFound => return Response::Erased { count: 0 },
-                Err(e) => return error_response(&e),
-            }
-        }
-        let _one = route.fetch.lock().await;
-        let (mount, path) = (route.route.mount.clone(), route.route.path.clone());
-        let action = format!("deleting {}", route.route.secret_name());
-        match route
-            .server
-            .with_token(state, &action, move |c, t| c.kv_delete(t, &mount, &path))
-            .await
-        {
-            Ok(()) => {
-                route.put(None);
-                Response::Erased { count: 1 }
-            }
-            Err(e) => error_response(&e),
-        }
+    /// The routed hosts, as `protocol://host`, and where each is served from.
+    pub fn routed(&self) -> Vec<(Target, Served)> {
+        let routing = self.refresh();
+        let openbao = routing.routes.iter().map(|r| {
+            (
+                Target::new(r.route.protocol.clone(), r.route.host.clone()),
+                r.describe(),
+            )
+        });
+        let others = routing
+            .others
+            .iter()
+            .map(|(t, s)| (t.clone(), s.describe()));
+        openbao.chain(others).collect()
     }
 
     /// `wbl openbao login NAME`: logs in with the secret (or the JWT), keeps the token in
     /// memory and, for `token` and `userpass`, in the OS keychain.
-    pub async fn login(&self, state: &State, name: &str, secret: Option<Secret>) -> Response {
+    pub async fn login(
+        &self,
+        name: &str,
+        secret: Option<Secret>,
+    ) -> Result<StoreSession, StoreError> {
         let routing = self.refresh();
         if let Some(e) = &routing.error {
-            return Response::error(ErrorCode::Config, e.to_string());
+            return Err(StoreError::Config(e.to_string()));
         }
         let Some(server) = routing.servers.get(name).cloned() else {
             let mut known: Vec<&str> = routing.servers.keys().map(String::as_str).collect();
             known.sort_unstable();
-            return Response::error(
-                ErrorCode::Config,
-                format!(
-                    "no OpenBao server `{name}` in the configuration{}",
-                    if known.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (known: {})", known.join(", "))
-                    }
-                ),
-            );
+            return Err(StoreError::Config(format!(
+                "no OpenBao server `{name}` in the configuration{}",
+                if known.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (known: {})", known.join(", "))
+                }
+            )));
         };
-        let client = match server.client() {
-            Ok(c) => Arc::clone(c),
-            Err(e) => return error_response(&e),
-        };
+        let client = Arc::clone(server.client().map_err(|e| store_error(&e))?);
         let mut session = server.session.lock().await;
-        let info = match blocking(&client, "logging in", move |c| c.login(secret.as_ref())).await {
-            Ok(info) => info,
-            Err(e) => return error_response(&e),
-        };
+        let info = blocking(&client, "logging in", move |c| c.login(secret.as_ref()))
+            .await
+            .map_err(|e| store_error(&e))?;
         let policies = info.policies.clone();
         let (ttl, renewable) = (info.ttl, info.renewable);
         let mut kept = false;
@@ -755,13 +968,14 @@ impl OpenBaoStore {
                 server.config.address.clone(),
                 info.token.clone(),
             );
-            match state.keychain_call(move |k| k.store(&cred, &[])).await {
+            match self.keeper.call(move |k| k.store(&cred, &[])).await {
                 Ok(()) => {
                     kept = true;
                     // A token an older wbl kept without its address is replaced by this one.
                     let target = server.token_target();
-                    if let Ok(true) = state
-                        .keychain_call(move |k| k.erase(&target, UNBOUND_TOKEN_USER, &[]))
+                    if let Ok(true) = self
+                        .keeper
+                        .call(move |k| k.erase(&target, UNBOUND_TOKEN_USER, &[]))
                         .await
                     {
                         tracing::info!(server = %name, "removed the OpenBao token an older wbl kept without its address");
@@ -796,8 +1010,8 @@ impl OpenBaoStore {
             r.put(None);
         }
         tracing::info!(server = %name, "logged in to OpenBao");
-        Response::OpenBaoLoggedIn(OpenBaoSession {
-            server: name.to_owned(),
+        Ok(StoreSession {
+            store: format!("{}.{name}", crate::config::OPENBAO),
             address: server.config.address.clone(),
             policies,
             ttl_secs: ttl.map(|t| t.as_secs()),
@@ -823,12 +1037,17 @@ impl OpenBaoStore {
 
 /// The routing of `config`, reusing `old`'s servers (sessions) and routes (caches) whose
 /// settings are unchanged.
-fn build(config: &Config, old: &Routing) -> Routing {
+fn build(config: &Config, old: &Routing, store: &OpenBaoStore) -> Routing {
     let mut servers = HashMap::new();
     for (name, cfg) in &config.servers {
         let server = match old.servers.get(name) {
             Some(s) if *s.config == **cfg => Arc::clone(s),
-            _ => Arc::new(Server::new(Arc::clone(cfg))),
+            _ => Arc::new(Server::new(
+                Arc::clone(cfg),
+                store.keeper.clone(),
+                &store.connect,
+                Arc::clone(&store.clock),
+            )),
         };
         servers.insert(name.clone(), server);
     }
@@ -852,9 +1071,21 @@ fn build(config: &Config, old: &Routing) -> Routing {
             }
         })
         .collect();
+    let others = config
+        .other_routes
+        .iter()
+        .filter_map(|r| {
+            let target = Target::new(r.protocol.clone(), r.host.clone());
+            super::store::other_store(config, r).map(|s| (target, s))
+        })
+        .collect();
     Routing {
         error: None,
         servers,
         routes,
+        others,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use wbl_proto::{
     AgentStatus, Connection, Credential, CredentialInfo, ErrorCode, FORWARD_PID, ForwardInfo,
-    ForwardRequest, OpenBaoSession, PROTOCOL_VERSION, ProtoError, Purpose, Query, Request,
-    Response, Secret,
+    ForwardRequest, PROTOCOL_VERSION, ProtoError, Purpose, Query, Request, Response, Secret,
+    StoreSession,
 };
 
 use crate::rendezvous::{self, ClientStream, ConnectError, Deadline, RuntimePaths};
@@ -421,7 +421,7 @@ impl AgentClient {
             Request::List => "a list request",
             Request::Status => "a status request",
             Request::Shutdown => "a shutdown request",
-            Request::OpenBaoLogin { .. } => "an OpenBao login",
+            Request::StoreLogin { .. } => "a store login",
             Request::Forward(_) => "a forward request",
             Request::Forwards => "a forwards request",
         };
@@ -495,19 +495,20 @@ impl AgentClient {
         }
     }
 
-    /// Logs the agent in to the OpenBao server `server` (see `wbl openbao login`).
-    pub fn openbao_login(
+    /// Logs the agent in to the store `store`, named as a route names it (`openbao.NAME`;
+    /// see `wbl openbao login`).
+    pub fn store_login(
         &mut self,
-        server: &str,
+        store: &str,
         secret: Option<Secret>,
-    ) -> Result<OpenBaoSession, ClientError> {
-        let req = Request::OpenBaoLogin {
-            server: server.to_owned(),
+    ) -> Result<StoreSession, ClientError> {
+        let req = Request::StoreLogin {
+            store: store.to_owned(),
             secret,
         };
         match self.call(&req)? {
-            Response::OpenBaoLoggedIn(s) => Ok(s),
-            _ => Err(ClientError::Unexpected("openbao login")),
+            Response::StoreLoggedIn(s) => Ok(s),
+            _ => Err(ClientError::Unexpected("store login")),
         }
     }
 

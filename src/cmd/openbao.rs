@@ -58,7 +58,7 @@ fn login(name: &str) -> anyhow::Result<()> {
     };
     let mut agent = connect_or_start(&RuntimePaths::from_env())?;
     let session = agent
-        .openbao_login(name, secret)
+        .store_login(&format!("{}.{name}", crate::config::OPENBAO), secret)
         .with_context(|| format!("while logging in to OpenBao server `{name}`"))?;
     let expiry = match session.ttl_secs {
         None => "it does not expire".to_owned(),
@@ -71,8 +71,7 @@ fn login(name: &str) -> anyhow::Result<()> {
         "; kept in the agent's memory only"
     };
     term::log(&format!(
-        "logged in to OpenBao `{}` ({}), policies: {}; token {expiry}{kept}",
-        session.server,
+        "logged in to OpenBao `{name}` ({}), policies: {}; token {expiry}{kept}",
         session.address,
         if session.policies.is_empty() {
             "none".to_owned()

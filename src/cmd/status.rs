@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use wbl_proto::{ErrorCode, Purpose, Secret};
+use wbl_proto::{ErrorCode, Purpose, Secret, ServedHost};
 
 use super::WANDB_USER;
 use crate::cli::StatusArgs;
@@ -78,9 +78,12 @@ struct HostJson {
     /// This is the current host.
     current: bool,
     /// Where the key for this host resolves from: `env`, `identity_token_file`, `keychain`,
-    /// `openbao` (a host routed by config.toml), `settings`, `netrc`, or null when there is
-    /// none.
-    source: Option<&'static str>,
+    /// the kind of store a host routed by config.toml is served from as the agent reports it
+    /// (`openbao`), `settings`, `netrc`, or null when there is none.
+    source: Option<String>,
+    /// The key is served by a store the configuration routes the host to, not the keychain.
+    #[serde(skip)]
+    routed: bool,
     /// Where exactly: `WANDB_API_KEY`, the file (and netrc machine) of a `settings` or
     /// `netrc` source, `stored for URL` for a key stored for the other address of a
     /// Forge-served deployment, or the OpenBao server and secret of a routed host.
@@ -191,8 +194,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
     }
     let mut agent = agent;
+    // Where the agent serves routed hosts from, as it reports it.
+    let mut served: Vec<ServedHost> = Vec::new();
     if let Some(a) = agent.as_mut().filter(|a| !a.forwarded()) {
         let s = a.status()?;
+        served = s.served;
         // An agent from before forwards answers BadRequest: it has none.
         out.forwards = a
             .forwards()
@@ -253,6 +259,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
             &resolver,
             &inventory,
             agent.as_mut(),
+            &served,
         )?;
         if !always.contains(host) && h.0.source.is_none() && h.0.plaintext.is_empty() {
             continue;
@@ -281,6 +288,7 @@ fn host_status(
     resolver: &Resolver,
     inventory: &Inventory,
     agent: Option<&mut AgentClient>,
+    served: &[ServedHost],
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
     let mut store_warning = None;
     // The keychain as the resolver sees it (this address or its other one); a key routed to a
@@ -298,7 +306,7 @@ fn host_status(
                 // A routed host whose server cannot answer: say so on its row, go on.
                 Some(
                     ce @ ClientError::Agent {
-                        code: ErrorCode::OpenBao | ErrorCode::Config,
+                        code: ErrorCode::Store | ErrorCode::Config,
                         ..
                     },
                 ) => {
@@ -324,6 +332,7 @@ fn host_status(
         url: host.to_string(),
         current,
         source: None,
+        routed: false,
         source_detail: None,
         key: None,
         in_keychain: stored.as_ref().map(Option::is_some),
@@ -342,18 +351,20 @@ fn host_status(
         }
     };
     if let Some(r) = &resolved {
-        row.source = Some(r.source.name());
+        row.source = Some(r.source.name().to_owned());
         row.source_detail = match &r.source {
             Source::Keychain { stored_for } if stored_for == host => None,
             s => Some(s.detail()),
         };
-        // A routed host's key comes from its OpenBao server, through the agent.
+        // A routed host's key comes from its store, through the agent, which says which.
         if let Source::Keychain { stored_for } = &r.source
-            && let Some(config) = crate::config::load().ok().flatten()
-            && let Some(route) = config.route(stored_for.scheme(), stored_for.netloc())
+            && let Some(s) = served.iter().find(|s| {
+                s.target.protocol == stored_for.scheme() && s.target.host == stored_for.netloc()
+            })
         {
-            row.source = Some("openbao");
-            row.source_detail = Some(format!("`{}` {}", route.server.name, route.secret_name()));
+            row.source = Some(printable(&s.store).into_owned());
+            row.routed = true;
+            row.source_detail = s.detail.as_deref().map(|d| printable(d).into_owned());
         }
         row.key = r.key.as_ref().map(|k| mask(k.expose()));
     }
@@ -497,14 +508,12 @@ fn print_text(out: &StatusJson, settings: &Settings) {
     for h in &out.hosts {
         println!("  {}{}", h.url, if h.current { " (current)" } else { "" });
         let keychain = match h.in_keychain {
-            Some(true) if h.source == Some("openbao") => {
-                "served by the agent, not kept in the keychain"
-            }
+            Some(true) if h.routed => "served by the agent, not kept in the keychain",
             Some(true) => "in the keychain",
             Some(false) => "not in the keychain",
             None => "keychain not checked: the agent is not running",
         };
-        match (h.source, &h.key) {
+        match (&h.source, &h.key) {
             (Some(src), Some(k)) => {
                 let detail = h
                     .source_detail

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wbl_proto::{Credential, Query, Secret, Target};
 
-use super::{AgentError, State, Stored};
+use super::{KeychainStore, StoreError, Stored};
 use crate::agent::Limits;
 use crate::keychain::memory::{MemoryBackend, Op};
 use crate::keychain::{ItemId, ItemKind, Keychain};
@@ -16,16 +16,12 @@ use crate::keychain::{ItemId, ItemKind, Keychain};
 /// test passes).
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn state_on(mem: &MemoryBackend) -> State {
+fn state_on(mem: &MemoryBackend) -> KeychainStore {
     state_with(mem, Limits::default())
 }
 
-fn state_with(mem: &MemoryBackend, limits: Limits) -> State {
-    State::new(
-        Keychain::new(Box::new(mem.clone())),
-        limits,
-        "test.sock".into(),
-    )
+fn state_with(mem: &MemoryBackend, limits: Limits) -> KeychainStore {
+    KeychainStore::new(Keychain::new(Box::new(mem.clone())), &limits)
 }
 
 fn short_keychain_timeout() -> Limits {
@@ -169,7 +165,7 @@ async fn a_failed_store_changes_nothing_the_agent_answers() {
     state.store(cred("h", "api", "v1")).await.unwrap();
     mem.fail_when(|op, _| op == Op::Save);
     let err = state.store(cred("h", "api", "v2")).await.unwrap_err();
-    assert!(matches!(err, AgentError::Keychain(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Keychain(_)), "{err:?}");
     assert_eq!(
         password(state.get(&query("h", None)).await.unwrap()),
         Some("v1".into())
@@ -215,7 +211,7 @@ async fn a_failed_erase_keeps_the_credential() {
     state.store(cred("h", "api", "k")).await.unwrap();
     mem.fail_when(|op, _| op == Op::Delete);
     let err = state.erase(&query("h", None)).await.unwrap_err();
-    assert!(matches!(err, AgentError::Keychain(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Keychain(_)), "{err:?}");
     assert_eq!(
         password(state.get(&query("h", None)).await.unwrap()),
         Some("k".into())
@@ -244,7 +240,7 @@ async fn a_hung_keychain_times_out_and_the_agent_recovers() {
     assert!(
         matches!(
             err,
-            AgentError::KeychainTimeout {
+            StoreError::KeychainTimeout {
                 backend: "secret-service",
                 after
             } if after == Duration::from_millis(50)
@@ -273,11 +269,11 @@ async fn an_index_that_could_not_be_read_is_read_on_the_next_request() {
     mem.fail_when(|op, _| op == Op::List);
     state.preload().await;
     let err = state.get(&query("h", None)).await.unwrap_err();
-    assert!(matches!(err, AgentError::Keychain(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Keychain(_)), "{err:?}");
     mem.heal();
     let hold = mem.hold();
     let err = state.list().await.unwrap_err();
-    assert!(matches!(err, AgentError::KeychainTimeout { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::KeychainTimeout { .. }), "{err:?}");
     drop(hold);
     assert_eq!(
         password(state.get(&query("h", None)).await.unwrap()),
@@ -346,7 +342,7 @@ async fn store_refuses_a_credential_without_a_host_before_any_keychain_call() {
         Credential::new(Target::new("", "h"), "api", Secret::from("k")),
     ] {
         let err = state.store(bad).await.unwrap_err();
-        assert!(matches!(err, AgentError::NoTarget), "{err:?}");
+        assert!(matches!(err, StoreError::NoTarget), "{err:?}");
     }
     assert_eq!(mem.calls(), []);
 }
