@@ -101,12 +101,14 @@ mod tests {
         let get = Request::Get(Query {
             target: Target::new("https", "api.wandb.ai"),
             username: None,
+            account: Default::default(),
         });
-        let mut expected = vec![0, 0, 0, 22, 1, 5];
+        // Protocol 8: the account (`Any` is variant 0) after the user name.
+        let mut expected = vec![0, 0, 0, 23, 1, 5];
         expected.extend_from_slice(b"https");
         expected.push(12);
         expected.extend_from_slice(b"api.wandb.ai");
-        expected.extend_from_slice(&[0, 0]);
+        expected.extend_from_slice(&[0, 0, 0]);
         assert_eq!(&encode_frame(&get).unwrap()[..], &expected[..]);
         let err = Response::error(crate::ErrorCode::Keychain, "x");
         assert_eq!(
@@ -200,6 +202,7 @@ mod tests {
             query: Query {
                 target: Target::new("h", "h"),
                 username: None,
+                account: Default::default(),
             },
             purpose: crate::Purpose::Exec {
                 program: "/p".into(),
