@@ -723,6 +723,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_forward_hands_out_the_account_of_its_grant_whatever_the_remote_asks() {
+        use wbl_proto::Account;
+        let mem = MemoryBackend::volatile();
+        let state = state_on(&mem);
+        let full = Session::default();
+        answer(&state, &full, Request::Store(key("k-default"))).await;
+        let work = Credential::new(Target::new("https", "h"), "work", Secret::from("k-work"));
+        answer(&state, &full, Request::Store(work.clone())).await;
+        let asking = |account: Account| {
+            Request::Get(Query {
+                target: Target::new("https", "h"),
+                username: Some("api".into()),
+                account,
+            })
+        };
+        let grant = forward::test_grant_of(vec![Target::new("https", "h")], Some("work"));
+        let s = Session::new(
+            Peer::default(),
+            Caller::unknown(),
+            Channel::Forward(Arc::clone(&grant)),
+        );
+        for account in [Account::Any, Account::Only, Account::Named("work".into())] {
+            assert_eq!(
+                answer(&state, &s, asking(account.clone())).await,
+                Response::Credential(Some(work.clone())),
+                "{account:?}"
+            );
+        }
+        // Another account by name: refused, saying which one the forward hands out.
+        let refused = answer(&state, &s, asking(Account::Named("default".into()))).await;
+        assert_eq!(code(&refused), Some(ErrorCode::Forbidden));
+        assert!(
+            format!("{refused:?}").contains("`work` only"),
+            "{refused:?}"
+        );
+        // Without an account in the grant, the remote's choice stands (and none chosen with
+        // two accounts is the account error).
+        let open = forward::test_grant(vec![Target::new("https", "h")]);
+        let s = Session::new(Peer::default(), Caller::unknown(), Channel::Forward(open));
+        assert_eq!(
+            code(&answer(&state, &s, asking(Account::Only)).await),
+            Some(ErrorCode::Account)
+        );
+        assert_eq!(
+            answer(&state, &s, asking(Account::Named("default".into()))).await,
+            Response::Credential(Some(key("k-default")))
+        );
+    }
+
+    #[tokio::test]
     async fn failures_become_error_responses_with_their_codes() {
         let mem = MemoryBackend::new();
         let state = state_on(&mem);

@@ -486,11 +486,17 @@ pub(crate) fn handed_out(grant: &Grant, cred: &wbl_proto::Credential) {
 /// A grant with no socket, for unit tests of the dispatch.
 #[cfg(test)]
 pub(crate) fn test_grant(hosts: Vec<Target>) -> Arc<Grant> {
+    test_grant_of(hosts, None)
+}
+
+/// A grant with no socket that hands out `account`, for unit tests of the dispatch.
+#[cfg(test)]
+pub(crate) fn test_grant_of(hosts: Vec<Target>, account: Option<&str>) -> Arc<Grant> {
     Arc::new(Grant {
         id: "test".into(),
         destination: "test-host".into(),
         hosts,
-        account: None,
+        account: account.map(str::to_owned),
         socket: PathBuf::from("/nonexistent/wbl-test"),
         created_unix: 0,
         expires: None,

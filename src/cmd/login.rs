@@ -90,7 +90,21 @@ impl Ctx {
 
     /// Hands the key to the agent as the account `account`; returns once the keychain has it.
     fn store(&mut self, key: Secret, viewer: Option<&Viewer>) -> anyhow::Result<()> {
-        let account = self.account_for(viewer);
+        let mut account = self.account_for(viewer);
+        // A verified key that is already the account `default` (stored before accounts, or
+        // unverified) stays that account instead of becoming a second one with the same key.
+        if self.account.is_none() && account != DEFAULT_ACCOUNT {
+            let query = wbl_proto::Query {
+                target: target_of(&self.host),
+                username: None,
+                account: Account::Named(DEFAULT_ACCOUNT.into()),
+            };
+            if let Ok(Some(c)) = self.agent()?.get(query)
+                && c.password.expose() == key.expose()
+            {
+                account = DEFAULT_ACCOUNT.to_owned();
+            }
+        }
         let cred = Credential::new(target_of(&self.host), account_user(&account), key);
         let stored = match self.agent()?.store(cred.clone()) {
             // The agent closes a connection idle for 30 s: a long prompt outlives it. Once more
@@ -102,10 +116,17 @@ impl Ctx {
             r => r,
         }
         .context("while storing the key in the keychain")?;
-        term::log(&format!(
-            "Stored the API key for {} in the keychain (account {account}).",
-            self.host
-        ));
+        if account == DEFAULT_ACCOUNT {
+            term::log(&format!(
+                "Stored the API key for {} in the keychain.",
+                self.host
+            ));
+        } else {
+            term::log(&format!(
+                "Stored the API key for {} in the keychain as account {account}.",
+                self.host
+            ));
+        }
         self.say_accounts();
         // The agent falls back to the kernel keyring where no Secret Service answers; say so
         // where the user sees it, not only in the agent's log.

@@ -4,7 +4,7 @@
 //! copies in any netrc or settings file), as the resolver finds them.
 
 use anyhow::{Context, bail};
-use wbl_proto::{Account, Query, Target, user_account};
+use wbl_proto::{Account, DEFAULT_ACCOUNT, Query, Target, user_account};
 
 use super::{WANDB_USER, wandb_query};
 use crate::cli::LogoutArgs;
@@ -111,16 +111,26 @@ pub fn run(
                             ..wandb_query(&h)
                         })
                         .context("while removing the key")?;
+                    let of = if account == DEFAULT_ACCOUNT {
+                        String::new()
+                    } else {
+                        format!(" of account {account}")
+                    };
                     if erased > 0 {
                         term::log(&format!(
-                            "Removed the API key of account {account} for {h} from the keychain."
+                            "Removed the API key{of} for {h} from the keychain."
                         ));
                     }
                     n += erased;
                 }
                 if n == 0 {
                     term::log(&format!(
-                        "No API key was stored for {host} under account {account}."
+                        "No API key was stored for {host}{}.",
+                        if account == DEFAULT_ACCOUNT {
+                            String::new()
+                        } else {
+                            format!(" under account {account}")
+                        }
                     ));
                 }
             }
@@ -156,6 +166,10 @@ fn which_account(
     agent: &mut crate::client::AgentClient,
     host: &crate::wandb::host::HostUrl,
 ) -> anyhow::Result<Option<String>> {
+    // A forward lists nothing (and erases nothing): let the erase be refused for what it is.
+    if agent.forwarded() {
+        return Ok(Some(DEFAULT_ACCOUNT.to_owned()));
+    }
     let target = super::target_of(host);
     let mut names: Vec<String> = agent
         .list()
