@@ -48,6 +48,16 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// What holds the keys, as the user should read it: on a remote machine of `wbl ssh` the
+    /// agent is another machine's, reached through a forwarded socket, not a keychain here.
+    fn store_name(&self) -> &'static str {
+        if self.agent.as_ref().is_some_and(AgentClient::forwarded) {
+            "the forwarded agent (`wbl ssh`)"
+        } else {
+            "the keychain"
+        }
+    }
+
     fn agent(&mut self) -> anyhow::Result<&mut AgentClient> {
         if self.agent.is_none() {
             let agent = connect_or_start(&RuntimePaths::from_env())
@@ -71,10 +81,15 @@ impl Ctx {
     /// Hands the key to the agent; returns once the keychain has it.
     fn store(&mut self, key: Secret) -> anyhow::Result<()> {
         let cred = Credential::new(target_of(&self.host), WANDB_USER, key);
-        let stored = self
-            .agent()?
+        let agent = self.agent()?;
+        let into = if agent.forwarded() {
+            "through the forwarded agent (`wbl ssh`)"
+        } else {
+            "in the keychain"
+        };
+        let stored = agent
             .store(cred)
-            .context("while storing the key in the keychain")?;
+            .with_context(|| format!("while storing the key {into}"))?;
         term::log(&format!(
             "Stored the API key for {} in the keychain.",
             self.host
@@ -266,13 +281,14 @@ fn found_key(ctx: &mut Ctx, resolver: &Resolver) -> anyhow::Result<Option<Option
                     _ => e,
                 }
             })?;
+            let from = ctx.store_name();
             if stored_for == host {
                 term::log(&format!(
-                    "Loaded credentials for {host} from the keychain (already stored)."
+                    "Loaded credentials for {host} from {from} (already stored)."
                 ));
             } else {
                 term::log(&format!(
-                    "Loaded credentials for {host} from the keychain (already stored for {stored_for}, the same W&B deployment)."
+                    "Loaded credentials for {host} from {from} (already stored for {stored_for}, the same W&B deployment)."
                 ));
             }
             Ok(Some(viewer))
