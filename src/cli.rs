@@ -135,6 +135,7 @@ pub enum Command {
             wbl log                                  # everything kept, as a table\n  \
             wbl log --since 1h --host api.wandb.ai   # the last hour, one host\n  \
             wbl log --follow                         # watch requests as they come\n  \
+            wbl log -n 20 --follow                   # the last 20, then the new ones\n  \
             wbl log --json | jq -r 'select(.op == \"get\") | .parents[0].exe'"
     )]
     Log(LogArgs),
@@ -365,9 +366,13 @@ pub struct LogArgs {
     /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
-    /// Keep printing entries as they are written, until interrupted.
+    /// Keep printing entries as they are written, until interrupted. Starts at the end of
+    /// the log, as `tail -f` does: `-n N` shows the last N entries first.
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Only the last N entries (after --since and --host); with --follow, the N to start with.
+    #[arg(long = "lines", short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
 }
 
 /// The options of `wbl completions`.
