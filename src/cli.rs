@@ -13,6 +13,10 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Examples:\n  wbl login                    # store your W&B API key in the keychain\n  wbl exec -- python train.py  # run with WANDB_API_KEY set from it\n  wbl token                    # print it, for scripts\n  wbl status                   # where each host's key comes from\n  wbl agent install            # start the agent with your login session"
 )]
 pub struct Cli {
+    /// Colour and check marks in `doctor` and `status`: auto (on a terminal, unless NO_COLOR
+    /// is set), always or never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t)]
+    pub color: crate::term::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -91,7 +95,9 @@ pub enum Command {
     )]
     SetupGit(SetupGitArgs),
     /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
-    #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
+    #[command(
+        after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials\n  wbl migrate --docker      # registry logins in ~/.docker/config.json, podman's auth.json"
+    )]
     Migrate(MigrateArgs),
     /// Run the agent with your login session, start, stop or inspect it.
     #[command(
@@ -111,7 +117,8 @@ pub enum Command {
             uses, the systemd units or LaunchAgent, the configuration file (it parses, and no \
             other user could have changed it or a directory above it) and the OpenBao servers \
             its routes name (up and unsealed), whether the access log can be written, \
-            plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials), \
+            plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials, registry \
+            logins in ~/.docker/config.json and podman's auth.json), \
             WANDB_API_KEY in the environment, and whether git asks wbl for the W&B host.\n\n\
             Each check prints a verdict (ok, WARNING, PROBLEM, skipped), the time it took, what \
             it found and, when something is wrong, the command that fixes it. wbl doctor only \
@@ -137,6 +144,7 @@ pub enum Command {
             wbl log                                  # everything kept, as a table\n  \
             wbl log --since 1h --host api.wandb.ai   # the last hour, one host\n  \
             wbl log --follow                         # watch requests as they come\n  \
+            wbl log -n 20 --follow                   # the last 20, then the new ones\n  \
             wbl log --json | jq -r 'select(.op == \"get\") | .parents[0].exe'"
     )]
     Log(LogArgs),
@@ -148,10 +156,7 @@ pub enum Command {
             wbl completions powershell >> $PROFILE")]
     Completions(CompletionsArgs),
     /// Write the manual pages (wbl.1, one per subcommand, wbl-agent.1) into a directory.
-    #[command(
-        hide = true,
-        after_help = "Example:\n  wbl man --out ~/.local/share/man/man1 && man wbl"
-    )]
+    #[command(after_help = "Example:\n  wbl man --out ~/.local/share/man/man1 && man wbl")]
     Man(ManArgs),
     /// Team keys in OpenBao / Vault: log the agent in to a server of config.toml.
     #[command(
@@ -277,6 +282,10 @@ pub struct MigrateArgs {
     /// Also move the credentials of git's `store` helper (~/.git-credentials).
     #[arg(long)]
     pub git_credentials: bool,
+    /// Also move registry logins kept in plaintext (`auths`) in ~/.docker/config.json and
+    /// podman's auth.json, and name wbl those registries' credential helper (`credHelpers`).
+    #[arg(long)]
+    pub docker: bool,
     /// Also move W&B keys that cannot be the host's key: earlier netrc entries the SDK
     /// does not read (the same machine again, another key) and keys other than the one
     /// the keychain holds; they are stored as user `api-old-lineN` (`api-old-settings`), then
@@ -400,9 +409,13 @@ pub struct LogArgs {
     /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
-    /// Keep printing entries as they are written, until interrupted.
+    /// Keep printing entries as they are written, until interrupted. Starts at the end of
+    /// the log, as `tail -f` does: `-n N` shows the last N entries first.
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Only the last N entries (after --since and --host); with --follow, the N to start with.
+    #[arg(long = "lines", short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
 }
 
 /// The options of `wbl completions`.

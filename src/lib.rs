@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod dirs;
 pub mod docker;
+pub mod docker_auth;
 pub mod doctor;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub mod entry;

@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 
 /// Every check, in the order the report lists them.
-const CHECKS: [&str; 14] = [
+const CHECKS: [&str; 15] = [
     "dbus",
     "secret-service",
     "keyutils",
@@ -26,6 +26,7 @@ const CHECKS: [&str; 14] = [
     "netrc",
     "wandb-settings",
     "git-credentials",
+    "docker-logins",
     "wandb-api-key",
     "git-helper",
 ];

@@ -126,6 +126,12 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
     let o = with_stdin(&w, &["openbao", "login", "team"], "alice-pw-1\n");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("rw"), "{}", stderr(&o));
+    // The token's lifetime in words (token_ttl 1h), not in seconds.
+    assert!(
+        stderr(&o).contains("token valid for 1 hour, renewed by the agent"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("OS keychain"), "{}", stderr(&o));
     token_is(&w, &k1);
     // The token is in the OS keychain (not in a file).

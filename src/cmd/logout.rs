@@ -71,14 +71,35 @@ pub fn run(LogoutArgs { host, all, git }: LogoutArgs) -> anyhow::Result<()> {
             );
         }
         let mut n = 0;
-        for h in resolver::keychain_hosts(&host) {
+        let linked = resolver::keychain_hosts(&host);
+        // Two addresses of one deployment (Forge): read both keys first, so that removing two
+        // different keys is said (either one answered for both addresses until now).
+        let mut removed = Vec::new();
+        for h in &linked {
+            // (Not over a forward, which may erase nothing: no key handed out for nothing.)
+            let before = if linked.len() > 1 && !agent.forwarded() {
+                crate::client::not_found_is_none(agent.get(wandb_query(h)))
+                    .context("while reading the key")?
+                    .map(|c| c.password)
+            } else {
+                None
+            };
             let erased = agent
-                .erase(wandb_query(&h))
+                .erase(wandb_query(h))
                 .context("while removing the key")?;
             if erased > 0 {
                 term::log(&format!("Removed the API key for {h} from the keychain."));
+                removed.extend(before.map(|k| (h.clone(), k)));
             }
             n += erased;
+        }
+        if let [(a, ka), (b, kb)] = removed.as_slice()
+            && ka.expose() != kb.expose()
+        {
+            term::log(&format!(
+                "The keys for {a} and {b} were different keys; both are removed (one \
+                 deployment: either answered for both addresses)."
+            ));
         }
         if n == 0 {
             term::log(&format!("No API key was stored for {host}."));

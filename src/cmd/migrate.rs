@@ -396,6 +396,9 @@ fn migrate_one(
 
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let resolver = Resolver::from_env()?;
+    if args.docker {
+        super::migrate_docker::run(&args, &resolver.env.home)?;
+    }
     let plan = plan(&resolver, &args)?;
     for note in &plan.notes {
         println!("note:   {note}");

@@ -13,6 +13,7 @@ pub mod login;
 pub mod logout;
 pub mod man;
 pub mod migrate;
+pub mod migrate_docker;
 pub mod openbao;
 pub mod setup_git;
 pub mod ssh;
