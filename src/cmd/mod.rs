@@ -14,6 +14,7 @@ pub mod logout;
 pub mod man;
 pub mod migrate;
 pub mod openbao;
+pub mod scan;
 pub mod setup_git;
 pub mod ssh;
 pub mod status;
