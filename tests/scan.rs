@@ -298,7 +298,12 @@ fn a_netrc_copy_says_wbl_migrate_and_the_default_roots_are_home_and_cwd() {
     assert_eq!(all[0]["action"], "migrate");
     assert!(all[0]["advice"].as_str().unwrap().contains("wbl migrate"));
     // After `wbl migrate` the copy is gone.
-    ok(w.wbl(&["migrate"]));
+    let out = ok(w.wbl(&["migrate"]));
+    assert!(
+        stdout(&out).contains("`wbl scan` finds them"),
+        "{}",
+        stdout(&out)
+    );
     let out = w.wbl(&["scan"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

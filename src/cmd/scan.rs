@@ -8,7 +8,11 @@
 //! exist, a forwarded session).
 
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wbl_proto::{Credential, ErrorCode, Purpose, Query, Target};
@@ -18,7 +22,7 @@ use super::{ExitError, WANDB_USER};
 use crate::cli::ScanArgs;
 use crate::client::{AgentClient, ClientError, connect_or_start};
 use crate::rendezvous::RuntimePaths;
-use crate::scan::walk::{self, Options};
+use crate::scan::walk::{self, Options, Progress};
 use crate::scan::{Form, Hit, MIN_SECRET_LEN, NeedleInfo, Needles, forms};
 use crate::text::{printable, username};
 use crate::wandb::host::HostUrl;
@@ -175,7 +179,17 @@ fn scan(args: ScanArgs) -> anyhow::Result<bool> {
         cross_filesystems: args.cross_filesystems,
         threads,
     };
-    let report = walk::scan(&automaton, &roots, &opts);
+    let progress = Progress::default();
+    let report = std::thread::scope(|s| {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        if std::io::stderr().is_terminal() {
+            let p = &progress;
+            s.spawn(move || show_progress(p, finished));
+        }
+        let report = walk::scan(&automaton, &roots, &opts, &progress);
+        drop(done);
+        report
+    });
     drop(automaton);
 
     let advisor = Advisor::new(&resolver);
@@ -208,6 +222,27 @@ fn scan(args: ScanArgs) -> anyhow::Result<bool> {
     drop(stdout);
     summary(&report, args.verbose);
     Ok(report.hits.is_empty())
+}
+
+/// A progress line on stderr (a terminal) four times a second, once the scan has taken a
+/// second; cleared when `finished` closes.
+fn show_progress(progress: &Progress, finished: Receiver<()>) {
+    let start = Instant::now();
+    let mut shown = false;
+    while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_millis(250)) {
+        if start.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        shown = true;
+        eprint!(
+            "\r\x1b[2Kwbl scan: {} files, {:.0} MB searched…",
+            progress.files.load(Ordering::Relaxed),
+            progress.bytes.load(Ordering::Relaxed) as f64 / 1e6
+        );
+    }
+    if shown {
+        eprint!("\r\x1b[2K");
+    }
 }
 
 /// One hit as a line: `file:line:column: FORM of URL (user NAME, key …abcd)`.

@@ -6,6 +6,7 @@
 //! is counted and named, never fatal.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use super::{FileOutcome, Hit, Needles};
@@ -19,6 +20,13 @@ pub struct Options {
     pub cross_filesystems: bool,
     /// Threads searching at once (at least 1).
     pub threads: usize,
+}
+
+/// Files and bytes searched so far, for a progress line while the walk goes on.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
 }
 
 /// What a walk found and passed by.
@@ -112,7 +120,7 @@ fn device(meta: &std::fs::Metadata) -> Option<u64> {
 
 /// Searches every file under `roots` (directories or files; a root that is itself a
 /// symbolic link is followed, as the user named it) for `needles`.
-pub fn scan(needles: &Needles, roots: &[PathBuf], opts: &Options) -> Report {
+pub fn scan(needles: &Needles, roots: &[PathBuf], opts: &Options, progress: &Progress) -> Report {
     let mut report = Report::default();
     let mut start = Vec::new();
     for root in roots {
@@ -133,7 +141,7 @@ pub fn scan(needles: &Needles, roots: &[PathBuf], opts: &Options) -> Report {
     };
     let reports: Vec<Report> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..opts.threads.max(1))
-            .map(|_| s.spawn(|| worker(needles, &queue, opts)))
+            .map(|_| s.spawn(|| worker(needles, &queue, opts, progress)))
             .collect();
         workers
             .into_iter()
@@ -149,14 +157,21 @@ pub fn scan(needles: &Needles, roots: &[PathBuf], opts: &Options) -> Report {
     report
 }
 
-fn worker(needles: &Needles, queue: &Queue, opts: &Options) -> Report {
+fn worker(needles: &Needles, queue: &Queue, opts: &Options, progress: &Progress) -> Report {
     let mut report = Report::default();
     let mut buf = Vec::new();
     while let Some(item) = queue.next() {
         let mut found = Vec::new();
         match item {
             Item::Dir { path, dev } => list_dir(&path, dev, opts, &mut found, &mut report),
-            Item::File(path) => search_file(needles, &path, opts, &mut buf, &mut report),
+            Item::File(path) => {
+                let before = report.bytes;
+                search_file(needles, &path, opts, &mut buf, &mut report);
+                progress.files.fetch_add(1, Ordering::Relaxed);
+                progress
+                    .bytes
+                    .fetch_add(report.bytes - before, Ordering::Relaxed);
+            }
         }
         queue.done(found);
     }
