@@ -23,7 +23,7 @@ use crate::cli::ScanArgs;
 use crate::client::{AgentClient, ClientError, connect_or_start};
 use crate::rendezvous::RuntimePaths;
 use crate::scan::walk::{self, Options, Progress};
-use crate::scan::{Form, Hit, MIN_SECRET_LEN, NeedleInfo, Needles, forms};
+use crate::scan::{Form, Hit, MIN_SECRET_LEN, Needle, Needles, forms};
 use crate::text::{printable, username};
 use crate::wandb::host::HostUrl;
 use crate::wandb::resolver::{self, Lookup, Resolver};
@@ -104,7 +104,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<bool> {
 
     // The needles, each tagged with its owner; the credentials are zeroed when `held` goes.
     let mut owners: Vec<Owner> = Vec::new();
-    let mut needles: Vec<(NeedleInfo, Zeroizing<Vec<u8>>)> = Vec::new();
+    let mut needles: Vec<(usize, Needle)> = Vec::new();
     let mut seen: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     for h in &held {
         let c = &h.cred;
@@ -150,9 +150,11 @@ fn scan(args: ScanArgs) -> anyhow::Result<bool> {
                 field,
                 wandb: h.wandb.clone(),
             });
-            for (form, n) in forms(secret.as_bytes(), user) {
-                needles.push((NeedleInfo { form, owner }, n));
-            }
+            needles.extend(
+                forms(secret.as_bytes(), user)
+                    .into_iter()
+                    .map(|n| (owner, n)),
+            );
         }
     }
     drop(held);

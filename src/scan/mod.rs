@@ -8,7 +8,7 @@ pub mod walk;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 use base64::Engine;
 use zeroize::Zeroizing;
 
@@ -17,7 +17,8 @@ use zeroize::Zeroizing;
 pub const MIN_SECRET_LEN: usize = 8;
 
 /// How much of a file is read at a time. The search keeps one such buffer per thread (plus
-/// the longest needle's length, carried over so that a copy across two reads is found).
+/// the longest needle's length and a byte, carried over so that a copy across two reads is
+/// found).
 const CHUNK: usize = 256 * 1024;
 
 /// The form a copy of a secret is in.
@@ -57,16 +58,53 @@ impl Form {
     }
 }
 
-/// The byte strings a secret leaks as, each with its form: the secret itself; with a user
-/// name, `base64(user:secret)` exactly as a Basic header carries it (always encoded from
-/// the start of `user:`, so one alignment); the secret inside longer base64 text in each
-/// of the three alignments (only the characters that depend on the secret alone); and the
-/// percent-encoded secret and Basic value where encoding changes them (upper- and lower-case
-/// hex). Each is held in memory that is zeroed when dropped.
-pub fn forms(secret: &[u8], user: Option<&str>) -> Vec<(Form, Zeroizing<Vec<u8>>)> {
+/// Bits a base64 character next to a needle must have, as `(mask, value)` over its 6-bit
+/// value: the partly determined characters before and after the secret's own ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Around {
+    pub before: Option<(u8, u8)>,
+    pub after: Option<(u8, u8)>,
+}
+
+impl Around {
+    fn fits(c: Option<&u8>, want: Option<(u8, u8)>) -> bool {
+        match want {
+            None => true,
+            Some((mask, value)) => c
+                .and_then(|&c| base64_value(c))
+                .is_some_and(|v| v & mask == value),
+        }
+    }
+}
+
+/// One string to search for: its form, its bytes (zeroed when dropped) and what the
+/// characters around it must be.
+pub struct Needle {
+    pub form: Form,
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub around: Around,
+}
+
+impl Needle {
+    fn plain(form: Form, bytes: Zeroizing<Vec<u8>>) -> Needle {
+        Needle {
+            form,
+            bytes,
+            around: Around::default(),
+        }
+    }
+}
+
+/// The strings a secret leaks as, each with its form: the secret itself; with a user name,
+/// `base64(user:secret)` exactly as a Basic header carries it (always encoded from the start
+/// of `user:`, so one alignment); the secret inside longer base64 text in each of the three
+/// alignments (the characters that depend on the secret alone, with the bits the character
+/// before and after must have); and the percent-encoded secret and Basic value where
+/// encoding changes them (upper- and lower-case hex).
+pub fn forms(secret: &[u8], user: Option<&str>) -> Vec<Needle> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut out: Vec<(Form, Zeroizing<Vec<u8>>)> = Vec::new();
-    out.push((Form::Key, Zeroizing::new(secret.to_vec())));
+    let mut out: Vec<Needle> = Vec::new();
+    out.push(Needle::plain(Form::Key, Zeroizing::new(secret.to_vec())));
     let mut basic = None;
     if let Some(user) = user {
         let mut plain = Zeroizing::new(Vec::with_capacity(user.len() + 1 + secret.len()));
@@ -75,26 +113,20 @@ pub fn forms(secret: &[u8], user: Option<&str>) -> Vec<(Form, Zeroizing<Vec<u8>>
         plain.extend_from_slice(secret);
         let encoded = Zeroizing::new(b64.encode(&*plain).into_bytes());
         basic = Some(encoded.clone());
-        out.push((Form::BasicAuth, encoded));
+        out.push(Needle::plain(Form::BasicAuth, encoded));
     }
     // Inside a longer base64 text the secret starts at byte offset 0, 1 or 2 of a 3-byte
     // group. The characters that encode its bits alone are the same wherever it sits; the
-    // character before and after also hold bits of the text around it, so each of their
-    // possible values is a needle of its own: a match then encodes every bit of the secret.
-    for shift in 0..3usize {
-        out.extend(
-            base64_inside(secret, shift)
-                .into_iter()
-                .map(|n| (Form::Base64, n)),
-        );
-    }
+    // character before and after also hold bits of the text around it, so only the bits
+    // that are the secret's are checked there: a match then encodes every bit of the secret.
+    out.extend((0..3usize).filter_map(|shift| base64_inside(secret, shift)));
     let mut encoded_forms = vec![Zeroizing::new(secret.to_vec())];
     encoded_forms.extend(basic);
     for plain in encoded_forms {
         for upper in [true, false] {
             let enc = percent_encode(&plain, upper);
-            if enc[..] != plain[..] && !out.iter().any(|(_, n)| n[..] == enc[..]) {
-                out.push((Form::UrlEncoded, enc));
+            if enc[..] != plain[..] && !out.iter().any(|n| n.bytes[..] == enc[..]) {
+                out.push(Needle::plain(Form::UrlEncoded, enc));
             }
         }
     }
@@ -104,60 +136,55 @@ pub fn forms(secret: &[u8], user: Option<&str>) -> Vec<(Form, Zeroizing<Vec<u8>>
 const BASE64_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// The needles for `secret` inside base64 text when it starts at byte `shift` of a 3-byte
-/// group: the characters determined by the secret alone, with every value of the partly
-/// determined character before and after them (at most 16 × 16 variants; 16 for a
-/// 40-character key in any alignment).
-fn base64_inside(secret: &[u8], shift: usize) -> Vec<Zeroizing<Vec<u8>>> {
+/// The 6-bit value of a (standard alphabet) base64 character.
+fn base64_value(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// The needle for `secret` inside base64 text when it starts at byte `shift` of a 3-byte
+/// group: the characters determined by the secret alone, and the bits of the partly
+/// determined character before and after them that are the secret's.
+fn base64_inside(secret: &[u8], shift: usize) -> Option<Needle> {
     let (lo, hi) = (8 * shift, 8 * (shift + secret.len()));
-    // The 6 bits of character `j` (bits 6j..6j+6 of [0; shift] ++ secret ++ 0...), as 0..64.
-    let sextet = |j: usize| -> usize {
-        (0..6).fold(0usize, |v, b| {
+    // The 6 bits of character `j` (bits 6j..6j+6 of [0; shift] ++ secret ++ 0...).
+    let sextet = |j: usize| -> u8 {
+        (0..6).fold(0u8, |v, b| {
             let bit = 6 * j + b;
             let set =
                 bit >= lo && bit < hi && secret[(bit - lo) / 8] & (0x80 >> ((bit - lo) % 8)) != 0;
-            (v << 1) | usize::from(set)
+            (v << 1) | u8::from(set)
         })
     };
     let (first_full, end_full) = (lo.div_ceil(6), hi / 6);
     if end_full <= first_full || end_full - first_full < MIN_SECRET_LEN {
-        return Vec::new();
+        return None;
     }
-    let mut middle = Zeroizing::new(Vec::with_capacity(end_full - first_full + 2));
-    middle.extend((first_full..end_full).map(|j| BASE64_ALPHABET[sextet(j)]));
-    // The leading character: its low (6j+6 - lo) bits are the secret's, the rest free.
-    let leads: Vec<Option<u8>> = if lo % 6 == 0 {
-        vec![None]
-    } else {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(end_full - first_full));
+    bytes.extend((first_full..end_full).map(|j| BASE64_ALPHABET[usize::from(sextet(j))]));
+    // The character before: its low (6j+6 - lo) bits are the secret's.
+    let before = (lo % 6 != 0).then(|| {
         let j = lo / 6;
-        let known = 6 * j + 6 - lo;
-        let base = sextet(j) & ((1 << known) - 1);
-        (0..1usize << (6 - known))
-            .map(|free| Some(BASE64_ALPHABET[(free << known) | base]))
-            .collect()
-    };
-    // The trailing character: its high (hi - 6j) bits are the secret's, the rest free.
-    let trails: Vec<Option<u8>> = if hi % 6 == 0 {
-        vec![None]
-    } else {
+        let mask = (1u8 << (6 * j + 6 - lo)) - 1;
+        (mask, sextet(j) & mask)
+    });
+    // The character after: its high (hi - 6j) bits are the secret's.
+    let after = (hi % 6 != 0).then(|| {
         let j = hi / 6;
-        let known = hi - 6 * j;
-        let base = sextet(j);
-        (0..1usize << (6 - known))
-            .map(|free| Some(BASE64_ALPHABET[base | free]))
-            .collect()
-    };
-    let mut out = Vec::with_capacity(leads.len() * trails.len());
-    for lead in &leads {
-        for trail in &trails {
-            let mut n = Zeroizing::new(Vec::with_capacity(middle.len() + 2));
-            n.extend(*lead);
-            n.extend_from_slice(&middle);
-            n.extend(*trail);
-            out.push(n);
-        }
-    }
-    out
+        let mask = !((1u8 << (6 - (hi - 6 * j))) - 1) & 0x3f;
+        (mask, sextet(j) & mask)
+    });
+    Some(Needle {
+        form: Form::Base64,
+        bytes,
+        around: Around { before, after },
+    })
 }
 
 /// `bytes` percent-encoded as a URL component: everything but ASCII letters, digits and
@@ -192,6 +219,7 @@ pub struct NeedleInfo {
 pub struct Needles {
     ac: AhoCorasick,
     info: Vec<NeedleInfo>,
+    around: Vec<Around>,
     /// The longest needle, in bytes: how much of one read is carried into the next.
     max_len: usize,
 }
@@ -227,17 +255,22 @@ pub enum FileOutcome {
 }
 
 impl Needles {
-    /// The automaton over `needles` (duplicates are kept once: the first owner wins).
-    /// `None` when there is nothing to search for.
-    pub fn new(needles: &[(NeedleInfo, Zeroizing<Vec<u8>>)]) -> Option<Needles> {
+    /// The automaton over `needles`, each with its owner (duplicates are kept once: the
+    /// first owner wins). `None` when there is nothing to search for.
+    pub fn new(needles: &[(usize, Needle)]) -> Option<Needles> {
         let mut kept: Vec<&[u8]> = Vec::new();
         let mut info = Vec::new();
-        for (i, n) in needles {
-            if n.is_empty() || kept.contains(&&n[..]) {
+        let mut around = Vec::new();
+        for (owner, n) in needles {
+            if n.bytes.is_empty() || kept.contains(&&n.bytes[..]) {
                 continue;
             }
-            kept.push(&n[..]);
-            info.push(*i);
+            kept.push(&n.bytes[..]);
+            info.push(NeedleInfo {
+                form: n.form,
+                owner: *owner,
+            });
+            around.push(n.around);
         }
         if kept.is_empty() {
             return None;
@@ -247,7 +280,12 @@ impl Needles {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&kept)
             .ok()?;
-        Some(Needles { ac, info, max_len })
+        Some(Needles {
+            ac,
+            info,
+            around,
+            max_len,
+        })
     }
 
     /// How many distinct needles there are.
@@ -273,9 +311,13 @@ impl Needles {
         buf: &mut Vec<u8>,
         hits: &mut Vec<Hit>,
     ) -> std::io::Result<FileOutcome> {
-        let carry_max = self.max_len.saturating_sub(1);
-        buf.clear();
-        buf.resize(CHUNK + carry_max, 0);
+        // The longest needle and a byte on each side of it (the base64 forms check them).
+        let carry_max = self.max_len + 1;
+        // Every byte searched is read first: the buffer is not cleared between files.
+        if buf.len() != CHUNK + carry_max {
+            buf.clear();
+            buf.resize(CHUNK + carry_max, 0);
+        }
         let mut remaining = len;
         // Bytes at the front of `buf` kept from the previous read.
         let mut carry = 0usize;
@@ -310,12 +352,30 @@ impl Needles {
             let hay = &buf[..end];
             // Counting lines up to each hit, from the previous one.
             let (mut counted, mut line) = (0usize, line_at_start);
-            for m in self.ac.find_iter(hay) {
-                // Wholly inside the carried bytes: found by the previous read already.
-                if m.end() <= carry {
+            let mut pos = 0;
+            while let Some(m) = self.ac.find(Input::new(hay).range(pos..)) {
+                // Handled by the previous read (its next byte was there): skip.
+                if m.end() < carry {
+                    pos = m.end();
                     continue;
                 }
+                // Its next byte is not read yet: the next read handles it.
+                if m.end() == end && !eof {
+                    break;
+                }
                 let at = m.start();
+                let i = m.pattern().as_usize();
+                let around = self.around[i];
+                if !Around::fits(at.checked_sub(1).map(|b| &hay[b]), around.before)
+                    || !Around::fits(hay.get(m.end()), around.after)
+                {
+                    // Not this secret: a copy may still start inside it.
+                    pos = at + 1;
+                    continue;
+                }
+                pos = m.end();
+                // A base64 copy starts at the character that holds the secret's first bits.
+                let at = if around.before.is_some() { at - 1 } else { at };
                 if at >= counted {
                     line += memchr::memchr_iter(b'\n', &hay[counted..at]).count() as u64;
                 } else {
@@ -330,7 +390,7 @@ impl Needles {
                     path: path.to_path_buf(),
                     line,
                     column: (at as i64 - lstart) as u64 + 1,
-                    needle: self.info[m.pattern().as_usize()],
+                    needle: self.info[i],
                 });
             }
             if eof {
@@ -357,7 +417,7 @@ mod tests {
     fn needles(secret: &str, user: Option<&str>) -> Needles {
         let list: Vec<_> = forms(secret.as_bytes(), user)
             .into_iter()
-            .map(|(form, n)| (NeedleInfo { form, owner: 0 }, n))
+            .map(|n| (0, n))
             .collect();
         Needles::new(&list).unwrap()
     }
@@ -435,6 +495,29 @@ mod tests {
             expected.push((line, col as u64 + 1, Form::Key));
         }
         assert_eq!(find(&n, &text), expected);
+    }
+
+    #[test]
+    fn every_form_is_found_once_wherever_a_read_ends() {
+        let n = needles(KEY, Some("api"));
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let copies = [
+            (KEY.to_owned(), Form::Key),
+            (b64.encode(format!("api:{KEY}")), Form::BasicAuth),
+            (b64.encode(format!("x{KEY}yz")), Form::Base64),
+        ];
+        for (copy, form) in &copies {
+            for at in CHUNK - copy.len() - 3..CHUNK + 3 {
+                let mut text = vec![b'.'; at];
+                text[10] = b'\n';
+                text.extend_from_slice(copy.as_bytes());
+                text.extend_from_slice(b" trailing\n");
+                let found = find(&n, &text);
+                assert_eq!(found.len(), 1, "{form:?} at {at}: {found:?}");
+                assert_eq!(found[0].0, 2);
+                assert_eq!(found[0].2, *form);
+            }
+        }
     }
 
     #[test]
