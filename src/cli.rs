@@ -99,6 +99,30 @@ pub enum Command {
         after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials\n  wbl migrate --docker      # registry logins in ~/.docker/config.json, podman's auth.json"
     )]
     Migrate(MigrateArgs),
+    /// Find the copies of your keys that already sit in files (exact keys, no guessing).
+    #[command(
+        long_about = "Search files for the exact keys the agent holds, in the forms they leak \
+            in: the key itself, HTTP Basic auth (base64 of `api:KEY`, or `user:password` for \
+            git and docker), base64 inside longer text, and URL-encoded. By default the W&B \
+            key of every host wbl knows of; with --all every credential the agent can read \
+            (git, docker, hosts routed to a team's OpenBao).\n\n\
+            Each copy is printed with its file, line and column, its form and which key it is \
+            (host, user name, last four characters; never the key) and what to do: `wbl \
+            migrate` for netrc, W&B settings and git-credentials files, otherwise remove it, \
+            and rotate the key when the file left the machine (a git history, a synced W&B \
+            run).\n\n\
+            No .gitignore is honoured (leaks sit in ignored files); files with a NUL byte in \
+            their first block are skipped unless --binary; no symbolic link is followed; \
+            other file systems are not entered unless --cross-filesystems. Compressed data \
+            (gzip, git's packed or loose objects) is not decompressed: search a repository's \
+            history with `git log -p | grep` or by checking out its commits.",
+        after_help = "Examples:\n  \
+            wbl scan                         # your home and the current directory\n  \
+            wbl scan ~/projects /data/runs   # these trees\n  \
+            wbl scan --all --json . | jq -r .path\n\n\
+            Exit status: 0 nothing found, 1 copies found, 2 an error."
+    )]
+    Scan(ScanArgs),
     /// Run the agent with your login session, start, stop or inspect it.
     #[command(
         after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
@@ -469,4 +493,28 @@ pub struct SshArgs {
         value_name = "SSH_ARGS"
     )]
     pub ssh_args: Vec<std::ffi::OsString>,
+}
+
+/// The options of `wbl scan`.
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files and directories to search (default: your home directory and the current one).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Every credential the agent can read, not only W&B keys: git, docker, routed hosts.
+    #[arg(long)]
+    pub all: bool,
+    /// Also search files that look binary (a NUL byte in their first 256 KiB).
+    #[arg(long)]
+    pub binary: bool,
+    /// Enter other file systems mounted below the paths.
+    #[arg(long)]
+    pub cross_filesystems: bool,
+    /// One JSON object per copy: path, line, column, form, url, also, username, field,
+    /// last4, action (migrate|remove), advice.
+    #[arg(long)]
+    pub json: bool,
+    /// List the files that could not be read and the mount points not entered.
+    #[arg(long, short)]
+    pub verbose: bool,
 }

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod openbao;
 pub mod ownership;
 pub mod rendezvous;
+pub mod scan;
 pub mod service;
 pub mod shell;
 pub mod term;

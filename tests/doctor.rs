@@ -355,6 +355,8 @@ fn plaintext_keys_are_problems_that_wbl_migrate_fixes() {
         text(&r, "netrc", "fix").starts_with("`wbl migrate`"),
         "{r:#}"
     );
+    // The other copies of the same key: `wbl scan` finds them.
+    assert!(text(&r, "netrc", "fix").contains("`wbl scan`"), "{r:#}");
 
     // api_key in the W&B settings, and git's plaintext store.
     let settings = w.home().join(".config/wandb/settings");

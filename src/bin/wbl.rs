@@ -73,6 +73,7 @@ fn run() -> u8 {
         Command::Credential(args) => cmd::credential::run(&args).map(|()| true),
         Command::SetupGit(args) => cmd::setup_git::run(args).map(|()| true),
         Command::Migrate(args) => cmd::migrate::run(args).map(|()| true),
+        Command::Scan(args) => cmd::scan::run(args),
         Command::Agent(args) => cmd::agent::run(args),
         Command::Keyring(args) => cmd::keyring::run(args).map(|()| true),
         Command::Doctor(args) => cmd::doctor::run(args),

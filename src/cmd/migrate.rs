@@ -487,6 +487,12 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
              `export WANDB_API_KEY=$(wbl token)`)"
         );
     }
+    if done > 0 {
+        println!(
+            "hint:   copies of the same keys may sit in other files (a .env, W&B run files, \
+             shell history): `wbl scan` finds them"
+        );
+    }
     for host in &git_hosts {
         println!(
             "hint:   git finds the credentials for {host} only if wbl is its helper: \

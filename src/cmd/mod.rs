@@ -15,6 +15,7 @@ pub mod man;
 pub mod migrate;
 pub mod migrate_docker;
 pub mod openbao;
+pub mod scan;
 pub mod setup_git;
 pub mod ssh;
 pub mod status;

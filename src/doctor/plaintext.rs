@@ -139,7 +139,15 @@ fn plaintext(ctx: &mut Ctx, kind: Kind, noun: &str, none: &str, fix: &str) -> Fi
         if !notes.is_empty() {
             detail.push_str(&format!(" (and {} more left alone)", notes.len()));
         }
-        return Finding::problem(detail, fix);
+        // The files wbl knows are not the only copies: the same key is often in a `.env`,
+        // a run's config.yaml or the shell history too.
+        return Finding::problem(
+            detail,
+            format!(
+                "{fix}; then `wbl scan` finds the other copies of your keys (a .env, W&B run \
+                 files, shell history)"
+            ),
+        );
     }
     if let Some(first) = notes.first() {
         let more = match notes.len() {
