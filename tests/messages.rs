@@ -3,6 +3,8 @@
 //! `--host`, clap's errors with the `wbl: error:` prefix, `wbl man` in `--help`, the README's
 //! first five minutes and the end of `scripts/install`.
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::{Backend, World, key, ok, run_with_stdin, stderr, stdout};
