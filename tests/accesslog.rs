@@ -5,53 +5,16 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "support/accesslog.rs"]
+mod access;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use access::{access_log, entries, real, wait_entries, which};
 use common::{Backend, WBL, World, key, ok, stdout};
 use serde_json::Value;
-
-fn access_log(w: &World) -> PathBuf {
-    w.home().join(".local/state/wbl/access.log")
-}
-
-/// `wbl log --json`, parsed.
-fn entries(w: &World) -> Vec<Value> {
-    let out = ok(w.wbl(&["log", "--json"]));
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The agent writes off the request path: wait (bounded) until `n` entries are there.
-fn wait_entries(w: &World, n: usize) -> Vec<Value> {
-    for _ in 0..500 {
-        let e = entries(w);
-        if e.len() >= n {
-            return e;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("fewer than {n} entries: {:?}", entries(w));
-}
-
-fn real(p: impl AsRef<Path>) -> String {
-    std::fs::canonicalize(p.as_ref())
-        .unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn which(program: &str) -> String {
-    let out = ok(std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .unwrap());
-    real(stdout(&out).trim())
-}
 
 fn store(w: &World, host: &str, secret: &str) {
     let mut c = w.cmd(WBL);

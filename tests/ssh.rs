@@ -8,6 +8,8 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "support/remote.rs"]
+mod remote;
 #[path = "support/sshd.rs"]
 mod sshd;
 
@@ -17,24 +19,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Backend, WBL, World, ok, stderr, stdout};
+use remote::{field, read_until_checked, sq, unique_key};
 use sshd::Sshd;
 
 const OTHER_WANDB: &str = "https://wandb.other.test";
 const GIT_HOST: &str = "git.other.test";
-
-/// A key no other test uses, so a scan of /tmp for it cannot meet another test's files.
-fn unique_key(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:0>40}", format!("{tag}{}x{nanos}", std::process::id()))
-}
-
-/// Quotes for sh.
-fn sq(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
 
 /// The "remote" machine: a HOME of its own holding nothing.
 struct Remote {
@@ -127,13 +116,6 @@ fn forwards(world: &World) -> Vec<serde_json::Value> {
     let out = ok(world.wbl(&["status", "--json"]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["forwards"].as_array().unwrap().clone()
-}
-
-/// The value printed as `name=value` on its own line.
-fn field(text: &str, name: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-        .map(str::to_owned)
 }
 
 /// Every regular file below `dir` whose bytes contain one of `needles` (std's substring search:
@@ -450,25 +432,6 @@ fn spawn_waiting(world: &World, sshd: &Sshd, remote: &Remote, allow: &str, scrip
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c.spawn().unwrap()
-}
-
-fn read_until_checked(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let done = line == "checked";
-            text.push_str(&line);
-            text.push('\n');
-            if done {
-                break;
-            }
-        }
-        let _ = tx.send(text);
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the remote script did not finish its checks")
 }
 
 #[test]
