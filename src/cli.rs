@@ -13,6 +13,10 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Examples:\n  wbl login                    # store your W&B API key in the keychain\n  wbl exec -- python train.py  # run with WANDB_API_KEY set from it\n  wbl token                    # print it, for scripts\n  wbl status                   # where each host's key comes from\n  wbl agent install            # start the agent with your login session"
 )]
 pub struct Cli {
+    /// Colour and check marks in `doctor` and `status`: auto (on a terminal, unless NO_COLOR
+    /// is set), always or never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t)]
+    pub color: crate::term::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -91,8 +95,34 @@ pub enum Command {
     )]
     SetupGit(SetupGitArgs),
     /// Move keys from plaintext files (netrc, W&B settings, ~/.git-credentials) to the keychain.
-    #[command(after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials")]
+    #[command(
+        after_help = "Example:\n  wbl migrate --dry-run\n  wbl migrate --git-credentials\n  wbl migrate --docker      # registry logins in ~/.docker/config.json, podman's auth.json"
+    )]
     Migrate(MigrateArgs),
+    /// Find the copies of your keys that already sit in files (exact keys, no guessing).
+    #[command(
+        long_about = "Search files for the exact keys the agent holds, in the forms they leak \
+            in: the key itself, HTTP Basic auth (base64 of `api:KEY`, or `user:password` for \
+            git and docker), base64 inside longer text, and URL-encoded. By default the W&B \
+            key of every host wbl knows of; with --all every credential the agent can read \
+            (git, docker, hosts routed to a team's OpenBao).\n\n\
+            Each copy is printed with its file, line and column, its form and which key it is \
+            (host, user name, last four characters; never the key) and what to do: `wbl \
+            migrate` for netrc, W&B settings and git-credentials files, otherwise remove it, \
+            and rotate the key when the file left the machine (a git history, a synced W&B \
+            run).\n\n\
+            No .gitignore is honoured (leaks sit in ignored files); files with a NUL byte in \
+            their first block are skipped unless --binary; no symbolic link is followed; \
+            other file systems are not entered unless --cross-filesystems. Compressed data \
+            (gzip, git's packed or loose objects) is not decompressed: search a repository's \
+            history with `git log -p | grep` or by checking out its commits.",
+        after_help = "Examples:\n  \
+            wbl scan                         # your home and the current directory\n  \
+            wbl scan ~/projects /data/runs   # these trees\n  \
+            wbl scan --all --json . | jq -r .path\n\n\
+            Exit status: 0 nothing found, 1 copies found, 2 an error."
+    )]
+    Scan(ScanArgs),
     /// Run the agent with your login session, start, stop or inspect it.
     #[command(
         after_help = "Examples:\n  wbl agent install --now   # systemd socket activation (Linux) or a LaunchAgent (macOS)\n  wbl agent status\n  wbl agent stop"
@@ -111,7 +141,8 @@ pub enum Command {
             uses, the systemd units or LaunchAgent, the configuration file (it parses, and no \
             other user could have changed it or a directory above it) and the OpenBao servers \
             its routes name (up and unsealed), whether the access log can be written, \
-            plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials), \
+            plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials, registry \
+            logins in ~/.docker/config.json and podman's auth.json), \
             WANDB_API_KEY in the environment, and whether git asks wbl for the W&B host.\n\n\
             Each check prints a verdict (ok, WARNING, PROBLEM, skipped), the time it took, what \
             it found and, when something is wrong, the command that fixes it. wbl doctor only \
@@ -137,6 +168,7 @@ pub enum Command {
             wbl log                                  # everything kept, as a table\n  \
             wbl log --since 1h --host api.wandb.ai   # the last hour, one host\n  \
             wbl log --follow                         # watch requests as they come\n  \
+            wbl log -n 20 --follow                   # the last 20, then the new ones\n  \
             wbl log --json | jq -r 'select(.op == \"get\") | .parents[0].exe'"
     )]
     Log(LogArgs),
@@ -148,10 +180,7 @@ pub enum Command {
             wbl completions powershell >> $PROFILE")]
     Completions(CompletionsArgs),
     /// Write the manual pages (wbl.1, one per subcommand, wbl-agent.1) into a directory.
-    #[command(
-        hide = true,
-        after_help = "Example:\n  wbl man --out ~/.local/share/man/man1 && man wbl"
-    )]
+    #[command(after_help = "Example:\n  wbl man --out ~/.local/share/man/man1 && man wbl")]
     Man(ManArgs),
     /// Team keys in OpenBao / Vault: log the agent in to a server of config.toml.
     #[command(
@@ -314,6 +343,10 @@ pub struct MigrateArgs {
     /// Also move the credentials of git's `store` helper (~/.git-credentials).
     #[arg(long)]
     pub git_credentials: bool,
+    /// Also move registry logins kept in plaintext (`auths`) in ~/.docker/config.json and
+    /// podman's auth.json, and name wbl those registries' credential helper (`credHelpers`).
+    #[arg(long)]
+    pub docker: bool,
     /// Also move W&B keys that cannot be the host's key: earlier netrc entries the SDK
     /// does not read (the same machine again, another key) and keys other than the one
     /// the keychain holds; they are stored as user `api-old-lineN` (`api-old-settings`), then
@@ -437,9 +470,13 @@ pub struct LogArgs {
     /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
-    /// Keep printing entries as they are written, until interrupted.
+    /// Keep printing entries as they are written, until interrupted. Starts at the end of
+    /// the log, as `tail -f` does: `-n N` shows the last N entries first.
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Only the last N entries (after --since and --host); with --follow, the N to start with.
+    #[arg(long = "lines", short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
 }
 
 /// The options of `wbl completions`.
@@ -552,4 +589,28 @@ pub struct SwitchArgs {
     /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
     #[arg(long, visible_alias = "base-url", value_name = "URL")]
     pub host: Option<String>,
+}
+
+/// The options of `wbl scan`.
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files and directories to search (default: your home directory and the current one).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Every credential the agent can read, not only W&B keys: git, docker, routed hosts.
+    #[arg(long)]
+    pub all: bool,
+    /// Also search files that look binary (a NUL byte in their first 256 KiB).
+    #[arg(long)]
+    pub binary: bool,
+    /// Enter other file systems mounted below the paths.
+    #[arg(long)]
+    pub cross_filesystems: bool,
+    /// One JSON object per copy: path, line, column, form, url, also, username, field,
+    /// last4, action (migrate|remove), advice.
+    #[arg(long)]
+    pub json: bool,
+    /// List the files that could not be read and the mount points not entered.
+    #[arg(long, short)]
+    pub verbose: bool,
 }

@@ -10,12 +10,7 @@ use crate::wandb::resolver::keychain_target;
 /// A host named by `--allow`: a URL (`https://git.example.com`) or a bare host name (https),
 /// by the rules of a W&B host address (`HostUrl::parse`: http or https, no user info, ...).
 pub fn allowed_target(text: &str) -> Result<Target, HostError> {
-    let url = if text.contains("://") {
-        text.to_owned()
-    } else {
-        format!("https://{text}")
-    };
-    Ok(keychain_target(&HostUrl::parse(&url)?))
+    Ok(keychain_target(&HostUrl::parse_host_or_url(text)?))
 }
 
 /// What to tell the user who wants a forward to answer for `target`: the `--allow` value that

@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod config;
 pub mod dirs;
 pub mod docker;
+pub mod docker_auth;
 pub mod doctor;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub mod entry;
@@ -21,6 +22,7 @@ pub mod logging;
 pub mod openbao;
 pub mod ownership;
 pub mod rendezvous;
+pub mod scan;
 pub mod service;
 pub mod shell;
 pub mod term;

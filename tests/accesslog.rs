@@ -5,53 +5,16 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "support/accesslog.rs"]
+mod access;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use access::{access_log, entries, real, wait_entries, which};
 use common::{Backend, WBL, World, key, ok, stdout};
 use serde_json::Value;
-
-fn access_log(w: &World) -> PathBuf {
-    w.home().join(".local/state/wbl/access.log")
-}
-
-/// `wbl log --json`, parsed.
-fn entries(w: &World) -> Vec<Value> {
-    let out = ok(w.wbl(&["log", "--json"]));
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The agent writes off the request path: wait (bounded) until `n` entries are there.
-fn wait_entries(w: &World, n: usize) -> Vec<Value> {
-    for _ in 0..500 {
-        let e = entries(w);
-        if e.len() >= n {
-            return e;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("fewer than {n} entries: {:?}", entries(w));
-}
-
-fn real(p: impl AsRef<Path>) -> String {
-    std::fs::canonicalize(p.as_ref())
-        .unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn which(program: &str) -> String {
-    let out = ok(std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .unwrap());
-    real(stdout(&out).trim())
-}
 
 fn store(w: &World, host: &str, secret: &str) {
     let mut c = w.cmd(WBL);
@@ -397,7 +360,15 @@ fn follow_prints_entries_as_they_are_written() {
     wait_entries(&w, 1);
     let mut follow = w
         .cmd(WBL)
-        .args(["log", "--follow", "--json", "--host", "api.wandb.ai"])
+        .args([
+            "log",
+            "--follow",
+            "-n",
+            "1",
+            "--json",
+            "--host",
+            "api.wandb.ai",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -411,7 +382,7 @@ fn follow_prints_entries_as_they_are_written() {
         }
     });
     let wait = std::time::Duration::from_secs(10);
-    // What was there first, then what comes later.
+    // What was there first (`-n 1`), then what comes later.
     let first: Value = serde_json::from_str(&rx.recv_timeout(wait).unwrap()).unwrap();
     assert_eq!(first["op"], "store");
     ok(w.wbl(&["token"]));
@@ -433,4 +404,134 @@ fn follow_prints_entries_as_they_are_written() {
     let _ = follow.kill();
     let _ = follow.wait();
     assert_key_nowhere(&w, &k);
+}
+
+/// One access-log line as the agent writes it.
+fn line(time: &str, result: &str, code: Option<&str>, exe: Option<&str>) -> String {
+    serde_json::json!({
+        "time": time, "op": "get", "result": result, "code": code, "protocol": "https",
+        "host": "api.wandb.ai", "username": "api", "uid": 1000, "pid": 4242, "exe": exe,
+        "parents": [{"pid": 4241, "exe": "/usr/bin/python3"}, {"pid": 1, "exe": null}],
+        "check": "pidfd", "channel": "local"
+    })
+    .to_string()
+        + "\n"
+}
+
+/// Where each column starts in a table line: after a run of two spaces or more.
+fn column_starts(row: &str) -> Vec<usize> {
+    let chars: Vec<char> = row.chars().collect();
+    let mut starts = Vec::new();
+    for i in 2..chars.len() {
+        if chars[i] != ' ' && chars[i - 1] == ' ' && chars[i - 2] == ' ' {
+            starts.push(i);
+        }
+    }
+    starts
+}
+
+/// The table keeps its columns whatever the result text, names unknown parents plainly, and
+/// `-n N` shows the last N.
+#[test]
+fn the_table_stays_aligned_and_names_unknowns() {
+    let w = World::new(Backend::Keyutils);
+    let log = access_log(&w);
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let text = [
+        line("2026-11-29T14:03:12.000Z", "ok", None, Some("/usr/bin/wbl")),
+        line(
+            "2026-11-29T14:03:13.000Z",
+            "error",
+            Some("keychain_timeout"),
+            Some("/usr/bin/wbl"),
+        ),
+        line(
+            "2026-11-29T14:03:14.000Z",
+            "refused",
+            Some("forbidden"),
+            None,
+        ),
+    ]
+    .concat();
+    std::fs::write(&log, text).unwrap();
+    let out = ok(w.wbl(&["log"]));
+    let table = stdout(&out);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    // Every row's columns start where the header's do (OP to USER; PID is right-aligned) and
+    // where each other's do (up to CHANNEL; PARENTS holds spaces of its own).
+    let header = column_starts(rows[0]);
+    let first = column_starts(rows[1]);
+    for r in &rows[1..] {
+        assert_eq!(column_starts(r)[..4], header[..4], "{table}");
+        assert_eq!(column_starts(r)[..7], first[..7], "{table}");
+    }
+    assert!(rows[3].ends_with("python3 < unknown (pid 1)"), "{table}");
+    assert!(!table.contains('?'), "{table}");
+    let out = ok(w.wbl(&["log", "-n", "1"]));
+    let rows: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].contains("refused (forbidden)"), "{rows:?}");
+}
+
+/// `--follow` starts at the end (as `tail -f`): history only with `-n`; the RESULT column is
+/// wide enough for any result written later.
+#[test]
+fn follow_starts_at_the_tail_and_keeps_alignment() {
+    use std::io::{BufRead, BufReader, Write};
+    let w = World::new(Backend::Keyutils);
+    let log = access_log(&w);
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(
+        &log,
+        line("2026-11-29T14:03:12.000Z", "ok", None, Some("/usr/bin/old")),
+    )
+    .unwrap();
+    /// Ends the follower (our child, by its handle) however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut follow = Stop(
+        w.cmd(WBL)
+            .args(["log", "--follow"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = follow.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            if tx.send(l.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait = std::time::Duration::from_secs(10);
+    let header = rx.recv_timeout(wait).unwrap();
+    assert!(header.starts_with("TIME"), "{header}");
+    // The header is printed once following has started: what is appended now is new.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(
+        line(
+            "2026-11-29T14:05:00.000Z",
+            "refused",
+            Some("version_mismatch"),
+            Some("/usr/bin/new"),
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    drop(f);
+    let row = rx.recv_timeout(wait).unwrap();
+    assert!(row.contains("/usr/bin/new"), "history was shown: {row}");
+    assert_eq!(
+        column_starts(&row)[..4],
+        column_starts(&header)[..4],
+        "{header}\n{row}"
+    );
 }

@@ -107,6 +107,7 @@ fn doctor_help_documents_the_exit_status_and_json_fields() {
             "netrc" => "netrc",
             "wandb-settings" => "settings api_key",
             "git-credentials" => "~/.git-credentials",
+            "docker-logins" => "podman's auth.json",
             "wandb-api-key" => "WANDB_API_KEY",
             "git-helper" => "whether git asks wbl",
             other => panic!("check {other} is not described here"),

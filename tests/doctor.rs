@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 
 /// Every check, in the order the report lists them.
-const CHECKS: [&str; 14] = [
+const CHECKS: [&str; 15] = [
     "dbus",
     "secret-service",
     "keyutils",
@@ -26,6 +26,7 @@ const CHECKS: [&str; 14] = [
     "netrc",
     "wandb-settings",
     "git-credentials",
+    "docker-logins",
     "wandb-api-key",
     "git-helper",
 ];
@@ -354,6 +355,8 @@ fn plaintext_keys_are_problems_that_wbl_migrate_fixes() {
         text(&r, "netrc", "fix").starts_with("`wbl migrate`"),
         "{r:#}"
     );
+    // The other copies of the same key: `wbl scan` finds them.
+    assert!(text(&r, "netrc", "fix").contains("`wbl scan`"), "{r:#}");
 
     // api_key in the W&B settings, and git's plaintext store.
     let settings = w.home().join(".config/wandb/settings");

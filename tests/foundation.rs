@@ -105,7 +105,9 @@ fn bad_key_is_refused_before_anything_is_stored() {
     let out = w.wbl(&["login", &format!("bad key!{}", "a".repeat(40))]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("API key may only contain the letters A-Z, digits and underscores.")
+        stderr(&out).contains(
+            "API key may only contain the letters A-Z, digits, underscores and dashes (-)."
+        )
     );
     // Nothing was stored (the agent may not even have been started).
     let st = ok(w.wbl(&["status", "--json"]));

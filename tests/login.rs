@@ -217,6 +217,19 @@ fn o03_short_key_is_refused() {
     assert!(!netrc(&w).exists());
 }
 
+/// A prefixed key's count leaves the prefix out: the message says so, or "has 3" for
+/// `short-key` puzzles.
+#[test]
+fn o03_short_prefixed_key_names_the_prefix_rule() {
+    let w = World::new(Backend::Keyutils);
+    let out = run(&w, &["login", "--no-verify", "short-key"], &[]);
+    assert_eq!(
+        fails(&out, 1),
+        "wbl: error: API key must have 40+ characters, has 3 after its prefix (the part up to \
+         the first `-` is not counted).\n"
+    );
+}
+
 #[test]
 fn o04_non_word_characters_are_refused() {
     let w = World::new(Backend::SecretService);
@@ -227,7 +240,7 @@ fn o04_non_word_characters_are_refused() {
     );
     assert_eq!(
         fails(&out, 1),
-        "wbl: error: API key may only contain the letters A-Z, digits and underscores.\n"
+        "wbl: error: API key may only contain the letters A-Z, digits, underscores and dashes (-).\n"
     );
     assert_eq!(stored(&w, CLOUD), None);
 }
@@ -239,7 +252,8 @@ fn o05_prefix_before_the_first_dash_is_not_counted() {
     let out = run(&w, &["login", "--no-verify", &short], &[]);
     assert_eq!(
         fails(&out, 1),
-        "wbl: error: API key must have 40+ characters, has 39.\n"
+        "wbl: error: API key must have 40+ characters, has 39 after its prefix (the part up to \
+         the first `-` is not counted).\n"
     );
     let good = format!("local-{}", a(40));
     ok(run(&w, &["login", "--no-verify", &good], &[]));

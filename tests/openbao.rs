@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bao::{Bao, JwtKey};
-use common::{Backend, World, key, stderr, stdout};
+use common::{Backend, World, key, stderr, stdout, token_fails, token_is};
 use serde_json::json;
 
 const SECRET: &str = "ml-team/wandb";
@@ -41,24 +41,6 @@ fn with_stdin(w: &World, args: &[&str], input: &str) -> Output {
     let mut c = w.cmd(common::WBL);
     c.args(args);
     common::run_with_stdin(c, input.as_bytes())
-}
-
-#[track_caller]
-fn token_is(w: &World, want: &str) {
-    let o = w.wbl(&["token"]);
-    assert!(o.status.success(), "wbl token failed: {}", stderr(&o));
-    assert_eq!(stdout(&o).trim_end(), want);
-}
-
-#[track_caller]
-fn token_fails(w: &World, needles: &[&str]) -> String {
-    let o = w.wbl(&["token"]);
-    assert!(!o.status.success(), "wbl token succeeded: {}", stdout(&o));
-    let e = stderr(&o);
-    for n in needles {
-        assert!(e.contains(n), "`{n}` not in: {e}");
-    }
-    e
 }
 
 /// No file under the world (HOME, runtime dir) holds any of `secrets`, and there is no
@@ -126,6 +108,12 @@ fn userpass_member_reads_writes_and_erases_through_the_agent() {
     let o = with_stdin(&w, &["openbao", "login", "team"], "alice-pw-1\n");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("rw"), "{}", stderr(&o));
+    // The token's lifetime in words (token_ttl 1h), not in seconds.
+    assert!(
+        stderr(&o).contains("token valid for 1 hour, renewed by the agent"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("OS keychain"), "{}", stderr(&o));
     token_is(&w, &k1);
     // The token is in the OS keychain (not in a file).

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bao::Bao;
 use common::users::{self, User};
-use common::{Backend, World, key, stderr, stdout};
+use common::{Backend, World, key, stderr, token_fails, token_is};
 use serde_json::json;
 
 const SECRET: &str = "ml-team/wandb";
@@ -157,24 +157,6 @@ fn login(w: &World, password: &str) -> Output {
     let mut c = w.cmd(common::WBL);
     c.args(["openbao", "login", "team"]);
     common::run_with_stdin(c, format!("{password}\n").as_bytes())
-}
-
-#[track_caller]
-fn token_is(w: &World, want: &str) {
-    let o = w.wbl(&["token"]);
-    assert!(o.status.success(), "wbl token failed: {}", stderr(&o));
-    assert_eq!(stdout(&o).trim_end(), want);
-}
-
-#[track_caller]
-fn token_fails(w: &World, needles: &[&str]) -> String {
-    let o = w.wbl(&["token"]);
-    assert!(!o.status.success(), "wbl token succeeded: {}", stdout(&o));
-    let e = stderr(&o);
-    for n in needles {
-        assert!(e.contains(n), "`{n}` not in: {e}");
-    }
-    e
 }
 
 /// `wbl doctor`'s `openbao` check: its verdict and detail.

@@ -9,6 +9,8 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "support/remote.rs"]
+mod remote;
 #[path = "support/sshd.rs"]
 mod sshd;
 
@@ -18,29 +20,9 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{Backend, DOCKER_HELPER, GIT_HELPER, WBL, World, ok, stderr, stdout, users};
+use remote::{field, read_until_checked, sq, unique_key};
 use sshd::Sshd;
 use wbl_proto::{PROTOCOL_VERSION, Query, Request, Target, encode_frame};
-
-/// A key no other test uses.
-fn unique_key(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:0>40}", format!("{tag}{}x{nanos}", std::process::id()))
-}
-
-/// Quotes for sh.
-fn sq(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The value printed as `name=value` on its own line.
-fn field(text: &str, name: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-        .map(str::to_owned)
-}
 
 /// The remote command for `script`, run by the user there: a clean environment (only the
 /// forwarded `WBL_SOCKET`), an empty HOME of the user's, then `sh -c`.
@@ -53,31 +35,6 @@ fn remote_command(home: &Path, script: &str) -> String {
         sq(script),
         wbl = wbl.display()
     )
-}
-
-/// Reads the child's stdout up to the line `checked` (bounded: 60 s).
-fn read_until_checked(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let done = line == "checked";
-            text.push_str(&line);
-            text.push('\n');
-            if done {
-                break;
-            }
-        }
-        let _ = tx.send(text);
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(text) => text,
-        Err(_) => {
-            common::terminate(child.id());
-            panic!("the remote script did not finish its checks");
-        }
-    }
 }
 
 /// Waits (bounded: 60 s) for our child to exit.

@@ -8,6 +8,8 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "support/remote.rs"]
+mod remote;
 #[path = "support/sshd.rs"]
 mod sshd;
 
@@ -17,24 +19,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Backend, WBL, World, ok, stderr, stdout};
+use remote::{field, read_until_checked, sq, unique_key};
 use sshd::Sshd;
 
 const OTHER_WANDB: &str = "https://wandb.other.test";
 const GIT_HOST: &str = "git.other.test";
-
-/// A key no other test uses, so a scan of /tmp for it cannot meet another test's files.
-fn unique_key(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:0>40}", format!("{tag}{}x{nanos}", std::process::id()))
-}
-
-/// Quotes for sh.
-fn sq(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
 
 /// The "remote" machine: a HOME of its own holding nothing.
 struct Remote {
@@ -129,13 +118,6 @@ fn forwards(world: &World) -> Vec<serde_json::Value> {
     v["forwards"].as_array().unwrap().clone()
 }
 
-/// The value printed as `name=value` on its own line.
-fn field(text: &str, name: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-        .map(str::to_owned)
-}
-
 /// Every regular file below `dir` whose bytes contain one of `needles` (std's substring search:
 /// a byte-window loop is far too slow in a debug build for all of /tmp).
 fn files_containing(dir: &Path, needles: &[&str], hits: &mut Vec<PathBuf>) {
@@ -179,6 +161,7 @@ fn remote_gets_granted_keys_only_and_keeps_nothing() {
         echo "token=$("$WBL" token)"
         "$WBL" token --host https://wandb.other.test; echo "other=$?"
         "$WBL" login 0123456789012345678901234567890123456789; echo "login=$?"
+        "$WBL" login; echo "login_found=$?"
         "$WBL" logout; echo "logout=$?"
         "$WBL" logout --all; echo "logout_all=$?"
         "$WBL" agent stop; echo "stop=$?"
@@ -244,6 +227,28 @@ fn remote_gets_granted_keys_only_and_keeps_nothing() {
     }
     assert!(!text.contains(&other) && !text.contains(&git), "{text}");
     assert!(text.contains("agent:    forwarded by `wbl ssh`"), "{text}");
+    // login and status name the forwarded agent, not a keychain the remote does not have.
+    assert_eq!(field(&text, "login_found").as_deref(), Some("0"), "{err}");
+    assert!(
+        err.contains(
+            "Loaded credentials for https://api.wandb.ai from the forwarded agent (`wbl ssh`)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("while storing the key through the forwarded agent (`wbl ssh`)"),
+        "{err}"
+    );
+    assert!(
+        text.contains("from the forwarded agent (served by the forwarded agent)"),
+        "{text}"
+    );
+    assert!(!text.contains("keychain"), "{text}");
+    assert!(
+        !err.lines()
+            .any(|l| l.starts_with("wbl: ") && l.contains("keychain")),
+        "{err}"
+    );
     assert_eq!(
         field(&text, "status").as_deref(),
         Some("0"),
@@ -268,8 +273,8 @@ fn remote_gets_granted_keys_only_and_keeps_nothing() {
         .lines()
         .filter(|l| l.contains("credential handed out over a forward"))
         .collect();
-    // exec, token, and status (which shows the key masked).
-    assert_eq!(handed.len(), 3, "{log}");
+    // exec, token, login (finding it), and status (which shows the key masked).
+    assert_eq!(handed.len(), 4, "{log}");
     assert!(
         handed
             .iter()
@@ -429,25 +434,6 @@ fn spawn_waiting(world: &World, sshd: &Sshd, remote: &Remote, allow: &str, scrip
     c.spawn().unwrap()
 }
 
-fn read_until_checked(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let done = line == "checked";
-            text.push_str(&line);
-            text.push('\n');
-            if done {
-                break;
-            }
-        }
-        let _ = tx.send(text);
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the remote script did not finish its checks")
-}
-
 #[test]
 fn two_forwards_at_once_each_see_only_their_own_grants() {
     let sshd = Sshd::start();
@@ -531,6 +517,7 @@ fn hold_serves_a_remote_forward_from_ssh_config() {
     std::thread::spawn(move || {
         let mut lines = BufReader::new(err).lines();
         let _ = tx.send(lines.next().and_then(Result::ok));
+        let _ = tx.send(lines.next().and_then(Result::ok));
         for _ in lines {}
     });
     let first = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
@@ -538,6 +525,15 @@ fn hold_serves_a_remote_forward_from_ssh_config() {
         first.contains(&format!("holding forward {name}")),
         "{first}"
     );
+    // The ssh_config hint: the client's StreamLocalBindUnlink would break the next
+    // connection's forward (README), so it is not suggested.
+    let hint = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
+    assert!(
+        hint.contains("RemoteForward /tmp/wbl-fwd-%r.sock"),
+        "{hint}"
+    );
+    assert!(hint.contains("ExitOnForwardFailure yes"), "{hint}");
+    assert!(!hint.contains("StreamLocalBindUnlink"), "{hint}");
     let local = world.socket().with_extension(format!("sock.fwd-{name}"));
     assert!(first.ends_with(&local.display().to_string()), "{first}");
     let live = forwards(&world);
@@ -735,4 +731,34 @@ fn a_remote_hosts_escape_sequence_is_shown_escaped() {
         String::from_utf8_lossy(&agent_log)
     );
     assert!(!agent_log.contains(&0x1b));
+}
+
+/// A remote without wbl: the shell's "command not found" (exit 127) is passed on, and wbl ssh
+/// says how to install wbl there and put it on PATH.
+#[test]
+fn a_remote_without_wbl_gets_the_install_hint() {
+    let sshd = Sshd::start();
+    let (world, _key, _other, _git) = world_with_keys("s10");
+    let remote = Remote::new();
+    // No wbl on this PATH: the remote shell cannot find it, as on a fresh cluster node.
+    let command = format!(
+        "env -i HOME={} PATH=/nonexistent-wbl-test /bin/sh -c 'wbl token'",
+        remote.home().display()
+    );
+    let out = output_within(
+        wbl_ssh(&world, &sshd, &[], &command),
+        Duration::from_secs(60),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(127), "{err}\nsshd: {}", sshd.log());
+    assert!(
+        err.contains("wbl: not found") || err.contains("wbl: command not found"),
+        "{err}"
+    );
+    assert!(
+        err.contains("wbl: the remote command exited 127 (command not found)"),
+        "{err}"
+    );
+    assert!(err.contains("~/.local/bin/wbl"), "{err}");
+    assert!(err.contains("PATH"), "{err}");
 }

@@ -884,7 +884,7 @@ mod tests {
                 &limits(),
             );
             let bao: Arc<Mutex<Bao>> = Arc::default();
-            let router = crate::agent::store::Router::configured(
+            let router = crate::agent::router::Router::configured(
                 keychain,
                 &config,
                 fake_connect(&bao),

@@ -1,7 +1,7 @@
 //! A test-only third store: a directory of files, one per credential (protocol, host, user
 //! name), holding the password. It exists to prove the shape of `store.rs`: configured by a
 //! `[files.NAME] dir = "…"` section and a `[[route]] store = "files.NAME"`, wired in by
-//! `store::other_store`, and run through the same request tests as the keychain and OpenBao
+//! `router::other_store`, and run through the same request tests as the keychain and OpenBao
 //! (`dispatch::tests::the_same_requests_on_every_store`). Not for secrets: nothing here is
 //! protected beyond the directory's mode.
 

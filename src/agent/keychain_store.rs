@@ -30,6 +30,11 @@ pub struct KeychainStore {
     timeout: Duration,
 }
 
+/// The keychain protocol under which the [`TokenKeeper`] keeps OpenBao tokens (`openbao://<server>`, with the
+/// address that issued the token as the user name); the agent's credential index leaves these
+/// items out.
+pub const TOKEN_PROTOCOL: &str = "openbao";
+
 /// What the OpenBao store is given to keep its tokens in the keychain: keychain calls outside
 /// the credential cache, under the same lock and time bound as every other.
 #[derive(Clone)]
@@ -125,7 +130,7 @@ impl KeychainStore {
         }
         let mut index = self.with_keychain(|k| k.list()).await?;
         // The OpenBao store's own tokens are not credentials to serve or list.
-        index.retain(|(info, _)| info.target.protocol != crate::agent::openbao::TOKEN_PROTOCOL);
+        index.retain(|(info, _)| info.target.protocol != TOKEN_PROTOCOL);
         let credentials = index.len();
         self.write_cache().load_index(index);
         tracing::debug!(credentials, "keychain index loaded");

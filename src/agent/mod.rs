@@ -17,6 +17,7 @@ mod idle;
 mod keychain_store;
 pub mod listen;
 pub mod openbao;
+mod router;
 mod state;
 mod store;
 

@@ -7,9 +7,8 @@
 //! - A routed host is served only by its server: a failure is an error naming the server,
 //!   the secret and the reason, never a fallback to the keychain (or the reverse), and never
 //!   by the keychain under another address: a miss names the route and the user name asked
-//!   for. A configuration that does not parse, or that another user could have changed
-//!   (`crate::ownership`), is an error for every host, since which hosts are routed is then
-//!   unknown.
+//!   for. Which hosts are routed, and what happens while the configuration cannot be used, is
+//!   the router's (`router.rs`).
 //! - A cached value is served for `cache_ttl` after it was read or written; after that it is
 //!   read again, and only while the server is unreachable or sealed may it still be served,
 //!   for at most `stale_ttl` more. Permission denied, not found and an expired token are
@@ -27,14 +26,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use wbl_proto::{Credential, CredentialInfo, Query, Secret, StoreSession, Target};
 
-use super::keychain_store::TokenKeeper;
+use super::keychain_store::{TOKEN_PROTOCOL, TokenKeeper};
 use super::store::{Served, Store, StoreError, StoreFuture, Stored};
-use crate::config::{Auth, Config, ConfigError, Route, ServerConfig};
+use crate::config::{Auth, Config, Route, ServerConfig};
 use crate::openbao::{BaoError, Client, KvSecret, Reason, TokenInfo};
 
 /// What the OpenBao store asks of a server: [`Client`] over HTTP, or a fake key-value server
@@ -126,25 +125,16 @@ impl Clock for Monotonic {
 
 /// The user name of a routed secret without a `username` field (W&B's Basic-auth user).
 pub const DEFAULT_USERNAME: &str = "api";
-/// The keychain protocol under which OpenBao tokens are kept (`openbao://<server>`, with the
-/// address that issued the token as the user name); the agent's credential index leaves these
-/// items out.
-pub const TOKEN_PROTOCOL: &str = "openbao";
 /// The user name under which wbl kept a server's token before tokens were bound to their
 /// address. Such a token is never sent (its address is unknown); the next login removes it.
 const UNBOUND_TOKEN_USER: &str = "token";
 /// The action of a "no usable token" error, replaced by the caller's own.
 const USING_TOKEN: &str = "using the token";
 
-/// The agent's OpenBao state: the configuration as last read, and per server and route the
-/// token and cache.
+/// The agent's OpenBao state: per server and route of the configuration last given
+/// ([`OpenBaoStore::configure`]) the token and cache.
 pub struct OpenBaoStore {
-    routing: RwLock<Arc<Routing>>,
-    /// The configuration file's stamp when last read (`Some(None)`: there was none), to
-    /// notice edits.
-    stamp: Mutex<Option<Option<FileStamp>>>,
-    /// Where the configuration file is (the agent's environment does not change).
-    path: Option<std::path::PathBuf>,
+    servers: RwLock<Arc<Servers>>,
     /// Where servers keep their tokens (`token` and `userpass`).
     keeper: TokenKeeper,
     /// What servers and routes are built with.
@@ -152,36 +142,11 @@ pub struct OpenBaoStore {
     clock: Arc<dyn Clock>,
 }
 
-/// What tells an edited (or re-owned, or chmod-ed) configuration file from the one last read.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    /// Inode, owner, mode and change time: a file replaced, given away or opened to others is
-    /// checked (and refused) again even when its content and mtime look the same.
-    #[cfg(unix)]
-    inode: (u64, u32, u32, i64, i64),
-}
-
-fn stamp_of(path: &std::path::Path) -> Option<FileStamp> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    use std::os::unix::fs::MetadataExt;
-    Some(FileStamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        #[cfg(unix)]
-        inode: (m.ino(), m.uid(), m.mode(), m.ctime(), m.ctime_nsec()),
-    })
-}
-
+/// The servers and routes of one configuration.
 #[derive(Default)]
-struct Routing {
-    error: Option<ConfigError>,
+struct Servers {
     servers: HashMap<String, Arc<Server>>,
     routes: Vec<Arc<RouteState>>,
-    /// Hosts routed to stores of other kinds (`store::other_store`).
-    others: Vec<(Target, Arc<dyn Store>)>,
 }
 
 /// One server: its client and the agent's token for it.
@@ -835,115 +800,48 @@ fn matches_user(cred: &Credential, query: &Query) -> bool {
 }
 
 impl OpenBaoStore {
-    /// Reads the configuration file now; it is read again whenever it changes.
+    /// No servers until [`OpenBaoStore::configure`] gives it a configuration.
     pub fn new(keeper: TokenKeeper) -> Self {
-        let store = OpenBaoStore {
-            routing: RwLock::new(Arc::new(Routing::default())),
-            stamp: Mutex::new(None),
-            path: crate::dirs::config_file().map(|(p, _)| p),
-            keeper,
-            connect: connect_http(),
-            clock: Arc::new(Monotonic),
-        };
-        store.refresh();
-        store
+        OpenBaoStore::with(keeper, connect_http(), Arc::new(Monotonic))
     }
 
-    /// A store over `config` as given (never re-read), its servers made by `connect`, its
-    /// decisions timed by `clock`: the unit tests' fake key-value server and fake clock.
-    #[cfg(test)]
-    pub(crate) fn fixed(
-        config: &Config,
-        keeper: TokenKeeper,
-        connect: Connect,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        let store = OpenBaoStore {
-            routing: RwLock::new(Arc::new(Routing::default())),
-            // The stamp of "no file", which `refresh` then always finds unchanged.
-            stamp: Mutex::new(Some(None)),
-            path: None,
+    /// A store whose servers are made by `connect` and whose decisions are timed by `clock`
+    /// (the unit tests' fake key-value server and fake clock).
+    pub(crate) fn with(keeper: TokenKeeper, connect: Connect, clock: Arc<dyn Clock>) -> Self {
+        OpenBaoStore {
+            servers: RwLock::new(Arc::default()),
             keeper,
             connect,
             clock,
-        };
-        let routing = build(config, &Routing::default(), &store);
-        *store.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routing);
-        store
+        }
     }
 
-    /// Re-reads the configuration when its file changed (checked on every routed decision: one
-    /// `stat`). Sessions and caches of servers and routes whose settings did not change are
-    /// kept.
-    fn refresh(&self) -> Arc<Routing> {
-        let stamp = self.path.as_deref().and_then(stamp_of);
-        let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self
-            .routing
+    fn current(&self) -> Arc<Servers> {
+        self.servers
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if *last == Some(stamp) {
-            return current;
-        }
-        *last = Some(stamp);
-        let routing = Arc::new(match crate::config::load() {
-            Err(e) => {
-                tracing::error!(error = %e, "the configuration file cannot be used");
-                Routing {
-                    error: Some(e),
-                    ..Routing::default()
-                }
-            }
-            Ok(None) => Routing::default(),
-            Ok(Some(config)) => build(&config, &current, self),
-        });
-        *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&routing);
-        routing
+            .clone()
     }
 
-    /// The store of `target`'s host when the configuration routes it (to an OpenBao route, or a
-    /// store of another kind); `Err` when the configuration cannot be used.
-    pub fn route_for(&self, target: &Target) -> Result<Option<Arc<dyn Store>>, StoreError> {
-        if target.protocol == TOKEN_PROTOCOL {
-            return Err(StoreError::BadRequest(
-                "openbao:// items are the agent's own tokens".into(),
-            ));
-        }
-        let routing = self.refresh();
-        if let Some(e) = &routing.error {
-            return Err(StoreError::Config(format!(
-                "{e}; wbl serves no key until the configuration is fixed"
-            )));
-        }
-        if let Some(r) = routing
+    /// Takes `config` (`None`: no configuration, or one that cannot be used) and answers the
+    /// hosts it routes to OpenBao, each with its store. Sessions of servers and caches of
+    /// routes whose settings did not change are kept.
+    pub fn configure(&self, config: Option<&Config>) -> Vec<(Target, Arc<dyn Store>)> {
+        let servers = Arc::new(match config {
+            Some(config) => build(config, &self.current(), self),
+            None => Servers::default(),
+        });
+        *self.servers.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&servers);
+        servers
             .routes
             .iter()
-            .find(|r| r.route.host == target.host && r.route.protocol == target.protocol)
-        {
-            return Ok(Some(Arc::clone(r) as Arc<dyn Store>));
-        }
-        Ok(routing
-            .others
-            .iter()
-            .find(|(t, _)| t.host == target.host && t.protocol == target.protocol)
-            .map(|(_, s)| Arc::clone(s)))
-    }
-
-    /// The routed hosts, as `protocol://host`, and where each is served from.
-    pub fn routed(&self) -> Vec<(Target, Served)> {
-        let routing = self.refresh();
-        let openbao = routing.routes.iter().map(|r| {
-            (
-                Target::new(r.route.protocol.clone(), r.route.host.clone()),
-                r.describe(),
-            )
-        });
-        let others = routing
-            .others
-            .iter()
-            .map(|(t, s)| (t.clone(), s.describe()));
-        openbao.chain(others).collect()
+            .map(|r| {
+                (
+                    Target::new(r.route.protocol.clone(), r.route.host.clone()),
+                    Arc::clone(r) as Arc<dyn Store>,
+                )
+            })
+            .collect()
     }
 
     /// `wbl openbao login NAME`: logs in with the secret (or the JWT), keeps the token in
@@ -953,12 +851,9 @@ impl OpenBaoStore {
         name: &str,
         secret: Option<Secret>,
     ) -> Result<StoreSession, StoreError> {
-        let routing = self.refresh();
-        if let Some(e) = &routing.error {
-            return Err(StoreError::Config(e.to_string()));
-        }
-        let Some(server) = routing.servers.get(name).cloned() else {
-            let mut known: Vec<&str> = routing.servers.keys().map(String::as_str).collect();
+        let current = self.current();
+        let Some(server) = current.servers.get(name).cloned() else {
+            let mut known: Vec<&str> = current.servers.keys().map(String::as_str).collect();
             known.sort_unstable();
             return Err(StoreError::Config(format!(
                 "no OpenBao server `{name}` in the configuration{}",
@@ -1017,7 +912,7 @@ impl OpenBaoStore {
             .await;
         }
         // A new identity may see other secrets: read them again.
-        for r in routing
+        for r in current
             .routes
             .iter()
             .filter(|r| Arc::ptr_eq(&r.server, &server))
@@ -1037,12 +932,7 @@ impl OpenBaoStore {
 
     /// Secrets held in the cache.
     pub fn cached(&self) -> u64 {
-        let routing = self
-            .routing
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        routing
+        self.current()
             .routes
             .iter()
             .filter(|r| r.cached.read().map(|c| c.is_some()).unwrap_or(false))
@@ -1050,9 +940,9 @@ impl OpenBaoStore {
     }
 }
 
-/// The routing of `config`, reusing `old`'s servers (sessions) and routes (caches) whose
+/// The servers and routes of `config`, reusing `old`'s servers (sessions) and routes (caches) whose
 /// settings are unchanged.
-fn build(config: &Config, old: &Routing, store: &OpenBaoStore) -> Routing {
+fn build(config: &Config, old: &Servers, store: &OpenBaoStore) -> Servers {
     let mut servers = HashMap::new();
     for (name, cfg) in &config.servers {
         let server = match old.servers.get(name) {
@@ -1086,20 +976,7 @@ fn build(config: &Config, old: &Routing, store: &OpenBaoStore) -> Routing {
             }
         })
         .collect();
-    let others = config
-        .other_routes
-        .iter()
-        .filter_map(|r| {
-            let target = Target::new(r.protocol.clone(), r.host.clone());
-            super::store::other_store(config, r).map(|s| (target, s))
-        })
-        .collect();
-    Routing {
-        error: None,
-        servers,
-        routes,
-        others,
-    }
+    Servers { servers, routes }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::config::Limits;
 use super::forward::Forwards;
 use super::keychain_store::KeychainStore;
-use super::store::Router;
+use super::router::Router;
 use crate::accesslog::writer::Writer;
 use crate::keychain::Keychain;
 

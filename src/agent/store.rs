@@ -1,19 +1,17 @@
 //! One notion of a store: the [`Store`] trait every place the agent keeps keys implements (the
-//! keychain with its cache, an OpenBao route), its error type, and the [`Router`] that answers
-//! which store serves a target. Stores return domain results; `dispatch.rs` alone turns them
-//! into wire responses and records them in the access log.
+//! keychain with its cache, an OpenBao route) and its error type. Which store serves a target
+//! is `router.rs`'s answer. Stores return domain results; `dispatch.rs` alone turns them into
+//! wire responses and records them in the access log.
 //!
-//! Adding a store: implement [`Store`] for it and return it from [`Router::route`] for the
+//! Adding a store: implement [`Store`] for it and return it from `Router::route` for the
 //! targets the configuration sends to it (see ARCHITECTURE.md, "Adding a store").
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use wbl_proto::{
-    Account, Credential, CredentialInfo, DEFAULT_ACCOUNT, Query, Secret, StoreSession, Target,
-    account_user, user_account,
+    Account, Credential, CredentialInfo, DEFAULT_ACCOUNT, Query, Target, account_user, user_account,
 };
 
 use crate::keychain::KeychainError;
@@ -21,7 +19,7 @@ use crate::keychain::KeychainError;
 /// A store's future: boxed, so that stores can be chosen at run time (`Arc<dyn Store>`).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Somewhere keys are kept. Every operation on a credential goes to the store the [`Router`]
+/// Somewhere keys are kept. Every operation on a credential goes to the store the `Router`
 /// chose for its target, and only there: a store that fails is an error, never a fallback to
 /// another store.
 pub trait Store: Send + Sync {
@@ -144,96 +142,5 @@ pub(crate) fn single_account(query: &Query, store: &str) -> Result<Query, StoreE
             account: Account::Any,
             ..query.clone()
         }),
-    }
-}
-
-/// The store of a route to a kind other than OpenBao, built from its section of the
-/// configuration: where a new kind of store is wired in (see ARCHITECTURE.md, "Adding a
-/// store"). `None` for a kind this build does not have.
-pub(crate) fn other_store(
-    config: &crate::config::Config,
-    route: &crate::config::OtherRoute,
-) -> Option<Arc<dyn Store>> {
-    let (kind, name) = crate::config::store_kind(&route.store)?;
-    match kind {
-        #[cfg(test)]
-        super::files::KIND => {
-            let dir = config.files.get(name)?.join(&route.path);
-            Some(Arc::new(super::files::FilesStore::new(dir, &route.store)))
-        }
-        _ => {
-            let _ = (config, name);
-            None
-        }
-    }
-}
-
-/// The stores and which one serves a target.
-pub struct Router {
-    keychain: Arc<super::keychain_store::KeychainStore>,
-    openbao: super::openbao::OpenBaoStore,
-}
-
-impl Router {
-    /// The keychain store serves every host the configuration does not route elsewhere.
-    pub fn new(keychain: super::keychain_store::KeychainStore) -> Router {
-        let keychain = Arc::new(keychain);
-        let openbao = super::openbao::OpenBaoStore::new(keychain.token_keeper());
-        Router { keychain, openbao }
-    }
-
-    /// A router over `config` as given, its OpenBao servers made by `connect` and timed by
-    /// `clock` (the unit tests' fakes).
-    #[cfg(test)]
-    pub(crate) fn configured(
-        keychain: super::keychain_store::KeychainStore,
-        config: &crate::config::Config,
-        connect: super::openbao::Connect,
-        clock: Arc<dyn super::openbao::Clock>,
-    ) -> Router {
-        let keychain = Arc::new(keychain);
-        let openbao =
-            super::openbao::OpenBaoStore::fixed(config, keychain.token_keeper(), connect, clock);
-        Router { keychain, openbao }
-    }
-
-    /// The store that serves `target`, or why none may.
-    pub fn route(&self, target: &Target) -> Result<Arc<dyn Store>, StoreError> {
-        match self.openbao.route_for(target)? {
-            Some(store) => Ok(store),
-            None => Ok(Arc::clone(&self.keychain) as Arc<dyn Store>),
-        }
-    }
-
-    /// The keychain store (the default one, and what `list` lists).
-    pub fn keychain(&self) -> &Arc<super::keychain_store::KeychainStore> {
-        &self.keychain
-    }
-
-    /// Logs the agent in to the store `store` (as a route names it: `openbao.NAME`) with
-    /// `secret`.
-    pub async fn login(
-        &self,
-        store: &str,
-        secret: Option<Secret>,
-    ) -> Result<StoreSession, StoreError> {
-        match crate::config::store_kind(store) {
-            Some((crate::config::OPENBAO, name)) => self.openbao.login(name, secret).await,
-            _ => Err(StoreError::Config(format!(
-                "no store `{}` takes a login (a store is named as a route names it, e.g. \
-                 `openbao.NAME`)",
-                crate::text::printable(store)
-            ))),
-        }
-    }
-
-    /// Every host routed away from the keychain, with where it is served from.
-    pub fn routed(&self) -> Vec<(Target, Served)> {
-        self.openbao.routed()
-    }
-
-    /// Secrets held in the stores' caches.
-    pub fn cached(&self) -> u64 {
-        self.keychain.counts().0 + self.openbao.cached()
     }
 }

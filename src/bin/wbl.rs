@@ -58,7 +58,11 @@ fn run() -> u8 {
     if let Some(result) = fast_path() {
         return exit_status(result);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    wbl::term::set_color(cli.color);
     let result = match cli.command {
         Command::Login(args) => cmd::login::run(args).map(|()| true),
         Command::Token(args) => cmd::token::run(args),
@@ -73,6 +77,7 @@ fn run() -> u8 {
         Command::Credential(args) => cmd::credential::run(&args).map(|()| true),
         Command::SetupGit(args) => cmd::setup_git::run(args).map(|()| true),
         Command::Migrate(args) => cmd::migrate::run(args).map(|()| true),
+        Command::Scan(args) => cmd::scan::run(args),
         Command::Agent(args) => cmd::agent::run(args),
         Command::Keyring(args) => cmd::keyring::run(args).map(|()| true),
         Command::Doctor(args) => cmd::doctor::run(args),
@@ -82,6 +87,24 @@ fn run() -> u8 {
         Command::Man(args) => cmd::man::run(args).map(|()| true),
     };
     exit_status(result)
+}
+
+/// `--help` and `--version` as clap prints them; a usage error with the `wbl: ` prefix every
+/// other error has (`wbl: error: unexpected argument …`), clap's usage and hint below it.
+fn clap_exit(e: &clap::Error) -> u8 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return 0;
+    }
+    let text = e.render().to_string();
+    // Help shown for a missing subcommand is not an error message: as it is.
+    let prefix = if text.starts_with("error:") {
+        "wbl: "
+    } else {
+        ""
+    };
+    eprint!("{prefix}{text}");
+    u8::try_from(e.exit_code()).unwrap_or(2)
 }
 
 /// `Ok(true)` is success, `Ok(false)` a plain failure; an error is printed as one line and

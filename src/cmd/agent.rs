@@ -248,13 +248,19 @@ fn install(paths: &RuntimePaths, now: bool) -> anyhow::Result<()> {
         println!("(or `wbl agent install --now`)");
         return Ok(());
     }
+    if !crate::service::user_manager_running() {
+        bail!(
+            "no systemd user manager runs in this session, so --now cannot enable the agent: \
+             the units are written (`systemctl --user enable --now {}` once a manager runs), \
+             and until then wbl starts the agent on first use",
+            systemd::SOCKET_UNIT
+        );
+    }
     // An agent started on demand holds the pid-file lock; the socket-activated one needs it.
     if let Some(pid) = stop_agent(paths)? {
         println!("stopped the running wbl-agent (pid {pid}) so that systemd can start its own");
     }
-    run_tool("systemctl", &["--user", "daemon-reload"]).context(
-        "is a systemd user manager running? Without one, skip --now: the agent starts on first use",
-    )?;
+    run_tool("systemctl", &["--user", "daemon-reload"])?;
     run_tool(
         "systemctl",
         &["--user", "enable", "--now", systemd::SOCKET_UNIT],

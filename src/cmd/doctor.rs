@@ -3,6 +3,7 @@
 
 use crate::cli::DoctorArgs;
 use crate::doctor::{self, Report, Verdict};
+use crate::term::Style;
 
 /// Prints the report; `Ok(false)` (exit 1) when a check found a problem.
 pub fn run(args: DoctorArgs) -> anyhow::Result<bool> {
@@ -10,13 +11,15 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<bool> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(&report));
+        print!("{}", render(&report, Style::stdout()));
     }
     Ok(report.healthy)
 }
 
-/// The report for people: one line per check, its fix below it, and a summary.
-pub fn render(report: &Report) -> String {
+/// The report for people: one line per check, its fix below it, and a summary. With a fancy
+/// style (a terminal) each verdict is coloured and marked ✓/✗/!, and long details and fixes
+/// are wrapped at the terminal's width under their column.
+pub fn render(report: &Report, style: Style) -> String {
     let title_width = report
         .checks
         .iter()
@@ -25,30 +28,39 @@ pub fn render(report: &Report) -> String {
         .unwrap_or(0);
     let mut out = String::new();
     for c in &report.checks {
-        let head = format!(
-            "{:<8} {:<title_width$} {:>5} ms  ",
-            c.verdict.label(),
-            c.title,
-            c.ms
-        );
-        out.push_str(&format!("{head}{}\n", c.detail));
+        let label = format!("{:<8}", c.verdict.label());
+        let verdict = match c.verdict {
+            Verdict::Ok => style.good(&label),
+            Verdict::Warning => style.warning(&label),
+            Verdict::Problem => style.bad(&label),
+            Verdict::Skipped => style.skipped(&label),
+        };
+        let rest = format!("{:<title_width$} {:>5} ms  ", c.title, c.ms);
+        let indent = style.mark_width() + label.len() + 1 + rest.chars().count();
+        out.push_str(&format!(
+            "{verdict} {rest}{}\n",
+            style.wrap(&c.detail, indent)
+        ));
         if let (Some(fix), Verdict::Warning | Verdict::Problem) = (&c.fix, c.verdict) {
-            out.push_str(&format!("{:width$}fix: {fix}\n", "", width = head.len()));
+            let fix = style.wrap(&format!("fix: {fix}"), indent + 5);
+            out.push_str(&format!("{:indent$}{fix}\n", ""));
         }
     }
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     out.push('\n');
-    out.push_str(&match (report.problems, report.warnings) {
-        (0, 0) => "wbl doctor: no problems found.\n".to_owned(),
-        (0, w) => format!(
-            "wbl doctor: no problems, {}; the fixes above are optional.\n",
+    let summary = match (report.problems, report.warnings) {
+        (0, 0) => style.good("wbl doctor: no problems found."),
+        (0, w) => style.warning(&format!(
+            "wbl doctor: no problems, {}; the fixes above are optional.",
             plural(w, "warning")
-        ),
-        (p, w) => format!(
-            "wbl doctor: {}, {}. Run the fixes above, then `wbl doctor` again.\n",
+        )),
+        (p, w) => style.bad(&format!(
+            "wbl doctor: {}, {}. Run the fixes above, then `wbl doctor` again.",
             plural(p, "problem"),
             plural(w, "warning")
-        ),
-    });
+        )),
+    };
+    out.push_str(&style.wrap(&summary, 0));
+    out.push('\n');
     out
 }

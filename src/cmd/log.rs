@@ -72,9 +72,14 @@ pub fn run(args: LogArgs) -> anyhow::Result<()> {
     let read = read_all(&path)
         .map_err(|e| anyhow::anyhow!("cannot read the access log {}: {e}", path.display()))?;
     warn_bad_lines(&read, &path);
-    let entries: Vec<&Entry> = read.entries.iter().filter(|e| filter.keeps(e)).collect();
+    let mut entries: Vec<&Entry> = read.entries.iter().filter(|e| filter.keeps(e)).collect();
+    // The last N; `--follow` starts at the end unless `-n` asks for history.
+    let keep = args.lines.or(args.follow.then_some(0));
+    if let Some(n) = keep {
+        entries.drain(..entries.len().saturating_sub(n));
+    }
     let mut out = std::io::stdout().lock();
-    let table = Table::new(&entries);
+    let table = Table::new(&entries, args.follow);
     let written = if args.json {
         entries.iter().try_for_each(|e| write_json(&mut out, e))
     } else {
@@ -144,20 +149,30 @@ fn write_json(out: &mut impl Write, e: &Entry) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// The table's column widths: at least the header's, wide enough for what is shown first
-/// (entries that come later through `--follow` may push a column out).
+/// The widest RESULT the agent writes (`refused (version_mismatch)`): `--follow`'s column is
+/// this wide from the start, so later entries cannot push the columns after it out.
+const RESULT_WIDEST: usize = 26;
+
+/// The table's column widths: at least the header's, wide enough for every entry shown (with
+/// `--follow`, the RESULT column for any result; a later host, user or program wider than
+/// those shown first may still push a column out).
 struct Table {
+    result: usize,
     host: usize,
     user: usize,
     program: usize,
 }
 
 impl Table {
-    fn new(entries: &[&Entry]) -> Table {
+    fn new(entries: &[&Entry], follow: bool) -> Table {
         let w = |f: &dyn Fn(&Entry) -> usize, min: usize| {
             entries.iter().map(|e| f(e)).max().unwrap_or(0).max(min)
         };
         Table {
+            result: w(
+                &|e| result(e).chars().count(),
+                if follow { RESULT_WIDEST } else { 7 },
+            ),
             host: w(&|e| host(e).chars().count(), 16),
             user: w(&|e| user(e).chars().count(), 4),
             program: w(&|e| program(e).chars().count(), 7),
@@ -167,7 +182,7 @@ impl Table {
     fn header(&self, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "{:<19}  {:<5}  {:<7}  {:<hw$}  {:<uw$}  {:>7}  {:<pw$}  {:<8}  PARENTS",
+            "{:<19}  {:<5}  {:<rw$}  {:<hw$}  {:<uw$}  {:>7}  {:<pw$}  {:<8}  PARENTS",
             "TIME",
             "OP",
             "RESULT",
@@ -176,6 +191,7 @@ impl Table {
             "PID",
             "PROGRAM",
             "CHANNEL",
+            rw = self.result,
             hw = self.host,
             uw = self.user,
             pw = self.program,
@@ -192,27 +208,25 @@ impl Table {
                 e.dropped.unwrap_or(0)
             );
         }
-        let result = match (e.result, &e.code) {
-            (Some(r), Some(code)) => format!("{} ({code})", r.name()),
-            (Some(r), None) => r.name().to_owned(),
-            (None, _) => "?".to_owned(),
-        };
+        let result = result(e);
+        // A parent the agent could not identify safely: said so, with its pid.
         let parents: Vec<String> = e
             .parents
             .iter()
             .map(|p| {
                 p.exe
                     .as_deref()
-                    .map_or_else(|| format!("?[{}]", p.pid), base_name)
+                    .map_or_else(|| format!("unknown (pid {})", p.pid), base_name)
             })
             .collect();
         writeln!(
             out,
-            "{time:<19}  {:<5}  {result:<7}  {:<hw$}  {:<uw$}  {:>7}  {:<pw$}  {:<8}  {}",
+            "{time:<19}  {:<5}  {result:<rw$}  {:<hw$}  {:<uw$}  {:>7}  {:<pw$}  {:<8}  {}",
             op(e),
             host(e),
             user(e),
-            e.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            e.pid
+                .map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
             program(e),
             printable(e.channel.as_deref().unwrap_or("-")),
             if parents.is_empty() {
@@ -220,6 +234,7 @@ impl Table {
             } else {
                 printable(&parents.join(" < ")).into_owned()
             },
+            rw = self.result,
             hw = self.host,
             uw = self.user,
             pw = self.program,
@@ -247,6 +262,15 @@ fn host(e: &Entry) -> String {
 fn user(e: &Entry) -> String {
     let name = e.username.as_deref().unwrap_or("-");
     printable(&crate::text::username(name)).into_owned()
+}
+
+/// `ok`, `refused (forbidden)`, …; `unknown` when the entry has none.
+fn result(e: &Entry) -> String {
+    match (e.result, &e.code) {
+        (Some(r), Some(code)) => format!("{} ({code})", r.name()),
+        (Some(r), None) => r.name().to_owned(),
+        (None, _) => "unknown".to_owned(),
+    }
 }
 
 /// Who received the key: the caller's executable, or `unknown` (not identified: gone before
@@ -364,7 +388,7 @@ mod tests {
     #[test]
     fn table_row_names_program_and_parents() {
         let e = entry("api.wandb.ai", "2026-02-01T00:00:00.000Z");
-        let t = Table::new(&[&e]);
+        let t = Table::new(&[&e], false);
         let mut out = Vec::new();
         t.header(&mut out).unwrap();
         t.row(&mut out, &e).unwrap();
@@ -372,7 +396,7 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert!(row.contains(" get "), "{row}");
         assert!(row.contains("/usr/local/bin/wbl"), "{row}");
-        assert!(row.ends_with("python3.11 < ?[1]"), "{row}");
+        assert!(row.ends_with("python3.11 < unknown (pid 1)"), "{row}");
         let mut unknown = e.clone();
         unknown.exe = None;
         let mut out = Vec::new();
@@ -391,7 +415,7 @@ mod tests {
         exec.command = Some("/usr/bin/python3".into());
         let mut check = entry("api.wandb.ai", "2026-02-01T00:00:00.000Z");
         check.purpose = Some(Use::Check);
-        let t = Table::new(&[&e, &exec, &check]);
+        let t = Table::new(&[&e, &exec, &check], false);
         let mut out = Vec::new();
         for r in [&e, &exec, &check] {
             t.row(&mut out, r).unwrap();

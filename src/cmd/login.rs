@@ -52,6 +52,16 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// What holds the keys, as the user should read it: on a remote machine of `wbl ssh` the
+    /// agent is another machine's, reached through a forwarded socket, not a keychain here.
+    fn store_name(&self) -> &'static str {
+        if self.agent.as_ref().is_some_and(AgentClient::forwarded) {
+            "the forwarded agent (`wbl ssh`)"
+        } else {
+            "the keychain"
+        }
+    }
+
     fn agent(&mut self) -> anyhow::Result<&mut AgentClient> {
         if self.agent.is_none() {
             let mut agent = connect_or_start(&RuntimePaths::from_env())
@@ -106,6 +116,11 @@ impl Ctx {
             }
         }
         let cred = Credential::new(target_of(&self.host), account_user(&account), key);
+        let into = if self.agent()?.forwarded() {
+            "through the forwarded agent (`wbl ssh`)"
+        } else {
+            "in the keychain"
+        };
         let stored = match self.agent()?.store(cred.clone()) {
             // The agent closes a connection idle for 30 s: a long prompt outlives it. Once more
             // on a new one (made sealed, so its access-log entry names no program).
@@ -115,15 +130,12 @@ impl Ctx {
             }
             r => r,
         }
-        .context("while storing the key in the keychain")?;
+        .with_context(|| format!("while storing the key {into}"))?;
         if account == DEFAULT_ACCOUNT {
-            term::log(&format!(
-                "Stored the API key for {} in the keychain.",
-                self.host
-            ));
+            term::log(&format!("Stored the API key for {} {into}.", self.host));
         } else {
             term::log(&format!(
-                "Stored the API key for {} in the keychain as account {account}.",
+                "Stored the API key for {} {into} as account {account}.",
                 self.host
             ));
         }
@@ -377,13 +389,14 @@ fn found_key(ctx: &mut Ctx, resolver: &Resolver) -> anyhow::Result<Option<Option
                     _ => e,
                 }
             })?;
+            let from = ctx.store_name();
             if stored_for == host {
                 term::log(&format!(
-                    "Loaded credentials for {host} from the keychain (already stored)."
+                    "Loaded credentials for {host} from {from} (already stored)."
                 ));
             } else {
                 term::log(&format!(
-                    "Loaded credentials for {host} from the keychain (already stored for {stored_for}, the same W&B deployment)."
+                    "Loaded credentials for {host} from {from} (already stored for {stored_for}, the same W&B deployment)."
                 ));
             }
             Ok(Some(viewer))

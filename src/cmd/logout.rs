@@ -103,35 +103,55 @@ pub fn run(
         match account {
             None => term::log(&format!("No API key was stored for {host}.")),
             Some(account) => {
+                let query = |h: &crate::wandb::host::HostUrl| Query {
+                    account: Account::Named(account.clone()),
+                    ..wandb_query(h)
+                };
+                let of = if account == DEFAULT_ACCOUNT {
+                    String::new()
+                } else {
+                    format!(" of account {account}")
+                };
                 let mut n = 0;
-                for h in resolver::keychain_hosts(&host) {
-                    let erased = agent
-                        .erase(Query {
-                            account: Account::Named(account.clone()),
-                            ..wandb_query(&h)
-                        })
-                        .context("while removing the key")?;
-                    let of = if account == DEFAULT_ACCOUNT {
-                        String::new()
+                let linked = resolver::keychain_hosts(&host);
+                // Two addresses of one deployment (Forge): read both keys first, so that
+                // removing two different keys is said (either one answered for both addresses
+                // until now).
+                let mut removed = Vec::new();
+                for h in &linked {
+                    // (Not over a forward, which may erase nothing: no key handed out for
+                    // nothing.)
+                    let before = if linked.len() > 1 && !agent.forwarded() {
+                        crate::client::not_found_is_none(agent.get(query(h)))
+                            .context("while reading the key")?
+                            .map(|c| c.password)
                     } else {
-                        format!(" of account {account}")
+                        None
                     };
+                    let erased = agent.erase(query(h)).context("while removing the key")?;
                     if erased > 0 {
                         term::log(&format!(
                             "Removed the API key{of} for {h} from the keychain."
                         ));
+                        removed.extend(before.map(|k| (h.clone(), k)));
                     }
                     n += erased;
                 }
-                if n == 0 {
+                if let [(a, ka), (b, kb)] = removed.as_slice()
+                    && ka.expose() != kb.expose()
+                {
                     term::log(&format!(
-                        "No API key was stored for {host}{}.",
-                        if account == DEFAULT_ACCOUNT {
-                            String::new()
-                        } else {
-                            format!(" under account {account}")
-                        }
+                        "The keys for {a} and {b} were different keys; both are removed (one \
+                         deployment: either answered for both addresses)."
                     ));
+                }
+                if n == 0 {
+                    let under = if account == DEFAULT_ACCOUNT {
+                        String::new()
+                    } else {
+                        format!(" under account {account}")
+                    };
+                    term::log(&format!("No API key was stored for {host}{under}."));
                 }
             }
         }

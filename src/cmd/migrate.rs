@@ -397,6 +397,9 @@ fn migrate_one(
 
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let resolver = Resolver::from_env()?;
+    if args.docker {
+        super::migrate_docker::run(&args, &resolver.env.home)?;
+    }
     let plan = plan(&resolver, &args)?;
     for note in &plan.notes {
         println!("note:   {note}");
@@ -483,6 +486,12 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         println!(
             "hint:   W&B keys now come from the keychain: `wbl token` prints one (e.g. \
              `export WANDB_API_KEY=$(wbl token)`)"
+        );
+    }
+    if done > 0 {
+        println!(
+            "hint:   copies of the same keys may sit in other files (a .env, W&B run files, \
+             shell history): `wbl scan` finds them"
         );
     }
     for host in &git_hosts {

@@ -62,8 +62,10 @@ fn login(name: &str) -> anyhow::Result<()> {
         .with_context(|| format!("while logging in to OpenBao server `{name}`"))?;
     let expiry = match session.ttl_secs {
         None => "it does not expire".to_owned(),
-        Some(s) if session.renewable => format!("valid for {s} s, renewed by the agent"),
-        Some(s) => format!("valid for {s} s, not renewable"),
+        Some(s) if session.renewable => {
+            format!("valid for {}, renewed by the agent", term::human_span(s))
+        }
+        Some(s) => format!("valid for {}, not renewable", term::human_span(s)),
     };
     let kept = if session.kept_in_keychain {
         "; kept in the agent and the OS keychain"

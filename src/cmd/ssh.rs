@@ -316,9 +316,12 @@ fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
         hosts.join(", "),
         info.socket
     ));
+    // Not the client's StreamLocalBindUnlink: it covers only local forwards, and the
+    // server's option is what lets the next session bind the path again (README).
     crate::term::log(&format!(
-        "in ~/.ssh/config: RemoteForward /tmp/{FORWARD_PREFIX}%r.sock {} and StreamLocalBindUnlink \
-         yes; on the remote: export WBL_SOCKET=/tmp/{FORWARD_PREFIX}$USER.sock",
+        "in ~/.ssh/config: RemoteForward /tmp/{FORWARD_PREFIX}%r.sock {} and \
+         ExitOnForwardFailure yes; on the remote: export WBL_SOCKET=/tmp/{FORWARD_PREFIX}$USER.sock \
+         (README, \"With plain ssh\", says how the next session gets that path again)",
         info.socket
     ));
     let closed = agent
@@ -484,6 +487,9 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
              default)",
         );
     }
+    if code == 127 {
+        remote_not_found_hint(&parsed.destination);
+    }
     if code != 0 {
         // ssh's (the remote command's) status, passed on silently as ssh does.
         return Err(super::ExitError {
@@ -524,6 +530,19 @@ fn make_remote_dir(ssh_head: &[OsString], dir: &str) -> anyhow::Result<()> {
              create in"
         ),
     }
+}
+
+/// After exit status 127 (the remote shell's "command not found"): most often `wbl` itself,
+/// not installed there or not on the `PATH` of a non-interactive shell.
+fn remote_not_found_hint(destination: &str) {
+    crate::term::log(&format!(
+        "the remote command exited 127 (command not found); if {destination} said \
+         `wbl: command not found`, install wbl there with one command (README, \"Remote \
+         machines\"): ssh {destination} 'mkdir -p ~/.local/bin && cat > ~/.local/bin/wbl && \
+         chmod 755 ~/.local/bin/wbl' < \"$(command -v wbl-static)\"; then call it as \
+         ~/.local/bin/wbl, or put ~/.local/bin on PATH at the top of the remote ~/.bashrc \
+         (one-shot commands do not read ~/.profile)"
+    ));
 }
 
 /// The ssh client: `$WBL_SSH` when set, else `ssh` from `PATH`.

@@ -25,6 +25,9 @@ struct StatusJson {
     /// hosts works, so the agent's details and the stored list are not shown.
     forwarded: bool,
     agent: Option<AgentJson>,
+    /// Why wbl's configuration file (config.toml) cannot be used; while it cannot, the agent
+    /// serves no key at all. Null when it is fine or absent.
+    config_error: Option<String>,
     /// The agent's live forwards (`wbl ssh`) and their grants.
     forwards: Vec<ForwardJson>,
     /// Every credential the agent stores (W&B keys and others), without secrets.
@@ -100,6 +103,9 @@ struct HostJson {
     /// host's only one), and why (`bound to ~/work in config.toml line 12`).
     account: Option<String>,
     account_reason: Option<String>,
+    /// Why `in_keychain` is null although an agent answers (text output only).
+    #[serde(skip)]
+    unread: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -163,6 +169,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         socket: paths.socket_display(),
         forwarded: agent.as_ref().is_some_and(AgentClient::forwarded),
         agent: None,
+        config_error: crate::config::load().err().map(|e| e.to_string()),
         forwards: Vec::new(),
         credentials: Vec::new(),
         current_host: current.to_string(),
@@ -286,7 +293,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_text(&out, settings);
+        print_text(&out, settings, crate::term::Style::stdout());
     }
     Ok(())
 }
@@ -312,6 +319,7 @@ fn host_status(
         }
     };
     let account = choice.account();
+    let mut unread = None;
     // The keychain as the resolver sees it (this address or its other one); a key routed to a
     // store that does not have it counts as none, and the row says why.
     let stored: Option<Option<(Secret, HostUrl)>> = match agent {
@@ -331,11 +339,20 @@ fn host_status(
                 // A routed host whose server cannot answer: say so on its row, go on.
                 Some(
                     ce @ ClientError::Agent {
-                        code: ErrorCode::Store | ErrorCode::Config,
+                        code: ErrorCode::Store,
                         ..
                     },
                 ) => {
                     store_warning = Some(ce.to_string());
+                    unread = Some("not read: the store serving it did not answer, see below");
+                    None
+                }
+                // A broken config.toml: said once, on the `config:` line.
+                Some(ClientError::Agent {
+                    code: ErrorCode::Config,
+                    ..
+                }) => {
+                    unread = Some("not read: the agent serves no key until config.toml is fixed");
                     None
                 }
                 // Several accounts and none chosen: the row says how to choose.
@@ -352,7 +369,10 @@ fn host_status(
                 Some(ClientError::Agent {
                     code: ErrorCode::Forbidden,
                     ..
-                }) if a.forwarded() => None,
+                }) if a.forwarded() => {
+                    unread = Some("not granted to this forward");
+                    None
+                }
                 _ => return Err(e),
             },
         },
@@ -375,6 +395,7 @@ fn host_status(
         warnings: store_warning.into_iter().collect(),
         account: choice.name.clone(),
         account_reason: choice.name.as_ref().map(|_| choice.reason()),
+        unread,
     };
     // Resolution, in the resolver's (and `wbl login`'s) order. The keychain step is replayed
     // from `stored` so the agent is asked once.
@@ -491,16 +512,24 @@ fn plaintext_warning(what: &str, path: &Path) -> String {
     )
 }
 
-fn print_text(out: &StatusJson, settings: &Settings) {
+/// The report for people; with a fancy style (a terminal), verdicts coloured and marked ✓/✗/!
+/// and warnings wrapped at the terminal's width.
+fn print_text(out: &StatusJson, settings: &Settings, style: crate::term::Style) {
     match &out.agent {
         None if out.forwarded => {
             println!(
-                "agent:    forwarded by `wbl ssh` from another machine (keys for granted hosts only)"
+                "agent:    {} from another machine (keys for granted hosts only)",
+                style.good("forwarded by `wbl ssh`")
             );
             println!("socket:   {}", out.socket);
         }
         Some(a) => {
-            println!("agent:    running (pid {}, version {})", a.pid, a.version);
+            println!(
+                "agent:    {} (pid {}, version {})",
+                style.good("running"),
+                a.pid,
+                a.version
+            );
             println!("socket:   {}", out.socket);
             println!(
                 "backend:  {}{}",
@@ -513,9 +542,21 @@ fn print_text(out: &StatusJson, settings: &Settings) {
             );
         }
         None => {
-            println!("agent:    not running (socket {})", out.socket);
+            println!(
+                "agent:    {} (socket {})",
+                style.skipped("not running"),
+                out.socket
+            );
             println!("          it starts on the next `wbl login` or `wbl token`");
         }
+    }
+    if let Some(e) = &out.config_error {
+        println!(
+            "config:   {} {}",
+            style.bad("PROBLEM"),
+            style.wrap(e, 18 + style.mark_width())
+        );
+        println!("          the agent serves no key until the file is fixed (`wbl doctor`)");
     }
     for (i, f) in settings.files().iter().enumerate() {
         let label = if i == 0 { "settings:" } else { "         " };
@@ -546,9 +587,13 @@ fn print_text(out: &StatusJson, settings: &Settings) {
         println!("  {}{}", h.url, if h.current { " (current)" } else { "" });
         let keychain = match h.in_keychain {
             Some(true) if h.routed => "served by the agent, not kept in the keychain",
+            Some(true) if out.forwarded => "served by the forwarded agent",
+            Some(false) if out.forwarded => "the forwarded agent has none",
             Some(true) => "in the keychain",
             Some(false) => "not in the keychain",
-            None => "keychain not checked: the agent is not running",
+            None => h
+                .unread
+                .unwrap_or("keychain not checked: the agent is not running"),
         };
         match (&h.source, &h.key) {
             (Some(src), Some(k)) => {
@@ -557,7 +602,15 @@ fn print_text(out: &StatusJson, settings: &Settings) {
                     .as_deref()
                     .map(|d| format!(" {d}"))
                     .unwrap_or_default();
-                println!("    key:  {k} from {src}{detail} ({keychain})");
+                // Through a forward the key is another machine's: no keychain here.
+                let src = match src.as_str() {
+                    "keychain" if out.forwarded => "the forwarded agent",
+                    s => s,
+                };
+                println!(
+                    "    key:  {} from {src}{detail} ({keychain})",
+                    style.good(k)
+                );
             }
             _ => {
                 let login = if h.url == crate::wandb::host::DEFAULT_BASE_URL {
@@ -565,14 +618,25 @@ fn print_text(out: &StatusJson, settings: &Settings) {
                 } else {
                     format!("wbl login --host {}", h.url)
                 };
-                println!("    key:  none ({keychain}); run `{login}`");
+                if h.unread.is_some() {
+                    println!("    key:  {} ({keychain})", style.warning("none known"));
+                } else {
+                    println!(
+                        "    key:  {} ({keychain}); run `{login}`",
+                        style.bad("none")
+                    );
+                }
             }
         }
         if let (Some(a), Some(why)) = (&h.account, &h.account_reason) {
             println!("    account {}: {}", printable(a), printable(why));
         }
         for w in &h.warnings {
-            println!("    WARNING {}", printable(w));
+            println!(
+                "    {} {}",
+                style.warning("WARNING"),
+                style.wrap(&printable(w), 12 + style.mark_width())
+            );
         }
     }
     if !out.forwards.is_empty() {
@@ -611,6 +675,10 @@ fn print_text(out: &StatusJson, settings: &Settings) {
         }
     }
     for w in &out.warnings {
-        println!("WARNING {}", printable(w));
+        println!(
+            "{} {}",
+            style.warning("WARNING"),
+            style.wrap(&printable(w), 8 + style.mark_width())
+        );
     }
 }

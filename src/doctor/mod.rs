@@ -222,6 +222,11 @@ const CHECKS: &[(&str, &str, CheckFn)] = &[
         "git credentials",
         plaintext::git_credentials,
     ),
+    (
+        "docker-logins",
+        "container logins",
+        plaintext::docker_logins,
+    ),
     ("wandb-api-key", "WANDB_API_KEY", plaintext::api_key_env),
     ("git-helper", "git helper", git::helper),
 ];

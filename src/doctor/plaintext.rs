@@ -1,6 +1,7 @@
 //! Checks for keys outside the keychain: plaintext copies (every W&B key the SDK could read
 //! in any netrc or settings file, from the resolver's inventory that `wbl migrate` moves, and
-//! git's `~/.git-credentials`), and `WANDB_API_KEY` in the environment.
+//! git's `~/.git-credentials`, registry logins in container tools' auth files), and
+//! `WANDB_API_KEY` in the environment.
 
 use super::{Ctx, Finding};
 use crate::git::store_file;
@@ -138,7 +139,15 @@ fn plaintext(ctx: &mut Ctx, kind: Kind, noun: &str, none: &str, fix: &str) -> Fi
         if !notes.is_empty() {
             detail.push_str(&format!(" (and {} more left alone)", notes.len()));
         }
-        return Finding::problem(detail, fix);
+        // The files wbl knows are not the only copies: the same key is often in a `.env`,
+        // a run's config.yaml or the shell history too.
+        return Finding::problem(
+            detail,
+            format!(
+                "{fix}; then `wbl scan` finds the other copies of your keys (a .env, W&B run \
+                 files, shell history)"
+            ),
+        );
     }
     if let Some(first) = notes.first() {
         let more = match notes.len() {
@@ -208,4 +217,68 @@ pub(super) fn api_key_env(_ctx: &mut Ctx) -> Finding {
     } else {
         Finding::ok("WANDB_API_KEY is not set; W&B keys come from the keychain")
     }
+}
+
+/// Registry logins kept in plaintext (`auths` … `auth`: base64 of user:password) in
+/// `~/.docker/config.json` and podman's `auth.json` files (`crate::docker_auth`).
+pub(super) fn docker_logins(_ctx: &mut Ctx) -> Finding {
+    let home = match crate::wandb::resolver::WandbEnv::from_env() {
+        Ok(env) => env.home,
+        Err(e) => {
+            return Finding::warning(
+                format!("cannot look for container auth files: {e:#}"),
+                "`wbl migrate --docker --dry-run` shows the same search",
+            );
+        }
+    };
+    let (mut found, mut left, mut unreadable) = (Vec::new(), 0usize, Vec::new());
+    for path in crate::docker_auth::auth_files(&home) {
+        let text = match read_secret_file(&path) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => {
+                unreadable.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        match crate::docker_auth::plaintext_logins(&text) {
+            Ok(f) => {
+                left += f.left.len();
+                found.extend(f.logins.iter().map(|l| {
+                    format!("{} (user {}) in {}", l.registry, l.username, path.display())
+                }));
+            }
+            Err(e) => unreadable.push(format!("{}: {e}", path.display())),
+        }
+    }
+    if !found.is_empty() {
+        let mut detail = format!(
+            "{} plaintext registry login(s): {}",
+            found.len(),
+            found.join("; ")
+        );
+        if left > 0 {
+            detail.push_str(&format!(" (and {left} more that cannot move to a helper)"));
+        }
+        return Finding::problem(
+            detail,
+            "`wbl migrate --docker` (moves them into the keychain and names wbl the registries' \
+             credential helper, keeping the rest of the file)",
+        );
+    }
+    if let Some(first) = unreadable.first() {
+        return Finding::warning(
+            first.clone(),
+            "fix or remove the file; `wbl migrate --docker --dry-run` shows what is found",
+        );
+    }
+    if left > 0 {
+        return Finding::warning(
+            format!(
+                "{left} plaintext registry login(s) for one namespace each, which a credential helper cannot take"
+            ),
+            "`wbl migrate --docker --dry-run` lists them; log in again once wbl is the registry's helper",
+        );
+    }
+    Finding::ok("no plaintext registry logins in ~/.docker/config.json or podman's auth.json")
 }

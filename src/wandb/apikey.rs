@@ -6,8 +6,10 @@
 
 /// Message for an empty key (spec E.1).
 const EMPTY: &str = "API key is empty.";
-/// Message for a key whose secret part has non-word characters (spec E.4).
-const BAD_CHARS: &str = "API key may only contain the letters A-Z, digits and underscores.";
+/// Message for a key whose secret part has non-word characters (spec E.4). The SDK's sentence
+/// leaves out `-`, which it accepts; wbl names it.
+const BAD_CHARS: &str =
+    "API key may only contain the letters A-Z, digits, underscores and dashes (-).";
 
 /// Python's `\w` for `str` patterns: Unicode letters and numbers, plus `_`.
 ///
@@ -61,16 +63,24 @@ pub fn check_api_key(key: &str) -> Option<String> {
     if is_jwt_shape(key) {
         return None;
     }
-    let secret = match key.split_once('-') {
-        Some((_prefix, secret)) => secret,
-        None => key,
+    let (secret, prefixed) = match key.split_once('-') {
+        Some((_prefix, secret)) => (secret, true),
+        None => (key, false),
     };
     if !is_word_dash_run(secret) {
         return Some(BAD_CHARS.to_owned());
     }
     let n = secret.chars().count();
     if n < 40 {
-        return Some(format!("API key must have 40+ characters, has {n}."));
+        // The SDK's sentence; with a prefix, the count would puzzle without the rule behind it.
+        return Some(if prefixed {
+            format!(
+                "API key must have 40+ characters, has {n} after its prefix (the part up to the \
+                 first `-` is not counted)."
+            )
+        } else {
+            format!("API key must have 40+ characters, has {n}.")
+        });
     }
     None
 }
@@ -140,7 +150,7 @@ mod tests {
 
     #[test]
     fn scenario_4_bad_chars() {
-        let msg = Some("API key may only contain the letters A-Z, digits and underscores.");
+        let msg = Some(BAD_CHARS);
         assert_eq!(check_api_key(&format!("bad key!{}", a(40))).as_deref(), msg);
         assert_eq!(check_api_key(&format!("{}!", a(40))).as_deref(), msg);
         assert_eq!(check_api_key(&format!("{} ", a(40))).as_deref(), msg);
@@ -153,12 +163,25 @@ mod tests {
         assert_eq!(check_api_key("-").as_deref(), msg);
     }
 
+    const PREFIXED_39: &str = "API key must have 40+ characters, has 39 after its prefix (the part \
+        up to the first `-` is not counted).";
+
     #[test]
     fn scenario_5_prefix() {
+        // `short-key` has 3: the message says why it is not 9.
+        assert_eq!(
+            check_api_key("short-key").as_deref(),
+            Some(
+                "API key must have 40+ characters, has 3 after its prefix (the part up to the \
+                 first `-` is not counted)."
+            )
+        );
+        // Dashes are allowed, and the message says so.
+        assert!(BAD_CHARS.contains("dashes (-)"));
         assert_eq!(check_api_key(&format!("local-{}", a(40))), None);
         assert_eq!(
             check_api_key(&format!("local-{}", a(39))).as_deref(),
-            Some("API key must have 40+ characters, has 39.")
+            Some(PREFIXED_39)
         );
         // Prefix may itself be anything, even non-word characters.
         assert_eq!(check_api_key(&format!("we ird!-{}", a(40))), None);
@@ -166,7 +189,7 @@ mod tests {
         assert_eq!(check_api_key(&format!("p-{}-{}", a(20), a(19))), None);
         assert_eq!(
             check_api_key(&format!("p-{}-{}", a(20), a(18))).as_deref(),
-            Some("API key must have 40+ characters, has 39.")
+            Some(PREFIXED_39)
         );
     }
 

@@ -253,6 +253,17 @@ impl HostUrl {
         })
     }
 
+    /// A URL as [`HostUrl::parse`] takes it, or a bare host name (`wandb.example.com`,
+    /// `h:8443`) meaning `https://HOST`: what wbl's own options (`--host` of `token`, `exec`,
+    /// `logout`, …, and `wbl ssh --allow`) accept. `wbl login --host` keeps the SDK's rule.
+    pub fn parse_host_or_url(input: &str) -> Result<HostUrl, HostError> {
+        if input.is_empty() || input.contains("://") {
+            HostUrl::parse(input)
+        } else {
+            HostUrl::parse(&format!("https://{input}"))
+        }
+    }
+
     /// The W&B public cloud, `https://api.wandb.ai`.
     pub fn cloud() -> HostUrl {
         HostUrl {
@@ -764,6 +775,16 @@ mod tests {
             err("wandb.ai"),
             "invalid host URL 'wandb.ai': relative URL without a base"
         );
+    }
+
+    #[test]
+    fn bare_hosts_mean_https() {
+        let h = |s| HostUrl::parse_host_or_url(s).map(|h| h.to_string());
+        assert_eq!(h("wandb.example.com").unwrap(), "https://wandb.example.com");
+        assert_eq!(h("h.example:8443").unwrap(), "https://h.example:8443");
+        assert_eq!(h("http://h.example").unwrap(), "http://h.example");
+        assert!(h("wandb.ai").is_err());
+        assert!(h("").is_err());
     }
 
     #[test]

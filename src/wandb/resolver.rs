@@ -574,10 +574,12 @@ impl Resolver {
         Ok((HostUrl::cloud(), HostOrigin::Default))
     }
 
-    /// `--host` (parsed) or the default host.
+    /// `--host` (a URL or a bare host name, meaning https) or the default host.
     pub fn pick_host(&self, flag: Option<&str>) -> anyhow::Result<HostUrl> {
         match flag {
-            Some(f) => Ok(HostUrl::parse(f).map_err(|e: HostError| anyhow::anyhow!(e))?),
+            Some(f) => {
+                Ok(HostUrl::parse_host_or_url(f).map_err(|e: HostError| anyhow::anyhow!(e))?)
+            }
             None => self
                 .default_host()
                 .map(|(h, _)| h)

@@ -636,3 +636,23 @@ pub fn wandb_python() -> PathBuf {
     );
     python
 }
+
+/// `wbl token` in `w` succeeds and prints `want`.
+#[track_caller]
+pub fn token_is(w: &World, want: &str) {
+    let o = w.wbl(&["token"]);
+    assert!(o.status.success(), "wbl token failed: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim_end(), want);
+}
+
+/// `wbl token` in `w` fails with every one of `needles` in its error, which it returns.
+#[track_caller]
+pub fn token_fails(w: &World, needles: &[&str]) -> String {
+    let o = w.wbl(&["token"]);
+    assert!(!o.status.success(), "wbl token succeeded: {}", stdout(&o));
+    let e = stderr(&o);
+    for n in needles {
+        assert!(e.contains(n), "`{n}` not in: {e}");
+    }
+    e
+}

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use wbl_proto::{Credential, Query, Secret, Target};
 
-use super::{Clock, Connect, Kv, Next, OpenBaoStore, after_renewal};
+use super::{Clock, Connect, Kv, Next, after_renewal};
 use crate::agent::Limits;
 use crate::agent::keychain_store::KeychainStore;
+use crate::agent::router::Router;
 use crate::agent::store::{Store, StoreError};
 use crate::config::{Auth, Config, Route, ServerConfig};
 use crate::keychain::Keychain;
@@ -168,7 +169,7 @@ impl Kv for FakeKv {
 
 /// One server `team` (auth as given) and the route of `https://h` to `secret/p`.
 struct Fixture {
-    store: OpenBaoStore,
+    store: Router,
     bao: Arc<Mutex<Bao>>,
     clock: Arc<FakeClock>,
     mem: MemoryBackend,
@@ -224,9 +225,9 @@ impl Fixture {
     fn on(auth: Auth, mem: MemoryBackend, bao: Arc<Mutex<Bao>>) -> Fixture {
         let clock = FakeClock::new();
         let keychain = KeychainStore::new(Keychain::new(Box::new(mem.clone())), &Limits::default());
-        let store = OpenBaoStore::fixed(
+        let store = Router::configured(
+            keychain,
             &config(auth),
-            keychain.token_keeper(),
             fake_connect(&bao),
             Arc::clone(&clock) as Arc<dyn Clock>,
         );
@@ -243,10 +244,14 @@ impl Fixture {
     }
 
     fn route(&self) -> Arc<dyn Store> {
-        self.store
-            .route_for(&Target::new("https", "h"))
-            .unwrap()
-            .expect("routed")
+        let store = self.store.route(&Target::new("https", "h")).unwrap();
+        assert_eq!(store.describe().kind, "openbao");
+        store
+    }
+
+    /// The kind of store that serves `target`.
+    fn kind(&self, target: Target) -> String {
+        self.store.route(&target).unwrap().describe().kind
     }
 
     async fn get(&self) -> Result<Option<Credential>, StoreError> {
@@ -279,27 +284,12 @@ fn message(e: StoreError) -> String {
 #[tokio::test]
 async fn routes_only_the_configured_host_and_never_the_agents_own_tokens() {
     let f = Fixture::new(userpass());
-    assert!(
-        f.store
-            .route_for(&Target::new("https", "h"))
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        f.store
-            .route_for(&Target::new("https", "other"))
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(f.kind(Target::new("https", "h")), "openbao");
+    assert_eq!(f.kind(Target::new("https", "other")), "keychain");
     // Another protocol is another target.
-    assert!(
-        f.store
-            .route_for(&Target::new("http", "h"))
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(f.kind(Target::new("http", "h")), "keychain");
     assert!(matches!(
-        f.store.route_for(&Target::new("openbao", "team")),
+        f.store.route(&Target::new("openbao", "team")),
         Err(StoreError::BadRequest(_))
     ));
     let routed = f.store.routed();
@@ -325,7 +315,7 @@ async fn a_value_is_served_from_the_cache_for_cache_ttl_then_read_again() {
     f.bao().secret = Some(("api".into(), "k1".into()));
     let session = f
         .store
-        .login("team", Some(Secret::from("good")))
+        .login("openbao.team", Some(Secret::from("good")))
         .await
         .unwrap();
     assert_eq!(session.store, "openbao.team");
@@ -345,7 +335,7 @@ async fn down_or_sealed_the_cached_value_is_served_for_stale_ttl_more_then_an_er
         let f = Fixture::new(userpass());
         f.bao().secret = Some(("api".into(), "k1".into()));
         f.store
-            .login("team", Some(Secret::from("good")))
+            .login("openbao.team", Some(Secret::from("good")))
             .await
             .unwrap();
         assert_eq!(password(f.get().await.unwrap()), "k1");
@@ -371,7 +361,7 @@ async fn a_refusal_is_never_hidden_by_the_cache() {
     let f = Fixture::new(userpass());
     f.bao().secret = Some(("api".into(), "k1".into()));
     f.store
-        .login("team", Some(Secret::from("good")))
+        .login("openbao.team", Some(Secret::from("good")))
         .await
         .unwrap();
     assert_eq!(password(f.get().await.unwrap()), "k1");
@@ -382,7 +372,7 @@ async fn a_refusal_is_never_hidden_by_the_cache() {
     assert!(e.contains("token expired or revoked"), "{e}");
     // A missing secret is a miss that names the store, not a stale value.
     f.store
-        .login("team", Some(Secret::from("good")))
+        .login("openbao.team", Some(Secret::from("good")))
         .await
         .unwrap();
     f.bao().secret = None;
@@ -395,7 +385,7 @@ async fn an_expired_token_is_not_sent_and_userpass_must_log_in_again() {
     f.bao().ttl = Some(Duration::from_secs(30));
     f.bao().secret = Some(("api".into(), "k1".into()));
     f.store
-        .login("team", Some(Secret::from("good")))
+        .login("openbao.team", Some(Secret::from("good")))
         .await
         .unwrap();
     assert_eq!(password(f.get().await.unwrap()), "k1");
@@ -430,7 +420,7 @@ async fn a_userpass_token_is_kept_in_the_keychain_for_the_next_agent_and_dropped
     f.bao().secret = Some(("api".into(), "k1".into()));
     let session = f
         .store
-        .login("team", Some(Secret::from("good")))
+        .login("openbao.team", Some(Secret::from("good")))
         .await
         .unwrap();
     assert!(session.kept_in_keychain);
@@ -450,7 +440,7 @@ async fn a_userpass_token_is_kept_in_the_keychain_for_the_next_agent_and_dropped
 async fn store_and_erase_change_the_server_then_the_cache_and_refuse_without_fallback() {
     let f = Fixture::new(userpass());
     f.store
-        .login("team", Some(Secret::from("good")))
+        .login("openbao.team", Some(Secret::from("good")))
         .await
         .unwrap();
     let cred = Credential::new(Target::new("https", "h"), "api", Secret::from("k9"));
