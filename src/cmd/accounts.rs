@@ -35,18 +35,22 @@ fn accounts_by_target(agent: &mut AgentClient) -> anyhow::Result<BTreeMap<Target
 }
 
 pub fn run(args: AccountsArgs) -> anyhow::Result<()> {
-    let mut agent =
-        connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
-    let by_target = accounts_by_target(&mut agent)?;
     if args.names {
+        // For completions: never starts the agent; nothing when it does not run.
+        let Some(mut agent) = AgentClient::connect_if_running(&RuntimePaths::from_env())? else {
+            return Ok(());
+        };
         let host = Resolver::from_env()?.pick_host(args.host.as_deref())?;
-        if let Some(names) = by_target.get(&super::target_of(&host)) {
+        if let Some(names) = accounts_by_target(&mut agent)?.get(&super::target_of(&host)) {
             for n in names {
                 println!("{}", printable(n));
             }
         }
         return Ok(());
     }
+    let mut agent =
+        connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
+    let by_target = accounts_by_target(&mut agent)?;
     let config = crate::config::load()?;
     let file = config.as_ref().map(|c| tilde(&c.file)).unwrap_or_default();
     let mut hosts: Vec<Target> = by_target.keys().cloned().collect();
