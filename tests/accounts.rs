@@ -366,3 +366,45 @@ fn git_gets_the_password_of_the_account_named_in_the_url() {
         );
     }
 }
+
+#[test]
+fn bindings_in_a_config_file_others_could_change_are_refused() {
+    let u = users::user();
+    let w = World::new_as(Backend::SecretService, u.clone());
+    let (k_work, k_personal) = (key(51), key(52));
+    login(&w, &["--account", "work"], &k_work);
+    login(&w, &["--account", "personal"], &k_personal);
+    let home = w.home();
+    ok(wbl_in(&w, &home, &["bind", "work"], &[]));
+    assert_eq!(token_in(&w, &home, &[]), k_work);
+    // The configuration decides which key a directory gets: writable by others, it is not
+    // used, and no command falls back to a guess.
+    let file = home.join(".config/wbl/config.toml");
+    let mode = |m: u32| {
+        ok(w.raw_cmd("chmod")
+            .arg(format!("{m:o}"))
+            .arg(&file)
+            .output()
+            .unwrap())
+    };
+    mode(0o666);
+    for args in [
+        &["token"][..],
+        &["bind", "personal"],
+        &["switch", "personal"],
+    ] {
+        let out = wbl_in(&w, &home, args, &[]);
+        assert!(!out.status.success(), "{args:?}: {}", stdout(&out));
+        let e = stderr(&out);
+        assert!(
+            e.contains("config.toml") && e.contains("chmod"),
+            "{args:?}: {e}"
+        );
+        assert!(
+            !e.contains(&k_work) && !stdout(&out).contains(&k_work),
+            "{e}"
+        );
+    }
+    mode(0o600);
+    assert_eq!(token_in(&w, &home, &[]), k_work);
+}
