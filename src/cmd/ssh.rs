@@ -464,8 +464,13 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         Some(t) => format!("for {}", crate::term::human_duration(t.as_secs())),
         None => "until the session ends".to_owned(),
     };
+    let account = info
+        .account
+        .as_deref()
+        .map(|a| format!(" (account {})", crate::text::printable(a)))
+        .unwrap_or_default();
     crate::term::log(&format!(
-        "forwarding keys for {} to {} {until}",
+        "forwarding keys for {}{account} to {} {until}",
         hosts.join(", "),
         parsed.destination
     ));
