@@ -185,14 +185,19 @@ pub fn choose_in(config: Option<&Config>, host: &HostUrl, cwd: Option<&Path>) ->
 fn open_for_edit() -> anyhow::Result<(PathBuf, String)> {
     let (file, explicit) = crate::dirs::config_file()
         .ok_or_else(|| anyhow::anyhow!("no configuration directory (set WBL_CONFIG)"))?;
-    // The same rules as every reader: ownership, a regular file, and it must parse.
-    crate::config::load_from(&file, explicit)?;
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
-    };
+    let text = read_for_edit(&file, explicit)?;
     Ok((file, text))
+}
+
+/// The text of `file` to edit, once it passed every reader's checks.
+fn read_for_edit(file: &Path, must_exist: bool) -> anyhow::Result<String> {
+    // The same rules as every reader: ownership, a regular file, and it must parse.
+    crate::config::load_from(file, must_exist)?;
+    match std::fs::read_to_string(file) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
+    }
 }
 
 /// Writes `text` to `file` through a temporary file in the same directory (0600), after
@@ -243,7 +248,20 @@ fn parse_doc(file: &Path, text: &str) -> anyhow::Result<toml_edit::DocumentMut> 
 /// and host. Returns the file and whether a binding was replaced.
 pub fn bind(dir: &Path, host: &HostUrl, account: &str) -> anyhow::Result<(PathBuf, bool)> {
     let (file, text) = open_for_edit()?;
-    let mut doc = parse_doc(&file, &text)?;
+    let (text, replaced) = bound(&file, &text, dir, host, account)?;
+    save(&file, &text)?;
+    Ok((file, replaced))
+}
+
+/// `text` with the binding of `dir` for `host` set to `account`; whether one was replaced.
+fn bound(
+    file: &Path,
+    text: &str,
+    dir: &Path,
+    host: &HostUrl,
+    account: &str,
+) -> anyhow::Result<(String, bool)> {
+    let mut doc = parse_doc(file, text)?;
     let dir_text = dir
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("{} is not valid UTF-8", dir.display()))?;
@@ -269,14 +287,27 @@ pub fn bind(dir: &Path, host: &HostUrl, account: &str) -> anyhow::Result<(PathBu
         t["account"] = toml_edit::value(account);
         binds.push(t);
     }
-    save(&file, &doc.to_string())?;
-    Ok((file, replaced))
+    Ok((doc.to_string(), replaced))
 }
 
 /// `wbl unbind`: removes the bindings of exactly `dir` (for `host`, or every host); how many.
 pub fn unbind(dir: &Path, host: Option<&HostUrl>) -> anyhow::Result<(PathBuf, usize)> {
     let (file, text) = open_for_edit()?;
-    let mut doc = parse_doc(&file, &text)?;
+    let (text, removed) = unbound(&file, &text, dir, host)?;
+    if removed > 0 {
+        save(&file, &text)?;
+    }
+    Ok((file, removed))
+}
+
+/// `text` without the bindings of exactly `dir` (for `host`, or every host); how many.
+fn unbound(
+    file: &Path,
+    text: &str,
+    dir: &Path,
+    host: Option<&HostUrl>,
+) -> anyhow::Result<(String, usize)> {
+    let mut doc = parse_doc(file, text)?;
     let dir_text = dir.to_string_lossy();
     let mut removed = 0;
     if let Some(binds) = doc.get_mut("bind").and_then(|i| i.as_array_of_tables_mut()) {
@@ -290,24 +321,27 @@ pub fn unbind(dir: &Path, host: Option<&HostUrl>) -> anyhow::Result<(PathBuf, us
             doc.remove("bind");
         }
     }
-    if removed > 0 {
-        save(&file, &doc.to_string())?;
-    }
-    Ok((file, removed))
+    Ok((doc.to_string(), removed))
 }
 
 /// `wbl switch`: `account` becomes `host`'s default.
 pub fn switch(host: &HostUrl, account: &str) -> anyhow::Result<PathBuf> {
     let (file, text) = open_for_edit()?;
-    let mut doc = parse_doc(&file, &text)?;
+    let text = switched(&file, &text, host, account)?;
+    save(&file, &text)?;
+    Ok(file)
+}
+
+/// `text` with `account` as `host`'s default.
+fn switched(file: &Path, text: &str, host: &HostUrl, account: &str) -> anyhow::Result<String> {
+    let mut doc = parse_doc(file, text)?;
     let table = doc
         .entry("default_account")
         .or_insert(toml_edit::Item::Table(toml_edit::Table::new()))
         .as_table_like_mut()
         .ok_or_else(|| anyhow::anyhow!("{}: `default_account` is not a table", file.display()))?;
     table.insert(host.as_str(), toml_edit::value(account));
-    save(&file, &doc.to_string())?;
-    Ok(file)
+    Ok(doc.to_string())
 }
 
 #[cfg(test)]
@@ -359,6 +393,35 @@ account = "other"
         let c = choose_in(Some(&config), &other, Some(Path::new("/w/a")));
         assert_eq!(c.why, Why::Unchosen);
         assert_eq!(c.account(), Account::Only);
+    }
+
+    #[test]
+    fn edits_keep_the_users_comments_and_order() {
+        let file = Path::new("/c.toml");
+        let text = "# my wbl settings\n\n[[route]] # team keys\nhost = \"https://wandb.example.com\"\nstore = \"openbao.team\"\npath = \"p\" # the secret\n\n[openbao.team]\naddress = \"https://bao.example.com\"\nauth = \"token\"\n";
+        let cloud = host("https://api.wandb.ai");
+        let (t, replaced) = bound(file, text, Path::new("/w"), &cloud, "work").unwrap();
+        assert!(!replaced);
+        let (t, replaced) = bound(file, &t, Path::new("/w"), &cloud, "team").unwrap();
+        assert!(replaced);
+        let (t, _) = bound(file, &t, Path::new("/p"), &cloud, "personal").unwrap();
+        let t = switched(file, &t, &cloud, "personal").unwrap();
+        // Everything the user wrote is still there, in its place.
+        assert!(t.starts_with(text.trim_end()), "{t}");
+        let c = crate::config::parse(file, &t).unwrap();
+        let binds: Vec<(&str, &str)> = c
+            .binds
+            .iter()
+            .map(|b| (b.dir.to_str().unwrap(), b.account.as_str()))
+            .collect();
+        assert_eq!(binds, [("/w", "team"), ("/p", "personal")]);
+        assert_eq!(c.default_accounts[0].account, "personal");
+        let (t, n) = unbound(file, &t, Path::new("/w"), None).unwrap();
+        assert_eq!(n, 1);
+        let (t, n) = unbound(file, &t, Path::new("/p"), Some(&cloud)).unwrap();
+        assert_eq!(n, 1);
+        assert!(!t.contains("[[bind]]"), "{t}");
+        assert!(t.starts_with(text.trim_end()), "{t}");
     }
 
     #[test]
