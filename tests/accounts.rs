@@ -408,3 +408,33 @@ fn bindings_in_a_config_file_others_could_change_are_refused() {
     mode(0o600);
     assert_eq!(token_in(&w, &home, &[]), k_work);
 }
+
+#[test]
+fn logout_with_several_accounts_asks_which_on_a_terminal() {
+    let w = World::new(Backend::SecretService);
+    let (k_old, k_work) = (key(61), key(62));
+    ok(w.wbl(&["login", &k_old]));
+    login(&w, &["--account", "work"], &k_work);
+    let mut c = Command::new(WBL);
+    w.apply_env(&mut c);
+    c.env("TERM", "xterm").arg("logout");
+    // The timeout bounds each wait for output; it is not a speed requirement.
+    let mut p = rexpect::session::spawn_command(c, Some(30_000)).unwrap();
+    p.exp_string("2 accounts for https://api.wandb.ai (default, work); which one to remove? ")
+        .unwrap();
+    p.send_line("work").unwrap();
+    let said = p.exp_eof().unwrap();
+    assert!(
+        said.contains("Removed the API key of account work for https://api.wandb.ai"),
+        "{said}"
+    );
+    // The other account stays, and is now the only one.
+    assert_eq!(stdout(&w.wbl(&["token"])).trim(), k_old);
+    let out = w.wbl(&["token", "--account", "work"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no account `work`"),
+        "{}",
+        stderr(&out)
+    );
+}
