@@ -278,6 +278,12 @@ fn an_existing_key_is_the_default_account_and_stays_where_older_wbl_reads_it() {
     let out = w.wbl(&["token"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("default, work"), "{}", stderr(&out));
+    // status says so on the host's row, with the ways to choose.
+    let s = stdout(&w.wbl(&["status"]));
+    assert!(
+        s.contains("several accounts and none chosen") && s.contains("wbl switch NAME"),
+        "{s}"
+    );
     // The access log records the account handed out (written off the request path: waited
     // for, bounded).
     let mut accounts = Vec::new();

@@ -363,7 +363,8 @@ fn host_status(
                     },
                 ) => {
                     store_warning = Some(format!("{ce}: {}", crate::account::HOW_TO_CHOOSE));
-                    Some(None)
+                    unread = Some("in the keychain, several accounts and none chosen, see below");
+                    None
                 }
                 // A forward answers only for its granted hosts: unknown for the others.
                 Some(ClientError::Agent {
