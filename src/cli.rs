@@ -140,7 +140,8 @@ pub enum Command {
             keyring, the agent (running, same version, socket modes), the keychain backend it \
             uses, the systemd units or LaunchAgent, the configuration file (it parses, and no \
             other user could have changed it or a directory above it) and the OpenBao servers \
-            its routes name (up and unsealed), whether the access log can be written, \
+            its routes name (up and unsealed), the accounts its bindings and defaults name (`wbl bind`, \
+            `wbl switch`; with a running agent), whether the access log can be written, \
             plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials, registry \
             logins in ~/.docker/config.json and podman's auth.json), \
             WANDB_API_KEY in the environment, and whether git asks wbl for the W&B host.\n\n\

@@ -219,6 +219,29 @@ fn the_sdk_gets_the_key_of_the_account_bound_to_each_directory() {
         e.contains("no account `ghost`") && e.contains("config.toml line"),
         "{e}"
     );
+    // wbl doctor says so too, with the fix.
+    let out = wbl_in(&w, &home, &["doctor", "--json"], &[]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "accounts")
+        .unwrap()
+        .clone();
+    assert_eq!(check["verdict"], "warning", "{check:#}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("~/work is bound to account `ghost`") && detail.contains("line"),
+        "{detail}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("wbl login --account ghost"),
+        "{check:#}"
+    );
     ok(wbl_in(&w, &home, &["unbind", "work"], &[]));
 
     // `wbl accounts` lists both hosts, the default and the bindings.
