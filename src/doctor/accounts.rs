@@ -37,7 +37,7 @@ pub(crate) fn accounts(ctx: &mut Ctx) -> Finding {
         None => return Finding::skipped("the agent did not answer: the accounts were not checked"),
     };
     let has = |host: &crate::wandb::host::HostUrl, account: &str| {
-        let target = crate::cmd::target_of(host);
+        let target = crate::wandb::resolver::keychain_target(host);
         list.iter()
             .any(|c| c.target == target && wbl_proto::user_account(&c.username) == account)
     };
