@@ -92,6 +92,7 @@ mod linux {
         Query {
             target: Target::new("https", host(i)),
             username: Some("api".into()),
+            account: Default::default(),
         }
     }
 

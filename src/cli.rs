@@ -140,7 +140,8 @@ pub enum Command {
             keyring, the agent (running, same version, socket modes), the keychain backend it \
             uses, the systemd units or LaunchAgent, the configuration file (it parses, and no \
             other user could have changed it or a directory above it) and the OpenBao servers \
-            its routes name (up and unsealed), whether the access log can be written, \
+            its routes name (up and unsealed), the accounts its bindings and defaults name (`wbl bind`, \
+            `wbl switch`; with a running agent), whether the access log can be written, \
             plaintext copies of keys (netrc, W&B settings api_key, ~/.git-credentials, registry \
             logins in ~/.docker/config.json and podman's auth.json), \
             WANDB_API_KEY in the environment, and whether git asks wbl for the W&B host.\n\n\
@@ -188,6 +189,28 @@ pub enum Command {
         after_help = "Example:\n  wbl openbao login team\n\nServers and the hosts routed to them are set in $XDG_CONFIG_HOME/wbl/config.toml (WBL_CONFIG overrides); see \"Teams and clusters\" in the README."
     )]
     Openbao(OpenBaoArgs),
+    /// List every host's accounts, the default of each host and the directories bound to one.
+    #[command(
+        after_help = "Examples:\n  wbl accounts\n  wbl accounts --names   # one name a line (for completions)"
+    )]
+    Accounts(AccountsArgs),
+    /// Use account NAME under a directory (default: the current one) for its W&B host.
+    #[command(
+        long_about = "Use account NAME under DIR (default: the current directory) for the W&B \
+            host that directory uses (--host, else where the SDK reads it: ./wandb/settings \
+            base_url, WANDB_BASE_URL, the global settings, the cloud). Recorded as a [[bind]] \
+            entry in config.toml; the nearest bound directory above the working directory wins.",
+        after_help = "Examples:\n  wbl bind work ~/work\n  wbl bind personal\n  wbl unbind ~/work"
+    )]
+    Bind(BindArgs),
+    /// Remove the bindings of a directory (default: the current one).
+    #[command(after_help = "Example:\n  wbl unbind ~/work")]
+    Unbind(UnbindArgs),
+    /// Make account NAME the host's default (used where no binding or WBL_ACCOUNT chooses).
+    #[command(
+        after_help = "Examples:\n  wbl switch work\n  wbl switch alice --host https://wandb.example.com"
+    )]
+    Switch(SwitchArgs),
     /// Show the agent, its backend, and for each W&B host where its key comes from.
     #[command(after_help = "Example:\n  wbl status --json | jq '.hosts[] | {url, source}'")]
     Status(StatusArgs),
@@ -219,6 +242,10 @@ pub struct LoginArgs {
     /// No effect (kept for compatibility with `wandb login`).
     #[arg(long, hide = true)]
     pub anonymously: bool,
+    /// Store the key as this account of the host (default: the W&B user name of a verified
+    /// key, else `default`).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
 }
 
 /// The options of `wbl token`.
@@ -227,6 +254,10 @@ pub struct TokenArgs {
     /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
     #[arg(long, visible_alias = "base-url", value_name = "URL")]
     pub host: Option<String>,
+    /// The account to use (see `wbl accounts`; default: WBL_ACCOUNT, the directory's binding,
+    /// the host's default, its only account).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
 }
 
 /// The options of `wbl exec`.
@@ -236,6 +267,10 @@ pub struct ExecArgs {
     /// the default.
     #[arg(long, visible_alias = "base-url", value_name = "URL")]
     pub host: Option<String>,
+    /// The account to use (see `wbl accounts`; default: WBL_ACCOUNT, the directory's binding,
+    /// the host's default, its only account).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -263,6 +298,9 @@ pub struct LogoutArgs {
     /// With --all: also remove the git credentials wbl stores for git (`wbl credential`).
     #[arg(long, requires = "all")]
     pub git: bool,
+    /// Remove only this account's key (see `wbl accounts`).
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub account: Option<String>,
 }
 
 /// The options of `wbl credential` (also built by the client's fast path, which skips clap).
@@ -464,6 +502,9 @@ pub struct StatusArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Every host's accounts, defaults and bindings (as `wbl accounts`).
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `wbl ssh`'s options (see `cmd::ssh`).
@@ -485,6 +526,10 @@ pub struct SshArgs {
     /// Ctrl-C or --ttl, for a `RemoteForward` in ~/.ssh/config (plain ssh, VS Code and the like).
     #[arg(long, value_name = "NAME")]
     pub hold: Option<String>,
+    /// Hand out this account's key for the W&B host (default: the account chosen here, in
+    /// this directory; see `wbl accounts`).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
     /// ssh's own arguments: options, the destination, and a remote command (after `--`).
     #[arg(
         required_unless_present = "hold",
@@ -493,6 +538,58 @@ pub struct SshArgs {
         value_name = "SSH_ARGS"
     )]
     pub ssh_args: Vec<std::ffi::OsString>,
+}
+
+/// The options of `wbl accounts`.
+#[derive(Args, Debug)]
+pub struct AccountsArgs {
+    /// Only the account names, one a line, for the current W&B host (or --host).
+    #[arg(long)]
+    pub names: bool,
+    /// With --names: the W&B server.
+    #[arg(
+        long,
+        visible_alias = "base-url",
+        value_name = "URL",
+        requires = "names"
+    )]
+    pub host: Option<String>,
+}
+
+/// The options of `wbl bind`.
+#[derive(Args, Debug)]
+pub struct BindArgs {
+    /// The account (see `wbl accounts`).
+    #[arg(value_name = "NAME")]
+    pub account: String,
+    /// The directory (default: the current one).
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Option<std::path::PathBuf>,
+    /// The W&B server (default: the one the SDK uses in DIR).
+    #[arg(long, visible_alias = "base-url", value_name = "URL")]
+    pub host: Option<String>,
+}
+
+/// The options of `wbl unbind`.
+#[derive(Args, Debug)]
+pub struct UnbindArgs {
+    /// The directory (default: the current one).
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Only the binding for this W&B server (default: every host's).
+    #[arg(long, visible_alias = "base-url", value_name = "URL")]
+    pub host: Option<String>,
+}
+
+/// The options of `wbl switch`.
+#[derive(Args, Debug)]
+pub struct SwitchArgs {
+    /// The account (see `wbl accounts`).
+    #[arg(value_name = "NAME")]
+    pub account: String,
+    /// The W&B server (default: WANDB_BASE_URL, else base_url in the settings, else the cloud).
+    #[arg(long, visible_alias = "base-url", value_name = "URL")]
+    pub host: Option<String>,
 }
 
 /// The options of `wbl scan`.

@@ -47,6 +47,29 @@ pub struct Config {
     /// `[files.NAME]` sections by name: the directory of a test-only store (`agent::files`).
     #[cfg(test)]
     pub files: BTreeMap<String, PathBuf>,
+    /// `[[bind]]` entries (`wbl bind`), in file order: under `dir`, use `account` for `host`.
+    pub binds: Vec<Bind>,
+    /// `[default_account]` (`wbl switch`): a host's account when nothing else chooses one.
+    pub default_accounts: Vec<DefaultAccount>,
+}
+
+/// One `[[bind]]`: under `dir` (absolute), the account used for `host` is `account`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub dir: PathBuf,
+    /// The W&B host (`HostUrl` text: `https://api.wandb.ai`).
+    pub host: HostUrl,
+    pub account: String,
+    /// Where it is written (1-based), for messages.
+    pub line: usize,
+}
+
+/// One entry of `[default_account]`: `"<host>" = "<account>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultAccount {
+    pub host: HostUrl,
+    pub account: String,
+    pub line: usize,
 }
 
 /// A `[[route]]` to a store of another kind than OpenBao: `store = "KIND.NAME"` names a
@@ -184,6 +207,10 @@ struct RawConfig {
     openbao: BTreeMap<String, Spanned<RawServer>>,
     #[serde(default, rename = "route")]
     routes: Vec<Spanned<RawRoute>>,
+    #[serde(default, rename = "bind")]
+    binds: Vec<Spanned<RawBind>>,
+    #[serde(default)]
+    default_account: BTreeMap<Spanned<String>, Spanned<String>>,
     #[cfg(test)]
     #[serde(default)]
     files: BTreeMap<String, RawFiles>,
@@ -220,6 +247,14 @@ struct RawServer {
     stale_ttl: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     insecure_loopback: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBind {
+    dir: Spanned<PathBuf>,
+    host: Spanned<String>,
+    account: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -579,8 +614,49 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         routes.push((route, line));
     }
+    let account_name = |a: &Spanned<String>| match wbl_proto::account_name_problem(a.get_ref()) {
+        Some(problem) => Err(err(Some(a.span()), problem)),
+        None => Ok(a.get_ref().clone()),
+    };
+    let host_url = |h: &Spanned<String>, what: &str| {
+        HostUrl::parse(h.get_ref()).map_err(|e| {
+            err(
+                Some(h.span()),
+                format!("{what} host `{}`: {e}", h.get_ref()),
+            )
+        })
+    };
+    let mut binds = Vec::new();
+    for b in &raw.binds {
+        let rb = b.get_ref();
+        if !rb.dir.get_ref().is_absolute() {
+            return Err(err(
+                Some(rb.dir.span()),
+                format!(
+                    "bind dir `{}` must be an absolute path",
+                    rb.dir.get_ref().display()
+                ),
+            ));
+        }
+        binds.push(Bind {
+            dir: rb.dir.get_ref().clone(),
+            host: host_url(&rb.host, "bind")?,
+            account: account_name(&rb.account)?,
+            line: line_of(b.span().start),
+        });
+    }
+    let mut default_accounts = Vec::new();
+    for (host, account) in &raw.default_account {
+        default_accounts.push(DefaultAccount {
+            host: host_url(host, "default_account")?,
+            account: account_name(account)?,
+            line: line_of(host.span().start),
+        });
+    }
     Ok(Config {
         file: file.to_owned(),
+        binds,
+        default_accounts,
         servers,
         routes: routes.into_iter().map(|(r, _)| r).collect(),
         other_routes: others.into_iter().map(|(r, _)| r).collect(),

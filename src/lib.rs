@@ -3,6 +3,7 @@
 //! The library holds everything the two binaries share; see ARCHITECTURE.md for the map.
 
 pub mod accesslog;
+pub mod account;
 pub mod agent;
 pub mod cli;
 pub mod client;

@@ -103,6 +103,7 @@ fn doctor_help_documents_the_exit_status_and_json_fields() {
             "backend" => "keychain backend",
             "service" => "systemd units or LaunchAgent",
             "openbao" => "OpenBao servers its routes name",
+            "accounts" => "the accounts its bindings and defaults name",
             "access-log" => "access log",
             "netrc" => "netrc",
             "wandb-settings" => "settings api_key",

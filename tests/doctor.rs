@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 
 /// Every check, in the order the report lists them.
-const CHECKS: [&str; 15] = [
+const CHECKS: [&str; 16] = [
     "dbus",
     "secret-service",
     "keyutils",
@@ -22,6 +22,7 @@ const CHECKS: [&str; 15] = [
     "backend",
     "service",
     "openbao",
+    "accounts",
     "access-log",
     "netrc",
     "wandb-settings",

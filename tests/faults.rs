@@ -58,6 +58,7 @@ fn storm_then_kill(backend: Backend) {
             .get(Query {
                 target: target(i),
                 username: Some("api".into()),
+                account: Default::default(),
             })
             .unwrap()
             .map(|c| c.password.expose().to_owned());
@@ -69,6 +70,7 @@ fn storm_then_kill(backend: Backend) {
         .get(Query {
             target: target(next),
             username: Some("api".into()),
+            account: Default::default(),
         })
         .unwrap();
     if let Some(c) = got {

@@ -35,6 +35,7 @@ fn wandb_query() -> Query {
     Query {
         target: Target::new("https", "api.wandb.ai"),
         username: Some("api".into()),
+        account: Default::default(),
     }
 }
 
@@ -258,6 +259,7 @@ fn stop_during_burst(backend: Backend, stop: impl FnOnce(&World, u32)) {
             .get(Query {
                 target: Target::new("https", host.as_str()),
                 username: None,
+                account: Default::default(),
             })
             .unwrap()
             .unwrap_or_else(|| panic!("acknowledged store of {host} was lost"));

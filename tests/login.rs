@@ -79,7 +79,13 @@ fn no_proxy(c: &mut std::process::Command) {
 
 /// The key stored in this world's gnome-keyring for `url` (user `api`).
 fn stored(w: &World, url: &str) -> Option<String> {
-    w.secret_tool_lookup(url, "api")
+    stored_as(w, url, "api")
+}
+
+/// The key stored for `url` as the account whose user name is `user` (a verified key is
+/// stored as its W&B user's account).
+fn stored_as(w: &World, url: &str, user: &str) -> Option<String> {
+    w.secret_tool_lookup(url, user)
         .map(|s| s.trim_end().to_owned())
 }
 
@@ -646,7 +652,9 @@ fn o19_verify_prints_user_and_entity() {
         stderr(&out)
     );
     assert!(team.seen()[0].key_ok);
-    assert_eq!(stored(&w, &team.url), Some(key(19)));
+    // Verified: stored as the account of its W&B user.
+    assert_eq!(stored_as(&w, &team.url, "alice"), Some(key(19)));
+    assert_eq!(stored(&w, &team.url), None);
 
     // The entity is shown only when it is one of the user's teams and not the user.
     for (entity, teams) in [("alice", &["alice"][..]), ("other", &["team1"][..])] {
@@ -861,8 +869,8 @@ fn self_hosted_host_with_port_verifies_and_stores_per_port() {
     ));
     assert!(stderr(&out).contains("Currently logged in as: bob to http://127.0.0.1:"));
     let target = format!("http://127.0.0.1:{}", server.port);
-    assert_eq!(stored(&w, &target), Some(key(5)));
-    assert_eq!(stored(&w, "http://127.0.0.1"), None);
+    assert_eq!(stored_as(&w, &target, "bob"), Some(key(5)));
+    assert_eq!(stored_as(&w, "http://127.0.0.1", "bob"), None);
     assert_eq!(
         read(&global_settings(&w)),
         format!("[default]\nbase_url = {target}\n\n")
@@ -1512,7 +1520,7 @@ fn prompt_for_a_self_hosted_server_verifies_and_loops_on_a_refused_key() {
         "{seen}"
     );
     assert!(!seen.contains(&key(1)) && !seen.contains(&key(2)), "{seen}");
-    assert_eq!(stored(&w, &server.url), Some(key(2)));
+    assert_eq!(stored_as(&w, &server.url, "carol"), Some(key(2)));
     assert_eq!(server.seen().len(), 2);
 }
 

@@ -101,6 +101,7 @@ fn attack(socket: &str) -> String {
         &encode_frame(&Request::Get(Query {
             target: Target::new("https", "api.wandb.ai"),
             username: None,
+            account: Default::default(),
         }))
         .unwrap(),
     );

@@ -762,3 +762,56 @@ fn a_remote_without_wbl_gets_the_install_hint() {
     assert!(err.contains("~/.local/bin/wbl"), "{err}");
     assert!(err.contains("PATH"), "{err}");
 }
+
+#[test]
+fn the_grant_carries_the_account_chosen_where_wbl_ssh_runs() {
+    let sshd = Sshd::start();
+    let world = World::new(Backend::Keyutils);
+    let (default_key, work_key) = (unique_key("s9a"), unique_key("s9b"));
+    ok(world.wbl(&["login", &default_key]));
+    store(&world, "https", "api.wandb.ai", "work", &work_key);
+    let remote = Remote::new();
+    let script = r#"
+        echo "plain=$("$WBL" token)"
+        echo "named=$("$WBL" token --account default)"
+    "#;
+    let run = |flags: &[&str], dir: &Path| {
+        let mut c = wbl_ssh(&world, &sshd, flags, &remote.command(script));
+        c.current_dir(dir);
+        let out = output_within(c, Duration::from_secs(60));
+        (stdout(&out), stderr(&out))
+    };
+    // --account: the remote gets that account's key, and no other by name.
+    let (text, err) = run(&["--account", "work"], &world.home());
+    assert!(err.contains("(account work)"), "{err}");
+    assert_eq!(
+        field(&text, "plain").as_deref(),
+        Some(work_key.as_str()),
+        "{text}\n{err}"
+    );
+    assert_eq!(field(&text, "named").as_deref(), Some(""), "{text}\n{err}");
+    assert!(err.contains("hands out the account `work` only"), "{err}");
+    // The binding of the directory `wbl ssh` runs in.
+    let bound = world.home().join("proj");
+    std::fs::create_dir_all(&bound).unwrap();
+    ok(world.wbl(&["bind", "work", bound.to_str().unwrap()]));
+    let (text, err) = run(&[], &bound);
+    assert_eq!(
+        field(&text, "plain").as_deref(),
+        Some(work_key.as_str()),
+        "{text}\n{err}"
+    );
+    // Chosen nowhere: the remote chooses, and with two accounts and none chosen it is told so.
+    let (text, err) = run(&[], &world.home());
+    assert_eq!(field(&text, "plain").as_deref(), Some(""), "{text}\n{err}");
+    assert!(
+        err.contains("2 accounts for https://api.wandb.ai (default, work)"),
+        "{err}"
+    );
+    assert_eq!(
+        field(&text, "named").as_deref(),
+        Some(default_key.as_str()),
+        "{text}\n{err}"
+    );
+    assert!(!err.contains(&work_key) && !err.contains(&default_key));
+}

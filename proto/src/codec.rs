@@ -101,12 +101,14 @@ mod tests {
         let get = Request::Get(Query {
             target: Target::new("https", "api.wandb.ai"),
             username: None,
+            account: Default::default(),
         });
-        let mut expected = vec![0, 0, 0, 22, 1, 5];
+        // Protocol 8: the account (`Any` is variant 0) after the user name.
+        let mut expected = vec![0, 0, 0, 23, 1, 5];
         expected.extend_from_slice(b"https");
         expected.push(12);
         expected.extend_from_slice(b"api.wandb.ai");
-        expected.extend_from_slice(&[0, 0]);
+        expected.extend_from_slice(&[0, 0, 0]);
         assert_eq!(&encode_frame(&get).unwrap()[..], &expected[..]);
         let err = Response::error(crate::ErrorCode::Keychain, "x");
         assert_eq!(
@@ -164,10 +166,12 @@ mod tests {
             hosts: vec![Target::new("https", "h")],
             ttl_secs: Some(60),
             name: Some("n".into()),
+            account: None,
         });
-        let mut expected = vec![0, 0, 0, 18, 8, 1, b'd', 1, 5];
+        // Protocol 8: the granted account after the hosts.
+        let mut expected = vec![0, 0, 0, 19, 8, 1, b'd', 1, 5];
         expected.extend_from_slice(b"https");
-        expected.extend_from_slice(&[1, b'h', 0, 1, 60, 1, 1, b'n']);
+        expected.extend_from_slice(&[1, b'h', 0, 0, 1, 60, 1, 1, b'n']);
         assert_eq!(&encode_frame(&forward).unwrap()[..], &expected[..]);
         assert_eq!(
             &encode_frame(&Request::Forwards).unwrap()[..],
@@ -178,13 +182,14 @@ mod tests {
             destination: "d".into(),
             socket: "s".into(),
             hosts: vec![],
+            account: None,
             created_unix: 1,
             expires_unix: None,
             handed_out: 2,
         });
         assert_eq!(
             &encode_frame(&info).unwrap()[..],
-            &[0, 0, 0, 11, 9, 1, b'i', 1, b'd', 1, b's', 0, 1, 0, 2]
+            &[0, 0, 0, 12, 9, 1, b'i', 1, b'd', 1, b's', 0, 0, 1, 0, 2]
         );
         assert_eq!(
             &encode_frame(&Response::Forwards(vec![])).unwrap()[..],
@@ -200,6 +205,7 @@ mod tests {
             query: Query {
                 target: Target::new("h", "h"),
                 username: None,
+                account: Default::default(),
             },
             purpose: crate::Purpose::Exec {
                 program: "/p".into(),
@@ -207,7 +213,31 @@ mod tests {
         };
         assert_eq!(
             &encode_frame(&get_for).unwrap()[..],
-            &[0, 0, 0, 11, 10, 1, b'h', 1, b'h', 0, 0, 1, 2, b'/', b'p']
+            &[0, 0, 0, 12, 10, 1, b'h', 1, b'h', 0, 0, 0, 1, 2, b'/', b'p']
+        );
+        // Protocol 8: the account of a query (`Any` 0, `Named` 1, `Only` 2) and
+        // `ErrorCode::Account` (11).
+        let named = Request::Get(Query {
+            target: Target::new("h", "h"),
+            username: None,
+            account: crate::Account::Named("w".into()),
+        });
+        assert_eq!(
+            &encode_frame(&named).unwrap()[..],
+            &[0, 0, 0, 10, 1, 1, b'h', 1, b'h', 0, 0, 1, 1, b'w']
+        );
+        let only = Request::Get(Query {
+            target: Target::new("h", "h"),
+            username: None,
+            account: crate::Account::Only,
+        });
+        assert_eq!(
+            &encode_frame(&only).unwrap()[..],
+            &[0, 0, 0, 8, 1, 1, b'h', 1, b'h', 0, 0, 2]
+        );
+        assert_eq!(
+            &encode_frame(&Response::error(crate::ErrorCode::Account, "x")).unwrap()[..],
+            &[0, 0, 0, 4, 7, 11, 1, b'x']
         );
         // Protocol 7: `AgentStatus` ends with where each routed host is served from.
         let status = Response::Status(crate::AgentStatus {
@@ -233,7 +263,7 @@ mod tests {
                 0, 1, b'o', 1, 1, b'd'
             ]
         );
-        assert_eq!(PROTOCOL_VERSION, 7);
+        assert_eq!(PROTOCOL_VERSION, 8);
     }
 
     #[test]

@@ -11,8 +11,9 @@ mod secret;
 pub use codec::{FRAME_HEADER_LEN, MAX_FRAME_LEN, ProtoError, decode, encode_frame, frame_len};
 pub use connection::{ByteBudget, Connection, RECV_CHUNK, RecvLimits};
 pub use message::{
-    AgentStatus, Credential, CredentialInfo, ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest,
-    MAX_FORWARD_TTL_SECS, PROTOCOL_VERSION, Purpose, Query, Request, Response, ServedHost,
-    StoreSession, Target,
+    Account, AgentStatus, Credential, CredentialInfo, DEFAULT_ACCOUNT, DEFAULT_ACCOUNT_USER,
+    ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest, MAX_FORWARD_TTL_SECS, PROTOCOL_VERSION,
+    Purpose, Query, Request, Response, ServedHost, StoreSession, Target, account_name_problem,
+    account_user, user_account,
 };
 pub use secret::Secret;

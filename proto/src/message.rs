@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,12 +40,83 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// What a `get` or `erase` asks for: a target and, when known, the user name.
+/// What a `get` or `erase` asks for: a target, when known the user name, and the account.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     pub target: Target,
     /// `None` matches any user name stored for the target.
     pub username: Option<String>,
+    /// Which of the host's accounts (protocol 8). [`Account::Any`] is git's rule: whatever
+    /// matches `username`.
+    pub account: Account,
+}
+
+/// The name of the account a host's key stored under the W&B user name `api` belongs to:
+/// every key stored before accounts existed, and what an older wbl reads.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// The user name W&B keys of the default account are stored under (the SDK authenticates as
+/// `api:KEY`).
+pub const DEFAULT_ACCOUNT_USER: &str = "api";
+
+/// Which of a host's accounts a [`Query`] asks for. An account is a credential stored for the
+/// host without a path; its name is its user name, except that the user name `api` is the
+/// account `default` (see [`account_user`], [`user_account`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Account {
+    /// git's rule: the first credential matching the query's user name (any when `None`).
+    #[default]
+    Any,
+    /// The account with this name (the query's `username` is not used).
+    Named(String),
+    /// The user chose none: the host's only account, none when it has none, and an
+    /// `Error { Account }` naming them when it has several.
+    Only,
+}
+
+/// Why `name` cannot name an account, if it cannot: a name is 1 to 64 ASCII letters, digits,
+/// `.`, `_` or `-`, not starting with `-` or `.` (W&B user names fit), and not `api`, the user
+/// name of the account `default`.
+pub fn account_name_problem(name: &str) -> Option<String> {
+    let shown: String = name.chars().take(64).filter(|c| !c.is_control()).collect();
+    if name.is_empty() || name.len() > 64 {
+        return Some("an account name has 1 to 64 characters".into());
+    }
+    if name.starts_with(['-', '.'])
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Some(format!(
+            "`{shown}` is not an account name (letters, digits, `.`, `_` and `-`, not first `-` \
+             or `.`)"
+        ));
+    }
+    if name == DEFAULT_ACCOUNT_USER {
+        return Some(format!(
+            "`{DEFAULT_ACCOUNT_USER}` is not an account name: it is where the account \
+             `{DEFAULT_ACCOUNT}` is kept; use `{DEFAULT_ACCOUNT}`"
+        ));
+    }
+    None
+}
+
+/// The user name an account's key is stored under.
+pub fn account_user(account: &str) -> &str {
+    if account == DEFAULT_ACCOUNT {
+        DEFAULT_ACCOUNT_USER
+    } else {
+        account
+    }
+}
+
+/// The account a key stored under `username` belongs to.
+pub fn user_account(username: &str) -> &str {
+    if username == DEFAULT_ACCOUNT_USER {
+        DEFAULT_ACCOUNT
+    } else {
+        username
+    }
 }
 
 /// What the client does with the credential a [`Request::GetFor`] returns, for the access
@@ -175,6 +246,9 @@ pub struct ForwardRequest {
     pub destination: String,
     /// The hosts whose credentials the forward may get (protocol and host; no path).
     pub hosts: Vec<Target>,
+    /// The account the forward hands out for every granted host, whatever the remote asks
+    /// (`None`: as the remote chooses). Protocol 8.
+    pub account: Option<String>,
     /// End the grant after this many seconds even while the connection stays open.
     pub ttl_secs: Option<u64>,
     /// A fixed name for the restricted socket (`agent.sock.fwd-<name>`, for an ssh_config
@@ -191,6 +265,8 @@ pub struct ForwardInfo {
     /// The restricted socket on the agent's side (what `ssh -R` connects to).
     pub socket: String,
     pub hosts: Vec<Target>,
+    /// The account granted (see [`ForwardRequest::account`]).
+    pub account: Option<String>,
     /// Unix time the forward was opened.
     pub created_unix: u64,
     /// Unix time the grant ends, when a TTL was given.
@@ -264,6 +340,9 @@ pub enum ErrorCode {
     /// Not allowed on this channel: a forwarded (restricted) socket answers only the hello and
     /// `get` for the hosts granted to it.
     Forbidden,
+    /// The host has several accounts and the query chose none ([`Account::Only`]); the
+    /// message names them. Protocol 8.
+    Account,
 }
 
 /// Agent → client: exactly one response per request.

@@ -158,6 +158,10 @@ pub struct Entry {
     /// The user name asked for, or the one of the credential returned or stored.
     #[serde(default)]
     pub username: Option<String>,
+    /// The account of a host's key asked for by name, handed out or stored (`default` is the
+    /// key of user name `api`); `null` for a git credential asked for by user name.
+    #[serde(default)]
+    pub account: Option<String>,
     #[serde(default)]
     pub uid: Option<u32>,
     #[serde(default)]
@@ -197,6 +201,8 @@ pub struct Event {
     pub host: String,
     /// As recorded: masked when it looks like a token (`crate::text::username`).
     pub username: Option<String>,
+    /// As recorded, masked like the user name.
+    pub account: Option<String>,
     pub caller: std::sync::Arc<Caller>,
     pub channel: std::sync::Arc<str>,
     /// A `get`'s use of the key, and the program of a `wbl exec`.
@@ -225,6 +231,7 @@ impl Entry {
             protocol: Some(e.protocol.clone()),
             host: Some(e.host.clone()),
             username: e.username.clone(),
+            account: e.account.clone(),
             uid: c.uid,
             pid: c.pid,
             exe: c.exe.clone(),
@@ -247,6 +254,7 @@ impl Entry {
             protocol: None,
             host: None,
             username: None,
+            account: None,
             uid: None,
             pid: None,
             exe: None,
@@ -275,6 +283,7 @@ mod tests {
             protocol: "https".into(),
             host: "api.wandb.ai".into(),
             username: Some("api".into()),
+            account: Some("default".into()),
             caller: Arc::new(Caller {
                 uid: Some(1000),
                 pid: Some(42),

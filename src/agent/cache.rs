@@ -116,6 +116,22 @@ impl Cache {
             .map(|(k, v)| (k, v))
     }
 
+    /// The user names stored for `target` without a path (its accounts); `None` until the
+    /// index is loaded.
+    pub(crate) fn users(&self, target: &Target) -> Option<Vec<&str>> {
+        if !self.loaded {
+            return None;
+        }
+        Some(
+            self.host(target)
+                .into_iter()
+                .flat_map(|m| m.iter())
+                .filter(|((path, _), _)| path.is_none())
+                .map(|((_, user), _)| user.as_str())
+                .collect(),
+        )
+    }
+
     /// A `get` answered from memory when possible: the first match (in git's order) that is
     /// cached and not expired at `now` wins; an uncached match before it means only the
     /// keychain can tell.
@@ -266,6 +282,7 @@ mod tests {
         Query {
             target: target(host, path),
             username: user.map(str::to_owned),
+            account: Default::default(),
         }
     }
 
@@ -321,6 +338,7 @@ mod tests {
                 ..target("h", None)
             },
             username: None,
+            account: Default::default(),
         };
         assert!(users(&c, &q).is_empty());
     }

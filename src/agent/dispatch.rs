@@ -198,6 +198,11 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         }
         return Response::error(ErrorCode::Forbidden, refusal);
     }
+    // A forward that grants one account hands out that account, whatever the remote asks.
+    let req = match session.grant() {
+        Some(grant) => forward::narrow(grant, req),
+        None => req,
+    };
     match req {
         // A second hello on the same connection is a client bug.
         Request::Hello { .. } => {
@@ -266,11 +271,27 @@ async fn on_store(state: &State, session: &Session, call: Call) -> Response {
         Call::Erase(q) => (Op::Erase, &q.target, q.username.as_deref(), None),
     };
     let (target, user) = (target.clone(), user.map(str::to_owned));
+    let named = match &call {
+        Call::Get(q, _) | Call::Erase(q) => match &q.account {
+            wbl_proto::Account::Named(n) => Some(n.clone()),
+            _ => None,
+        },
+        Call::Store(_) => None,
+    };
     let subject = Subject {
         op,
         target: &target,
         user: user.as_deref(),
         purpose: purpose.as_ref(),
+        account: match &call {
+            Call::Get(q, _) | Call::Erase(q) => match (&q.account, &named) {
+                (wbl_proto::Account::Named(_), Some(n)) => AccountNote::Named(n),
+                (wbl_proto::Account::Only, _) => AccountNote::FromFound,
+                _ => AccountNote::None,
+            },
+            Call::Store(c) if c.target.path.is_none() => AccountNote::FromUser,
+            Call::Store(_) => AccountNote::None,
+        },
     };
     let result = match state.stores.route(&target) {
         Err(e) => Err(e),
@@ -314,6 +335,7 @@ fn error_code(e: &StoreError) -> ErrorCode {
         StoreError::Config(_) => ErrorCode::Config,
         StoreError::NotFound(_) => ErrorCode::NotFound,
         StoreError::Failed { .. } => ErrorCode::Store,
+        StoreError::Account(_) => ErrorCode::Account,
     }
 }
 
@@ -376,8 +398,12 @@ fn audit(
     let Subject { op, target, .. } = subject;
     let user = subject.user.map(crate::text::username);
     let user = user.as_deref();
+    let mut found_user = None;
     let (result, code, user) = match outcome {
         Ok(outcome) => {
+            if let Outcome::Found(Some(found)) = outcome {
+                found_user = Some(found);
+            }
             tracing::debug!(access = ?op, %target, ?user, %outcome, peer_pid = ?session.peer.pid, "answered");
             match outcome {
                 // A get that named no user name records the one it returned.
@@ -391,7 +417,23 @@ fn audit(
             (result_of(code), Some(code_name(code)), user)
         }
     };
-    record(state, session, Subject { user, ..subject }, result, code);
+    let account = match subject.account {
+        AccountNote::Named(n) => Some(n),
+        AccountNote::FromFound => found_user.map(wbl_proto::user_account),
+        AccountNote::FromUser => user.map(wbl_proto::user_account),
+        AccountNote::None => None,
+    };
+    record(
+        state,
+        session,
+        Subject {
+            user,
+            account: account.map_or(AccountNote::None, AccountNote::Named),
+            ..subject
+        },
+        result,
+        code,
+    );
 }
 
 /// The access log's result for a request that failed with `code`.
@@ -403,7 +445,8 @@ fn result_of(code: ErrorCode) -> accesslog::Outcome {
         | ErrorCode::TooLarge
         | ErrorCode::ShuttingDown
         | ErrorCode::Config
-        | ErrorCode::Forbidden => Result_::Refused,
+        | ErrorCode::Forbidden
+        | ErrorCode::Account => Result_::Refused,
         ErrorCode::NotFound => Result_::Miss,
         ErrorCode::Keychain
         | ErrorCode::KeychainTimeout
@@ -426,6 +469,7 @@ fn record(
         target,
         user,
         purpose,
+        account,
     } = subject;
     let (purpose, command) = match purpose {
         None => (None, None),
@@ -443,6 +487,10 @@ fn record(
             host: target.host.clone(),
             // A token used as the user name (`https://ghp_…@github.com`) is never recorded whole.
             username: user.map(|u| crate::text::username(u).into_owned()),
+            account: match account {
+                AccountNote::Named(a) => Some(crate::text::username(a).into_owned()),
+                _ => None,
+            },
             caller: Arc::clone(&session.caller),
             channel: Arc::clone(&session.channel),
             purpose,
@@ -464,6 +512,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::Store => "store",
         ErrorCode::NotFound => "not_found",
         ErrorCode::Forbidden => "forbidden",
+        ErrorCode::Account => "account",
     }
 }
 
@@ -475,6 +524,20 @@ struct Subject<'a> {
     user: Option<&'a str>,
     /// A `get`'s use of the key (`GetFor`).
     purpose: Option<&'a Purpose>,
+    /// The account the access log records.
+    account: AccountNote<'a>,
+}
+
+/// Where the account an entry records comes from.
+#[derive(Clone, Copy)]
+enum AccountNote<'a> {
+    None,
+    /// Asked for (or decided) by name.
+    Named(&'a str),
+    /// The credential found (a query that chose no account).
+    FromFound,
+    /// The credential stored.
+    FromUser,
 }
 
 impl<'a> Subject<'a> {
@@ -484,6 +547,10 @@ impl<'a> Subject<'a> {
             target: &query.target,
             user: query.username.as_deref(),
             purpose: None,
+            account: match &query.account {
+                wbl_proto::Account::Named(n) => AccountNote::Named(n),
+                _ => AccountNote::None,
+            },
         }
     }
 
@@ -501,6 +568,7 @@ impl<'a> Subject<'a> {
                 target: &c.target,
                 user: Some(&c.username),
                 purpose: None,
+                account: AccountNote::None,
             }),
             _ => None,
         }
@@ -534,6 +602,7 @@ mod tests {
         Query {
             target: Target::new("https", "h"),
             username: None,
+            account: Default::default(),
         }
     }
 
@@ -608,6 +677,7 @@ mod tests {
         let ungranted = Request::Get(Query {
             target: Target::new("https", "other"),
             username: None,
+            account: Default::default(),
         });
         let refused = [
             ungranted,
@@ -626,6 +696,7 @@ mod tests {
                 hosts: vec![Target::new("https", "other")],
                 ttl_secs: None,
                 name: None,
+                account: None,
             }),
         ];
         for req in refused {
@@ -648,6 +719,56 @@ mod tests {
         assert_eq!(
             code(&answer(&state, &s, get()).await),
             Some(ErrorCode::Forbidden)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forward_hands_out_the_account_of_its_grant_whatever_the_remote_asks() {
+        use wbl_proto::Account;
+        let mem = MemoryBackend::volatile();
+        let state = state_on(&mem);
+        let full = Session::default();
+        answer(&state, &full, Request::Store(key("k-default"))).await;
+        let work = Credential::new(Target::new("https", "h"), "work", Secret::from("k-work"));
+        answer(&state, &full, Request::Store(work.clone())).await;
+        let asking = |account: Account| {
+            Request::Get(Query {
+                target: Target::new("https", "h"),
+                username: Some("api".into()),
+                account,
+            })
+        };
+        let grant = forward::test_grant_of(vec![Target::new("https", "h")], Some("work"));
+        let s = Session::new(
+            Peer::default(),
+            Caller::unknown(),
+            Channel::Forward(Arc::clone(&grant)),
+        );
+        for account in [Account::Any, Account::Only, Account::Named("work".into())] {
+            assert_eq!(
+                answer(&state, &s, asking(account.clone())).await,
+                Response::Credential(Some(work.clone())),
+                "{account:?}"
+            );
+        }
+        // Another account by name: refused, saying which one the forward hands out.
+        let refused = answer(&state, &s, asking(Account::Named("default".into()))).await;
+        assert_eq!(code(&refused), Some(ErrorCode::Forbidden));
+        assert!(
+            format!("{refused:?}").contains("`work` only"),
+            "{refused:?}"
+        );
+        // Without an account in the grant, the remote's choice stands (and none chosen with
+        // two accounts is the account error).
+        let open = forward::test_grant(vec![Target::new("https", "h")]);
+        let s = Session::new(Peer::default(), Caller::unknown(), Channel::Forward(open));
+        assert_eq!(
+            code(&answer(&state, &s, asking(Account::Only)).await),
+            Some(ErrorCode::Account)
+        );
+        assert_eq!(
+            answer(&state, &s, asking(Account::Named("default".into()))).await,
+            Response::Credential(Some(key("k-default")))
         );
     }
 
@@ -847,6 +968,7 @@ mod tests {
             // Another user's name finds nothing, and erases nothing.
             let bob = Query {
                 username: Some("bob".into()),
+                account: Default::default(),
                 ..any_user()
             };
             assert_eq!(

@@ -120,7 +120,10 @@ impl FilesStore {
 
 impl Store for FilesStore {
     fn get<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Option<Credential>> {
-        Box::pin(self.get_file(query))
+        Box::pin(async move {
+            let query = super::store::single_account(query, &self.name)?;
+            self.get_file(&query).await
+        })
     }
 
     fn store(&self, cred: Credential) -> StoreFuture<'_, Stored> {
@@ -128,7 +131,10 @@ impl Store for FilesStore {
     }
 
     fn erase<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, u32> {
-        Box::pin(self.erase_files(query))
+        Box::pin(async move {
+            let query = super::store::single_account(query, &self.name)?;
+            self.erase_files(&query).await
+        })
     }
 
     fn list(&self) -> StoreFuture<'_, Vec<CredentialInfo>> {

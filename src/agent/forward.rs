@@ -33,6 +33,8 @@ pub struct Grant {
     id: String,
     destination: String,
     hosts: Vec<Target>,
+    /// The account handed out for every host, when the grant names one.
+    pub(crate) account: Option<String>,
     socket: PathBuf,
     created_unix: u64,
     /// When the TTL ends, as a deadline and as Unix time.
@@ -87,6 +89,7 @@ impl Grant {
             destination: self.destination.clone(),
             socket: self.socket.display().to_string(),
             hosts: self.hosts.clone(),
+            account: self.account.clone(),
             created_unix: self.created_unix,
             expires_unix: self.expires.map(|(_, unix)| unix),
             handed_out: self.handed_out.load(Ordering::Relaxed),
@@ -239,6 +242,13 @@ pub(crate) fn open(
     spawn: &super::Spawn,
 ) -> Result<(ForwardInfo, Held), NotOpened> {
     let hosts = checked_hosts(&req).map_err(NotOpened::Invalid)?;
+    if let Some(problem) = req
+        .account
+        .as_deref()
+        .and_then(wbl_proto::account_name_problem)
+    {
+        return Err(NotOpened::Invalid(problem));
+    }
     let registry = Arc::clone(&state.forwards);
     let err = |kind: fn(String) -> NotOpened, message: String| Err(kind(message));
     // Held from the checks to the registration, so that two forwards never take one name.
@@ -289,6 +299,7 @@ pub(crate) fn open(
         id,
         destination: clean_destination(&req.destination),
         hosts,
+        account: req.account.clone(),
         socket,
         created_unix,
         expires,
@@ -363,6 +374,27 @@ async fn accept_loop(
 /// What a restricted channel may ask: the hello (answered by `dispatch` as on any connection:
 /// a second one is a client bug) and `get` for a granted host while the grant lives; the refusal
 /// message (for `Error{Forbidden}`) otherwise. Every request kind is named here, so a new one is refused until decided.
+/// A permitted `get` as the grant serves it: the grant's account, when it names one, in
+/// place of the account the remote asked for (which `permit` checked).
+pub(crate) fn narrow(grant: &Grant, req: Request) -> Request {
+    let Some(account) = &grant.account else {
+        return req;
+    };
+    let narrowed = |mut query: wbl_proto::Query| {
+        query.account = wbl_proto::Account::Named(account.clone());
+        query.username = None;
+        query
+    };
+    match req {
+        Request::Get(query) => Request::Get(narrowed(query)),
+        Request::GetFor { query, purpose } => Request::GetFor {
+            query: narrowed(query),
+            purpose,
+        },
+        other => other,
+    }
+}
+
 pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
     let what = match req {
         Request::Hello { .. } => return Ok(()),
@@ -400,6 +432,18 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
                     "{asked} is not granted to this forwarded wbl socket (it may get keys for {} \
                      only); {next}",
                     grant.hosts_text(),
+                ));
+            }
+            if let (Some(granted), wbl_proto::Account::Named(asked)) =
+                (&grant.account, &query.account)
+                && granted != asked
+            {
+                return Err(format!(
+                    "this forwarded wbl socket hands out the account `{}` only, not `{}`; \
+                     reconnect with `wbl ssh --account {}` for that one",
+                    crate::text::printable(granted),
+                    crate::text::printable(asked),
+                    crate::text::printable(asked),
                 ));
             }
             return Ok(());
@@ -442,10 +486,17 @@ pub(crate) fn handed_out(grant: &Grant, cred: &wbl_proto::Credential) {
 /// A grant with no socket, for unit tests of the dispatch.
 #[cfg(test)]
 pub(crate) fn test_grant(hosts: Vec<Target>) -> Arc<Grant> {
+    test_grant_of(hosts, None)
+}
+
+/// A grant with no socket that hands out `account`, for unit tests of the dispatch.
+#[cfg(test)]
+pub(crate) fn test_grant_of(hosts: Vec<Target>, account: Option<&str>) -> Arc<Grant> {
     Arc::new(Grant {
         id: "test".into(),
         destination: "test-host".into(),
         hosts,
+        account: account.map(str::to_owned),
         socket: PathBuf::from("/nonexistent/wbl-test"),
         created_unix: 0,
         expires: None,
@@ -475,6 +526,7 @@ mod tests {
             hosts: hosts.iter().map(|(p, h)| Target::new(*p, *h)).collect(),
             ttl_secs: ttl,
             name: None,
+            account: None,
         }
     }
 
@@ -517,6 +569,7 @@ mod tests {
             id: "1".into(),
             destination: "d".into(),
             hosts: vec![Target::new("https", "api.wandb.ai")],
+            account: None,
             socket: PathBuf::from("/nonexistent"),
             created_unix: 0,
             expires: None,

@@ -12,11 +12,13 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use wbl_proto::{Credential, CredentialInfo, Query, Target};
+use std::borrow::Cow;
+
+use wbl_proto::{Account, Credential, CredentialInfo, Query, Target};
 
 use super::cache::{Cache, EntryKey, Known, Lookup, expired, now_unix};
 use super::config::Limits;
-use super::store::{Served, Store, StoreError, StoreFuture, Stored};
+use super::store::{self, Served, Store, StoreError, StoreFuture, Stored};
 use crate::keychain::{ItemKind, Keychain, KeychainError};
 
 /// The OS keychain and the cache in front of it.
@@ -146,6 +148,10 @@ impl KeychainStore {
 
     /// The first credential matching `query` (by path, then user name) that has not expired.
     pub async fn get(&self, query: &Query) -> Result<Option<Credential>, StoreError> {
+        let Some(query) = self.by_account(query).await? else {
+            return Ok(None);
+        };
+        let query = &*query;
         // Fast path: index loaded and the answer cached; no lock, no keychain call.
         match self.read_cache().lookup(query, now_unix()) {
             Lookup::Found(c) => return Ok(Some(c)),
@@ -188,6 +194,24 @@ impl KeychainStore {
         Ok(None)
     }
 
+    /// `query` by user name (see [`store::by_account`]): the accounts of its host are read from
+    /// the index, loaded first when it is not yet (a warm query takes no lock).
+    async fn by_account<'q>(&self, query: &'q Query) -> Result<Option<Cow<'q, Query>>, StoreError> {
+        if query.account == Account::Any {
+            return Ok(Some(Cow::Borrowed(query)));
+        }
+        if let Some(users) = self.read_cache().users(&query.target) {
+            return Ok(store::by_account(query, &users)?.map(Cow::Owned));
+        }
+        {
+            let _guard = self.keychain_lock.lock().await;
+            self.ensure_loaded().await?;
+        }
+        let cache = self.read_cache();
+        let users = cache.users(&query.target).unwrap_or_default();
+        Ok(store::by_account(query, &users)?.map(Cow::Owned))
+    }
+
     /// Writes to the keychain, then the cache. A credential needs a protocol and a host; its
     /// password may be empty (git stores empty user names and passwords, e.g. for SSO hosts).
     pub async fn store(&self, cred: Credential) -> Result<Stored, StoreError> {
@@ -213,6 +237,10 @@ impl KeychainStore {
     /// Removes every credential matching `query` from the keychain, then the cache; how many
     /// existed. On a failure, the credentials erased before it stay erased.
     pub async fn erase(&self, query: &Query) -> Result<u32, StoreError> {
+        let Some(query) = self.by_account(query).await? else {
+            return Ok(0);
+        };
+        let query = &*query;
         let _guard = self.keychain_lock.lock().await;
         self.ensure_loaded().await?;
         let keys: Vec<(EntryKey, Vec<ItemKind>)> = self

@@ -664,6 +664,15 @@ impl RouteState {
     /// The route's credential when it is for the user name asked (any, when none is). A miss
     /// is a "not found" error that names the route and the user name asked for: the host is
     /// routed here, so no other key (the keychain's, under another address) answers for it.
+    /// The store as messages name it.
+    fn store_name(&self) -> String {
+        format!(
+            "OpenBao server `{}` ({})",
+            self.server.config.name,
+            self.route.secret_name()
+        )
+    }
+
     async fn get_routed(&self, query: &Query) -> Result<Option<Credential>, StoreError> {
         match self.read().await {
             Ok(cred) if matches_user(&cred, query) => Ok(Some(cred)),
@@ -752,7 +761,10 @@ impl RouteState {
 /// A routed host's store: its OpenBao server's secret, with its own cache and TTL.
 impl Store for RouteState {
     fn get<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, Option<Credential>> {
-        Box::pin(self.get_routed(query))
+        Box::pin(async move {
+            let query = super::store::single_account(query, &self.store_name())?;
+            self.get_routed(&query).await
+        })
     }
 
     fn store(&self, cred: Credential) -> StoreFuture<'_, Stored> {
@@ -760,7 +772,10 @@ impl Store for RouteState {
     }
 
     fn erase<'a>(&'a self, query: &'a Query) -> StoreFuture<'a, u32> {
-        Box::pin(self.erase_routed(query))
+        Box::pin(async move {
+            let query = super::store::single_account(query, &self.store_name())?;
+            self.erase_routed(&query).await
+        })
     }
 
     /// Routed secrets are not listed (the keychain's index is what `list` shows).

@@ -10,7 +10,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use wbl_proto::{Credential, CredentialInfo, Query};
+use wbl_proto::{
+    Account, Credential, CredentialInfo, DEFAULT_ACCOUNT, Query, Target, account_user, user_account,
+};
 
 use crate::keychain::KeychainError;
 
@@ -81,4 +83,64 @@ pub enum StoreError {
     /// The store serving the host refused or failed; the message names it and says why.
     #[error("{message}")]
     Failed { store: String, message: String },
+    /// The host has several accounts and the query chose none; the message names them.
+    #[error("{0}")]
+    Account(String),
+}
+
+/// `query` as a query by user name: an account's user name for [`Account::Named`]; for
+/// [`Account::Only`], the user name of the host's only account among `users` (the user names
+/// stored for the target without a path, in any order), `None` when it has none, and an
+/// error naming them when it has several. [`Account::Any`] is the query as it is.
+pub(crate) fn by_account(query: &Query, users: &[&str]) -> Result<Option<Query>, StoreError> {
+    let user = match &query.account {
+        Account::Any => return Ok(Some(query.clone())),
+        Account::Named(name) => account_user(name).to_owned(),
+        Account::Only => {
+            let mut names: Vec<&str> = users.iter().map(|u| user_account(u)).collect();
+            names.sort_unstable();
+            names.dedup();
+            match names[..] {
+                [] => return Ok(None),
+                [one] => account_user(one).to_owned(),
+                _ => {
+                    return Err(StoreError::Account(format!(
+                        "{} accounts for {} ({}) and none chosen",
+                        names.len(),
+                        query.target,
+                        names
+                            .iter()
+                            .map(|n| crate::text::printable(n).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Some(Query {
+        target: Target {
+            path: None,
+            ..query.target.clone()
+        },
+        username: Some(user),
+        account: Account::Any,
+    }))
+}
+
+/// `query` for a store that keeps one account per host (an OpenBao route): the account
+/// `default`, or no account chosen, is the query as it was; another named account is not
+/// there (`store` names the store in the message).
+pub(crate) fn single_account(query: &Query, store: &str) -> Result<Query, StoreError> {
+    match &query.account {
+        Account::Named(name) if name != DEFAULT_ACCOUNT => Err(StoreError::NotFound(format!(
+            "{store} serves one account for {} (`{DEFAULT_ACCOUNT}`); it has no account `{}`",
+            query.target,
+            crate::text::printable(name)
+        ))),
+        _ => Ok(Query {
+            account: Account::Any,
+            ..query.clone()
+        }),
+    }
 }

@@ -7,12 +7,60 @@ use anyhow::Context;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-/// The completion script for `shell`.
+/// What completes an account name: the names of the current host's accounts, from the agent
+/// if it runs (`wbl accounts --names` never starts it), nothing otherwise.
+const NAMES: &str = "wbl accounts --names 2>/dev/null";
+
+/// The completion script for `shell`. clap_complete completes values statically; for bash, zsh
+/// and fish the account names (`--account NAME`, `wbl bind NAME`, `wbl switch NAME`) are asked
+/// of `wbl accounts --names` when completing, in the script's text.
 pub fn script(shell: Shell) -> Vec<u8> {
     let mut cmd = crate::cli::Cli::command();
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, "wbl", &mut buf);
-    buf
+    let Ok(text) = String::from_utf8(buf.clone()) else {
+        return buf;
+    };
+    with_account_names(shell, &text).into_bytes()
+}
+
+fn with_account_names(shell: Shell, text: &str) -> String {
+    match shell {
+        Shell::Bash => text.replace(
+            "--account)\n                    COMPREPLY=($(compgen -f \"${cur}\"))",
+            &format!(
+                "--account)\n                    COMPREPLY=($(compgen -W \"$({NAMES})\" -- \"${{cur}}\"))"
+            ),
+        ),
+        Shell::Zsh => {
+            let names = format!("{{compadd -- ${{(f)\"$({NAMES})\"}}}}");
+            text.lines()
+                .map(|l| {
+                    let account = l.contains("'--account=[") || l.starts_with("':account -- ");
+                    if account && l.contains(":_default'") {
+                        l.replacen(":_default'", &format!(":{names}'"), 1)
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        }
+        Shell::Fish => text
+            .lines()
+            .map(|l| {
+                if l.contains(" -l account ") && l.ends_with(" -r") {
+                    format!("{l} -f -a \"({NAMES})\"")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+        _ => text.to_owned(),
+    }
 }
 
 pub fn run(args: crate::cli::CompletionsArgs) -> anyhow::Result<()> {
@@ -22,4 +70,18 @@ pub fn run(args: crate::cli::CompletionsArgs) -> anyhow::Result<()> {
     out.write_all(&buf)
         .and_then(|()| out.flush())
         .context("while writing the completion script to stdout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names_are_completed_in_bash_zsh_and_fish() {
+        for (shell, least) in [(Shell::Bash, 4), (Shell::Zsh, 6), (Shell::Fish, 5)] {
+            let text = String::from_utf8(script(shell)).unwrap();
+            let n = text.matches("wbl accounts --names").count();
+            assert!(n >= least, "{shell:?}: {n} places\n{text}");
+        }
+    }
 }

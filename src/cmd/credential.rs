@@ -146,6 +146,7 @@ fn lookup(
     let q = wbl_proto::Query {
         target: alias,
         username: query.username,
+        account: Default::default(),
     };
     not_found_is_none(get_once_by(paths, q, deadline)).context("while looking up the credential")
 }
@@ -184,6 +185,7 @@ fn erase_matching(
         let exact = Query {
             target: c.target.clone(),
             username: Some(c.username.clone()),
+            account: Default::default(),
         };
         let current = agent
             .get(exact)
@@ -212,6 +214,7 @@ fn erase_matching(
             .erase(Query {
                 target: c.target.clone(),
                 username: Some(c.username.clone()),
+                account: Default::default(),
             })
             .with_context(|| format!("while erasing the credential for {}", c.target))?;
     }

@@ -109,6 +109,7 @@ fn store() -> anyhow::Result<()> {
         agent.erase(Query {
             target: target.clone(),
             username: Some(user),
+            account: Default::default(),
         })?;
     }
     agent.store(Credential::new(target, creds.username, creds.secret))?;
@@ -123,6 +124,7 @@ fn get() -> anyhow::Result<()> {
         Query {
             target: target.clone(),
             username: None,
+            account: Default::default(),
         },
     ))?;
     // A query without a path matches every path; only this registry's own entry counts (an
@@ -146,6 +148,7 @@ fn erase() -> anyhow::Result<()> {
     let count = agent.erase(Query {
         target,
         username: None,
+        account: Default::default(),
     })?;
     if count == 0 {
         bail!("{NOT_FOUND}");

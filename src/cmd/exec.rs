@@ -23,19 +23,27 @@ pub const NOT_FOUND: u8 = 127;
 /// Exit status when the program exists but cannot be run (as in shells).
 pub const CANNOT_RUN: u8 = 126;
 
-pub fn run(ExecArgs { host, command }: ExecArgs) -> anyhow::Result<()> {
+pub fn run(
+    ExecArgs {
+        host,
+        account,
+        command,
+    }: ExecArgs,
+) -> anyhow::Result<()> {
     let Some((program, args)) = command.split_first() else {
         bail!("no command given; usage: wbl exec [--host URL] -- CMD [ARGS...]");
     };
     let resolver = Resolver::from_env()?;
     let host = resolver.pick_host(host.as_deref())?;
+    let choice = crate::account::choose(&host, account.as_deref())?;
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
     // The access log names the program that receives the key, not only `wbl`.
     agent.purpose(Purpose::Exec {
         program: resolved(program),
     });
-    let Some(cred) = wandb_key(&mut agent, &host).context("while looking up the key")? else {
+    let Some(cred) = wandb_key(&mut agent, &host, &choice).context("while looking up the key")?
+    else {
         let login = if host.is_cloud() {
             "wbl login".to_owned()
         } else {

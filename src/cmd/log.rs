@@ -330,6 +330,7 @@ mod tests {
             protocol: Some("https".into()),
             host: Some(host.into()),
             username: Some("api".into()),
+            account: None,
             uid: Some(1000),
             pid: Some(4242),
             exe: Some("/usr/local/bin/wbl".into()),

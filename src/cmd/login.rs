@@ -14,9 +14,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wbl_proto::{Credential, Purpose, Secret};
+use wbl_proto::{
+    Account, Credential, DEFAULT_ACCOUNT, Purpose, Secret, account_user, user_account,
+};
 
-use super::{WANDB_USER, target_of};
+use super::target_of;
 use crate::cli::LoginArgs;
 use crate::client::{AgentClient, ClientError, connect_or_start};
 use crate::rendezvous::RuntimePaths;
@@ -45,6 +47,8 @@ struct Ctx {
     /// `Some` when `--verify`.
     verify: Option<Duration>,
     agent: Option<AgentClient>,
+    /// `--account`: the account the key is stored as.
+    account: Option<String>,
 }
 
 impl Ctx {
@@ -81,9 +85,37 @@ impl Ctx {
         }
     }
 
-    /// Hands the key to the agent; returns once the keychain has it.
-    fn store(&mut self, key: Secret) -> anyhow::Result<()> {
-        let cred = Credential::new(target_of(&self.host), WANDB_USER, key);
+    /// The account a key is stored as: `--account`, else the W&B user name of a verified key,
+    /// else `default`.
+    fn account_for(&self, viewer: Option<&Viewer>) -> String {
+        if let Some(a) = &self.account {
+            return a.clone();
+        }
+        viewer
+            .and_then(|v| v.username.as_deref())
+            .filter(|u| wbl_proto::account_name_problem(u).is_none())
+            .unwrap_or(DEFAULT_ACCOUNT)
+            .to_owned()
+    }
+
+    /// Hands the key to the agent as the account `account`; returns once the keychain has it.
+    fn store(&mut self, key: Secret, viewer: Option<&Viewer>) -> anyhow::Result<()> {
+        let mut account = self.account_for(viewer);
+        // A verified key that is already the account `default` (stored before accounts, or
+        // unverified) stays that account instead of becoming a second one with the same key.
+        if self.account.is_none() && account != DEFAULT_ACCOUNT {
+            let query = wbl_proto::Query {
+                target: target_of(&self.host),
+                username: None,
+                account: Account::Named(DEFAULT_ACCOUNT.into()),
+            };
+            if let Ok(Some(c)) = self.agent()?.get(query)
+                && c.password.expose() == key.expose()
+            {
+                account = DEFAULT_ACCOUNT.to_owned();
+            }
+        }
+        let cred = Credential::new(target_of(&self.host), account_user(&account), key);
         let into = if self.agent()?.forwarded() {
             "through the forwarded agent (`wbl ssh`)"
         } else {
@@ -99,7 +131,15 @@ impl Ctx {
             r => r,
         }
         .with_context(|| format!("while storing the key {into}"))?;
-        term::log(&format!("Stored the API key for {} {into}.", self.host));
+        if account == DEFAULT_ACCOUNT {
+            term::log(&format!("Stored the API key for {} {into}.", self.host));
+        } else {
+            term::log(&format!(
+                "Stored the API key for {} {into} as account {account}.",
+                self.host
+            ));
+        }
+        self.say_accounts();
         // The agent falls back to the kernel keyring where no Secret Service answers; say so
         // where the user sees it, not only in the agent's log.
         if !stored.persistent {
@@ -112,7 +152,43 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// After a store: with several accounts for the host, which one is used here, or that
+    /// none is until the user chooses (a login never makes one the default).
+    fn say_accounts(&mut self) {
+        let target = target_of(&self.host);
+        let Ok(list) = self.agent().and_then(|a| Ok(a.list()?)) else {
+            return;
+        };
+        let names: Vec<&str> = list
+            .iter()
+            .filter(|c| c.target == target)
+            .map(|c| user_account(&c.username))
+            .collect();
+        if names.len() < 2 {
+            return;
+        }
+        let choice = crate::account::choose(&self.host, None).ok();
+        let used = match choice
+            .as_ref()
+            .and_then(|c| c.name.as_ref().map(|n| (n, c)))
+        {
+            Some((name, c)) => format!("here `{name}` is used ({})", c.reason()),
+            None => "none is the default: choose with `wbl switch NAME` or `wbl bind NAME`".into(),
+        };
+        term::log(&format!(
+            "{} accounts for {} now ({}); {used}.",
+            names.len(),
+            self.host,
+            names.join(", ")
+        ));
+    }
+}
+
 pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    if let Some(a) = &args.account {
+        crate::account::checked_name(a)?;
+    }
     if args.anonymously {
         term::warn(
             "The --anonymously parameter has no effect and will be removed in a future version.",
@@ -156,6 +232,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         host,
         verify,
         agent: None,
+        account: args.account.clone(),
     };
 
     let key = match args.key.into_iter().next().map(Secret::new) {
@@ -234,8 +311,15 @@ fn explicit_key(ctx: &mut Ctx, key: Secret) -> anyhow::Result<Option<Viewer>> {
         bail!("{problem}");
     }
     let viewer = ctx.check(&key)?;
-    ctx.store(key)?;
+    ctx.store(key, viewer.as_ref())?;
     Ok(viewer)
+}
+
+fn is_account_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<ClientError>()
+            .is_some_and(|c| c.code() == Some(wbl_proto::ErrorCode::Account))
+    })
 }
 
 /// The keychain the resolver asks is the agent, connected on first use (so a key from
@@ -253,7 +337,19 @@ impl Keychain for Ctx {
 fn found_key(ctx: &mut Ctx, resolver: &Resolver) -> anyhow::Result<Option<Option<Viewer>>> {
     let host = ctx.host.clone();
     let mut warnings = Vec::new();
-    let found = resolver.resolve(&host, Some(ctx), &mut warnings)?;
+    // With --account, that account's stored key; without, the host's only one (with several
+    // and none named, the keychain has no answer: the next source, or the prompt).
+    let account = match &ctx.account {
+        Some(a) => Account::Named(a.clone()),
+        None => Account::Only,
+    };
+    let found = match resolver.resolve(&host, Some((&mut *ctx, &account)), &mut warnings) {
+        Err(e) if is_account_error(&e) => {
+            warnings.clear();
+            resolver.resolve(&host, None, &mut warnings)?
+        }
+        r => r?,
+    };
     for w in &warnings {
         term::warn(w);
     }
@@ -328,7 +424,7 @@ fn adopt_plaintext(ctx: &mut Ctx, key: Secret, path: &Path) -> anyhow::Result<Op
         "Loaded credentials for {host} from {}.",
         path.display()
     ));
-    ctx.store(key)?;
+    ctx.store(key, viewer.as_ref())?;
     Ok(viewer)
 }
 
@@ -396,7 +492,7 @@ fn prompted_key(ctx: &mut Ctx) -> anyhow::Result<Option<Viewer>> {
                 _ => return Err(e),
             },
         };
-        ctx.store(key)?;
+        ctx.store(key, viewer.as_ref())?;
         return Ok(viewer);
     }
 }

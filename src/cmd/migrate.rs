@@ -269,6 +269,7 @@ fn stored(agent: &mut AgentClient, cred: &Credential) -> anyhow::Result<Option<C
         .get(Query {
             target: cred.target.clone(),
             username: Some(cred.username.clone()),
+            account: Default::default(),
         })
         .with_context(|| format!("while looking up {} in the keychain", cred.target))?;
     Ok(found.filter(|c| c.target == cred.target && c.username == cred.username))

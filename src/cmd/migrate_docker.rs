@@ -160,6 +160,7 @@ fn store(agent: &mut AgentClient, login: &Login) -> anyhow::Result<Result<(), St
     let held = crate::client::not_found_is_none(agent.get(Query {
         target: target.clone(),
         username: None,
+        account: Default::default(),
     }))
     .with_context(|| format!("while looking up {} in the keychain", login.registry))?
     .filter(|c| c.target.path == target.path);
@@ -185,6 +186,7 @@ fn store(agent: &mut AgentClient, login: &Login) -> anyhow::Result<Result<(), St
     let back = crate::client::not_found_is_none(agent.get(Query {
         target: target.clone(),
         username: Some(login.username.clone()),
+        account: Default::default(),
     }))
     .with_context(|| format!("while reading back the login for {}", login.registry))?;
     Ok(match back {

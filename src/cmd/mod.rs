@@ -1,6 +1,7 @@
 //! The client's subcommands, one module each. Each returns `anyhow::Result`; `main` prints
 //! errors as one `wbl: error: …` line.
 
+pub mod accounts;
 pub mod agent;
 pub mod completions;
 pub mod credential;
@@ -64,9 +65,12 @@ pub fn target_of(host: &HostUrl) -> Target {
     resolver::keychain_target(host)
 }
 
-/// The query for a host's W&B key (exactly this address).
+/// The query for a host's W&B key of the account `default` (exactly this address).
 pub fn wandb_query(host: &HostUrl) -> Query {
-    resolver::keychain_query(host)
+    resolver::keychain_query(
+        host,
+        &wbl_proto::Account::Named(wbl_proto::DEFAULT_ACCOUNT.into()),
+    )
 }
 
 /// The agent is the keychain the resolver asks.
@@ -87,13 +91,30 @@ pub fn lookup(answer: Result<Option<Credential>, ClientError>) -> anyhow::Result
     }
 }
 
-/// The W&B key for `host` through the agent: stored for it or, when the host is not routed
-/// to a store, for its other address (Forge ⇄ the W&B host behind it). A routed host whose
-/// store has no key is an error naming the route.
-pub fn wandb_key(agent: &mut AgentClient, host: &HostUrl) -> anyhow::Result<Option<Credential>> {
-    match resolver::keychain_key(agent, host)? {
-        Lookup::Found((c, _)) => Ok(Some(c)),
-        Lookup::Missing => Ok(None),
-        Lookup::RoutedMiss(why) => Err(anyhow::anyhow!(why)),
+/// The W&B key of the chosen account for `host` through the agent: stored for it or, when the
+/// host is not routed to a store, for its other address (Forge ⇄ the W&B host behind it). A
+/// routed host whose store has no key is an error naming the route; a named account the host
+/// does not have, or several accounts and none chosen, an error saying how to choose.
+pub fn wandb_key(
+    agent: &mut AgentClient,
+    host: &HostUrl,
+    choice: &crate::account::Choice,
+) -> anyhow::Result<Option<Credential>> {
+    match resolver::keychain_key(agent, host, &choice.account()) {
+        Ok(Lookup::Found((c, _))) => Ok(Some(c)),
+        Ok(Lookup::Missing) if choice.name.is_some() => Err(choice.missing(host)),
+        Ok(Lookup::Missing) => Ok(None),
+        Ok(Lookup::RoutedMiss(why)) => Err(anyhow::anyhow!(why)),
+        Err(e) => Err(account_error(e)),
+    }
+}
+
+/// An agent's `Account` error (several accounts, none chosen) with the ways to choose.
+pub fn account_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<ClientError>() {
+        Some(c) if c.code() == Some(ErrorCode::Account) => {
+            anyhow::anyhow!("{c}: {}", crate::account::HOW_TO_CHOOSE)
+        }
+        _ => e,
     }
 }

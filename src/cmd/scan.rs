@@ -391,10 +391,23 @@ fn held_credentials(
         }
     };
     for host in &hosts {
-        match resolver::keychain_key(agent, host) {
-            Ok(Lookup::Found((c, h))) => have(&mut held, c, Some(h)),
-            Ok(Lookup::Missing | Lookup::RoutedMiss(_)) => {}
-            Err(e) => warnings.push(lookup_failure(e, &host.to_string())?),
+        // Every account of the host (the key stored before accounts is `default`).
+        let target = super::target_of(host);
+        let mut accounts: Vec<&str> = list
+            .iter()
+            .filter(|c| c.target == target)
+            .map(|c| wbl_proto::user_account(&c.username))
+            .collect();
+        if accounts.is_empty() {
+            accounts.push(wbl_proto::DEFAULT_ACCOUNT);
+        }
+        for account in accounts {
+            let account = wbl_proto::Account::Named(account.to_owned());
+            match resolver::keychain_key(agent, host, &account) {
+                Ok(Lookup::Found((c, h))) => have(&mut held, c, Some(h)),
+                Ok(Lookup::Missing | Lookup::RoutedMiss(_)) => {}
+                Err(e) => warnings.push(lookup_failure(e, &host.to_string())?),
+            }
         }
     }
     if !all {
@@ -405,6 +418,7 @@ fn held_credentials(
         .map(|c| Query {
             target: c.target.clone(),
             username: Some(c.username.clone()),
+            account: Default::default(),
         })
         .collect();
     // The hosts the agent serves from a team's store, as the agent reports them (only it
@@ -413,6 +427,7 @@ fn held_credentials(
         Ok(status) => queries.extend(status.served.into_iter().map(|served| Query {
             target: served.target,
             username: None,
+            account: Default::default(),
         })),
         Err(e) => warnings.push(lookup_failure(
             e.into(),

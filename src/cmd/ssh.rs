@@ -259,6 +259,14 @@ fn granted_hosts(allow: &[String]) -> anyhow::Result<Vec<Target>> {
     Ok(hosts)
 }
 
+/// The account the grant hands out for the W&B host: `--account`, else the one chosen here
+/// (`WBL_ACCOUNT`, this directory's binding, the host's default); `None` when none is chosen,
+/// so the remote gets the host's only account.
+fn granted_account(args: &SshArgs) -> anyhow::Result<Option<String>> {
+    let host = resolve_host(None)?;
+    Ok(crate::account::choose(&host, args.account.as_deref())?.name)
+}
+
 /// Opens a forward on a connection that must then be held for as long as it should last.
 fn open_forward(
     req: ForwardRequest,
@@ -292,6 +300,7 @@ fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
         hosts: granted_hosts(&args.allow)?,
         ttl_secs: args.ttl.map(|d| d.as_secs()),
         name: Some(name),
+        account: granted_account(args)?,
     })?;
     let hosts: Vec<String> = info.hosts.iter().map(|t| t.to_string()).collect();
     let until = match args.ttl {
@@ -391,6 +400,7 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
     let hosts = granted_hosts(&args.allow)?;
     let remote_dir = args
         .remote_dir
+        .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_REMOTE_DIR));
     if !remote_dir.is_absolute() {
         bail!("--remote-dir must be an absolute path on the remote machine");
@@ -418,6 +428,7 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         hosts,
         ttl_secs: args.ttl.map(|d| d.as_secs()),
         name: None,
+        account: granted_account(&args)?,
     })?;
     if info.socket.contains(':') || info.socket.contains(char::is_whitespace) {
         bail!(
@@ -453,8 +464,13 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         Some(t) => format!("for {}", crate::term::human_duration(t.as_secs())),
         None => "until the session ends".to_owned(),
     };
+    let account = info
+        .account
+        .as_deref()
+        .map(|a| format!(" (account {})", crate::text::printable(a)))
+        .unwrap_or_default();
     crate::term::log(&format!(
-        "forwarding keys for {} to {} {until}",
+        "forwarding keys for {}{account} to {} {until}",
         hosts.join(", "),
         parsed.destination
     ));

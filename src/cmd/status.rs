@@ -99,6 +99,10 @@ struct HostJson {
     /// Plaintext copies of a key for this host.
     plaintext: Vec<PlaintextJson>,
     warnings: Vec<String>,
+    /// The account used for this host in the current directory (null: none chosen, so the
+    /// host's only one), and why (`bound to ~/work in config.toml line 12`).
+    account: Option<String>,
+    account_reason: Option<String>,
     /// Why `in_keychain` is null although an agent answers (text output only).
     #[serde(skip)]
     unread: Option<&'static str>,
@@ -139,6 +143,12 @@ struct EnvJson {
 
 /// Never starts the agent: it reports the agent as it finds it.
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+    if args.all {
+        return super::accounts::run(crate::cli::AccountsArgs {
+            names: false,
+            host: None,
+        });
+    }
     let json = args.json;
     let paths = RuntimePaths::from_env();
     let agent = AgentClient::connect_if_running(&paths)?;
@@ -298,13 +308,28 @@ fn host_status(
     served: &[ServedHost],
 ) -> anyhow::Result<(HostJson, Vec<String>)> {
     let mut store_warning = None;
+    let choice = match crate::account::choose(host, None) {
+        Ok(c) => c,
+        Err(e) => {
+            store_warning = Some(format!("{e:#}"));
+            crate::account::Choice {
+                name: None,
+                why: crate::account::Why::Unchosen,
+            }
+        }
+    };
+    let account = choice.account();
     let mut unread = None;
     // The keychain as the resolver sees it (this address or its other one); a key routed to a
     // store that does not have it counts as none, and the row says why.
     let stored: Option<Option<(Secret, HostUrl)>> = match agent {
         // The key is only shown masked: no program receives it (the access log says so).
-        Some(a) => match resolver::keychain_key(a.purpose(Purpose::Check), host) {
+        Some(a) => match resolver::keychain_key(a.purpose(Purpose::Check), host, &account) {
             Ok(Lookup::Found((c, h))) => Some(Some((c.password, h))),
+            Ok(Lookup::Missing) if choice.name.is_some() => {
+                store_warning = Some(choice.missing(host).to_string());
+                Some(None)
+            }
             Ok(Lookup::Missing) => Some(None),
             Ok(Lookup::RoutedMiss(why)) => {
                 store_warning = Some(why);
@@ -328,6 +353,17 @@ fn host_status(
                     ..
                 }) => {
                     unread = Some("not read: the agent serves no key until config.toml is fixed");
+                    None
+                }
+                // Several accounts and none chosen: the row says how to choose.
+                Some(
+                    ce @ ClientError::Agent {
+                        code: ErrorCode::Account,
+                        ..
+                    },
+                ) => {
+                    store_warning = Some(format!("{ce}: {}", crate::account::HOW_TO_CHOOSE));
+                    unread = Some("in the keychain, several accounts and none chosen, see below");
                     None
                 }
                 // A forward answers only for its granted hosts: unknown for the others.
@@ -358,13 +394,15 @@ fn host_status(
         in_keychain: stored.as_ref().map(Option::is_some),
         plaintext: Vec::new(),
         warnings: store_warning.into_iter().collect(),
+        account: choice.name.clone(),
+        account_reason: choice.name.as_ref().map(|_| choice.reason()),
         unread,
     };
     // Resolution, in the resolver's (and `wbl login`'s) order. The keychain step is replayed
     // from `stored` so the agent is asked once.
     let mut file_warnings = Vec::new();
     let mut kc = Replay(stored.clone());
-    let resolved = match resolver.resolve(host, Some(&mut kc), &mut file_warnings) {
+    let resolved = match resolver.resolve(host, Some((&mut kc, &account)), &mut file_warnings) {
         Ok(r) => r,
         Err(e) => {
             file_warnings.push(e.to_string());
@@ -590,6 +628,9 @@ fn print_text(out: &StatusJson, settings: &Settings, style: crate::term::Style) 
                     );
                 }
             }
+        }
+        if let (Some(a), Some(why)) = (&h.account, &h.account_reason) {
+            println!("    account {}: {}", printable(a), printable(why));
         }
         for w in &h.warnings {
             println!(

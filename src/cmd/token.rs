@@ -10,8 +10,9 @@ use crate::rendezvous::RuntimePaths;
 /// Exit status 1 when there is no key; `Ok(false)` signals that to `main`.
 pub fn run(args: TokenArgs) -> anyhow::Result<bool> {
     let host = resolve_host(args.host.as_deref())?;
+    let choice = crate::account::choose(&host, args.account.as_deref())?;
     let mut agent = connect_or_start(&RuntimePaths::from_env())?;
-    match wandb_key(&mut agent, &host)? {
+    match wandb_key(&mut agent, &host, &choice)? {
         Some(cred) => {
             let mut out = std::io::stdout().lock();
             out.write_all(cred.password.expose().as_bytes())?;

@@ -12,6 +12,7 @@
 //! service turns into a verdict, not a hung `wbl doctor`.
 
 mod accesslog;
+mod accounts;
 mod agent;
 mod git;
 mod keychain;
@@ -214,6 +215,7 @@ const CHECKS: &[(&str, &str, CheckFn)] = &[
     ("backend", "keychain backend", keychain::backend),
     ("service", "login service", agent::service),
     ("openbao", "OpenBao routes", openbao::openbao),
+    ("accounts", "accounts", accounts::accounts),
     ("access-log", "access log", accesslog::access_log),
     ("netrc", "netrc", plaintext::netrc),
     ("wandb-settings", "W&B settings", plaintext::settings),

@@ -161,6 +161,7 @@ impl GitCredential {
         Ok(Query {
             target: self.target()?,
             username: self.username.clone(),
+            account: Default::default(),
         })
     }
 

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wbl_proto::{Credential, Query, Secret, Target};
+use wbl_proto::{Account, Credential, Query, Secret, Target};
 use zeroize::Zeroizing;
 
 use super::apikey::check_api_key;
@@ -29,11 +29,12 @@ pub fn keychain_target(host: &HostUrl) -> Target {
     Target::new(host.scheme(), host.netloc())
 }
 
-/// The keychain query for a host's W&B key (exactly this address).
-pub fn keychain_query(host: &HostUrl) -> Query {
+/// The keychain query for a host's W&B key of `account` (exactly this address).
+pub fn keychain_query(host: &HostUrl, account: &Account) -> Query {
     Query {
         target: keychain_target(host),
         username: Some(WANDB_USER.to_owned()),
+        account: account.clone(),
     }
 }
 
@@ -79,11 +80,19 @@ pub trait Keychain {
 pub fn keychain_key(
     kc: &mut dyn Keychain,
     host: &HostUrl,
+    account: &Account,
 ) -> anyhow::Result<Lookup<(Credential, HostUrl)>> {
     for (i, h) in keychain_hosts(host).into_iter().enumerate() {
-        let q = keychain_query(&h);
+        let q = keychain_query(&h, account);
+        let expected = match account {
+            Account::Any => Some(WANDB_USER),
+            Account::Named(name) => Some(wbl_proto::account_user(name)),
+            Account::Only => None,
+        };
         match kc.get(q.clone())? {
-            Lookup::Found(c) if c.target == q.target && c.username == WANDB_USER => {
+            Lookup::Found(c)
+                if c.target == q.target && expected.is_none_or(|u| c.username == u) =>
+            {
                 return Ok(Lookup::Found((c, h)));
             }
             // The host itself is routed: its store's miss is the answer.
@@ -719,7 +728,7 @@ impl Resolver {
     pub fn resolve(
         &self,
         host: &HostUrl,
-        keychain: Option<&mut dyn Keychain>,
+        keychain: Option<(&mut dyn Keychain, &Account)>,
         warnings: &mut Vec<String>,
     ) -> anyhow::Result<Option<Resolved>> {
         if self.env.api_key.is_some() && self.env.identity_token_file.is_some() {
@@ -740,8 +749,8 @@ impl Resolver {
             }));
         }
         // A routed host whose store has no key: the next source, as for a key not stored.
-        if let Some(kc) = keychain
-            && let Lookup::Found((cred, stored_for)) = keychain_key(kc, host)?
+        if let Some((kc, account)) = keychain
+            && let Lookup::Found((cred, stored_for)) = keychain_key(kc, host, account)?
         {
             return Ok(Some(Resolved {
                 source: Source::Keychain { stored_for },
@@ -998,20 +1007,23 @@ mod tests {
         kc.0.insert("https://api.wandb.ai".into(), ROUTED_MISS.into());
         let cloud = host("https://api.wandb.ai");
         assert_eq!(
-            keychain_key(&mut kc, &cloud).unwrap(),
+            keychain_key(&mut kc, &cloud, &Account::Any).unwrap(),
             Lookup::RoutedMiss("https://api.wandb.ai routed".into())
         );
         // Not routed: the other address answers, as before.
         kc.0.remove("https://api.wandb.ai");
         assert!(matches!(
-            keychain_key(&mut kc, &cloud).unwrap(),
+            keychain_key(&mut kc, &cloud, &Account::Any).unwrap(),
             Lookup::Found((c, h)) if c.password.expose() == K1 && h.netloc() == "api.forge.coreweave.com"
         ));
         // The other address routed and missing: a plain miss for this one.
         let mut kc = MapKeychain::default();
         kc.0.insert("https://api.wandb.ai".into(), ROUTED_MISS.into());
         let forge = host("https://api.forge.coreweave.com");
-        assert_eq!(keychain_key(&mut kc, &forge).unwrap(), Lookup::Missing);
+        assert_eq!(
+            keychain_key(&mut kc, &forge, &Account::Any).unwrap(),
+            Lookup::Missing
+        );
     }
 
     const K1: &str = "1111111111111111111111111111111111111111";
@@ -1235,7 +1247,7 @@ mod tests {
                 kc.0.insert((*t).to_owned(), (*k).to_owned());
             }
             let mut warnings = Vec::new();
-            let got = match r.resolve(&h, Some(&mut kc), &mut warnings) {
+            let got = match r.resolve(&h, Some((&mut kc, &Account::Any)), &mut warnings) {
                 Ok(g) => g,
                 Err(e) => panic!("{}: {e}", c.name),
             };

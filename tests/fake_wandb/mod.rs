@@ -39,12 +39,26 @@ pub struct Seen {
     pub key_ok: bool,
     /// The body was the SDK's viewer query as JSON.
     pub body_ok: bool,
+    /// The key of a `Basic base64("api:KEY")` header.
+    pub key: Option<String>,
+}
+
+/// The key in a `Basic base64("api:KEY")` header.
+fn key_of(authorization: &str) -> Option<String> {
+    let b64 = authorization.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("api:")
+        .map(str::to_owned)
 }
 
 struct State {
     valid_key: String,
     on_valid: Answer,
     on_invalid: Answer,
+    /// More keys the server knows, each with its own answer (one account each).
+    others: Vec<(String, Answer)>,
     seen: Vec<Seen>,
     held: Vec<tiny_http::Request>,
 }
@@ -96,6 +110,7 @@ impl FakeWandb {
             valid_key: valid_key.to_owned(),
             on_valid,
             on_invalid,
+            others: Vec::new(),
             seen: Vec::new(),
             held: Vec::new(),
         }));
@@ -122,12 +137,20 @@ impl FakeWandb {
                         authorization,
                         content_type: header("Content-Type"),
                         body_ok: body_is_viewer_query(&body),
+                        key: header("Authorization").as_deref().and_then(key_of),
                         body,
                     };
                     let well_formed =
                         seen.method == "POST" && seen.path == "/graphql" && seen.body_ok;
+                    let other = st
+                        .others
+                        .iter()
+                        .find(|(k, _)| seen.key.as_deref() == Some(k.as_str()))
+                        .map(|(_, a)| a.clone());
                     let answer = if seen.key_ok {
                         st.on_valid.clone()
+                    } else if let Some(a) = other {
+                        a
                     } else {
                         st.on_invalid.clone()
                     };
@@ -179,6 +202,15 @@ impl FakeWandb {
             server,
             thread: Some(thread),
         }
+    }
+
+    /// Another key the server knows, answered with `answer` (`viewer` per key: one user each).
+    pub fn add_key(&self, key: &str, answer: Answer) {
+        self.state
+            .lock()
+            .unwrap()
+            .others
+            .push((key.to_owned(), answer));
     }
 
     /// Every request so far.

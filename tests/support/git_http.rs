@@ -30,24 +30,34 @@ pub struct GitHttpServer {
 impl GitHttpServer {
     /// Serves the repositories under `root` to `user` with `password` only.
     pub fn start(root: &Path, user: &str, password: &str) -> GitHttpServer {
+        Self::start_users(root, &[(user, password)])
+    }
+
+    /// Serves the repositories under `root` to each of `users` (user name, password) with its
+    /// own password only.
+    pub fn start_users(root: &Path, users: &[(&str, &str)]) -> GitHttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stats = Arc::new(Mutex::new(Stats::default()));
-        let expected = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        let expected: Arc<Vec<(String, String)>> = Arc::new(
+            users
+                .iter()
+                .map(|(user, password)| {
+                    let auth = format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD
+                            .encode(format!("{user}:{password}"))
+                    );
+                    ((*user).to_owned(), auth)
+                })
+                .collect(),
         );
-        let (root, user, st) = (root.to_path_buf(), user.to_owned(), Arc::clone(&stats));
+        let (root, st) = (root.to_path_buf(), Arc::clone(&stats));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (root, user, expected, st) = (
-                    root.clone(),
-                    user.clone(),
-                    expected.clone(),
-                    Arc::clone(&st),
-                );
+                let (root, expected, st) = (root.clone(), Arc::clone(&expected), Arc::clone(&st));
                 std::thread::spawn(move || {
-                    let _ = handle(stream, &root, &user, &expected, &st);
+                    let _ = handle(stream, &root, &expected, &st);
                 });
             }
         });
@@ -90,8 +100,7 @@ fn read_chunked(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
 fn handle(
     stream: TcpStream,
     root: &PathBuf,
-    user: &str,
-    expected_auth: &str,
+    users: &[(String, String)],
     stats: &Mutex<Stats>,
 ) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
@@ -112,14 +121,15 @@ fn handle(
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
-    if headers.get("authorization").map(String::as_str) != Some(expected_auth) {
+    let given = headers.get("authorization").map(String::as_str);
+    let Some((user, _)) = users.iter().find(|(_, auth)| Some(auth.as_str()) == given) else {
         stats.lock().unwrap().refused += 1;
         out.write_all(
             b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"wbl-test\"\r\n\
               Content-Length: 0\r\nConnection: close\r\n\r\n",
         )?;
         return Ok(());
-    }
+    };
     stats.lock().unwrap().users.push(user.to_owned());
     if headers
         .get("expect")

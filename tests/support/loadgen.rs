@@ -166,6 +166,7 @@ async fn one_client(cfg: LoadConfig, client: usize, deadline: Instant) -> Client
                 Request::Erase(Query {
                     target: target.clone(),
                     username: Some(user.clone()),
+                    account: Default::default(),
                 }),
                 Some(None),
             ),
@@ -173,6 +174,7 @@ async fn one_client(cfg: LoadConfig, client: usize, deadline: Instant) -> Client
                 Request::Get(Query {
                     target: target.clone(),
                     username: Some(user.clone()),
+                    account: Default::default(),
                 }),
                 None,
             ),

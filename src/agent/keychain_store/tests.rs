@@ -39,6 +39,7 @@ fn query(host: &str, user: Option<&str>) -> Query {
     Query {
         target: target(host),
         username: user.map(str::to_owned),
+        account: Default::default(),
     }
 }
 
@@ -380,4 +381,70 @@ async fn an_empty_user_name_and_password_are_a_credential_that_survives_a_restar
         .unwrap()
         .unwrap();
     assert!(got.username.is_empty() && got.password.is_empty() && got.has_password());
+}
+
+fn account_query(host: &str, account: wbl_proto::Account) -> Query {
+    Query {
+        target: target(host),
+        // What an older client sent for a W&B key; the account decides, not this.
+        username: Some("api".into()),
+        account,
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_named_credentials_of_a_host_and_none_is_picked_silently() {
+    use wbl_proto::Account;
+    let mem = MemoryBackend::new();
+    // A key stored before accounts existed (user `api`) is the account `default`.
+    mem.put(item("h", "api", ItemKind::Password), "k-old");
+    let state = state_on(&mem);
+    assert_eq!(
+        password(state.get(&account_query("h", Account::Only)).await.unwrap()),
+        Some("k-old".into()),
+        "the only account is used when none is chosen"
+    );
+    state.store(cred("h", "work", "k-work")).await.unwrap();
+    let named = |n: &str| account_query("h", Account::Named(n.into()));
+    assert_eq!(
+        password(state.get(&named("work")).await.unwrap()),
+        Some("k-work".into())
+    );
+    assert_eq!(
+        password(state.get(&named("default")).await.unwrap()),
+        Some("k-old".into())
+    );
+    assert_eq!(state.get(&named("personal")).await.unwrap(), None);
+    // An older client's query (user `api`, any account) still gets the default key.
+    assert_eq!(
+        password(state.get(&query("h", Some("api"))).await.unwrap()),
+        Some("k-old".into())
+    );
+    // Two accounts, none chosen: an error naming both, never a pick.
+    match state.get(&account_query("h", Account::Only)).await {
+        Err(StoreError::Account(m)) => {
+            assert!(m.contains("default, work"), "{m}");
+            assert!(m.contains("https://h"), "{m}");
+        }
+        other => panic!("expected an account error, got {other:?}"),
+    }
+    // Removing one keeps the other, which is then the only one.
+    assert_eq!(state.erase(&named("work")).await.unwrap(), 1);
+    assert_eq!(
+        password(state.get(&account_query("h", Account::Only)).await.unwrap()),
+        Some("k-old".into())
+    );
+    // Accounts of another host do not count.
+    state.store(cred("other", "x", "k-x")).await.unwrap();
+    assert_eq!(
+        password(state.get(&account_query("h", Account::Only)).await.unwrap()),
+        Some("k-old".into())
+    );
+    assert_eq!(
+        state
+            .get(&account_query("none", Account::Only))
+            .await
+            .unwrap(),
+        None
+    );
 }

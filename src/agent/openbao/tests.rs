@@ -263,6 +263,7 @@ fn query(user: Option<&str>) -> Query {
     Query {
         target: Target::new("https", "h"),
         username: user.map(str::to_owned),
+        account: Default::default(),
     }
 }
 
