@@ -29,6 +29,12 @@ fn exe_of(built: &str) -> String {
 /// `git credential <action>` with `credential.helper` set to the helper (as the world's user),
 /// `input` on stdin.
 fn git_credential(w: &World, action: &str, input: &str) -> std::process::Output {
+    run_with_stdin(git_credential_cmd(w, action), input.as_bytes())
+}
+
+/// `git credential <action>` with `credential.helper` set to the helper (as the world's user),
+/// not yet run.
+fn git_credential_cmd(w: &World, action: &str) -> std::process::Command {
     std::fs::write(w.home().join(".gitconfig"), "").unwrap();
     if let Some(u) = w.user() {
         u.chown(&w.home().join(".gitconfig"));
@@ -46,7 +52,7 @@ fn git_credential(w: &World, action: &str, input: &str) -> std::process::Output 
         "credential",
         action,
     ]);
-    run_with_stdin(c, input.as_bytes())
+    c
 }
 
 /// The one entry of `op` for `host` with this result.
@@ -188,22 +194,8 @@ fn a_control_character_in_a_git_host_reaches_no_terminal_and_no_log() {
     let k = key(45);
     // git percent-decodes the host of a URL: the helper gets `evil<ESC>[2K.com`.
     let url = "https://evil%1b%5b2K.com/repo.git";
-    let mut c = w.cmd("git");
-    isolate_git(&mut c, &w);
-    std::fs::write(w.home().join(".gitconfig"), "").unwrap();
-    w.user().unwrap().chown(&w.home().join(".gitconfig"));
-    c.args([
-        "-c",
-        "credential.helper=",
-        "-c",
-        &format!(
-            "credential.helper={}",
-            shared_bin(GIT_HELPER.as_ref()).display()
-        ),
-        "credential",
-        "approve",
-    ])
-    .env("WBL_LOG", "debug");
+    let mut c = git_credential_cmd(&w, "approve");
+    c.env("WBL_LOG", "debug");
     ok(run_with_stdin(
         c,
         format!("url={url}\nusername=alice\npassword={k}\n\n").as_bytes(),
@@ -241,24 +233,10 @@ fn a_token_as_a_urls_user_name_is_recorded_masked() {
     let token = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789";
     let password = key(46);
     let url = format!("https://{token}@github.example.com/org/repo.git");
-    let mut c = w.cmd("git");
-    isolate_git(&mut c, &w);
-    std::fs::write(w.home().join(".gitconfig"), "").unwrap();
-    w.user().unwrap().chown(&w.home().join(".gitconfig"));
-    c.args([
-        "-c",
-        "credential.helper=",
-        "-c",
-        &format!(
-            "credential.helper={}",
-            shared_bin(GIT_HELPER.as_ref()).display()
-        ),
-        "credential",
-        "approve",
-    ])
     // wbl's own debug lines name user names; the keychain crates' (`WBL_LOG=debug`) name the
     // keychain entry, which holds the user name as the keychain does.
-    .env("WBL_LOG", "wbl=debug,info");
+    let mut c = git_credential_cmd(&w, "approve");
+    c.env("WBL_LOG", "wbl=debug,info");
     ok(run_with_stdin(
         c,
         format!("url={url}\npassword={password}\n\n").as_bytes(),
