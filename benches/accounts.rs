@@ -26,7 +26,6 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::path::{Path, PathBuf};
-    use std::process::Command;
 
     use crate::common::{Backend, World, key};
     use crate::support::{self, Bins, Tool, print_samples, ratio};
@@ -35,30 +34,10 @@ mod linux {
     const TWO: &str = "https://wandb-two.example.com";
 
     fn tool(bins: &Bins, w: &World, name: &str, dir: PathBuf, args: &[&str], want: &str) -> Tool {
-        let base = bins.cmd(w, &bins.wbl);
-        let program = bins.wbl.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let envs: Vec<_> = base
-            .get_envs()
-            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-            .collect();
+        let mut c = bins.cmd(w, &bins.wbl);
+        c.args(args).current_dir(dir);
         let want = format!("{want}\n").into_bytes();
-        Tool::new(
-            name,
-            move || {
-                let mut c = Command::new(&program);
-                c.args(&args).current_dir(&dir);
-                for (k, v) in &envs {
-                    match v {
-                        Some(v) => c.env(k, v),
-                        None => c.env_remove(k),
-                    };
-                }
-                c
-            },
-            b"",
-            move |out| out == want.as_slice(),
-        )
+        Tool::repeating(name, &c, b"", move |out| out == want.as_slice())
     }
 
     fn login(bins: &Bins, w: &World, host: &str, account: Option<&str>, k: &str) {

@@ -45,31 +45,10 @@ mod linux {
     const KEYCHAIN: &str = "https://wandb.example.com";
 
     fn tool(bins: &Bins, w: &World, name: &str, args: &[&str], want: &str) -> Tool {
-        let base = bins.cmd(w, &bins.wbl);
-        let program = bins.wbl.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let envs: Vec<_> = base
-            .get_envs()
-            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-            .collect();
-        let dir = w.home();
+        let mut c = bins.cmd(w, &bins.wbl);
+        c.args(args).current_dir(w.home());
         let want = format!("{want}\n").into_bytes();
-        Tool::new(
-            name,
-            move || {
-                let mut c = Command::new(&program);
-                c.args(&args).current_dir(&dir);
-                for (k, v) in &envs {
-                    match v {
-                        Some(v) => c.env(k, v),
-                        None => c.env_remove(k),
-                    };
-                }
-                c
-            },
-            b"",
-            move |out| out == want.as_slice(),
-        )
+        Tool::repeating(name, &c, b"", move |out| out == want.as_slice())
     }
 
     pub fn main() {
@@ -128,28 +107,11 @@ mod linux {
         );
 
         let bao_cmd = {
-            let c = bao.kv_get_cmd("ml-team/wandb");
-            let program = c.get_program().to_owned();
-            let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
-            let envs: Vec<_> = c
-                .get_envs()
-                .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-                .collect();
             let want = format!("{k_routed}\n").into_bytes();
             let want2 = k_routed.clone().into_bytes();
-            Tool::new(
+            Tool::repeating(
                 "bao kv get -field=password",
-                move || {
-                    let mut c = Command::new(&program);
-                    c.args(&args);
-                    for (k, v) in &envs {
-                        match v {
-                            Some(v) => c.env(k, v),
-                            None => c.env_remove(k),
-                        };
-                    }
-                    c
-                },
+                &bao.kv_get_cmd("ml-team/wandb"),
                 b"",
                 move |out| out == want.as_slice() || out == want2.as_slice(),
             )

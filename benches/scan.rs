@@ -239,34 +239,17 @@ mod linux {
         bins.start_agent(&w);
         bins.wbl(&w, &["login", KEY], b"");
 
-        let (wbl, tree) = (bins.wbl.clone(), root.clone());
-        let base = bins.cmd(&w, &bins.wbl);
-        let envs: Vec<_> = base
-            .get_envs()
-            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-            .collect();
-        let scan = Tool::new(
-            "wbl scan",
-            move || {
-                // `wbl scan` exits 1 when it finds copies: success for the harness.
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg("\"$@\"; [ $? -eq 1 ]")
-                    .arg("sh")
-                    .arg(&wbl)
-                    .arg("scan")
-                    .arg(&tree);
-                for (k, v) in &envs {
-                    match v {
-                        Some(v) => c.env(k, v),
-                        None => c.env_remove(k),
-                    };
-                }
-                c
-            },
-            b"",
-            |out| count_lines(out, b"of https://api.wandb.ai") == PLANTED,
-        );
+        // `wbl scan` exits 1 when it finds copies: success for the harness.
+        let mut c = bins.cmd(&w, "sh");
+        c.arg("-c")
+            .arg("\"$@\"; [ $? -eq 1 ]")
+            .arg("sh")
+            .arg(&bins.wbl)
+            .arg("scan")
+            .arg(&root);
+        let scan = Tool::repeating("wbl scan", &c, b"", |out| {
+            count_lines(out, b"of https://api.wandb.ai") == PLANTED
+        });
         let (n2, t2) = (needles.clone(), root.clone());
         let rg = Tool::new(
             "rg -uuu -F -f",

@@ -151,30 +151,9 @@ mod linux {
             stdin: &[u8],
             check: impl Fn(&[u8]) -> bool + 'static,
         ) -> Tool {
-            let base = self.cmd(program);
-            let program = program.to_owned();
-            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = base
-                .get_envs()
-                .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-                .collect();
-            let dir = self.w.home();
-            Tool::new(
-                name,
-                move || {
-                    let mut c = Command::new(&program);
-                    c.args(&args).current_dir(&dir);
-                    for (k, v) in &envs {
-                        match v {
-                            Some(v) => c.env(k, v),
-                            None => c.env_remove(k),
-                        };
-                    }
-                    c
-                },
-                stdin,
-                check,
-            )
+            let mut c = self.cmd(program);
+            c.args(args).current_dir(self.w.home());
+            Tool::repeating(name, &c, stdin, check)
         }
 
         /// `git credential fill` with only `helper` configured.

@@ -118,6 +118,44 @@ impl Tool {
     }
 }
 
+impl Tool {
+    /// A tool that runs a copy of `cmd` each time: its program, arguments, environment and
+    /// working directory.
+    pub fn repeating(
+        name: impl Into<String>,
+        cmd: &Command,
+        stdin: &[u8],
+        check: impl Fn(&[u8]) -> bool + 'static,
+    ) -> Tool {
+        let program = cmd.get_program().to_owned();
+        let args: Vec<std::ffi::OsString> = cmd.get_args().map(ToOwned::to_owned).collect();
+        let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+            .collect();
+        let dir = cmd.get_current_dir().map(ToOwned::to_owned);
+        Tool::new(
+            name,
+            move || {
+                let mut c = Command::new(&program);
+                c.args(&args);
+                if let Some(dir) = &dir {
+                    c.current_dir(dir);
+                }
+                for (k, v) in &envs {
+                    match v {
+                        Some(v) => c.env(k, v),
+                        None => c.env_remove(k),
+                    };
+                }
+                c
+            },
+            stdin,
+            check,
+        )
+    }
+}
+
 /// The runs of one tool.
 #[derive(Clone, Debug, Default)]
 pub struct Samples {
