@@ -70,18 +70,7 @@ fn sdk_key_in(w: &World, dir: &Path) -> String {
             "-c",
             "import wandb\napi = wandb.Api()\nprint('key=' + api.api_key)\n",
         ]);
-    for k in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(k);
-    }
-    c.env("NO_PROXY", "127.0.0.1,localhost")
-        .env("WANDB_ERROR_REPORTING", "false")
-        .env("WANDB_DISABLE_CODE", "true");
+    common::sdk_offline_env(&mut c);
     let out = c.output().unwrap();
     assert!(
         out.status.success(),

@@ -34,19 +34,8 @@ fn wandb(w: &World, args: &[&str]) -> Output {
 /// What the SDK needs besides the world's environment: no proxy (the fake server is on
 /// 127.0.0.1), no telemetry, its files inside the world.
 fn sdk_env(w: &World, c: &mut std::process::Command) {
-    for k in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(k);
-    }
-    c.env("NO_PROXY", "127.0.0.1,localhost")
-        .env("WANDB_DIR", w.home().join("work"))
-        .env("WANDB_ERROR_REPORTING", "false")
-        .env("WANDB_DISABLE_CODE", "true");
+    common::sdk_offline_env(c);
+    c.env("WANDB_DIR", w.home().join("work"));
 }
 
 fn json(out: &Output) -> Value {

@@ -656,3 +656,20 @@ pub fn token_fails(w: &World, needles: &[&str]) -> String {
     }
     e
 }
+
+/// What the real SDK needs to talk to a fake server on 127.0.0.1: no proxy, no error reports,
+/// no code saving.
+pub fn sdk_offline_env(c: &mut Command) {
+    for k in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+    ] {
+        c.env_remove(k);
+    }
+    c.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("WANDB_ERROR_REPORTING", "false")
+        .env("WANDB_DISABLE_CODE", "true");
+}
