@@ -113,9 +113,9 @@ mod linux {
     /// The tree: 40 % small text files (2–14 KiB), 35 % four large logs, 10 % a git
     /// repository's working tree (plus its compressed objects), 15 % binaries.
     fn generate(root: &Path, mb: u64) {
-        // Beside the tree, not in it: it names the key.
+        // Beside the tree, not in it: it names the key (and the planting rule's version).
         let marker = root.with_extension("generated");
-        let want = format!("{mb} {KEY}\n");
+        let want = format!("{mb} {KEY} 10\n");
         if std::fs::read_to_string(&marker).is_ok_and(|m| m == want) {
             return;
         }
@@ -128,13 +128,14 @@ mod linux {
 
         // Small files; the key in ten of them, the Basic-auth value in a HAR file.
         let small = total * 40 / 100;
-        let (mut made, mut i) = (0usize, 0usize);
+        let (mut made, mut i, mut planted) = (0usize, 0usize, 0usize);
         while made < small {
             buf.clear();
             let size = 2048 + (rng.next() % 12288) as usize;
             text(&mut rng, size, &mut buf);
-            if i % 997 == 500 && i / 997 < 10 {
+            if i % 997 == 500 && planted < 10 {
                 buf.extend_from_slice(&planted_line(KEY));
+                planted += 1;
             }
             made += buf.len();
             let ext = ["txt", "yaml", "py", "json"][i % 4];
@@ -143,6 +144,13 @@ mod linux {
                 &buf,
             );
             i += 1;
+        }
+        // A tree too small for ten of them (`WBL_BENCH_QUICK`): the rest in files of their own.
+        for n in planted..10 {
+            buf.clear();
+            text(&mut rng, 4096, &mut buf);
+            buf.extend_from_slice(&planted_line(KEY));
+            write(&root.join(format!("small/extra/f{n}.txt")), &buf);
         }
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{KEY}"));
         write(
