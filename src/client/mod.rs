@@ -424,6 +424,7 @@ impl AgentClient {
             Request::StoreLogin { .. } => "a store login",
             Request::Forward(_) => "a forward request",
             Request::Forwards => "a forwards request",
+            Request::Proxy(_) => "a proxy request",
         };
         let answer = self.exchange(req, what);
         // The next request is an operation of its own.
@@ -484,6 +485,14 @@ impl AgentClient {
         match self.call(&Request::Forward(req))? {
             Response::Forwarding(info) => Ok(info),
             _ => Err(ClientError::Unexpected("forward")),
+        }
+    }
+
+    /// Opens a key-injecting proxy (`--proxy`); it lasts while this connection stays open.
+    pub fn proxy(&mut self, req: wbl_proto::ProxyRequest) -> Result<wbl_proto::ProxyInfo, ClientError> {
+        match self.call(&Request::Proxy(req))? {
+            Response::Proxying(info) => Ok(info),
+            _ => Err(ClientError::Unexpected("proxy")),
         }
     }
 

@@ -571,11 +571,19 @@ fn wait_ignoring_interrupts(mut ssh: Command) -> anyhow::Result<std::process::Ex
             Path::new(&ssh_program()).display()
         )
     })?;
+    outlive_interrupts();
+    child.wait().context("while waiting for ssh")
+}
+
+/// From now on SIGINT, SIGQUIT and SIGHUP do not end this process (its child, in the same
+/// process group, gets them and decides); a child started later gets the default back when
+/// it execs.
+#[cfg(unix)]
+pub(super) fn outlive_interrupts() {
     for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
         // SAFETY: installs a handler that does nothing; it touches no memory.
         unsafe { libc::signal(sig, ignore_signal as *const () as libc::sighandler_t) };
     }
-    child.wait().context("while waiting for ssh")
 }
 
 #[cfg(test)]
