@@ -262,7 +262,9 @@ mod tests {
         });
         assert_eq!(
             &encode_frame(&proxying).unwrap()[..],
-            &[0, 0, 0, 13, 11, 1, b'i', 1, b'p', 1, b'a', 1, b'u', 1, b'c', 1, 2]
+            &[
+                0, 0, 0, 13, 11, 1, b'i', 1, b'p', 1, b'a', 1, b'u', 1, b'c', 1, 2
+            ]
         );
         let purpose = Request::GetFor {
             query: Query {

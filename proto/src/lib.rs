@@ -12,8 +12,8 @@ pub use codec::{FRAME_HEADER_LEN, MAX_FRAME_LEN, ProtoError, decode, encode_fram
 pub use connection::{ByteBudget, Connection, RECV_CHUNK, RecvLimits};
 pub use message::{
     Account, AgentStatus, Credential, CredentialInfo, DEFAULT_ACCOUNT, DEFAULT_ACCOUNT_USER,
-    ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest, MAX_FORWARD_TTL_SECS, PROTOCOL_VERSION, ProxyInfo, ProxyListen, ProxyRequest,
-    Purpose, Query, Request, Response, ServedHost, StoreSession, Target, account_name_problem,
-    account_user, user_account,
+    ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest, MAX_FORWARD_TTL_SECS, PROTOCOL_VERSION,
+    ProxyInfo, ProxyListen, ProxyRequest, Purpose, Query, Request, Response, ServedHost,
+    StoreSession, Target, account_name_problem, account_user, user_account,
 };
 pub use secret::Secret;

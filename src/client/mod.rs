@@ -489,7 +489,10 @@ impl AgentClient {
     }
 
     /// Opens a key-injecting proxy (`--proxy`); it lasts while this connection stays open.
-    pub fn proxy(&mut self, req: wbl_proto::ProxyRequest) -> Result<wbl_proto::ProxyInfo, ClientError> {
+    pub fn proxy(
+        &mut self,
+        req: wbl_proto::ProxyRequest,
+    ) -> Result<wbl_proto::ProxyInfo, ClientError> {
         match self.call(&Request::Proxy(req))? {
             Response::Proxying(info) => Ok(info),
             _ => Err(ClientError::Unexpected("proxy")),

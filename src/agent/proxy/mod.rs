@@ -109,7 +109,9 @@ async fn open_inner(
         .map_err(|e| bad(format!("`{}` is not a URL: {e}", req.upstream)))?;
     upstream::reachable(&upstream).map_err(bad)?;
     if req.queries.is_empty() || req.queries.len() > 4 {
-        return Err(bad("a proxy needs one to four places to find its key".into()));
+        return Err(bad(
+            "a proxy needs one to four places to find its key".into()
+        ));
     }
     match req.ttl_secs {
         Some(0) => return Err(bad("the TTL of a proxy must be at least one second".into())),
@@ -150,7 +152,9 @@ async fn open_inner(
     {
         let mut ids = open_ids();
         if ids.contains(&id) {
-            return Err(bad(format!("a proxy named {id} is already open; end it first")));
+            return Err(bad(format!(
+                "a proxy named {id} is already open; end it first"
+            )));
         }
         ids.push(id.clone());
     }
@@ -190,8 +194,8 @@ async fn open_inner(
         expires,
         ended: tokio::sync::watch::channel(false).0,
     });
-    let lease = engine::lease()
-        .map_err(|e| internal(format!("cannot start the proxy's thread: {e}")))?;
+    let lease =
+        engine::lease().map_err(|e| internal(format!("cannot start the proxy's thread: {e}")))?;
     let (address, socket) = match req.listen {
         ProxyListen::Loopback => {
             let l = std::net::TcpListener::bind(("127.0.0.1", 0))
@@ -209,9 +213,8 @@ async fn open_inner(
                 socket: std::path::PathBuf::from(state.serving.socket()),
             }
             .forward_socket(&format!("proxy-{id}"));
-            let l = bind_socket(&path).map_err(|e| {
-                internal(format!("cannot listen on {}: {e}", path.display()))
-            })?;
+            let l = bind_socket(&path)
+                .map_err(|e| internal(format!("cannot listen on {}: {e}", path.display())))?;
             serve::start(&lease, serve::Listener::Unix(l), &grant, state);
             (path.display().to_string(), Some(path))
         }
