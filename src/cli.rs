@@ -539,6 +539,10 @@ pub struct SshArgs {
     /// to be installed on the remote.
     #[arg(long)]
     pub proxy: bool,
+    /// With --proxy: the loopback port on the remote that ssh forwards to the proxy (default:
+    /// a random one for a session, 48080 for --hold).
+    #[arg(long, value_name = "PORT", requires = "proxy")]
+    pub proxy_port: Option<u16>,
     /// ssh's own arguments: options, the destination, and a remote command (after `--`).
     #[arg(
         required_unless_present = "hold",

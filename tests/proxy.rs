@@ -2,7 +2,9 @@
 //! test venv) against the fake W&B server (`fake_wandb::api`): the public API and an online
 //! run reach the server with the real key while the program, its environment, its files and
 //! its output hold only the placeholder; requests without it, or off the API, are refused and
-//! logged.
+//! logged. Then the same through `wbl ssh --proxy` against a real sshd on 127.0.0.1, with a
+//! remote environment that has no `wbl` at all, while another user of the remote, connecting
+//! to the forwarded port without the placeholder, is refused.
 
 #![cfg(target_os = "linux")]
 
@@ -10,10 +12,15 @@
 mod accesslog_support;
 mod common;
 mod fake_wandb;
+#[path = "support/remote.rs"]
+mod remote;
+#[path = "support/sshd.rs"]
+mod sshd;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 
+use common::users;
 use common::*;
 use fake_wandb::api::FakeApi;
 
@@ -179,8 +186,12 @@ fn the_sdk_through_wbl_exec_proxy_never_holds_the_key() {
     let env_file = std::fs::read_to_string(work.join("env.json")).unwrap();
     assert!(env_file.contains(&placeholder));
 
-    // After the run the proxy is gone: nothing listens on its port.
-    assert!(request(&base, "POST", "/graphql", Some(&placeholder)).is_err());
+    // After the run the placeholder opens nothing: the port is closed, or (while the
+    // listener goes away) the grant refuses as ended.
+    match request(&base, "POST", "/graphql", Some(&placeholder)) {
+        Err(_) => {}
+        Ok((status, body)) => assert_eq!(status, 401, "{body}"),
+    }
 
     // The access log: the key's use by the proxy, and the three refusals.
     let entries = accesslog_support::wait_entries(&w, 5);
@@ -207,5 +218,174 @@ fn the_sdk_through_wbl_exec_proxy_never_holds_the_key() {
     assert!(
         refused.iter().any(|e| e["command"] == "GET /admin/keys"),
         "{refused:#?}"
+    );
+}
+
+/// Pids of processes whose argument list holds `needle` (every user of a machine may read
+/// them).
+fn processes_with_arg(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && cmdline
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// What another user of the remote does: connects to the forwarded port and asks for the
+/// viewer, without the placeholder and with a guessed one; prints each status.
+const OTHER_USER: &str = r#"
+import socket, sys, base64
+port = int(sys.argv[1])
+for auth in [None, "api:wblproxy-" + "0" * 64]:
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    head = "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 2\r\n"
+    if auth:
+        head += "Authorization: Basic " + base64.b64encode(auth.encode()).decode() + "\r\n"
+    s.sendall((head + "\r\n{}").encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    print("status", data.split(b" ")[1].decode(), flush=True)
+"#;
+
+#[test]
+fn the_sdk_through_wbl_ssh_proxy_on_a_remote_without_wbl() {
+    let w = World::new(Backend::Keyutils);
+    let k = remote::unique_key("px");
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let sshd = sshd::Sshd::start();
+    let remote_home = tempfile::Builder::new()
+        .prefix("wbl-remote-")
+        .tempdir()
+        .unwrap();
+    let rh = remote_home.path();
+    std::fs::create_dir_all(rh.join("work")).unwrap();
+    // The remote: an empty HOME, a PATH without wbl, the SDK by its path; the three variables
+    // come from wbl's wrapper.
+    let remote_command = format!(
+        "cd {h} && env HOME={h} PATH=/usr/bin:/bin WANDB_DIR={h}/work NO_PROXY=127.0.0.1 \
+         WANDB_ERROR_REPORTING=false WANDB_DISABLE_CODE=true {py} -c {script}",
+        h = rh.display(),
+        py = wandb_python().display(),
+        script = remote::sq(SCRIPT)
+    );
+    let mut c = w.cmd(WBL);
+    c.args(["ssh", "--proxy", "--"])
+        .args(sshd.ssh_args())
+        .arg(&remote_command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // The W&B host is the one chosen where `wbl ssh` runs.
+    c.env("WANDB_BASE_URL", &server.url);
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let ready = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.wait();
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!(
+                "the remote script ended early: {printed}{err}\nsshd: {}\nthe server saw: {:#?}",
+                sshd.log(),
+                server.hits()
+            );
+        };
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("ready ") {
+            break line;
+        }
+    };
+    assert!(printed.contains("viewer ada"), "{printed}");
+    let words: Vec<&str> = ready.split_whitespace().collect();
+    let (pid, base, placeholder) = (words[1], words[2].to_owned(), words[3].to_owned());
+    assert!(placeholder.starts_with("wblproxy-"), "{placeholder}");
+    let port = base.rsplit(':').next().unwrap().to_owned();
+
+    // On the remote: the environment has the placeholder, no argument list has it or the key.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(String::from_utf8_lossy(&environ).contains(&format!("WANDB_API_KEY={placeholder}")));
+    assert!(processes_with_arg(&placeholder).is_empty());
+    assert!(processes_with_arg(&k).is_empty());
+    assert!(processes_with_env(&format!("WANDB_API_KEY={k}")).is_empty());
+
+    // Another user of the remote reaches the port, but not the API.
+    let out = users::other()
+        .command("/usr/bin/python3")
+        .args(["-c", OTHER_USER, &port])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "status 401\nstatus 401\n", "{}", stderr(&out));
+
+    writeln!(stdin, "go").unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    for line in lines.map_while(Result::ok) {
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{printed}{err}");
+    assert!(printed.contains("done"), "{printed}{err}");
+
+    let hits = server.hits();
+    for h in hits.iter().filter(|h| h.port == "api") {
+        assert_eq!(h.key.as_deref(), Some(k.as_str()), "{h:?}");
+    }
+    assert_eq!(server.history().len(), 3, "{hits:#?}");
+    assert!(server.completed());
+    assert!(!printed.contains(&k) && !err.contains(&k));
+    // Nothing of the session is left on the remote (the private directory with the
+    // placeholder's file) or beside the agent (the proxy's socket).
+    let left: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_dir(e.path())
+                .is_ok_and(|mut d| d.any(|f| f.is_ok_and(|f| f.file_name() == "key")))
+                && e.file_name().to_string_lossy().starts_with("wbl-fwd-")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let sockets: Vec<_> = std::fs::read_dir(w.socket().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".fwd-proxy-"))
+        .collect();
+    assert!(sockets.is_empty(), "{sockets:?}");
+    let entries = accesslog_support::wait_entries(&w, 3);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["op"] == "proxy" && e["code"] == "placeholder"),
+        "{entries:#?}"
     );
 }

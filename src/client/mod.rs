@@ -412,6 +412,17 @@ impl AgentClient {
         Ok(Closed(self.conn.get_ref().try_clone()?))
     }
 
+    /// Ends a held connection and waits, at most `limit`, until the agent has closed its
+    /// side: what the connection held (a proxy) has ended by then.
+    #[cfg(unix)]
+    pub fn end(self, limit: std::time::Duration) {
+        let stream = self.conn.get_ref();
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(limit));
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut &*stream, &mut buf);
+    }
+
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         let what = match req {
             Request::Hello { .. } => "hello",

@@ -94,18 +94,18 @@ const WITH_ARGUMENT: &str = "BbcDEeFIiJLlmOoPpQRSWw";
 
 /// What wbl needs to know of the ssh command line.
 #[derive(Debug, PartialEq, Eq)]
-struct Parsed {
+pub(super) struct Parsed {
     /// Arguments up to and including the destination and the options after it (ssh reads
     /// options there too); the remote command starts after them.
-    head: usize,
-    destination: String,
+    pub(super) head: usize,
+    pub(super) destination: String,
     /// `-N`: no remote command.
-    no_command: bool,
+    pub(super) no_command: bool,
     /// `-t` (`Some(true)`) or `-T` (`Some(false)`) was given.
-    tty: Option<bool>,
+    pub(super) tty: Option<bool>,
 }
 
-fn parse_ssh_args(args: &[OsString]) -> Result<Parsed, String> {
+pub(super) fn parse_ssh_args(args: &[OsString]) -> Result<Parsed, String> {
     let mut destination: Option<String> = None;
     let mut no_command = false;
     let mut tty = None;
@@ -173,7 +173,7 @@ fn parse_ssh_args(args: &[OsString]) -> Result<Parsed, String> {
 /// Quotes `s` as one word for POSIX shells, bash, zsh and fish alike: everything inside single
 /// quotes except `'` and `\`, which go outside as `\'` and `\\` (fish gives `\` a meaning
 /// inside single quotes; outside, every one of these shells reads `\x` as `x`).
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     let mut open = false;
     for c in s.chars() {
@@ -225,7 +225,7 @@ fn remote_command(socket: &str, user_command: Option<&str>) -> String {
 }
 
 /// 128 random bits in hex: the remote socket's name cannot be guessed (or pre-created).
-fn random_hex() -> anyhow::Result<String> {
+pub(super) fn random_hex() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no randomness for the remote socket name: {e}"))?;
@@ -342,7 +342,7 @@ fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
 /// Why [`wait_for_end`] returned.
 #[cfg(unix)]
 #[derive(Debug, PartialEq)]
-enum End {
+pub(super) enum End {
     /// SIGINT, SIGTERM or SIGHUP, or the time limit.
     Asked,
     /// The agent closed the connection that holds the grant.
@@ -353,7 +353,10 @@ enum End {
 /// connection behind `closed`. The signals are blocked first and taken with `sigwait` on a
 /// thread (macOS has no `sigtimedwait`); another thread watches the connection.
 #[cfg(unix)]
-fn wait_for_end(limit: Option<Duration>, closed: crate::client::Closed) -> anyhow::Result<End> {
+pub(super) fn wait_for_end(
+    limit: Option<Duration>,
+    closed: crate::client::Closed,
+) -> anyhow::Result<End> {
     // SAFETY: plain signal-set calls on a local sigset_t; blocking the signals in this thread
     // (inherited by the waiting thread) before that thread exists.
     let set = unsafe {
@@ -394,7 +397,13 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         if !args.ssh_args.is_empty() {
             bail!("--hold runs no ssh: give it no ssh arguments");
         }
+        if args.proxy {
+            return super::proxy::hold(name, &args);
+        }
         return hold(name, &args);
+    }
+    if args.proxy {
+        return super::proxy::ssh(&args);
     }
     let parsed = parse_ssh_args(&args.ssh_args).map_err(anyhow::Error::msg)?;
     let hosts = granted_hosts(&args.allow)?;
@@ -539,7 +548,7 @@ fn make_remote_dir(ssh_head: &[OsString], dir: &str) -> anyhow::Result<()> {
 
 /// After exit status 127 (the remote shell's "command not found"): most often `wbl` itself,
 /// not installed there or not on the `PATH` of a non-interactive shell.
-fn remote_not_found_hint(destination: &str) {
+pub(super) fn remote_not_found_hint(destination: &str) {
     crate::term::log(&format!(
         "the remote command exited 127 (command not found); if {destination} said \
          `wbl: command not found`, install wbl there with one command (README, \"Remote \
@@ -551,7 +560,7 @@ fn remote_not_found_hint(destination: &str) {
 }
 
 /// The ssh client: `$WBL_SSH` when set, else `ssh` from `PATH`.
-fn ssh_program() -> OsString {
+pub(super) fn ssh_program() -> OsString {
     std::env::var_os("WBL_SSH")
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| OsStr::new("ssh").to_owned())
@@ -564,7 +573,9 @@ extern "C" fn ignore_signal(_: libc::c_int) {}
 /// decides; wbl outlives it to end the grant and pass on its status. A handler (not
 /// `SIG_IGN`, which a child would inherit) is reset to the default in ssh when it execs.
 #[cfg(unix)]
-fn wait_ignoring_interrupts(mut ssh: Command) -> anyhow::Result<std::process::ExitStatus> {
+pub(super) fn wait_ignoring_interrupts(
+    mut ssh: Command,
+) -> anyhow::Result<std::process::ExitStatus> {
     let mut child = ssh.spawn().map_err(|e| {
         anyhow::anyhow!(
             "cannot run {}: {e}; wbl ssh needs the OpenSSH client",
