@@ -389,3 +389,46 @@ fn the_sdk_through_wbl_ssh_proxy_on_a_remote_without_wbl() {
         "{entries:#?}"
     );
 }
+
+/// A run file whose `url` names the real API origin (a local W&B server's files): the SDK
+/// downloads it from that URL directly.
+#[test]
+fn a_run_file_url_on_the_api_origin_is_downloaded_through_the_proxy() {
+    let w = World::new(Backend::SecretService);
+    let k = key(62);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let work = w.home().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = r#"
+import os, wandb
+run = wandb.Api().run("ada/proj/run1")
+f = run.file("out.txt")
+print("url", f.url, flush=True)
+f.download(root=os.environ["WANDB_DIR"], replace=True)
+print("got", open(os.path.join(os.environ["WANDB_DIR"], "out.txt")).read().strip(), flush=True)
+"#;
+    let mut c = w.cmd(WBL);
+    c.args(["exec", "--proxy", "--host", &server.url, "--"])
+        .arg(wandb_python())
+        .args(["-c", script]);
+    common::sdk_offline_env(&mut c);
+    c.env("WANDB_DIR", &work).env_remove("WANDB_API_KEY");
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("got file contents"),
+        "{}{}\n{:#?}",
+        stdout(&out),
+        stderr(&out),
+        server.hits()
+    );
+    // The printed URL is the proxy's; the download reached the server with the key.
+    assert!(!stdout(&out).contains(&server.url), "{}", stdout(&out));
+    assert!(
+        server.hits().iter().any(|h| h.method == "GET"
+            && h.path.ends_with("/out.txt")
+            && h.key.as_deref() == Some(k.as_str())),
+        "{:#?}",
+        server.hits()
+    );
+}

@@ -171,6 +171,16 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
         }
     };
     parts.version = hyper::Version::HTTP_11;
+    // GraphQL answers name the real API origin in absolute URLs (a run file's `url` on a
+    // server that serves its own files); the SDK would call those without the key. They are
+    // rewritten to the proxy's origin as the client named it, so their answers come
+    // uncompressed.
+    let rewrite = (parts.uri.path().ends_with("/graphql"))
+        .then(|| proxy_origin(&parts.headers))
+        .flatten();
+    if rewrite.is_some() {
+        parts.headers.remove(header::ACCEPT_ENCODING);
+    }
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     let Ok(mut auth) = HeaderValue::from_str(&grant.authorization) else {
@@ -190,7 +200,12 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(parts, Either::Left(body)))
+            match rewrite {
+                Some(origin) if is_plain_json(&parts.headers) => {
+                    Ok(rewritten(parts, body, &shared.base, &origin).await)
+                }
+                _ => Ok(Response::from_parts(parts, Either::Left(body))),
+            }
         }
         Err(e) => {
             tracing::info!(proxy = %grant.id, error = %e, "the proxy could not reach its upstream");
@@ -204,6 +219,80 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
             ))
         }
     }
+}
+
+/// The largest GraphQL answer whose absolute URLs are rewritten; a larger one is refused.
+const MAX_REWRITE: usize = 64 * 1024 * 1024;
+
+/// `http://HOST` for the request's `Host` header (the proxy as its client reaches it:
+/// `127.0.0.1:PORT`, or the remote's port through ssh), when it is a plain host and port.
+fn proxy_origin(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-' | b'[' | b']'));
+    plain.then(|| format!("http://{host}"))
+}
+
+/// A JSON answer without a content encoding.
+fn is_plain_json(headers: &HeaderMap) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().contains("json"));
+    let encoded = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    json && !encoded
+}
+
+/// The answer with every occurrence of the upstream's base URL replaced by the proxy's
+/// origin (paths below the base map one to one, see [`handle`]).
+async fn rewritten(
+    mut parts: hyper::http::response::Parts,
+    body: Incoming,
+    base: &str,
+    origin: &str,
+) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let collected = match http_body_util::Limited::new(body, MAX_REWRITE)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                error_json(&format!(
+                    "wbl proxy: the server's answer could not be read: {e}"
+                )),
+            );
+        }
+    };
+    let bytes = replace_all(&collected, base.as_bytes(), origin.as_bytes());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    Response::from_parts(parts, Either::Right(Full::new(bytes)))
+}
+
+/// `haystack` with every `from` replaced by `to` (the same bytes when there is none).
+fn replace_all(haystack: &Bytes, from: &[u8], to: &[u8]) -> Bytes {
+    let finder = memchr::memmem::Finder::new(from);
+    if finder.find(haystack).is_none() {
+        return haystack.clone();
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = &haystack[..];
+    while let Some(i) = finder.find(rest) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(to);
+        rest = &rest[i + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    Bytes::from(out)
 }
 
 /// The error and its causes in one line (never a header value: no secret).
@@ -294,4 +383,32 @@ fn log_refusal(shared: &Shared, req: &Request<Incoming>, r: Refusal) {
         purpose: None,
         command: Some(format!("{} {path}", req.method())),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_origin_becomes_the_proxys() {
+        let body = Bytes::from_static(
+            br#"{"url":"https://api.wandb.ai/files/a/b","x":"https://api.wandb.aix"}"#,
+        );
+        let out = replace_all(&body, b"https://api.wandb.ai", b"http://127.0.0.1:9");
+        assert_eq!(
+            &out[..],
+            br#"{"url":"http://127.0.0.1:9/files/a/b","x":"http://127.0.0.1:9x"}"#
+        );
+        let none = Bytes::from_static(b"{}");
+        assert_eq!(replace_all(&none, b"h", b"x"), none);
+    }
+
+    #[test]
+    fn only_a_plain_host_names_the_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert_eq!(proxy_origin(&h).as_deref(), Some("http://127.0.0.1:8080"));
+        h.insert(header::HOST, HeaderValue::from_static("evil/x@y"));
+        assert_eq!(proxy_origin(&h), None);
+    }
 }
