@@ -14,6 +14,7 @@ use crate::wandb::host::HostUrl;
 use crate::wandb::resolver;
 
 /// How long a command's end waits for the agent to end its proxy.
+#[cfg(unix)]
 const END_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens a proxy for `host`'s key of the chosen account; the returned connection holds it.
