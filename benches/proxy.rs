@@ -258,6 +258,19 @@ mod linux {
         support::agent_memory(pid).expect("the agent runs").1
     }
 
+    /// `RssAnon` and `RssFile` (mapped code and files) of the agent, KiB.
+    fn rss_parts(pid: u32) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("RssAnon:"), field("RssFile:"))
+    }
+
     fn settle() {
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -289,6 +302,7 @@ mod linux {
         let agent = w.agent_pid().unwrap_or_else(|| bins.start_agent(&w));
         settle();
         let idle_before = rss(agent);
+        let parts_before = rss_parts(agent);
 
         let (child, base, placeholder) = open_proxy(&bins, &w, &upstream);
         settle();
@@ -404,6 +418,7 @@ mod linux {
         close_proxy(child);
         settle();
         let idle_after = rss(agent);
+        let parts_after = rss_parts(agent);
         println!("## the agent's memory (VmRSS; VmHWM is the peak)");
         println!();
         println!("| when | VmRSS (MiB) |");
@@ -421,6 +436,15 @@ mod linux {
             mib(after_streams.0)
         );
         println!("| idle, proxy closed | {} |", mib(idle_after));
+        println!();
+        println!(
+            "idle before: {} MiB anonymous + {} MiB mapped files (code); after the proxy \
+             closed: {} + {}",
+            mib(parts_before.0),
+            mib(parts_before.1),
+            mib(parts_after.0),
+            mib(parts_after.1)
+        );
         println!();
         println!(
             "growth while proxying (peak − open): **{} MiB** (goal < 8 MiB); idle after the proxy \

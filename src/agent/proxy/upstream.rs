@@ -8,7 +8,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// The largest read buffer of a connection: large bodies move in big reads.
-pub(crate) const MAX_BUF: usize = 512 * 1024;
+pub(crate) const MAX_BUF: usize = 128 * 1024;
 
 #[cfg(target_os = "linux")]
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
