@@ -49,8 +49,10 @@ pub enum DirProblem {
     NotOurs { owner: u32, me: u32 },
     /// Writable by group or others (`mode` is the permission bits).
     WritableByOthers { mode: u32 },
-    /// Cannot be inspected (or, when repairing, its mode cannot be changed).
+    /// Cannot be inspected.
     Inspect(String),
+    /// [`Loose::Repair`]: its mode cannot be made 0700.
+    Repair(String),
 }
 
 impl DirProblem {
@@ -71,6 +73,7 @@ impl DirProblem {
                 format!("it is writable by other users (mode {mode:04o})")
             }
             DirProblem::Inspect(e) => format!("cannot inspect it: {e}"),
+            DirProblem::Repair(e) => format!("cannot make it private: {e}"),
         }
     }
 }
@@ -112,7 +115,7 @@ pub(crate) fn check_entry(path: &Path, dir: bool, loose: Loose) -> Result<DirSta
             }
             Loose::Repair if mode & 0o077 != 0 => {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-                    .map_err(|e| DirProblem::Inspect(format!("cannot make it private: {e}")))?;
+                    .map_err(|e| DirProblem::Repair(e.to_string()))?;
                 return Ok(DirState::Repaired { mode });
             }
             Loose::Report if mode & 0o077 != 0 => return Ok(DirState::WouldRepair { mode }),

@@ -147,7 +147,7 @@ fn allowed_peer(stream: &Stream) -> Option<Peer> {
             }),
             Ok(creds) => {
                 tracing::warn!(
-                    peer_uid = creds.uid,
+                    peer_uid = ?Some(creds.uid),
                     peer_pid = ?creds.pid,
                     "refused a connection from another user"
                 );

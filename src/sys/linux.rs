@@ -94,6 +94,10 @@ fn single_threaded() -> bool {
 /// child inherits them. Changing the environment is sound only while no other thread runs:
 /// refused (an error) when another one does.
 pub fn take_listen_fds() -> io::Result<Vec<(OwnedFd, String)>> {
+    const VARS: [&str; 3] = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"];
+    if VARS.iter().all(|v| std::env::var_os(v).is_none()) {
+        return Ok(Vec::new()); // nothing passed, nothing to unset
+    }
     if !single_threaded() {
         return Err(io::Error::other(
             "other threads run already; the sockets must be taken first thing",
