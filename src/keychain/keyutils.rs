@@ -8,10 +8,10 @@
 //! works. We build the crate's own `Cred` with the user keyring and no persistent keyring.
 //!
 //! Listing (the store has no search) reads the keyring with one `keyctl(KEYCTL_READ)` of our
-//! own rather than `linux_keyutils::KeyRing::get_links`: that function takes a fixed maximum
-//! and sets the vector's length from the kernel's *total* size, so a keyring with more keys
-//! than the maximum yields uninitialised ids. Ours asks for the size first and retries until
-//! the buffer fits.
+//! own (`sys::user_keyring_ids`) rather than `linux_keyutils::KeyRing::get_links`: that
+//! function takes a fixed maximum and sets the vector's length from the kernel's *total* size,
+//! so a keyring with more keys than the maximum yields uninitialised ids. Ours asks for the
+//! size first and retries until the buffer fits.
 
 use std::sync::Arc;
 
