@@ -378,7 +378,7 @@ fn the_sdk_through_wbl_ssh_proxy_on_a_remote_without_wbl() {
     let sockets: Vec<_> = std::fs::read_dir(w.socket().parent().unwrap())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".fwd-proxy-"))
+        .filter(|e| e.file_name().to_string_lossy().contains(".fwd-proxy."))
         .collect();
     assert!(sockets.is_empty(), "{sockets:?}");
     let entries = accesslog_support::wait_entries(&w, 3);

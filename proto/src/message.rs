@@ -304,7 +304,7 @@ pub struct ProxyRequest {
     pub listen: ProxyListen,
     /// End the grant after this many seconds even while the connection stays open.
     pub ttl_secs: Option<u64>,
-    /// A fixed name for the restricted socket (`agent.sock.fwd-proxy-<name>`, for an
+    /// A fixed name for the restricted socket (`agent.sock.fwd-proxy.<name>`, for an
     /// ssh_config `RemoteForward` with `wbl ssh --proxy --hold`); `None`: a random one.
     pub name: Option<String>,
 }

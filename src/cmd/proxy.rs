@@ -327,7 +327,7 @@ pub fn ssh(args: &crate::cli::SshArgs) -> anyhow::Result<()> {
 }
 
 /// `wbl ssh --proxy --hold NAME`: keeps a proxy open on the socket
-/// `<agent socket>.fwd-proxy-NAME` until Ctrl-C or `--ttl`, for a `RemoteForward` in
+/// `<agent socket>.fwd-proxy.NAME` until Ctrl-C or `--ttl`, for a `RemoteForward` in
 /// `~/.ssh/config`; prints the variables for the remote on standard output.
 #[cfg(unix)]
 pub fn hold(name: String, args: &crate::cli::SshArgs) -> anyhow::Result<()> {

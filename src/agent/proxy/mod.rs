@@ -212,7 +212,7 @@ async fn open_inner(
             let path = crate::rendezvous::RuntimePaths {
                 socket: std::path::PathBuf::from(state.serving.socket()),
             }
-            .forward_socket(&format!("proxy-{id}"));
+            .forward_socket(&format!("proxy.{id}"));
             let l = bind_socket(&path)
                 .map_err(|e| internal(format!("cannot listen on {}: {e}", path.display())))?;
             serve::start(&lease, serve::Listener::Unix(l), &grant, state);
