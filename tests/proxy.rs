@@ -432,3 +432,68 @@ print("got", open(os.path.join(os.environ["WANDB_DIR"], "out.txt")).read().strip
         server.hits()
     );
 }
+
+/// Polls the proxy (with the placeholder) until it refuses; prints each status change.
+const UNTIL_ENDED: &str = r#"
+import os, socket, sys, base64, time
+port = int(os.environ["WANDB_BASE_URL"].rsplit(":", 1)[1])
+auth = base64.b64encode(("api:" + os.environ["WANDB_API_KEY"]).encode()).decode()
+body = '{"query":"query Viewer { viewer { id } }"}'
+seen = None
+for _ in range(600):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(("POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               "Authorization: Basic " + auth + "\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\n\r\n%s" % (len(body), body)).encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    status = data.split(b" ")[1].decode()
+    if status != seen:
+        print("status", status, flush=True)
+        seen = status
+    if status == "401":
+        print(data.split(b"\r\n\r\n", 1)[1].decode(), flush=True)
+        break
+    time.sleep(0.1)
+"#;
+
+#[test]
+fn a_proxy_past_its_ttl_refuses_while_the_session_goes_on() {
+    let w = World::new(Backend::Keyutils);
+    let k = remote::unique_key("pt");
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let sshd = sshd::Sshd::start();
+    let remote_command = format!(
+        "env PATH=/usr/bin:/bin /usr/bin/python3 -c {}",
+        remote::sq(UNTIL_ENDED)
+    );
+    let mut c = w.cmd(WBL);
+    c.args(["ssh", "--proxy", "--ttl", "2s", "--"])
+        .args(sshd.ssh_args())
+        .arg(&remote_command)
+        .env("WANDB_BASE_URL", &server.url);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("status 200\nstatus 401\n"), "{text}");
+    assert!(text.contains("grant has ended"), "{text}");
+    let entries = accesslog_support::wait_entries(&w, 3);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["op"] == "proxy" && e["code"] == "ended"),
+        "{entries:#?}"
+    );
+    // Before the TTL the server got the key; after it, nothing more.
+    assert!(
+        server
+            .hits()
+            .iter()
+            .all(|h| h.key.as_deref() == Some(k.as_str()))
+    );
+}
