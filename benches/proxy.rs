@@ -351,6 +351,11 @@ mod linux {
             med(&proxied).as_secs_f64() / med(&direct).as_secs_f64()
         );
         println!();
+        println!(
+            "added by the proxy (median): {} µs per request",
+            support::us(med(&proxied).saturating_sub(med(&direct)))
+        );
+        println!();
 
         // Uploads, alternating.
         let chunk = Bytes::from(vec![0x5a; CHUNK]);
