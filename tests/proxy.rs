@@ -497,3 +497,41 @@ fn a_proxy_past_its_ttl_refuses_while_the_session_goes_on() {
             .all(|h| h.key.as_deref() == Some(k.as_str()))
     );
 }
+
+#[test]
+fn no_key_no_proxy_and_the_command_does_not_run() {
+    let w = World::new(Backend::Keyutils);
+    let marker = w.home().join("ran");
+    let out = w.wbl(&[
+        "exec",
+        "--proxy",
+        "--host",
+        "http://127.0.0.1:9",
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no API key stored for http://127.0.0.1:9; run `wbl login --host"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!marker.exists());
+    // A plain-http upstream that is not loopback is refused before any key is read.
+    ok(w.wbl(&["login", "--host", "http://wandb.example.test", &key(63)]));
+    let out = w.wbl(&[
+        "exec",
+        "--proxy",
+        "--host",
+        "http://wandb.example.test",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("plain http only to a loopback address"),
+        "{}",
+        stderr(&out)
+    );
+}
