@@ -7,8 +7,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// The largest read buffer of a connection: large bodies move in big reads.
-pub(crate) const MAX_BUF: usize = 128 * 1024;
+/// The largest read buffer of a client's connection to the proxy: uploads move in big reads
+/// (a buffer grows only while data arrives faster than it leaves).
+pub(crate) const MAX_BUF: usize = 512 * 1024;
+
+/// The largest read buffer of an upstream connection: answers are small, except downloads,
+/// which mostly go to signed storage URLs, not through the proxy; idle pooled connections
+/// keep theirs.
+const UPSTREAM_BUF: usize = 128 * 1024;
+
+/// Idle upstream connections kept per host for reuse.
+const POOL_IDLE: usize = 8;
 
 #[cfg(target_os = "linux")]
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -48,8 +57,8 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .http1_max_buf_size(MAX_BUF)
+            .pool_max_idle_per_host(POOL_IDLE)
+            .http1_max_buf_size(UPSTREAM_BUF)
             .build(connector);
         Ok(Upstream { client })
     }
