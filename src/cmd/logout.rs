@@ -157,24 +157,20 @@ pub fn run(
         }
         resolver::with_aliases(std::slice::from_ref(&host))
     };
+    let sdk_netrc = resolver.env().netrc_path();
     let inv = resolver.inventory(&hosts);
-    for k in &inv.keys {
-        if let Place::Netrc { .. } = k.place {
-            term::warn(&format!(
-                "{} still has a plaintext key for {}, which the W&B SDK will use; remove it with `wbl migrate --host {}`.",
-                k.place,
-                k.host.netloc(),
-                k.host
-            ));
+    for k in inv.keys() {
+        if let Place::Netrc { .. } = k.place() {
+            term::warn(&k.warning(&sdk_netrc));
         }
     }
-    for f in resolver.settings.api_key_files() {
-        term::warn(&format!(
-            "{} still has a plaintext api_key, which the W&B SDK will use; remove it with `wbl migrate`.",
-            f.path.display()
-        ));
+    for f in resolver.settings().api_key_files() {
+        let place = Place::Settings {
+            path: f.path().to_path_buf(),
+        };
+        term::warn(&place.warning());
     }
-    if resolver.env.api_key.is_some() {
+    if resolver.env().api_key().is_some() {
         term::warn("WANDB_API_KEY is set in this environment; the W&B SDK will still use it.");
     }
     Ok(())

@@ -3,8 +3,6 @@
 //! order `wbl login` and the SDK use), the key masked, and every plaintext copy of a key.
 //! Also the settings files in use. Never starts the agent and never prints a key.
 
-use std::path::Path;
-
 use serde::Serialize;
 use wbl_proto::{ErrorCode, Purpose, Secret, ServedHost};
 
@@ -15,7 +13,7 @@ use crate::rendezvous::RuntimePaths;
 use crate::text::printable;
 use crate::wandb::apikey::mask;
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{self, Inventory, Lookup, Place, Resolver, Settings, Source};
+use crate::wandb::resolver::{Inventory, Lookup, Place, Resolver, SettingsFiles, Source};
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -153,9 +151,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let paths = RuntimePaths::from_env();
     let agent = AgentClient::connect_if_running(&paths)?;
     let resolver = Resolver::from_env()?;
-    let env = &resolver.env;
-    let settings = &resolver.settings;
-    let mut warnings = settings.warnings.clone();
+    let env = resolver.env();
+    let settings = resolver.settings();
+    let mut warnings = settings.warnings().to_vec();
     let current = match resolver.default_host() {
         Ok((h, _)) => h,
         Err(e) => {
@@ -178,10 +176,15 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
             .files()
             .iter()
             .map(|f| SettingsJson {
-                scope: f.scope.name(),
-                path: f.path.display().to_string(),
-                exists: f.exists,
-                keys: f.file.items().iter().map(|(k, _)| k.to_string()).collect(),
+                scope: f.scope().name(),
+                path: f.path().display().to_string(),
+                exists: f.exists(),
+                keys: f
+                    .file()
+                    .items()
+                    .iter()
+                    .map(|(k, _)| k.to_string())
+                    .collect(),
             })
             .collect(),
         netrc: NetrcJson {
@@ -189,8 +192,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
             exists: netrc_path.exists(),
         },
         env: EnvJson {
-            wandb_api_key_set: env.api_key.is_some(),
-            wandb_base_url: env.base_url.clone(),
+            wandb_api_key_set: env.api_key().is_some(),
+            wandb_base_url: env.base_url().map(str::to_owned),
         },
         warnings: Vec::new(),
     };
@@ -201,13 +204,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     // Always shown: the current host, the cloud, and the hosts named by WANDB_BASE_URL or a
     // base_url; the others (Forge addresses, aliases) only when a key is somewhere for them.
     let mut always: Vec<HostUrl> = vec![current.clone(), HostUrl::cloud()];
-    always.extend(env.base_url.as_deref().and_then(|u| HostUrl::parse(u).ok()));
-    for f in settings.files() {
-        always.extend(f.get("base_url").and_then(|u| HostUrl::parse(u).ok()));
-    }
+    always.extend(resolver.named_hosts());
     for n in notes {
-        if !warnings.contains(&n.text) {
-            warnings.push(n.text);
+        if !warnings.iter().any(|w| w == n.text()) {
+            warnings.push(n.text().to_owned());
         }
     }
     let mut agent = agent;
@@ -263,9 +263,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     hosts.retain(|h| seen.insert(format!("{}://{}", h.scheme(), h.netloc())));
     // Every plaintext copy the SDK could read, for any of these hosts.
     let inventory = resolver.inventory(&hosts);
-    for n in &inventory.notes {
-        if !warnings.contains(&n.text) {
-            warnings.push(n.text.clone());
+    for n in inventory.notes() {
+        if !warnings.contains(&n.text().to_owned()) {
+            warnings.push(n.text().to_owned());
         }
     }
 
@@ -324,7 +324,7 @@ fn host_status(
     // store that does not have it counts as none, and the row says why.
     let stored: Option<Option<(Secret, HostUrl)>> = match agent {
         // The key is only shown masked: no program receives it (the access log says so).
-        Some(a) => match resolver::keychain_key(a.purpose(Purpose::Check), host, &account) {
+        Some(a) => match super::stored_key(a.purpose(Purpose::Check), host, &account) {
             Ok(Lookup::Found((c, h))) => Some(Some((c.password, h))),
             Ok(Lookup::Missing) if choice.name.is_some() => {
                 store_warning = Some(choice.missing(host).to_string());
@@ -398,11 +398,13 @@ fn host_status(
         account_reason: choice.name.as_ref().map(|_| choice.reason()),
         unread,
     };
-    // Resolution, in the resolver's (and `wbl login`'s) order. The keychain step is replayed
-    // from `stored` so the agent is asked once.
+    // Resolution, in the resolver's (and `wbl login`'s) order, with the keychain's answer
+    // above (the agent is asked once).
     let mut file_warnings = Vec::new();
-    let mut kc = Replay(stored.clone());
-    let resolved = match resolver.resolve(host, Some((&mut kc, &account)), &mut file_warnings) {
+    let from_keychain = stored
+        .as_ref()
+        .and_then(|s| s.as_ref().map(|(k, h)| (k, h)));
+    let resolved = match resolver.resolve(host, from_keychain, &mut file_warnings) {
         Ok(r) => r,
         Err(e) => {
             file_warnings.push(e.to_string());
@@ -434,48 +436,26 @@ fn host_status(
             resolved.as_ref().map(|r| &r.source),
             Some(Source::Settings { .. })
         );
-    for k in &inventory.keys {
-        let listed = match &k.place {
+    let sdk_netrc = resolver.env().netrc_path();
+    for k in inventory.keys() {
+        let listed = match k.place() {
             Place::Settings { .. } => settings_too,
-            Place::Netrc { .. } => k.host.netloc() == host.netloc(),
+            Place::Netrc { .. } => k.host().netloc() == host.netloc(),
         };
         if !listed {
             continue;
         }
-        let kind = match k.place {
+        let kind = match k.place() {
             Place::Settings { .. } => "settings",
             Place::Netrc { .. } => "netrc",
         };
         row.plaintext.push(PlaintextJson {
             kind,
-            path: k.place.path().display().to_string(),
-            place: k.place.to_string(),
-            same_as_keychain: same(&k.key),
+            path: k.place().path().display().to_string(),
+            place: k.place().to_string(),
+            same_as_keychain: same(k.key()),
         });
-        row.warnings.push(match &k.place {
-            Place::Settings { path } => plaintext_warning("api_key in", path),
-            Place::Netrc { .. } => {
-                let mut w = format!(
-                    "plaintext copy of the key for {} in {}",
-                    k.host.netloc(),
-                    k.place
-                );
-                if k.shadowed {
-                    w.push_str(" (an earlier entry for the same machine; the SDK reads the last)");
-                }
-                if !k.read_now {
-                    w.push_str(&format!(
-                        " (the SDK reads {} now; this file when that one is gone or NETRC changes)",
-                        resolver.env.netrc_path().display()
-                    ));
-                }
-                if k.links > 1 {
-                    w.push_str(&format!(" (the file has {} hard links)", k.links));
-                }
-                w.push_str("; run `wbl migrate` to move it into the keychain");
-                w
-            }
-        });
+        row.warnings.push(k.warning(&sdk_netrc));
     }
     // A `default` entry the SDK would read for this host.
     if let Some(Source::Netrc {
@@ -492,30 +472,9 @@ fn host_status(
     Ok((row, file_warnings))
 }
 
-/// The keychain answer already fetched for one host, handed to the resolver.
-struct Replay(Option<Option<(Secret, HostUrl)>>);
-
-impl resolver::Keychain for Replay {
-    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Lookup> {
-        Ok(match &self.0 {
-            Some(Some((k, h))) if resolver::keychain_target(h) == query.target => Lookup::Found(
-                wbl_proto::Credential::new(query.target, WANDB_USER, k.clone()),
-            ),
-            _ => Lookup::Missing,
-        })
-    }
-}
-
-fn plaintext_warning(what: &str, path: &Path) -> String {
-    format!(
-        "plaintext API key ({what} {}); run `wbl migrate` to move it into the keychain",
-        path.display()
-    )
-}
-
 /// The report for people; with a fancy style (a terminal), verdicts coloured and marked ✓/✗/!
 /// and warnings wrapped at the terminal's width.
-fn print_text(out: &StatusJson, settings: &Settings, style: crate::term::Style) {
+fn print_text(out: &StatusJson, settings: &SettingsFiles, style: crate::term::Style) {
     match &out.agent {
         None if out.forwarded => {
             println!(
@@ -561,15 +520,19 @@ fn print_text(out: &StatusJson, settings: &Settings, style: crate::term::Style) 
     }
     for (i, f) in settings.files().iter().enumerate() {
         let label = if i == 0 { "settings:" } else { "         " };
-        let keys = f.file.items();
-        let what = if !f.exists {
+        let keys = f.file().items();
+        let what = if !f.exists() {
             "not present".to_owned()
         } else if keys.is_empty() {
             "empty".to_owned()
         } else {
             keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
         };
-        println!("{label} {} ({}: {what})", f.path.display(), f.scope.name());
+        println!(
+            "{label} {} ({}: {what})",
+            f.path().display(),
+            f.scope().name()
+        );
     }
     println!(
         "netrc:    {}{}",
