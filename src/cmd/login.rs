@@ -367,8 +367,7 @@ fn found_key(ctx: &mut Ctx, resolver: &Resolver) -> anyhow::Result<Option<Option
     let Some(found) = found else {
         return Ok(None);
     };
-    let key = found.key;
-    match (found.source, key) {
+    match found.into_parts() {
         // 1. The environment. The key is used as it is and not stored, as the SDK does.
         (Source::Env, Some(key)) => {
             if let Some(problem) = check_api_key(key.expose()) {

@@ -273,13 +273,13 @@ fn host_row(facts: &Facts, h: &HostFacts) -> (HostJson, Vec<String>) {
         }
     };
     if let Some(r) = &resolved {
-        row.source = Some(r.source.name().to_owned());
-        row.source_detail = match &r.source {
+        row.source = Some(r.source().name().to_owned());
+        row.source_detail = match r.source() {
             Source::Keychain { stored_for } if stored_for == host => None,
             s => Some(s.detail()),
         };
         // A routed host's key comes from its store, through the agent, which says which.
-        if let Source::Keychain { stored_for } = &r.source
+        if let Source::Keychain { stored_for } = r.source()
             && let Some(s) = served.iter().find(|s| {
                 s.target.protocol == stored_for.scheme() && s.target.host == stored_for.netloc()
             })
@@ -288,13 +288,13 @@ fn host_row(facts: &Facts, h: &HostFacts) -> (HostJson, Vec<String>) {
             row.routed = true;
             row.source_detail = s.detail.as_deref().map(|d| printable(d).into_owned());
         }
-        row.key = r.key.as_ref().map(|k| mask(k.expose()));
+        row.key = r.key().map(|k| mask(k.expose()));
     }
     // Plaintext copies. A settings `api_key` is not tied to a host: it is listed for the
     // current host and for any host whose key resolves from it.
     let settings_too = current
         || matches!(
-            resolved.as_ref().map(|r| &r.source),
+            resolved.as_ref().map(|r| r.source()),
             Some(Source::Settings { .. })
         );
     let sdk_netrc = resolver.env().netrc_path();
@@ -322,7 +322,7 @@ fn host_row(facts: &Facts, h: &HostFacts) -> (HostJson, Vec<String>) {
     if let Some(Source::Netrc {
         path,
         machine: None,
-    }) = resolved.as_ref().map(|r| &r.source)
+    }) = resolved.as_ref().map(|r| r.source())
     {
         row.warnings.push(format!(
             "A plaintext API key for {} is in the default entry of the netrc file {}, which applies to every host; move it by hand.",

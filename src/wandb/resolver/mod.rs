@@ -96,8 +96,23 @@ impl Source {
 /// The key for a host and where it comes from. `key` is `None` only for an identity token.
 #[derive(Debug)]
 pub struct Resolved {
-    pub source: Source,
-    pub key: Option<Secret>,
+    source: Source,
+    key: Option<Secret>,
+}
+
+impl Resolved {
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// `None` only for an identity token.
+    pub fn key(&self) -> Option<&Secret> {
+        self.key.as_ref()
+    }
+
+    pub fn into_parts(self) -> (Source, Option<Secret>) {
+        (self.source, self.key)
+    }
 }
 
 fn push_host(hosts: &mut Vec<HostUrl>, h: HostUrl) {
