@@ -25,9 +25,7 @@ use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{
-    self, Lookup, Place, Resolver, Scope, SettingsFiles, Source, WandbEnv,
-};
+use crate::wandb::resolver::{self, Lookup, Resolver, Scope, SettingsFiles, Source, WandbEnv};
 use crate::wandb::verify::{self, Viewer};
 
 /// The SDK's link for people who want their own server.
@@ -442,20 +440,9 @@ fn adopt_plaintext(ctx: &mut Ctx, key: Secret, path: &Path) -> anyhow::Result<Op
 /// file, under either address of a Forge-served deployment, or as `api_key`): wbl leaves the
 /// files alone, `wbl migrate` removes them.
 fn warn_plaintext(ctx: &Ctx, resolver: &Resolver) {
-    for f in resolver.settings().api_key_files() {
-        let place = Place::Settings {
-            path: f.path().to_path_buf(),
-        };
-        term::warn(&place.warning());
-    }
-    let sdk_netrc = resolver.env().netrc_path();
-    let inv = resolver.inventory(&resolver::with_aliases(std::slice::from_ref(&ctx.host)));
-    for k in inv
-        .keys()
-        .iter()
-        .filter(|k| matches!(k.place(), Place::Netrc { .. }))
-    {
-        term::warn(&k.warning(&sdk_netrc));
+    let hosts = resolver::with_aliases(std::slice::from_ref(&ctx.host));
+    for w in resolver.plaintext_warnings(&hosts) {
+        term::warn(&w);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
 use crate::rendezvous::RuntimePaths;
 use crate::term;
-use crate::wandb::resolver::{self, Place, Resolver};
+use crate::wandb::resolver::{self, Resolver};
 
 pub fn run(
     LogoutArgs {
@@ -157,18 +157,8 @@ pub fn run(
         }
         resolver::with_aliases(std::slice::from_ref(&host))
     };
-    let sdk_netrc = resolver.env().netrc_path();
-    let inv = resolver.inventory(&hosts);
-    for k in inv.keys() {
-        if let Place::Netrc { .. } = k.place() {
-            term::warn(&k.warning(&sdk_netrc));
-        }
-    }
-    for f in resolver.settings().api_key_files() {
-        let place = Place::Settings {
-            path: f.path().to_path_buf(),
-        };
-        term::warn(&place.warning());
+    for w in resolver.plaintext_warnings(&hosts) {
+        term::warn(&w);
     }
     if resolver.env().api_key().is_some() {
         term::warn("WANDB_API_KEY is set in this environment; the W&B SDK will still use it.");

@@ -53,7 +53,7 @@ impl Place {
 
     /// The warning that the SDK can still read a key here: the one wording `wbl login`,
     /// `wbl logout` and `wbl status` use.
-    pub fn warning(&self) -> String {
+    fn warning(&self) -> String {
         plaintext_warning(self, "")
     }
 }
@@ -203,6 +203,35 @@ impl Inventory {
     /// The files that exist and were read.
     pub fn looked_in(&self) -> &[PathBuf] {
         &self.looked_in
+    }
+}
+
+impl Resolver {
+    /// The warnings about every plaintext copy the SDK could still read for `hosts` once wbl
+    /// has stored (or removed) their keys: each settings file with an `api_key` (the SDK reads
+    /// it for any host), then each netrc entry for one of `hosts`. `wbl login` and `wbl
+    /// logout` say these.
+    pub fn plaintext_warnings(&self, hosts: &[HostUrl]) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .settings
+            .api_key_files()
+            .into_iter()
+            .map(|f| {
+                Place::Settings {
+                    path: f.path().to_path_buf(),
+                }
+                .warning()
+            })
+            .collect();
+        let sdk_netrc = self.env.netrc_path();
+        let inv = self.inventory(hosts);
+        out.extend(
+            inv.keys
+                .iter()
+                .filter(|k| k.place.kind() == PlainKind::Netrc)
+                .map(|k| k.warning(&sdk_netrc)),
+        );
+        out
     }
 }
 
