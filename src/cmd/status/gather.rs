@@ -150,7 +150,7 @@ fn ask(host: HostUrl, agent: Option<&mut AgentClient>) -> anyhow::Result<HostFac
     // store that does not have it counts as none, and the row says why.
     let stored = match agent {
         // The key is only shown masked: no program receives it (the access log says so).
-        Some(a) => match super::super::stored_key(a.purpose(Purpose::Check), &host, &account) {
+        Some(a) => match crate::cmd::stored_key(a.purpose(Purpose::Check), &host, &account) {
             Ok(Lookup::Found((c, h))) => Some(Some((c.password, h))),
             Ok(Lookup::Missing) if choice.name.is_some() => {
                 store_warning = Some(choice.missing(&host).to_string());
