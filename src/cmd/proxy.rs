@@ -162,7 +162,7 @@ if [ $# -gt 0 ]; then \"${SHELL:-/bin/sh}\" -c \"$1\"; else \"${SHELL:-/bin/sh}\
 /// The remote command line of `wbl ssh --proxy`.
 #[cfg(unix)]
 fn remote_command(dir: &str, env: &[(&str, String)], user_command: Option<&str>) -> String {
-    use super::ssh::quote;
+    use crate::shell::quote_for_any_shell as quote;
     let mut line = format!("exec env WBL_PROXY_DIR={}", quote(dir));
     for (k, v) in env.iter().filter(|(k, _)| *k != "WANDB_API_KEY") {
         line.push_str(&format!(" {k}={}", quote(v)));
@@ -191,7 +191,8 @@ pub fn ssh(args: &crate::cli::SshArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     use std::process::{Command, Stdio};
 
-    use super::ssh::{quote, ssh_program};
+    use super::ssh::ssh_program;
+    use crate::shell::quote_for_any_shell as quote;
 
     let parsed = super::ssh::parse_ssh_args(&args.ssh_args).map_err(anyhow::Error::msg)?;
     if parsed.no_command {
@@ -347,7 +348,7 @@ pub fn hold(name: String, args: &crate::cli::SshArgs) -> anyhow::Result<()> {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         for (k, v) in &env {
-            writeln!(out, "export {k}={}", super::ssh::quote(v))?;
+            writeln!(out, "export {k}={}", crate::shell::quote_for_any_shell(v))?;
         }
         out.flush()?;
     }
