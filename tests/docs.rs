@@ -148,7 +148,10 @@ fn has_word(text: &str, word: &str) -> bool {
 fn defines(text: &str, item: &str) -> bool {
     let kinds: &[&str] = if item.starts_with(|c: char| c.is_ascii_lowercase() || c == '_') {
         &["fn", "mod"]
-    } else if item.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+    } else if item
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
         &["const", "static"]
     } else {
         return has_word(text, item);
@@ -241,10 +244,13 @@ fn resolves_from(base: &Path, segments: &[&str]) -> bool {
     }
     let text = module_text(base, &segments[..depth]);
     // The first name is an item of the module; any after it (`Type::method`) are named in it.
-    segments[depth..]
-        .iter()
-        .enumerate()
-        .all(|(i, item)| if i == 0 { defines(&text, item) } else { has_word(&text, item) })
+    segments[depth..].iter().enumerate().all(|(i, item)| {
+        if i == 0 {
+            defines(&text, item)
+        } else {
+            has_word(&text, item)
+        }
+    })
 }
 
 /// All Rust sources of the crate and the protocol crate.
@@ -304,7 +310,10 @@ fn check_rust_path(span: &str, sources: &[(PathBuf, String)]) -> Result<(), Stri
         {
             Ok(())
         } else {
-            Err(format!("`{head}` is defined, but not with {}", segments[1..].join("::")))
+            Err(format!(
+                "`{head}` is defined, but not with {}",
+                segments[1..].join("::")
+            ))
         };
     }
     // `module::item`, the module found anywhere under src/.
@@ -319,7 +328,10 @@ fn check_rust_path(span: &str, sources: &[(PathBuf, String)]) -> Result<(), Stri
             return Ok(());
         }
     }
-    Err(format!("module `{head}` has no {}", segments[1..].join("::")))
+    Err(format!(
+        "module `{head}` has no {}",
+        segments[1..].join("::")
+    ))
 }
 
 /// The directories a section's heading names (`### `src/agent/``, `### `src/config.rs`, …``).
@@ -406,7 +418,10 @@ fn every_path_and_module_architecture_names_exists() {
             }
         }
     }
-    assert!(checked > 50, "only {checked} names checked: is the parser broken?");
+    assert!(
+        checked > 50,
+        "only {checked} names checked: is the parser broken?"
+    );
     report("ARCHITECTURE.md names what does not exist", problems);
 }
 
@@ -462,8 +477,13 @@ fn link_targets(line: &str) -> Vec<String> {
 fn every_relative_link_in_the_docs_leads_somewhere() {
     let mut docs = user_docs();
     docs.extend(
-        ["ARCHITECTURE.md", "SECURITY.md", "BENCHMARKS.md", "tests/README.md"]
-            .map(String::from),
+        [
+            "ARCHITECTURE.md",
+            "SECURITY.md",
+            "BENCHMARKS.md",
+            "tests/README.md",
+        ]
+        .map(String::from),
     );
     let mut problems = Vec::new();
     for doc in &docs {
@@ -521,20 +541,18 @@ fn parse_shell(line: &str) -> Parsed {
     let mut skip_next_word = false;
     let chars: Vec<char> = line.chars().collect();
     let mut i = 0;
-    let end_word = |words: &mut Vec<String>,
-                    word: &mut String,
-                    in_word: &mut bool,
-                    skip: &mut bool| {
-        if *in_word {
-            if *skip {
-                *skip = false;
-            } else {
-                words.push(std::mem::take(word));
+    let end_word =
+        |words: &mut Vec<String>, word: &mut String, in_word: &mut bool, skip: &mut bool| {
+            if *in_word {
+                if *skip {
+                    *skip = false;
+                } else {
+                    words.push(std::mem::take(word));
+                }
             }
-        }
-        word.clear();
-        *in_word = false;
-    };
+            word.clear();
+            *in_word = false;
+        };
     let end_command = |words: &mut Vec<String>, parsed: &mut Parsed| {
         if !words.is_empty() {
             parsed.commands.push(std::mem::take(words));
@@ -561,6 +579,7 @@ fn parse_shell(line: &str) -> Parsed {
             '"' => {
                 in_word = true;
                 i += 1;
+                let start = word.len();
                 while i < chars.len() && chars[i] != '"' {
                     if chars[i] == '\\' && i + 1 < chars.len() {
                         i += 1;
@@ -573,6 +592,9 @@ fn parse_shell(line: &str) -> Parsed {
                     }
                     word.push(chars[i]);
                     i += 1;
+                }
+                if word[start..].contains("wbl ") {
+                    parsed.nested.push(word[start..].to_owned());
                 }
             }
             '\\' => {
@@ -689,12 +711,7 @@ fn check_invocation(args: &[String]) -> Result<(), String> {
         {
             Ok(())
         }
-        Err(e) => Err(e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned()),
+        Err(e) => Err(e.to_string().lines().next().unwrap_or_default().to_owned()),
     }
 }
 
@@ -736,7 +753,10 @@ fn every_wbl_command_in_the_docs_sh_blocks_parses() {
             }
         }
     }
-    assert!(checked > 30, "only {checked} commands checked: is the parser broken?");
+    assert!(
+        checked > 30,
+        "only {checked} commands checked: is the parser broken?"
+    );
     report("commands in the docs' sh blocks", problems);
 }
 
@@ -797,9 +817,9 @@ fn every_wbl_option_named_in_the_docs_prose_exists() {
                         let short = flag.trim_start_matches('-');
                         short.chars().count() != 1
                             || short == "h"
-                            || cmd.get_arguments().any(|a| {
-                                a.get_short().is_some_and(|s| short.starts_with(s))
-                            })
+                            || cmd
+                                .get_arguments()
+                                .any(|a| a.get_short().is_some_and(|s| short.starts_with(s)))
                     };
                     if !known {
                         problems.push(format!(
@@ -811,7 +831,10 @@ fn every_wbl_option_named_in_the_docs_prose_exists() {
             }
         }
     }
-    assert!(checked > 50, "only {checked} spans checked: is the parser broken?");
+    assert!(
+        checked > 50,
+        "only {checked} spans checked: is the parser broken?"
+    );
     report("options named in the docs", problems);
 }
 
@@ -834,8 +857,14 @@ fn the_shell_splitter_finds_every_command() {
     let p = parse_shell("export K=$(wbl token --host x); wbl ssh -- h 'wbl exec -- t'");
     assert_eq!(p.nested, vec!["wbl token --host x", "wbl exec -- t"]);
     let mut problems = Vec::new();
-    assert_eq!(check_shell_line("wbl logn --bogus", "here", &mut problems), 1);
-    assert!(problems[0].starts_with("here: `wbl logn --bogus`: error:"), "{problems:?}");
+    assert_eq!(
+        check_shell_line("wbl logn --bogus", "here", &mut problems),
+        1
+    );
+    assert!(
+        problems[0].starts_with("here: `wbl logn --bogus`: error:"),
+        "{problems:?}"
+    );
     assert!(check_invocation(&["wbl".into(), "login".into(), "--no-such".into()]).is_err());
     let ok = ["wbl", "ssh", "--ttl", "8h", "--", "h"].map(String::from);
     assert_eq!(check_invocation(&ok), Ok(()));
