@@ -113,12 +113,7 @@ fn shell_quote(p: &Path) -> String {
 /// symbolic links, is `meta`): see the module's rule.
 #[cfg(unix)]
 pub fn check(file: &Path, meta: &std::fs::Metadata) -> Result<(), Exposed> {
-    check_as(
-        file,
-        meta,
-        crate::rendezvous::euid(),
-        crate::dirs::home_dir(),
-    )
+    check_as(file, meta, crate::sys::euid(), crate::dirs::home_dir())
 }
 
 /// Windows: no check (see the module's documentation).
@@ -239,7 +234,7 @@ mod tests {
     }
 
     fn me() -> u32 {
-        crate::rendezvous::euid()
+        crate::sys::euid()
     }
 
     #[test]

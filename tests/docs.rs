@@ -124,7 +124,7 @@ const TREE_ROOTS: &[&str] = &[
 
 /// Crates and std paths ARCHITECTURE.md may name that are not ours.
 const EXTERNAL: &[&str] = &[
-    "std", "core", "alloc", "tokio", "clap", "serde", "libc", "rustix", "tracing", "zbus",
+    "std", "core", "alloc", "tokio", "clap", "clippy", "serde", "libc", "rustix", "tracing", "zbus",
 ];
 
 fn is_ident(s: &str) -> bool {

@@ -455,8 +455,7 @@ fn open(path: &Path) -> Result<(File, u64), SinkError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::sys::euid();
         if meta.uid() != me {
             return Err(SinkError::Unsafe {
                 path: path.to_owned(),
@@ -471,46 +470,22 @@ fn open(path: &Path) -> Result<(File, u64), SinkError> {
     Ok((file, meta.len()))
 }
 
-/// Makes the directory (0700, with its missing parents) or checks the existing one: ours, and
-/// made private again when it is not.
+/// Makes the directory (0700, with its missing parents) or checks the existing one: the
+/// private-directory rule, repairing (ours, and made private again when it is not).
 fn prepare_dir(dir: &Path) -> Result<(), SinkError> {
-    let io = |what: &'static str| {
-        let path = dir.to_owned();
-        move |source| SinkError::Io { what, path, source }
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-        if std::fs::symlink_metadata(dir).is_err() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io("cannot create directory"))?;
-        }
-        let meta = std::fs::symlink_metadata(dir).map_err(io("cannot inspect"))?;
-        if !meta.is_dir() {
-            return Err(SinkError::Unsafe {
-                path: dir.to_owned(),
-                why: "it is not a directory".into(),
-            });
-        }
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
-            return Err(SinkError::Unsafe {
-                path: dir.to_owned(),
-                why: format!("it belongs to uid {}, not to us (uid {me})", meta.uid()),
-            });
-        }
-        if meta.mode() & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io("cannot set permissions on"))?;
-        }
+    use crate::private_dir::{Loose, PrepareError, prepare};
+    match prepare(dir, Loose::Repair) {
+        Ok(_) => Ok(()),
+        Err(PrepareError::Unsafe(problem)) => Err(SinkError::Unsafe {
+            path: dir.to_owned(),
+            why: problem.why(),
+        }),
+        Err(PrepareError::Create(source)) => Err(SinkError::Io {
+            what: "cannot create directory",
+            path: dir.to_owned(),
+            source,
+        }),
     }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).map_err(io("cannot create directory"))?;
-    Ok(())
 }
 
 #[cfg(test)]

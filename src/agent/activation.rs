@@ -31,28 +31,17 @@ pub struct Inherited {
 }
 
 /// Takes the socket passed by systemd-style socket activation, if any, and unsets
-/// `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` so that no child inherits them.
-///
-/// # Safety
-///
-/// Changes the environment: call it before any other thread exists (first thing in `main`,
-/// before the async runtime starts).
+/// `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` so that no child inherits them. Call it
+/// first thing in `main`, before any other thread exists (the environment changes): it fails
+/// otherwise.
 #[cfg(target_os = "linux")]
-pub unsafe fn take_inherited_socket() -> Result<Option<Inherited>, ActivationError> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-
-    // SAFETY: the caller guarantees that no other thread runs (see above).
-    let fds: Vec<(i32, String)> = unsafe { sd_notify::listen_fds_with_names_and_unset_env() }
-        .map_err(ActivationError::Env)?
-        .collect();
+pub fn take_inherited_socket() -> Result<Option<Inherited>, ActivationError> {
+    let mut fds = crate::sys::take_listen_fds().map_err(ActivationError::Env)?;
     match fds.len() {
         0 => Ok(None),
         1 => {
-            let (raw, name) = fds.into_iter().next().expect("one element");
-            check_listening_unix_stream(raw)?;
-            // SAFETY: the service manager handed this descriptor to this process for exactly
-            // this use; LISTEN_FDS/LISTEN_PID matched our pid and nothing else owns it.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let (fd, name) = fds.pop().expect("one element");
+            check_listening_unix_stream(&fd)?;
             Ok(Some(Inherited { fd, name }))
         }
         n => Err(ActivationError::Count(n)),
@@ -60,50 +49,35 @@ pub unsafe fn take_inherited_socket() -> Result<Option<Inherited>, ActivationErr
 }
 
 /// Without systemd there is nothing to inherit.
-///
-/// # Safety
-///
-/// No requirements; `unsafe` only to match the Linux signature.
 #[cfg(not(target_os = "linux"))]
-pub unsafe fn take_inherited_socket() -> Result<Option<Inherited>, ActivationError> {
+pub fn take_inherited_socket() -> Result<Option<Inherited>, ActivationError> {
     Ok(None)
 }
 
 /// Checks that `fd` is an `AF_UNIX` `SOCK_STREAM` socket in the listening state.
 #[cfg(target_os = "linux")]
-fn check_listening_unix_stream(fd: i32) -> Result<(), ActivationError> {
-    let get = |opt: libc::c_int| -> std::io::Result<libc::c_int> {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: value and len are valid for writes of the sizes given.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&raw mut value).cast(),
-                &raw mut len,
-            )
-        };
-        if r == 0 {
-            Ok(value)
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+fn check_listening_unix_stream(fd: &std::os::fd::OwnedFd) -> Result<(), ActivationError> {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    use std::os::fd::AsRawFd;
+    let bad = |why: String| ActivationError::NotAListener {
+        fd: fd.as_raw_fd(),
+        why,
     };
-    let bad = |why: String| ActivationError::NotAListener { fd, why };
-    let domain = get(libc::SO_DOMAIN).map_err(|e| bad(format!("is not a socket: {e}")))?;
-    if domain != libc::AF_UNIX {
+    let io = std::io::Error::from;
+    let domain =
+        sockopt::socket_domain(fd).map_err(|e| bad(format!("is not a socket: {}", io(e))))?;
+    if domain != AddressFamily::UNIX {
         return Err(bad(format!(
-            "is not a Unix socket (family {domain}); use ListenStream=<path>"
+            "is not a Unix socket (family {}); use ListenStream=<path>",
+            domain.as_raw()
         )));
     }
-    let kind = get(libc::SO_TYPE).map_err(|e| bad(e.to_string()))?;
-    if kind != libc::SOCK_STREAM {
+    let kind = sockopt::socket_type(fd).map_err(|e| bad(io(e).to_string()))?;
+    if kind != SocketType::STREAM {
         return Err(bad("is not a stream socket; use ListenStream=".into()));
     }
-    let listening = get(libc::SO_ACCEPTCONN).map_err(|e| bad(e.to_string()))?;
-    if listening == 0 {
+    let listening = sockopt::socket_acceptconn(fd).map_err(|e| bad(io(e).to_string()))?;
+    if !listening {
         return Err(bad(
             "is not listening (Accept=yes is not supported; use Accept=no)".into(),
         ));

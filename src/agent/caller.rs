@@ -125,19 +125,12 @@ pub fn finish(g: Grabbed) -> Identified {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
     use rustix::fs::{Mode, OFlags};
 
     use super::{Identified, PARENTS};
     use crate::accesslog::{Caller, Check, Process};
-
-    /// `SO_PEERPIDFD` (Linux 6.5); not in the `libc` crate yet. Its value is 77 everywhere but
-    /// on SPARC.
-    #[cfg(not(target_arch = "sparc64"))]
-    const SO_PEERPIDFD: libc::c_int = 77;
-    #[cfg(target_arch = "sparc64")]
-    const SO_PEERPIDFD: libc::c_int = 0x56;
 
     /// What the kernel says about the peer at accept time.
     pub(super) struct Grabbed {
@@ -149,9 +142,9 @@ mod linux {
     /// The part that must happen at once: the pidfd of the connecting process, whose uid
     /// and pid (`SO_PEERCRED`) are `cred`.
     pub(super) fn grab(sock: BorrowedFd<'_>, cred: Option<(u32, u32)>) -> Grabbed {
-        let accepted = boot_ticks();
+        let accepted = crate::sys::boot_ticks();
         let pidfd = match cred {
-            Some((_, pid)) if pid > 0 => peer_pidfd(sock),
+            Some((_, pid)) if pid > 0 => crate::sys::peer_pidfd(sock),
             _ => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
         };
         Grabbed {
@@ -210,33 +203,13 @@ mod linux {
     /// All three steps at once.
     #[cfg(test)]
     fn identify(sock: BorrowedFd<'_>) -> Caller {
-        let cred = rustix::net::sockopt::socket_peercred(sock).ok().map(|c| {
-            let pid = u32::try_from(c.pid.as_raw_nonzero().get()).unwrap_or(0);
-            (c.uid.as_raw(), pid)
+        let cred = crate::sys::peer_credentials(sock).ok().map(|c| {
+            (
+                c.uid,
+                c.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+            )
         });
         finish(grab(sock, cred)).with_parents()
-    }
-
-    /// A pidfd of the peer, from the kernel (no pid lookup of ours in between).
-    fn peer_pidfd(sock: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
-        use std::os::fd::AsRawFd;
-        let mut fd: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `fd`, a c_int of that size.
-        let r = unsafe {
-            libc::getsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                SO_PEERPIDFD,
-                (&raw mut fd).cast(),
-                &mut len,
-            )
-        };
-        if r != 0 || fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just gave us this new descriptor; nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
     /// True once the process of `pidfd` has exited (a pidfd polls readable then).
@@ -318,29 +291,6 @@ mod linux {
         out
     }
 
-    /// Now, in clock ticks since boot (the unit of `/proc/<pid>/stat`'s start time).
-    fn boot_ticks() -> Option<u64> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec; sysconf has no memory effects.
-        let (r, hz) = unsafe {
-            (
-                libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts),
-                libc::sysconf(libc::_SC_CLK_TCK),
-            )
-        };
-        if r != 0 || hz <= 0 {
-            return None;
-        }
-        let hz = u64::try_from(hz).ok()?;
-        let secs = u64::try_from(ts.tv_sec).ok()?;
-        let nanos = u64::try_from(ts.tv_nsec).ok()?;
-        // Rounded up: a process started in this very tick still counts as older.
-        Some(secs * hz + (nanos * hz).div_ceil(1_000_000_000))
-    }
-
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -373,7 +323,7 @@ mod linux {
             let (a, _b) = UnixStream::pair().unwrap();
             let c = identify(a.as_fd());
             assert_eq!(c.pid, Some(std::process::id()));
-            assert_eq!(c.uid, Some(unsafe { libc::geteuid() }));
+            assert_eq!(c.uid, Some(crate::sys::euid()));
             let me = std::env::current_exe().unwrap();
             assert_eq!(c.exe.as_deref(), me.to_str());
             // Our parent is who started the test binary.
@@ -385,7 +335,7 @@ mod linux {
         #[test]
         fn a_process_younger_than_the_connection_is_not_named() {
             // The fallback's rule, on a process started after "accept".
-            let accepted = boot_ticks().unwrap();
+            let accepted = crate::sys::boot_ticks().unwrap();
             std::thread::sleep(std::time::Duration::from_millis(30));
             let mut child = std::process::Command::new("sleep")
                 .arg("5")

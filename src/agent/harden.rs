@@ -1,30 +1,17 @@
-//! Process hardening for the agent: no core dumps, no ptrace by other processes of the user.
+//! Process hardening for the agent: no core dumps, no ptrace by other processes of the user
+//! (the calls themselves are [`crate::sys::harden`]'s), and a panic hook that never prints a
+//! secret.
 
 /// Best effort: failures are logged, not fatal (a missing hardening call must not lose keys).
+/// Not dumpable (Linux), no debugger (macOS), no core file ever.
 pub fn harden_process() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) and setrlimit with a valid struct have no memory effects.
-    unsafe {
-        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
-            tracing::warn!("prctl(PR_SET_DUMPABLE, 0) failed");
-        }
-    }
-    #[cfg(target_os = "macos")]
-    // SAFETY: PT_DENY_ATTACH takes no address or data.
-    unsafe {
-        const PT_DENY_ATTACH: libc::c_int = 31;
-        libc::ptrace(PT_DENY_ATTACH, 0, std::ptr::null_mut(), 0);
-    }
-    #[cfg(unix)]
-    // SAFETY: a valid rlimit struct on the stack.
-    unsafe {
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
-            tracing::warn!("setrlimit(RLIMIT_CORE, 0) failed");
-        }
+    let done = crate::sys::harden(crate::sys::Hardening {
+        core_files: crate::sys::CoreFiles::Off,
+        not_dumpable: true,
+        deny_debugger: true,
+    });
+    for call in done.failed {
+        tracing::warn!("{call} failed");
     }
 }
 
@@ -32,17 +19,7 @@ pub fn harden_process() {
 /// run the agent out of descriptors. Best effort.
 pub fn raise_fd_limit() {
     #[cfg(unix)]
-    // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    crate::sys::raise_fd_limit();
 }
 
 /// Locks the pages holding `secret` into RAM so they are never written to swap. Best effort:
@@ -50,16 +27,7 @@ pub fn raise_fd_limit() {
 /// are heap pages the allocator reuses, and the set that ever held a secret stays small.
 pub fn lock_memory(secret: &[u8]) {
     #[cfg(unix)]
-    if !secret.is_empty() {
-        // SAFETY: mlock only changes paging attributes of pages we own; the range covers
-        // `secret`, rounded out to page boundaries, all of which lie in mapped heap memory.
-        unsafe {
-            let page = libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
-            let start = secret.as_ptr() as usize & !(page - 1);
-            let end = secret.as_ptr() as usize + secret.len();
-            let _ = libc::mlock(start as *const libc::c_void, end - start);
-        }
-    }
+    crate::sys::lock_memory(secret);
     #[cfg(not(unix))]
     let _ = secret;
 }

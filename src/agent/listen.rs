@@ -96,8 +96,7 @@ fn removable_stale_socket(socket: &Path, meta: &std::fs::Metadata) -> Result<(),
                 "it is not a socket".to_owned()
             })
         } else {
-            // SAFETY: geteuid has no preconditions.
-            let me = unsafe { libc::geteuid() };
+            let me = crate::sys::euid();
             (meta.uid() != me).then(|| format!("it belongs to uid {}, not to you", meta.uid()))
         };
         if let Some(why) = why {

@@ -138,17 +138,17 @@ pub async fn run_with(
 fn allowed_peer(stream: &Stream) -> Option<Peer> {
     #[cfg(unix)]
     {
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        match stream.peer_creds() {
-            Ok(creds) if creds.euid() == Some(me) => Some(Peer {
-                uid: creds.euid(),
-                pid: creds.pid(),
+        use std::os::fd::AsFd;
+        let Stream::UdSocket(sock) = stream;
+        match crate::sys::peer_credentials(sock.as_fd()) {
+            Ok(creds) if creds.uid == crate::sys::euid() => Some(Peer {
+                uid: Some(creds.uid),
+                pid: creds.pid,
             }),
             Ok(creds) => {
                 tracing::warn!(
-                    peer_uid = ?creds.euid(),
-                    peer_pid = ?creds.pid(),
+                    peer_uid = ?Some(creds.uid),
+                    peer_pid = ?creds.pid,
                     "refused a connection from another user"
                 );
                 None

@@ -5,6 +5,8 @@
 //! Kept small like `git-credential-wbl`: no clap, no logging set-up, no async runtime, and the
 //! same C `main` on Linux with glibc ([`wbl::entry::c_main`]).
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 use std::io::Write;
@@ -52,7 +54,10 @@ fn helper() -> u8 {
     }
 }
 
+// `no_mangle` is `unsafe` (the symbol could clash): this is the one C `main` of the program,
+// which `no_main` above leaves to us; nothing else in the binary is exempt.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+#[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     wbl::entry::c_main(helper)

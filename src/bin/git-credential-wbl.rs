@@ -7,6 +7,8 @@
 //! connect and the credential format, and the linker drops the rest of the library. On Linux
 //! with glibc its `main` is [`wbl::entry::c_main`] (why: that module and BENCHMARKS.md).
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 use std::io::Write;
@@ -51,7 +53,10 @@ fn run() -> u8 {
     }
 }
 
+// `no_mangle` is `unsafe` (the symbol could clash): this is the one C `main` of the program,
+// which `no_main` above leaves to us; nothing else in the binary is exempt.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+#[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     wbl::entry::c_main(run)

@@ -2,6 +2,9 @@
 //! local socket. `main` parses arguments, sets up logging, claims the socket and calls
 //! `wbl::agent::run_with`.
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +24,8 @@ const ACCESS_LOG_CLOSE: Duration = Duration::from_secs(2);
 fn main() -> ExitCode {
     agent::harden::quiet_panics("wbl-agent");
     let args = Args::parse();
-    // SAFETY: no other thread exists yet (the runtime starts below).
-    let inherited = match unsafe { activation::take_inherited_socket() } {
+    // First thing, while no other thread exists (the runtime starts below).
+    let inherited = match activation::take_inherited_socket() {
         Ok(i) => i,
         Err(e) => {
             eprintln!("wbl-agent: {e}");
@@ -194,10 +197,12 @@ fn signal_ready(fd: i32, warning: Option<&str>) {
     #[cfg(unix)]
     {
         use std::io::Write;
-        use std::os::fd::FromRawFd;
-        // SAFETY: the launcher passed us this fd for exactly this purpose and nothing else in
-        // the process uses it; taking ownership closes it after the write.
-        let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+        // The launcher passed us this fd for exactly this purpose; taking ownership closes it
+        // after the write.
+        let Some(pipe) = wbl::sys::take_inherited_fd(fd) else {
+            return;
+        };
+        let mut pipe = std::fs::File::from(pipe);
         let mut message = b"R".to_vec();
         message.extend_from_slice(warning.unwrap_or_default().as_bytes());
         let _ = pipe.write_all(&message);
@@ -228,9 +233,8 @@ mod detach {
 
     use std::fs::OpenOptions;
     use std::io::Read;
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::process::CommandExt;
     use std::process::{Command, ExitCode, Stdio};
     use std::time::Duration;
 
@@ -252,7 +256,6 @@ mod detach {
             .open(&log_path)?;
         let (reader, writer) = std::io::pipe()?;
         let writer: OwnedFd = writer.into();
-        let raw = writer.as_raw_fd();
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.args(["--foreground", "--ready-fd", &READY_FD.to_string()])
             .args(idle_exit_arg(idle_exit))
@@ -261,21 +264,8 @@ mod detach {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        // SAFETY: only async-signal-safe calls (setsid, dup2, fcntl) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if raw == READY_FD {
-                    let flags = libc::fcntl(raw, libc::F_GETFD);
-                    libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-                } else if libc::dup2(raw, READY_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // A new session, the pipe's write end as fd 3 in the child.
+        wbl::sys::detach_passing_fd(&mut cmd, writer.as_fd(), READY_FD);
         let mut child = cmd.spawn()?;
         drop(writer);
         // Blocks until the agent signals readiness (`R`, then its warning if any, then it

@@ -4,6 +4,9 @@
 //! start-up; the helper programs have the C `main` of `wbl::entry` (BENCHMARKS.md has the
 //! measurements behind both choices).
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use clap::Parser;
 use wbl::cli::{Cli, Command, CredentialArgs};
 use wbl::cmd;

@@ -315,11 +315,10 @@ pub(crate) fn stop_pid(pid: u32, paths: &RuntimePaths) -> Result<(), ClientError
                 paths.socket_display()
             )));
         }
-        let Ok(pid_t) = libc::pid_t::try_from(pid) else {
+        if libc::pid_t::try_from(pid).is_err() {
             return Err(ClientError::Unexpected("hello (pid out of range)"));
-        };
-        // SAFETY: kill with a positive pid and SIGTERM has no memory effects.
-        if unsafe { libc::kill(pid_t, libc::SIGTERM) } != 0 {
+        }
+        if crate::sys::signal(pid, crate::sys::Signal::Terminate).is_err() {
             return Ok(()); // already gone
         }
         wait_released(paths, Some(pid))

@@ -149,9 +149,10 @@ fn bounded<T>(
     })
 }
 
-/// The soft core-file limit before [`protect_secrets`] set it to 0, for [`restore_core_limit`].
+/// The soft core-file limit before [`protect_secrets`] set it to 0 (`None`: unlimited), for
+/// [`restore_core_limit`].
 #[cfg(unix)]
-static CORE_LIMIT: std::sync::OnceLock<libc::rlim_t> = std::sync::OnceLock::new();
+static CORE_LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
 
 /// Called first thing by every client program: a soft core-file limit of 0, so that a signal
 /// (`kill -QUIT`) never writes a core file, whatever the process holds. The process stays
@@ -159,16 +160,14 @@ static CORE_LIMIT: std::sync::OnceLock<libc::rlim_t> = std::sync::OnceLock::new(
 /// a process of the same user) — until [`seal`], which comes before it holds any secret.
 pub fn protect_secrets() {
     #[cfg(unix)]
-    // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 {
-            let _ = CORE_LIMIT.set(lim.rlim_cur);
-            lim.rlim_cur = 0;
-            let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
+    {
+        let done = crate::sys::harden(crate::sys::Hardening {
+            core_files: crate::sys::CoreFiles::SoftOff,
+            not_dumpable: false,
+            deny_debugger: false,
+        });
+        if let Some(before) = done.core_soft_before {
+            let _ = CORE_LIMIT.set(before);
         }
     }
 }
@@ -187,10 +186,11 @@ static SEALED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 pub fn seal() {
     #[cfg(target_os = "linux")]
     if !SEALED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        // SAFETY: prctl(PR_SET_DUMPABLE, 0) has no memory effects.
-        unsafe {
-            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        }
+        crate::sys::harden(crate::sys::Hardening {
+            core_files: crate::sys::CoreFiles::Unchanged,
+            not_dumpable: true,
+            deny_debugger: false,
+        });
     }
 }
 
@@ -199,17 +199,7 @@ pub fn seal() {
 pub fn restore_core_limit() {
     #[cfg(unix)]
     if let Some(cur) = CORE_LIMIT.get() {
-        // SAFETY: getrlimit/setrlimit with a valid struct on the stack.
-        unsafe {
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 {
-                lim.rlim_cur = *cur;
-                let _ = libc::setrlimit(libc::RLIMIT_CORE, &lim);
-            }
-        }
+        crate::sys::set_core_soft_limit(*cur);
     }
 }
 
@@ -562,19 +552,8 @@ impl Closed {
     /// unasked, so that too means the connection is over), or polling fails. Unbounded by
     /// design: the caller waits for this on a thread of its own beside its other ends.
     pub fn wait(&self) {
-        use std::os::fd::AsRawFd;
-        let mut fd = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: one valid pollfd on a descriptor this value owns.
-            let n = unsafe { libc::poll(&mut fd, 1, -1) };
-            if n > 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return;
-            }
-        }
+        use std::os::fd::AsFd;
+        crate::sys::wait_readable(self.0.as_fd());
     }
 }
 

@@ -335,8 +335,7 @@ fn remove(path: &Path) -> anyhow::Result<bool> {
 
 #[cfg(target_os = "macos")]
 fn gui_domain() -> String {
-    // SAFETY: getuid has no preconditions.
-    format!("gui/{}", unsafe { libc::getuid() })
+    format!("gui/{}", crate::sys::uid())
 }
 
 #[cfg(target_os = "macos")]

@@ -295,21 +295,11 @@ fn local_time(t: SystemTime) -> String {
         let secs = t
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if let Ok(secs) = libc::time_t::try_from(secs) {
-            // SAFETY: an all-zero `tm` is a valid value to be overwritten.
-            let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-            // SAFETY: localtime_r reads one time_t and writes one tm, both ours.
-            if !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-                return format!(
-                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                    tm.tm_year + 1900,
-                    tm.tm_mon + 1,
-                    tm.tm_mday,
-                    tm.tm_hour,
-                    tm.tm_min,
-                    tm.tm_sec
-                );
-            }
+        if let Some(tm) = crate::sys::local_time(secs) {
+            return format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                tm.year, tm.month, tm.day, tm.hour, tm.minute, tm.second
+            );
         }
     }
     let s = humantime::format_rfc3339_seconds(t).to_string();

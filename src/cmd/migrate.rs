@@ -277,16 +277,13 @@ fn stored(agent: &mut AgentClient, cred: &Credential) -> anyhow::Result<Option<C
 
 fn crash_hook() {
     if std::env::var_os(CRASH_AFTER_STORE_ENV).is_some_and(|v| v == "1") {
+        // No core file from a deliberate crash.
         #[cfg(unix)]
-        {
-            // No core file from a deliberate crash.
-            let none = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: setrlimit with a valid, initialised struct has no other preconditions.
-            unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
-        }
+        crate::sys::harden(crate::sys::Hardening {
+            core_files: crate::sys::CoreFiles::Off,
+            not_dumpable: false,
+            deny_debugger: false,
+        });
         std::process::abort();
     }
 }

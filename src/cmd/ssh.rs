@@ -354,25 +354,15 @@ enum End {
 /// thread (macOS has no `sigtimedwait`); another thread watches the connection.
 #[cfg(unix)]
 fn wait_for_end(limit: Option<Duration>, closed: crate::client::Closed) -> anyhow::Result<End> {
-    // SAFETY: plain signal-set calls on a local sigset_t; blocking the signals in this thread
-    // (inherited by the waiting thread) before that thread exists.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, sig);
-        }
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            bail!("cannot block signals to wait for them");
-        }
-        set
+    // Blocked in this thread (inherited by the waiting thread) before that thread exists.
+    let Ok(set) = crate::sys::BlockedSignals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+    else {
+        bail!("cannot block signals to wait for them");
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let signals = tx.clone();
     std::thread::spawn(move || {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: sigwait on a valid set, writing into a local.
-        unsafe { libc::sigwait(&set, &mut sig) };
+        set.wait();
         let _ = signals.send(End::Asked);
     });
     std::thread::spawn(move || {
@@ -557,9 +547,6 @@ fn ssh_program() -> OsString {
         .unwrap_or_else(|| OsStr::new("ssh").to_owned())
 }
 
-#[cfg(unix)]
-extern "C" fn ignore_signal(_: libc::c_int) {}
-
 /// Runs ssh and waits for it. SIGINT, SIGQUIT and SIGHUP reach ssh (same process group) and it
 /// decides; wbl outlives it to end the grant and pass on its status. A handler (not
 /// `SIG_IGN`, which a child would inherit) is reset to the default in ssh when it execs.
@@ -571,10 +558,7 @@ fn wait_ignoring_interrupts(mut ssh: Command) -> anyhow::Result<std::process::Ex
             Path::new(&ssh_program()).display()
         )
     })?;
-    for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
-        // SAFETY: installs a handler that does nothing; it touches no memory.
-        unsafe { libc::signal(sig, ignore_signal as *const () as libc::sighandler_t) };
-    }
+    crate::sys::outlive_signals(&[libc::SIGINT, libc::SIGQUIT, libc::SIGHUP]);
     child.wait().context("while waiting for ssh")
 }
 

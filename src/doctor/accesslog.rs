@@ -42,7 +42,7 @@ pub(crate) fn access_log(_ctx: &mut Ctx) -> Finding {
                 return unwritable(&dir, "it is not a directory".into());
             }
             #[cfg(unix)]
-            if let Some(f) = private_dir(&dir, &meta) {
+            if let Some(f) = private_dir(&dir) {
                 return f;
             }
             if let Err(e) = writable(&dir) {
@@ -70,53 +70,44 @@ pub(crate) fn access_log(_ctx: &mut Ctx) -> Finding {
     summary(&path)
 }
 
-/// The directory must be ours and private, as the agent requires (it makes an existing one of
-/// ours private itself, so a loose mode is only a warning).
+/// The directory must pass the agent's rule (the private-directory rule, asked only to report:
+/// the agent makes an existing one of ours private itself, so a loose mode is only a warning).
 #[cfg(unix)]
-fn private_dir(dir: &Path, meta: &std::fs::Metadata) -> Option<Finding> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return Some(Finding::warning(
+fn private_dir(dir: &Path) -> Option<Finding> {
+    use crate::private_dir::{DirProblem, DirState, Loose, check};
+    match check(dir, Loose::Report) {
+        Ok(DirState::WouldRepair { mode }) => Some(Finding::warning(
             format!(
-                "{} belongs to uid {}, not to you (uid {me}): the agent will not write there",
+                "{} is readable by others (mode {:o}); the agent makes it 0700 when it next writes",
                 dir.display(),
-                meta.uid()
-            ),
-            "set XDG_STATE_HOME to a directory of your own".to_owned(),
-        ));
-    }
-    let mode = meta.mode() & 0o777;
-    (mode & 0o077 != 0).then(|| {
-        Finding::warning(
-            format!(
-                "{} is readable by others (mode {mode:o}); the agent makes it 0700 when it next writes",
-                dir.display()
+                mode & 0o777
             ),
             format!("chmod 700 {}", dir.display()),
-        )
-    })
+        )),
+        Ok(_) => None,
+        Err(DirProblem::NotOurs { owner, me }) => Some(Finding::warning(
+            format!(
+                "{} belongs to uid {owner}, not to you (uid {me}): the agent will not write there",
+                dir.display()
+            ),
+            "set XDG_STATE_HOME to a directory of your own".to_owned(),
+        )),
+        Err(p) => Some(Finding::warning(
+            format!(
+                "{}: {}; the agent will not write there",
+                dir.display(),
+                p.why()
+            ),
+            "set XDG_STATE_HOME to a directory of your own".to_owned(),
+        )),
+    }
 }
 
 /// Whether we may write (and enter) `p`, asked of the kernel without writing.
 fn writable(p: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        let mode = if p.is_dir() {
-            libc::W_OK | libc::X_OK
-        } else {
-            libc::W_OK
-        };
-        // SAFETY: access reads a NUL-terminated path.
-        if unsafe { libc::access(c.as_ptr(), mode) } == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        crate::sys::may_write(p)
     }
     #[cfg(not(unix))]
     {

@@ -30,9 +30,7 @@ fn live_agent_pid(paths: &RuntimePaths) -> Option<u32> {
         .trim()
         .parse()
         .ok()?;
-    let raw = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(raw, 0) } == 0).then_some(pid)
+    crate::sys::can_signal(pid).then_some(pid)
 }
 
 fn autostart_disabled() -> bool {
@@ -128,7 +126,7 @@ pub(super) fn agent(ctx: &mut Ctx) -> Finding {
                 u.dir.display(),
                 u.problem.why()
             ),
-            u.problem.fix(&u.dir),
+            u.fix(),
         );
     }
     #[cfg(unix)]
@@ -267,8 +265,7 @@ pub(super) fn socket(ctx: &mut Ctx) -> Finding {
             "set WBL_SOCKET to a shorter path, or unset it to use $XDG_RUNTIME_DIR/wbl/agent.sock",
         );
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::euid();
     // The rendezvous rule, word for word what the client and the agent say when they refuse.
     match rendezvous::check_dir(dir) {
         Ok(true) => {}
@@ -280,7 +277,7 @@ pub(super) fn socket(ctx: &mut Ctx) -> Finding {
         Err(u) => {
             return Finding::problem(
                 format!("{dir_s}: {}; wbl and the agent refuse it", u.problem.why()),
-                u.problem.fix(dir),
+                u.fix(),
             );
         }
     }
@@ -476,8 +473,7 @@ pub(super) fn service(_ctx: &mut Ctx) -> Finding {
     if !plist.exists() {
         return Finding::ok(NOT_INSTALLED);
     }
-    // SAFETY: getuid has no preconditions.
-    let domain = format!("gui/{}", unsafe { libc::getuid() });
+    let domain = format!("gui/{}", crate::sys::uid());
     let mut cmd = std::process::Command::new("launchctl");
     cmd.args(["print", &format!("{domain}/{}", launchd::LABEL)]);
     match run_bounded(cmd, TOOL_TIMEOUT) {

@@ -311,11 +311,9 @@ pub(crate) fn run_bounded(mut cmd: Command, limit: Duration) -> std::io::Result<
         Some(out) => out,
         None => {
             #[cfg(unix)]
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill has no memory effects; the child is ours and not yet reaped
-                // (its waiting thread is blocked), so the pid cannot have been reused.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            // The child is ours and not yet reaped (its waiting thread is blocked), so the
+            // pid cannot have been reused.
+            let _ = crate::sys::signal(pid, crate::sys::Signal::Kill);
             #[cfg(not(unix))]
             let _ = pid;
             Err(std::io::Error::new(

@@ -8,10 +8,10 @@
 //! works. We build the crate's own `Cred` with the user keyring and no persistent keyring.
 //!
 //! Listing (the store has no search) reads the keyring with one `keyctl(KEYCTL_READ)` of our
-//! own rather than `linux_keyutils::KeyRing::get_links`: that function takes a fixed maximum
-//! and sets the vector's length from the kernel's *total* size, so a keyring with more keys
-//! than the maximum yields uninitialised ids. Ours asks for the size first and retries until
-//! the buffer fits.
+//! own (`sys::user_keyring_ids`) rather than `linux_keyutils::KeyRing::get_links`: that
+//! function takes a fixed maximum and sets the vector's length from the kernel's *total* size,
+//! so a keyring with more keys than the maximum yields uninitialised ids. Ours asks for the
+//! size first and retries until the buffer fits.
 
 use std::sync::Arc;
 
@@ -22,44 +22,6 @@ use wbl_proto::Secret;
 
 use super::{Backend, BackendKind, ItemId, KeychainError};
 
-/// `KEYCTL_READ` and the special id of the user keyring (`man 2 keyctl`).
-const KEYCTL_READ: libc::c_long = 11;
-const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
-
-/// Serial numbers of every key linked into the user keyring.
-fn user_keyring_ids() -> std::io::Result<Vec<i32>> {
-    let mut ids: Vec<i32> = Vec::new();
-    loop {
-        let cap_bytes = ids.capacity() * std::mem::size_of::<i32>();
-        // SAFETY: the kernel writes at most `cap_bytes` bytes into the vector's spare capacity
-        // (a null pointer with length 0 only asks for the size).
-        let needed = unsafe {
-            libc::syscall(
-                libc::SYS_keyctl,
-                KEYCTL_READ,
-                KEY_SPEC_USER_KEYRING,
-                if cap_bytes == 0 {
-                    std::ptr::null_mut()
-                } else {
-                    ids.as_mut_ptr()
-                },
-                cap_bytes,
-            )
-        };
-        if needed < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let needed = needed as usize;
-        if needed <= cap_bytes {
-            // SAFETY: the kernel initialised the first `needed` bytes (whole i32 ids).
-            unsafe { ids.set_len(needed / std::mem::size_of::<i32>()) };
-            return Ok(ids);
-        }
-        // Grow with some slack: keys may be added between the two calls.
-        ids = Vec::with_capacity(needed / std::mem::size_of::<i32>() + 64);
-    }
-}
-
 /// Checks, without creating or storing anything, that the user keyring can be read and
 /// listed the way [`Keyutils`] uses it (`wbl doctor`).
 pub fn probe() -> Result<(), KeychainError> {
@@ -67,7 +29,7 @@ pub fn probe() -> Result<(), KeychainError> {
         .map_err(|e| KeychainError::Unavailable(format!("kernel user keyring: {e}")))?;
     ring.metadata()
         .map_err(|e| KeychainError::Unavailable(format!("kernel user keyring: {e}")))?;
-    user_keyring_ids()
+    crate::sys::user_keyring_ids()
         .map_err(|e| KeychainError::Unavailable(format!("listing the user keyring: {e}")))?;
     Ok(())
 }
@@ -132,7 +94,7 @@ impl Backend for Keyutils {
     }
 
     fn list(&self) -> Result<Vec<ItemId>, KeychainError> {
-        let ids = user_keyring_ids()
+        let ids = crate::sys::user_keyring_ids()
             .map_err(|e| KeychainError::Failed(format!("listing the user keyring: {e}")))?;
         Ok(ids
             .into_iter()

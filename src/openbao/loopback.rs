@@ -95,7 +95,7 @@ fn canonical(a: SocketAddr) -> SocketAddr {
 
 #[cfg(target_os = "linux")]
 fn my_uid() -> Option<u32> {
-    Some(rustix::process::geteuid().as_raw())
+    Some(crate::sys::euid())
 }
 
 /// Only asked once [`owners`] found uids, which it does on Linux only.
