@@ -466,7 +466,7 @@ pub struct LogArgs {
     #[arg(long)]
     pub json: bool,
     /// Only entries newer than this: a duration (30m, 2h, 7days) or an RFC 3339 time.
-    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::log::parse_since)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::since)]
     pub since: Option<std::time::SystemTime>,
     /// Only entries for this host (api.wandb.ai, git.example.com:8443, or a URL).
     #[arg(long, value_name = "HOST")]
@@ -515,7 +515,7 @@ pub struct SshArgs {
     #[arg(long = "allow", value_name = "HOST")]
     pub allow: Vec<String>,
     /// End the grant after this long even if the session goes on: 90s, 30m, 8h, 2d, 1h30m.
-    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::ssh::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::forward_ttl)]
     pub ttl: Option<std::time::Duration>,
     /// The directory on the remote machine in which the forwarded socket's private (0700)
     /// directory is made (default /tmp): yours, or sticky like /tmp, so that nobody can

@@ -41,7 +41,7 @@ pub fn auth_files(home: &Path) -> Vec<PathBuf> {
     for f in files {
         if !out
             .iter()
-            .any(|o| *o == f || crate::wandb::resolver::same_file(o, &f))
+            .any(|o| *o == f || crate::wandb::fsutil::same_file(o, &f))
         {
             out.push(f);
         }

@@ -18,6 +18,7 @@ pub mod dirs;
 pub mod docker;
 pub mod docker_auth;
 pub mod doctor;
+pub mod duration;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub mod entry;
 pub mod git;

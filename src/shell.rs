@@ -1,5 +1,7 @@
-//! Python's `shlex` rules, which the SDK uses to read and write netrc lines and git uses (in
-//! its own POSIX-shell way) for helper commands: split a line into words, quote a word.
+//! Shell words. Python's `shlex` rules, which the SDK uses to read and write netrc lines and git
+//! uses (in its own POSIX-shell way) for helper commands: split a line into words, quote a word;
+//! and [`quote_for_any_shell`], for a command line that a user's login shell of any kind reads
+//! (`wbl ssh`'s remote command).
 //! Hand-written (about 60 lines) because the SDK's exact behaviour matters here — where
 //! Python raises, we return `None` — and the `shlex` crate follows POSIX shells instead.
 
@@ -74,6 +76,37 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Quotes `s` as one word for POSIX shells, bash, zsh and fish alike: everything inside single
+/// quotes except `'` and `\`, which go outside as `\'` and `\\` (fish gives `\` a meaning
+/// inside single quotes; outside, every one of these shells reads `\x` as `x`).
+pub fn quote_for_any_shell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    let mut open = false;
+    for c in s.chars() {
+        if c == '\'' || c == '\\' {
+            if open {
+                out.push('\'');
+                open = false;
+            }
+            out.push('\\');
+            out.push(c);
+        } else {
+            if !open {
+                out.push('\'');
+                open = true;
+            }
+            out.push(c);
+        }
+    }
+    if open {
+        out.push('\'');
+    }
+    if out.is_empty() {
+        out.push_str("''");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +133,29 @@ mod tests {
             shlex_split(&shell_quote("a 'b\" c")),
             Some(vec!["a 'b\" c".to_owned()])
         );
+    }
+    #[test]
+    fn quoting_survives_sh() {
+        for s in [
+            "plain",
+            "it's",
+            "a\\b",
+            "$HOME `x` \"q\"",
+            "",
+            "a\nb",
+            "\\'",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", quote_for_any_shell(s)))
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                s,
+                "{}",
+                quote_for_any_shell(s)
+            );
+        }
     }
 }

@@ -7,8 +7,8 @@
 //! - a backticked path starting with `src/`, `tests/`, `proto/`, `scripts/`, `benches/`,
 //!   `fuzz/`, `systemd/`, `launchd/` or `docs/` exists; `path::name` also names `name` in
 //!   that file (a test, a function, a type);
-//! - a backticked bare file name (`dispatch.rs`) exists in a directory its section's heading
-//!   names;
+//! - a backticked bare file name (`dispatch.rs`) exists in (or below) a directory its
+//!   section's heading names;
 //! - a backticked Rust path (`crate::agent::run_with`, `wbl_proto::account_user`,
 //!   `forward::permit`, `Request::Hello`) resolves: its modules are files or directories under
 //!   `src/` (or `proto/src/`), and the names after them appear in that module.
@@ -395,7 +395,10 @@ fn every_path_and_module_architecture_names_exists() {
                         .chain(rust_files(&root().join("tests")).iter())
                         .all(|f| f.file_name().unwrap() != span)
                 } else {
-                    dirs.iter().any(|d| d.join(span).is_file())
+                    dirs.iter().any(|d| {
+                        d.join(span).is_file()
+                            || rust_files(d).iter().any(|f| f.file_name().unwrap() == span)
+                    })
                 };
                 if !found {
                     problems.push(bad(format!(

@@ -1147,7 +1147,7 @@ fn status_shows_sources_masked_keys_plaintext_copies_and_settings() {
     );
     assert!(text.contains(&format!("{}****", &k[..4])), "{text}");
     assert!(
-        text.contains("WARNING plaintext copy of the key for api.wandb.ai"),
+        text.contains("WARNING A plaintext API key for api.wandb.ai is still in the netrc file"),
         "{text}"
     );
     assert!(!text.contains(&k), "{text}");
@@ -1203,7 +1203,7 @@ fn logout_one_host_or_all_and_warn_about_what_remains() {
         "{err}"
     );
     assert!(
-        err.contains("still has a plaintext key for api.wandb.ai"),
+        err.contains("A plaintext API key for api.wandb.ai is still in the netrc file"),
         "{err}"
     );
     assert!(

@@ -302,9 +302,9 @@ async fn on_store(state: &State, session: &Session, call: Call) -> Response {
         },
     };
     let outcome = match &result {
-        Ok(Done::Found(c)) => Ok(Outcome::Found(c.as_ref().map(|c| c.username.as_str()))),
-        Ok(Done::Stored(_)) => Ok(Outcome::Stored),
-        Ok(Done::Erased(n)) => Ok(Outcome::Erased(*n)),
+        Ok(Done::Found(c)) => Ok(Answer::Found(c.as_ref().map(|c| c.username.as_str()))),
+        Ok(Done::Stored(_)) => Ok(Answer::Stored),
+        Ok(Done::Erased(n)) => Ok(Answer::Erased(*n)),
         Err(e) => Err((error_code(e), e as &dyn std::fmt::Display)),
     };
     audit(state, session, subject, outcome);
@@ -367,7 +367,7 @@ fn status(state: &State) -> AgentStatus {
 
 /// How it went, without any secret.
 #[derive(Debug, Clone, Copy)]
-enum Outcome<'a> {
+enum Answer<'a> {
     /// `get`: the user name of the credential returned, if one was.
     Found(Option<&'a str>),
     Stored,
@@ -375,13 +375,13 @@ enum Outcome<'a> {
     Erased(u32),
 }
 
-impl std::fmt::Display for Outcome<'_> {
+impl std::fmt::Display for Answer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Found(Some(_)) => f.write_str("found"),
-            Outcome::Found(None) => f.write_str("none"),
-            Outcome::Stored => f.write_str("stored"),
-            Outcome::Erased(n) => write!(f, "erased {n}"),
+            Answer::Found(Some(_)) => f.write_str("found"),
+            Answer::Found(None) => f.write_str("none"),
+            Answer::Stored => f.write_str("stored"),
+            Answer::Erased(n) => write!(f, "erased {n}"),
         }
     }
 }
@@ -392,24 +392,23 @@ fn audit(
     state: &State,
     session: &Session,
     subject: Subject<'_>,
-    outcome: Result<Outcome<'_>, (ErrorCode, &dyn std::fmt::Display)>,
+    outcome: Result<Answer<'_>, (ErrorCode, &dyn std::fmt::Display)>,
 ) {
-    use accesslog::Outcome as Result_;
     let Subject { op, target, .. } = subject;
     let user = subject.user.map(crate::text::username);
     let user = user.as_deref();
     let mut found_user = None;
     let (result, code, user) = match outcome {
         Ok(outcome) => {
-            if let Outcome::Found(Some(found)) = outcome {
+            if let Answer::Found(Some(found)) = outcome {
                 found_user = Some(found);
             }
             tracing::debug!(access = ?op, %target, ?user, %outcome, peer_pid = ?session.peer.pid, "answered");
             match outcome {
                 // A get that named no user name records the one it returned.
-                Outcome::Found(Some(found)) => (Result_::Ok, None, Some(found)),
-                Outcome::Found(None) | Outcome::Erased(0) => (Result_::Miss, None, user),
-                Outcome::Stored | Outcome::Erased(_) => (Result_::Ok, None, user),
+                Answer::Found(Some(found)) => (accesslog::Outcome::Ok, None, Some(found)),
+                Answer::Found(None) | Answer::Erased(0) => (accesslog::Outcome::Miss, None, user),
+                Answer::Stored | Answer::Erased(_) => (accesslog::Outcome::Ok, None, user),
             }
         }
         Err((code, e)) => {
@@ -438,7 +437,6 @@ fn audit(
 
 /// The access log's result for a request that failed with `code`.
 fn result_of(code: ErrorCode) -> accesslog::Outcome {
-    use accesslog::Outcome as Result_;
     match code {
         ErrorCode::BadRequest
         | ErrorCode::VersionMismatch
@@ -446,12 +444,12 @@ fn result_of(code: ErrorCode) -> accesslog::Outcome {
         | ErrorCode::ShuttingDown
         | ErrorCode::Config
         | ErrorCode::Forbidden
-        | ErrorCode::Account => Result_::Refused,
-        ErrorCode::NotFound => Result_::Miss,
+        | ErrorCode::Account => accesslog::Outcome::Refused,
+        ErrorCode::NotFound => accesslog::Outcome::Miss,
         ErrorCode::Keychain
         | ErrorCode::KeychainTimeout
         | ErrorCode::Internal
-        | ErrorCode::Store => Result_::Error,
+        | ErrorCode::Store => accesslog::Outcome::Error,
     }
 }
 

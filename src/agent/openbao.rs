@@ -153,7 +153,7 @@ struct Servers {
 pub struct Server {
     config: Arc<ServerConfig>,
     client: Result<Arc<dyn Kv>, BaoError>,
-    session: tokio::sync::Mutex<Option<Session>>,
+    session: tokio::sync::Mutex<Option<Lease>>,
     /// False until the keychain was asked for a saved token.
     keychain_tried: AtomicBool,
     generation: AtomicU64,
@@ -161,7 +161,7 @@ pub struct Server {
     clock: Arc<dyn Clock>,
 }
 
-struct Session {
+struct Lease {
     token: Secret,
     /// The address that issued the token: the only one it is sent to.
     address: String,
@@ -173,9 +173,9 @@ struct Session {
     generation: u64,
 }
 
-impl Session {
-    fn from_info(info: TokenInfo, address: &str, generation: u64, now: Instant) -> Session {
-        Session {
+impl Lease {
+    fn from_info(info: TokenInfo, address: &str, generation: u64, now: Instant) -> Lease {
+        Lease {
             address: address.to_owned(),
             expires: info.ttl.map(|t| now + t),
             granted: info.ttl,
@@ -344,9 +344,9 @@ impl Server {
     }
 
     /// Makes `info` the session and starts its renewal.
-    fn install(self: &Arc<Self>, session: &mut Option<Session>, info: TokenInfo) {
+    fn install(self: &Arc<Self>, session: &mut Option<Lease>, info: TokenInfo) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let s = Session::from_info(info, &self.config.address, generation, self.clock.now());
+        let s = Lease::from_info(info, &self.config.address, generation, self.clock.now());
         crate::agent::harden::lock_memory(s.token.expose().as_bytes());
         let renew = s.renewable && s.granted.is_some();
         *session = Some(s);

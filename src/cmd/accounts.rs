@@ -131,11 +131,7 @@ fn directory(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// The W&B host of `dir` as the SDK run there picks it: `--host`, else its `wandb/settings`
 /// `base_url`, `WANDB_BASE_URL`, the global settings, the cloud.
 fn host_of(dir: &Path, flag: Option<&str>) -> anyhow::Result<HostUrl> {
-    let mut env = WandbEnv::from_env()?;
-    if std::env::var_os("WANDB_DIR").is_none_or(|v| v.is_empty()) {
-        env.root_dir = dir.to_owned();
-    }
-    Resolver::load(env).pick_host(flag)
+    Resolver::load(WandbEnv::from_env()?.run_in(dir)).pick_host(flag)
 }
 
 pub fn bind(args: BindArgs) -> anyhow::Result<()> {

@@ -12,20 +12,6 @@ use crate::text::printable;
 /// How often `--follow` looks for new entries.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
-/// `--since`: a duration back from now (`90s`, `30m`, `2h`, `7days`, `1h 30m`) or an RFC 3339
-/// time (`2026-11-29T08:00:00Z`).
-pub fn parse_since(s: &str) -> Result<SystemTime, String> {
-    if let Ok(d) = humantime::parse_duration(s.trim()) {
-        return Ok(SystemTime::now()
-            .checked_sub(d)
-            .unwrap_or(SystemTime::UNIX_EPOCH));
-    }
-    humantime::parse_rfc3339_weak(s.trim()).map_err(|_| {
-        "expected a duration such as 30m, 2h or 7days, or a time such as 2026-11-29T08:00:00Z"
-            .to_owned()
-    })
-}
-
 /// The host part of `--host`: `api.wandb.ai`, `git.example.com:8443`, or the same as a URL.
 fn host_filter(arg: &str) -> String {
     let arg = arg.trim();
@@ -337,20 +323,6 @@ mod tests {
             command: None,
             dropped: None,
         }
-    }
-
-    #[test]
-    fn since_takes_durations_and_times() {
-        let now = SystemTime::now();
-        let t = parse_since("2h").unwrap();
-        let back = now.duration_since(t).unwrap().as_secs();
-        assert!((7199..=7201).contains(&back), "{back}");
-        assert!(parse_since("1h 30m").is_ok());
-        assert_eq!(
-            parse_since("2026-11-29T08:00:00Z").unwrap(),
-            parse_time("2026-11-29T08:00:00Z").unwrap()
-        );
-        assert!(parse_since("yesterday-ish").is_err());
     }
 
     #[test]

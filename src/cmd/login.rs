@@ -25,7 +25,7 @@ use crate::rendezvous::RuntimePaths;
 use crate::term;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{self, Keychain, Lookup, Resolver, Settings, Source, WandbEnv};
+use crate::wandb::resolver::{self, Lookup, Resolver, Scope, SettingsFiles, Source, WandbEnv};
 use crate::wandb::verify::{self, Viewer};
 
 /// The SDK's link for people who want their own server.
@@ -204,7 +204,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     for w in resolver.warnings() {
         term::warn(w);
     }
-    announce_settings(&resolver.settings);
+    announce_settings(resolver.settings());
 
     // --cloud and --host are what the SDK records in the settings file; the others only pick.
     let explicit_host = if args.cloud {
@@ -228,7 +228,7 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         None
     };
     let mut ctx = Ctx {
-        env: resolver.env.clone(),
+        env: resolver.env().clone(),
         host,
         verify,
         agent: None,
@@ -257,14 +257,14 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         },
     };
 
-    update_settings(&mut resolver.settings, explicit_host.as_ref());
+    update_settings(resolver.settings_mut(), explicit_host.as_ref());
     warn_plaintext(&ctx, &resolver);
     term::log(&verify::banner(viewer.as_ref(), &ctx.host));
     Ok(())
 }
 
 /// "Loading settings from …", as the SDK prints it (not with `WANDB_QUIET`).
-fn announce_settings(settings: &Settings) {
+fn announce_settings(settings: &SettingsFiles) {
     if term::quiet() {
         return;
     }
@@ -322,13 +322,25 @@ fn is_account_error(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The keychain the resolver asks is the agent, connected on first use (so a key from
-/// `WANDB_API_KEY` never starts it).
-impl Keychain for Ctx {
-    fn get(&mut self, query: wbl_proto::Query) -> anyhow::Result<Lookup> {
-        // A key routed to a store that does not have it: the resolver goes on to the next
-        // source (never to the host's other address).
-        super::lookup(self.agent()?.get(query)).context("while looking up the stored key")
+impl Ctx {
+    /// The keychain's answer for the resolver: the key stored for this host (or its other
+    /// address) and the address it is stored for. With `--account`, that account's key;
+    /// without, the host's only one. Several accounts and none named, or a host routed to a
+    /// store that does not have the key: none, so the resolver goes on to the next source.
+    fn stored_key(&mut self) -> anyhow::Result<Option<(Credential, HostUrl)>> {
+        let account = match &self.account {
+            Some(a) => Account::Named(a.clone()),
+            None => Account::Only,
+        };
+        let host = self.host.clone();
+        match super::stored_key(self.agent()?, &host, &account)
+            .context("while looking up the stored key")
+        {
+            Ok(Lookup::Found(found)) => Ok(Some(found)),
+            Ok(Lookup::Missing | Lookup::RoutedMiss(_)) => Ok(None),
+            Err(e) if is_account_error(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -337,27 +349,23 @@ impl Keychain for Ctx {
 fn found_key(ctx: &mut Ctx, resolver: &Resolver) -> anyhow::Result<Option<Option<Viewer>>> {
     let host = ctx.host.clone();
     let mut warnings = Vec::new();
-    // With --account, that account's stored key; without, the host's only one (with several
-    // and none named, the keychain has no answer: the next source, or the prompt).
-    let account = match &ctx.account {
-        Some(a) => Account::Named(a.clone()),
-        None => Account::Only,
+    // The agent is asked (and started) only when the environment has no key.
+    let stored = match resolver.env_key()? {
+        Some(_) => None,
+        None => ctx.stored_key()?,
     };
-    let found = match resolver.resolve(&host, Some((&mut *ctx, &account)), &mut warnings) {
-        Err(e) if is_account_error(&e) => {
-            warnings.clear();
-            resolver.resolve(&host, None, &mut warnings)?
-        }
-        r => r?,
-    };
+    let found = resolver.resolve(
+        &host,
+        stored.as_ref().map(|(c, h)| (&c.password, h)),
+        &mut warnings,
+    )?;
     for w in &warnings {
         term::warn(w);
     }
     let Some(found) = found else {
         return Ok(None);
     };
-    let key = found.key;
-    match (found.source, key) {
+    match found.into_parts() {
         // 1. The environment. The key is used as it is and not stored, as the SDK does.
         (Source::Env, Some(key)) => {
             if let Some(problem) = check_api_key(key.expose()) {
@@ -432,23 +440,9 @@ fn adopt_plaintext(ctx: &mut Ctx, key: Secret, path: &Path) -> anyhow::Result<Op
 /// file, under either address of a Forge-served deployment, or as `api_key`): wbl leaves the
 /// files alone, `wbl migrate` removes them.
 fn warn_plaintext(ctx: &Ctx, resolver: &Resolver) {
-    for f in resolver.settings.api_key_files() {
-        term::warn(&format!(
-            "A plaintext API key is still in api_key in {}; run `wbl migrate` to remove it.",
-            f.path.display()
-        ));
-    }
-    let inv = resolver.inventory(&resolver::with_aliases(std::slice::from_ref(&ctx.host)));
-    for k in inv
-        .keys
-        .iter()
-        .filter(|k| matches!(k.place, resolver::Place::Netrc { .. }))
-    {
-        term::warn(&format!(
-            "A plaintext API key for {} is still in the netrc file {}; run `wbl migrate` to remove it.",
-            k.host.netloc(),
-            k.place.path().display()
-        ));
+    let hosts = resolver::with_aliases(std::slice::from_ref(&ctx.host));
+    for w in resolver.plaintext_warnings(&hosts) {
+        term::warn(&w);
     }
 }
 
@@ -470,7 +464,7 @@ fn prompted_key(ctx: &mut Ctx) -> anyhow::Result<Option<Viewer>> {
     }
     term::log(&format!(
         "Create a new API key at: {}",
-        host.authorize_url(ctx.env.app_url.as_deref())
+        host.authorize_url(ctx.env.app_url())
     ));
     term::log("Store your API key securely and do not share it.");
     loop {
@@ -502,29 +496,31 @@ fn prompted_key(ctx: &mut Ctx) -> anyhow::Result<Option<Viewer>> {
 /// removes it from the workspace file; `--cloud` (or `--host https://api.wandb.ai`) removes it
 /// from both. Other keys, comments and sections stay. A file that could not be read is never
 /// rewritten, and a failed write is a warning, not an error.
-fn update_settings(settings: &mut Settings, explicit_host: Option<&HostUrl>) {
+fn update_settings(settings: &mut SettingsFiles, explicit_host: Option<&HostUrl>) {
     for file in settings.files_mut() {
-        let before = file.file.to_string();
-        file.file.remove("anonymous");
+        let before = file.file().to_string();
+        let workspace = file.scope() == Scope::Workspace;
+        let edit = file.file_mut();
+        edit.remove("anonymous");
         if let Some(host) = explicit_host {
-            if host.is_cloud() || file.scope == resolver::Scope::Workspace {
-                file.file.remove("base_url");
-            } else if let Err(e) = file.file.set("base_url", host.as_str()) {
+            if host.is_cloud() || workspace {
+                edit.remove("base_url");
+            } else if let Err(e) = edit.set("base_url", host.as_str()) {
                 term::warn(&e.to_string());
             }
         }
-        if file.file.to_string() == before {
+        if file.file().to_string() == before {
             continue;
         }
-        if file.broken {
+        if file.broken() {
             term::warn(&format!(
                 "Not updating {}: it could not be read; fix it by hand.",
-                file.path.display()
+                file.path().display()
             ));
             continue;
         }
-        match file.file.save(&file.path) {
-            Ok(()) => term::log(&format!("Updated settings file {}", file.path.display())),
+        match file.file().save(file.path()) {
+            Ok(()) => term::log(&format!("Updated settings file {}", file.path().display())),
             Err(e) => term::warn(&e.to_string()),
         }
     }

@@ -11,7 +11,7 @@ use crate::cli::LogoutArgs;
 use crate::client::connect_or_start;
 use crate::rendezvous::RuntimePaths;
 use crate::term;
-use crate::wandb::resolver::{self, Place, Resolver};
+use crate::wandb::resolver::{self, Resolver};
 
 pub fn run(
     LogoutArgs {
@@ -157,24 +157,10 @@ pub fn run(
         }
         resolver::with_aliases(std::slice::from_ref(&host))
     };
-    let inv = resolver.inventory(&hosts);
-    for k in &inv.keys {
-        if let Place::Netrc { .. } = k.place {
-            term::warn(&format!(
-                "{} still has a plaintext key for {}, which the W&B SDK will use; remove it with `wbl migrate --host {}`.",
-                k.place,
-                k.host.netloc(),
-                k.host
-            ));
-        }
+    for w in resolver.plaintext_warnings(&hosts) {
+        term::warn(&w);
     }
-    for f in resolver.settings.api_key_files() {
-        term::warn(&format!(
-            "{} still has a plaintext api_key, which the W&B SDK will use; remove it with `wbl migrate`.",
-            f.path.display()
-        ));
-    }
-    if resolver.env.api_key.is_some() {
+    if resolver.env().api_key().is_some() {
         term::warn("WANDB_API_KEY is set in this environment; the W&B SDK will still use it.");
     }
     Ok(())

@@ -34,9 +34,10 @@ use crate::git::store_file;
 use crate::rendezvous::RuntimePaths;
 use crate::wandb::apikey::check_api_key;
 use crate::wandb::fsutil::write_atomic;
+use crate::wandb::fsutil::{link_count, read_secret_file, same_file};
 use crate::wandb::host::HostUrl;
 use crate::wandb::netrc::Netrc;
-use crate::wandb::resolver::{self, Place, Resolver, read_secret_file, same_file};
+use crate::wandb::resolver::{self, Place, Resolver};
 use crate::wandb::settings::SettingsFile;
 
 /// Test hook: when set to `1`, `wbl migrate` aborts right after the first keychain write, before
@@ -110,7 +111,8 @@ fn plan(resolver: &Resolver, args: &MigrateArgs) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
     let hosts = if args.hosts.is_empty() {
         let (hosts, notes) = resolver.known_hosts();
-        plan.notes.extend(notes.into_iter().map(|n| n.text));
+        plan.notes
+            .extend(notes.into_iter().map(|n| n.text().to_owned()));
         hosts
     } else {
         let mut hosts = Vec::new();
@@ -127,43 +129,44 @@ fn plan(resolver: &Resolver, args: &MigrateArgs) -> anyhow::Result<Plan> {
         resolver::with_aliases(&hosts)
     };
     let inv = resolver.inventory(&hosts);
-    plan.notes.extend(inv.notes.into_iter().map(|n| n.text));
-    plan.looked_in.extend(inv.looked_in);
-    for k in &inv.keys {
-        if !k.valid {
-            let problem = check_api_key(k.key.expose()).unwrap_or_default();
+    plan.notes
+        .extend(inv.notes().iter().map(|n| n.text().to_owned()));
+    plan.looked_in.extend(inv.looked_in().iter().cloned());
+    for k in inv.keys() {
+        if !k.valid() {
+            let problem = check_api_key(k.key().expose()).unwrap_or_default();
             plan.notes.push(format!(
                 "{} has no valid W&B API key ({problem}); left alone",
-                k.place
+                k.place()
             ));
             continue;
         }
-        let username = match (&k.place, k.shadowed) {
+        let username = match (k.place(), k.shadowed()) {
             (Place::Netrc { path, machine, .. }, true) => {
                 // Python's netrc reads the last entry; an earlier one with the same key goes
                 // with it, one with another key stays unless --force.
-                let read = inv.keys.iter().rev().find(|o| {
-                    matches!(&o.place, Place::Netrc { path: p, machine: m, .. } if p == path && m == machine)
+                let read = inv.keys().iter().rev().find(|o| {
+                    matches!(o.place(), Place::Netrc { path: p, machine: m, .. } if p == path && m == machine)
                 });
-                if read.is_some_and(|r| r.key.expose() == k.key.expose()) {
+                if read.is_some_and(|r| r.key().expose() == k.key().expose()) {
                     continue;
                 }
                 if !args.force {
                     plan.notes.push(format!(
                         "{} holds another key than the later entry for {machine}, which the SDK reads; kept in the file (`wbl migrate --force` stores it in the keychain as user {} and removes it)",
-                        k.place,
-                        old_user(&k.place)
+                        k.place(),
+                        old_user(k.place())
                     ));
                     continue;
                 }
-                old_user(&k.place)
+                old_user(k.place())
             }
             _ => WANDB_USER.to_owned(),
         };
         plan.candidates.push(Candidate {
-            source: Source::Wandb(k.place.clone()),
-            cred: Credential::new(target_of(&k.host), username, k.key.clone()),
-            links: k.links,
+            source: Source::Wandb(k.place().clone()),
+            cred: Credential::new(target_of(k.host()), username, k.key().clone()),
+            links: k.links(),
         });
     }
 
@@ -172,7 +175,7 @@ fn plan(resolver: &Resolver, args: &MigrateArgs) -> anyhow::Result<Plan> {
         .ok()
         .filter(|v| !v.is_empty());
     let mut git_paths: Vec<PathBuf> = Vec::new();
-    for p in store_file::default_paths(&resolver.env.home, xdg.as_deref()) {
+    for p in store_file::default_paths(resolver.env().home(), xdg.as_deref()) {
         if !git_paths.iter().any(|q| same_file(q, &p)) {
             git_paths.push(p);
         }
@@ -199,7 +202,7 @@ fn plan(resolver: &Resolver, args: &MigrateArgs) -> anyhow::Result<Plan> {
             continue;
         }
         plan.looked_in.push(path.clone());
-        let links = resolver::link_count(&path);
+        let links = link_count(&path);
         for e in entries {
             plan.candidates.push(Candidate {
                 source: Source::GitCredentials {
@@ -395,7 +398,7 @@ fn migrate_one(
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let resolver = Resolver::from_env()?;
     if args.docker {
-        super::migrate_docker::run(&args, &resolver.env.home)?;
+        super::migrate_docker::run(&args, resolver.env().home())?;
     }
     let plan = plan(&resolver, &args)?;
     for note in &plan.notes {

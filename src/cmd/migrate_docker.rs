@@ -17,8 +17,8 @@ use crate::cli::MigrateArgs;
 use crate::client::{AgentClient, connect_or_start};
 use crate::docker_auth::{self, Login};
 use crate::rendezvous::RuntimePaths;
+use crate::wandb::fsutil::read_secret_file;
 use crate::wandb::fsutil::write_atomic;
-use crate::wandb::resolver::read_secret_file;
 
 /// Moves (or with `--dry-run` lists, with `--keep` copies) the plaintext registry logins of
 /// every auth file under `home`.

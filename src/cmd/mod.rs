@@ -26,7 +26,7 @@ use wbl_proto::{Credential, ErrorCode, Query, Target};
 
 use crate::client::{AgentClient, ClientError};
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{self, Keychain, Lookup, Resolver};
+use crate::wandb::resolver::{self, Lookup, Resolver};
 
 /// The user name W&B keys are stored under (the SDK authenticates as `api:KEY`).
 pub use crate::wandb::resolver::WANDB_USER;
@@ -73,11 +73,15 @@ pub fn wandb_query(host: &HostUrl) -> Query {
     )
 }
 
-/// The agent is the keychain the resolver asks.
-impl Keychain for AgentClient {
-    fn get(&mut self, query: Query) -> anyhow::Result<Lookup> {
-        lookup(AgentClient::get(self, query))
-    }
+/// The W&B key of `account` for `host` the agent holds: stored for the host or, when the
+/// host is not routed to a store, for its other address (the resolver's rule,
+/// [`resolver::keychain_key`]); found, with the address it is stored for.
+pub fn stored_key(
+    agent: &mut AgentClient,
+    host: &HostUrl,
+    account: &wbl_proto::Account,
+) -> anyhow::Result<Lookup<(Credential, HostUrl)>> {
+    resolver::keychain_key(host, account, |query| lookup(agent.get(query)))
 }
 
 /// An agent's answer to a `get` as the resolver sees it: "not found" comes only from the store
@@ -100,7 +104,7 @@ pub fn wandb_key(
     host: &HostUrl,
     choice: &crate::account::Choice,
 ) -> anyhow::Result<Option<Credential>> {
-    match resolver::keychain_key(agent, host, &choice.account()) {
+    match stored_key(agent, host, &choice.account()) {
         Ok(Lookup::Found((c, _))) => Ok(Some(c)),
         Ok(Lookup::Missing) if choice.name.is_some() => Err(choice.missing(host)),
         Ok(Lookup::Missing) => Ok(None),

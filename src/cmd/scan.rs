@@ -25,8 +25,9 @@ use crate::rendezvous::RuntimePaths;
 use crate::scan::walk::{self, Options, Progress};
 use crate::scan::{Form, Hit, MIN_SECRET_LEN, Needle, Needles, forms};
 use crate::text::{printable, username};
+use crate::wandb::fsutil::same_file;
 use crate::wandb::host::HostUrl;
-use crate::wandb::resolver::{self, Lookup, Resolver};
+use crate::wandb::resolver::{Lookup, Resolver};
 
 /// Exit status for an error (1 means copies were found).
 const EXIT_ERROR: u8 = 2;
@@ -83,7 +84,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<bool> {
 
 fn scan(args: ScanArgs) -> anyhow::Result<bool> {
     let resolver = Resolver::from_env()?;
-    let roots = roots(&args.paths, &resolver.env.home)?;
+    let roots = roots(&args.paths, resolver.env().home())?;
     let mut agent = connect_or_start(&RuntimePaths::from_env())?;
     if agent.forwarded() {
         return Err(ExitError {
@@ -403,7 +404,7 @@ fn held_credentials(
         }
         for account in accounts {
             let account = wbl_proto::Account::Named(account.to_owned());
-            match resolver::keychain_key(agent, host, &account) {
+            match super::stored_key(agent, host, &account) {
                 Ok(Lookup::Found((c, h))) => have(&mut held, c, Some(h)),
                 Ok(Lookup::Missing | Lookup::RoutedMiss(_)) => {}
                 Err(e) => warnings.push(lookup_failure(e, &host.to_string())?),
@@ -476,20 +477,29 @@ struct Advisor {
 
 impl Advisor {
     fn new(resolver: &Resolver) -> Advisor {
-        let mut migrate: Vec<PathBuf> =
-            resolver.netrc_files().into_iter().map(|f| f.path).collect();
-        migrate.extend(resolver.settings.files().iter().map(|f| f.path.clone()));
+        let mut migrate: Vec<PathBuf> = resolver
+            .netrc_files()
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .collect();
+        migrate.extend(
+            resolver
+                .settings()
+                .files()
+                .iter()
+                .map(|f| f.path().to_path_buf()),
+        );
         let xdg = std::env::var("XDG_CONFIG_HOME").ok();
         Advisor {
             migrate,
-            git_store: crate::git::store_file::default_paths(&resolver.env.home, xdg.as_deref()),
-            app_url: resolver.env.app_url.clone(),
+            git_store: crate::git::store_file::default_paths(resolver.env().home(), xdg.as_deref()),
+            app_url: resolver.env().app_url().map(str::to_owned),
         }
     }
 
     /// `migrate` or `remove`, and the advice as a sentence.
     fn advice(&self, path: &Path, owner: &Owner) -> (&'static str, String) {
-        let same = |list: &[PathBuf]| list.iter().any(|p| resolver::same_file(p, path));
+        let same = |list: &[PathBuf]| list.iter().any(|p| same_file(p, path));
         if owner.wandb.is_some() && same(&self.migrate) {
             return (
                 "migrate",

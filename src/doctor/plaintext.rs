@@ -5,7 +5,8 @@
 
 use super::{Ctx, Finding};
 use crate::git::store_file;
-use crate::wandb::resolver::{PlainKind, Resolver, WANDB_USER, read_secret_file, same_file};
+use crate::wandb::fsutil::{read_secret_file, same_file};
+use crate::wandb::resolver::{PlainKind, Resolver, WANDB_USER};
 
 /// Which kind of file a plaintext secret (or a note) is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,34 +52,34 @@ fn inventory() -> anyhow::Result<(Vec<Found>, Vec<Note>)> {
     let mut found = Vec::new();
     let mut notes: Vec<Note> = host_notes
         .into_iter()
-        .chain(inv.notes)
+        .chain(inv.notes().iter().cloned())
         .map(|n| Note {
-            about: n.about.map(kind_of),
-            text: n.text,
+            about: n.about().map(kind_of),
+            text: n.text().to_owned(),
         })
         .collect();
-    for k in &inv.keys {
-        let kind = kind_of(k.place.kind());
-        let mut place = k.place.to_string();
-        if !k.valid {
+    for k in inv.keys() {
+        let kind = kind_of(k.place().kind());
+        let mut place = k.place().to_string();
+        if !k.valid() {
             place.push_str(" (not a valid key: the SDK refuses it)");
         }
-        if k.shadowed {
+        if k.shadowed() {
             place.push_str(SHADOWED);
         }
-        if k.links > 1 {
+        if k.links() > 1 {
             notes.push(Note {
                 about: Some(kind),
                 text: format!(
                     "{} has {} hard links: `wbl migrate` copies its keys but does not remove them, or the other link(s) would keep them",
-                    k.place.path().display(),
-                    k.links
+                    k.place().path().display(),
+                    k.links()
                 ),
             });
         }
         found.push(Found {
             kind,
-            what: format!("{} (user {WANDB_USER})", k.host),
+            what: format!("{} (user {WANDB_USER})", k.host()),
             place,
         });
     }
@@ -86,7 +87,7 @@ fn inventory() -> anyhow::Result<(Vec<Found>, Vec<Note>)> {
         .ok()
         .filter(|v| !v.is_empty());
     let mut paths: Vec<std::path::PathBuf> = Vec::new();
-    for p in store_file::default_paths(&resolver.env.home, xdg.as_deref()) {
+    for p in store_file::default_paths(resolver.env().home(), xdg.as_deref()) {
         if !paths.iter().any(|q| same_file(q, &p)) {
             paths.push(p);
         }
@@ -206,7 +207,7 @@ pub(super) fn git_credentials(ctx: &mut Ctx) -> Finding {
 pub(super) fn api_key_env(_ctx: &mut Ctx) -> Finding {
     // The resolver reads the environment (source 1 of every resolution).
     let set = match crate::wandb::resolver::WandbEnv::from_env() {
-        Ok(env) => env.api_key.is_some(),
+        Ok(env) => env.api_key().is_some(),
         Err(_) => std::env::var_os("WANDB_API_KEY").is_some_and(|v| !v.is_empty()),
     };
     if set {
@@ -223,7 +224,7 @@ pub(super) fn api_key_env(_ctx: &mut Ctx) -> Finding {
 /// `~/.docker/config.json` and podman's `auth.json` files (`crate::docker_auth`).
 pub(super) fn docker_logins(_ctx: &mut Ctx) -> Finding {
     let home = match crate::wandb::resolver::WandbEnv::from_env() {
-        Ok(env) => env.home,
+        Ok(env) => env.home().to_path_buf(),
         Err(e) => {
             return Finding::warning(
                 format!("cannot look for container auth files: {e:#}"),

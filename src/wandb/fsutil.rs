@@ -1,4 +1,5 @@
-//! Crash-safe file replacement for credential and settings files.
+//! The file helpers of credential and settings files: crash-safe replacement, reading a file
+//! that may hold secrets, hard-link counts and same-file checks.
 //!
 //! A netrc file holds every credential of the user, not just W&B's: a crash
 //! or full disk halfway through rewriting it must never leave it truncated.
@@ -129,6 +130,42 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode_if_new: u32) -> io::Resul
         }
     }
     Ok(())
+}
+
+/// Whether two paths name the same file (or are equal when they do not exist).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The number of hard links of a file (1 where the platform does not say).
+pub fn link_count(path: &Path) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).map(|m| m.nlink()).unwrap_or(1)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        1
+    }
+}
+
+/// Reads a file that may hold secrets; `None` when it does not exist.
+pub fn read_secret_file(path: &Path) -> anyhow::Result<Option<zeroize::Zeroizing<String>>> {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| anyhow::anyhow!("{} is not valid UTF-8", path.display()))?;
+            Ok(Some(zeroize::Zeroizing::new(text.to_owned())))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]

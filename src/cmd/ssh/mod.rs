@@ -17,6 +17,8 @@
 // Forwards are Unix domain sockets; elsewhere only the refusal is built.
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
+mod options;
+
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,10 +27,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use wbl_proto::{ErrorCode, ForwardRequest, Target};
 
+use self::options::parse_ssh_args;
 use super::{resolve_host, target_of};
 pub use crate::cli::SshArgs;
 use crate::client::{ClientError, connect_or_start};
 use crate::rendezvous::{FORWARD_PREFIX, RuntimePaths};
+use crate::shell::quote_for_any_shell;
 
 /// The directory on the remote in which the private directory of the forwarded socket is made
 /// unless `--remote-dir` says otherwise; `/tmp`'s sticky bit keeps other users from removing or
@@ -43,164 +47,6 @@ const REMOTE_SOCKET_NAME: &str = "wbl-fwd-agent.sock";
 /// BSDs, 108 on Linux, with the final NUL).
 const MAX_REMOTE_SOCKET_PATH: usize = 103;
 
-/// `90s`, `30m`, `8h`, `2d`, `1h30m` or plain seconds; at least one second, at most 30 days.
-/// Hand-written: one small grammar, not worth a dependency.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration; write it like 90s, 30m, 8h, 2d or 1h30m");
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    let mut any_unit = false;
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        digits.clear();
-        any_unit = true;
-    }
-    if !digits.is_empty() {
-        if any_unit {
-            return Err(bad());
-        }
-        total = digits.parse().map_err(|_| bad())?;
-    }
-    if total == 0 {
-        return Err(format!("`{text}`: the TTL must be at least one second"));
-    }
-    if total > wbl_proto::MAX_FORWARD_TTL_SECS {
-        return Err(format!("`{text}`: the TTL may be at most 30 days"));
-    }
-    Ok(Duration::from_secs(total))
-}
-
-/// ssh's options that take an argument (OpenSSH 9: `ssh -?`).
-const WITH_ARGUMENT: &str = "BbcDEeFIiJLlmOoPpQRSWw";
-
-/// What wbl needs to know of the ssh command line.
-#[derive(Debug, PartialEq, Eq)]
-struct Parsed {
-    /// Arguments up to and including the destination and the options after it (ssh reads
-    /// options there too); the remote command starts after them.
-    head: usize,
-    destination: String,
-    /// `-N`: no remote command.
-    no_command: bool,
-    /// `-t` (`Some(true)`) or `-T` (`Some(false)`) was given.
-    tty: Option<bool>,
-}
-
-fn parse_ssh_args(args: &[OsString]) -> Result<Parsed, String> {
-    let mut destination: Option<String> = None;
-    let mut no_command = false;
-    let mut tty = None;
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].to_string_lossy();
-        if arg == "--" {
-            if destination.is_none() {
-                i += 1;
-                let d = args.get(i).ok_or("no destination after `--`")?;
-                destination = Some(d.to_string_lossy().into_owned());
-            }
-            i += 1;
-            break;
-        }
-        if arg.len() > 1 && arg.starts_with('-') {
-            let flags: Vec<char> = arg[1..].chars().collect();
-            for (k, &f) in flags.iter().enumerate() {
-                if WITH_ARGUMENT.contains(f) {
-                    if k + 1 == flags.len() {
-                        i += 1;
-                        if i >= args.len() {
-                            return Err(format!("ssh option -{f} needs an argument"));
-                        }
-                    }
-                    break;
-                }
-                match f {
-                    'N' => no_command = true,
-                    't' => tty = Some(true),
-                    'T' => tty = Some(false),
-                    'f' => {
-                        return Err("ssh -f (go to the background) would outlive wbl ssh, \
-                                    which ends the grant when ssh exits; run `wbl ssh` itself \
-                                    in the background instead"
-                            .into());
-                    }
-                    's' | 'G' | 'V' | 'O' => {
-                        return Err(format!(
-                            "wbl ssh runs a session with a forward; ssh -{f} does not open one"
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            i += 1;
-            continue;
-        }
-        if destination.is_some() {
-            break;
-        }
-        destination = Some(arg.into_owned());
-        i += 1;
-    }
-    let destination = destination
-        .ok_or("no destination: usage `wbl ssh [OPTIONS] -- [ssh options] HOST [command]`")?;
-    Ok(Parsed {
-        head: i,
-        destination,
-        no_command,
-        tty,
-    })
-}
-
-/// Quotes `s` as one word for POSIX shells, bash, zsh and fish alike: everything inside single
-/// quotes except `'` and `\`, which go outside as `\'` and `\\` (fish gives `\` a meaning
-/// inside single quotes; outside, every one of these shells reads `\x` as `x`).
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    let mut open = false;
-    for c in s.chars() {
-        if c == '\'' || c == '\\' {
-            if open {
-                out.push('\'');
-                open = false;
-            }
-            out.push('\\');
-            out.push(c);
-        } else {
-            if !open {
-                out.push('\'');
-                open = true;
-            }
-            out.push(c);
-        }
-    }
-    if open {
-        out.push('\'');
-    }
-    if out.is_empty() {
-        out.push_str("''");
-    }
-    out
-}
-
 /// The wrapper run by `sh` on the remote: removes the forwarded socket and its private
 /// directory at the end (sshd leaves them behind), survives the interrupts meant for the
 /// command it waits for, and runs the user's command with their shell (`$1`), or their login
@@ -214,12 +60,12 @@ if [ $# -gt 0 ]; then \"${SHELL:-/bin/sh}\" -c \"$1\"; else \"${SHELL:-/bin/sh}\
 fn remote_command(socket: &str, user_command: Option<&str>) -> String {
     let mut line = format!(
         "exec env WBL_SOCKET={} sh -c {} wbl-ssh",
-        quote(socket),
-        quote(REMOTE_SCRIPT)
+        quote_for_any_shell(socket),
+        quote_for_any_shell(REMOTE_SCRIPT)
     );
     if let Some(cmd) = user_command {
         line.push(' ');
-        line.push_str(&quote(cmd));
+        line.push_str(&quote_for_any_shell(cmd));
     }
     line
 }
@@ -508,7 +354,7 @@ fn make_remote_dir(ssh_head: &[OsString], dir: &str) -> anyhow::Result<()> {
     // No tty, and none of the user's port forwards (`-L 8888:…` would be bound twice).
     ssh.args(["-T", "-o", "ClearAllForwardings=yes"])
         .args(ssh_head)
-        .arg(format!("mkdir -m 700 {}", quote(dir)))
+        .arg(format!("mkdir -m 700 {}", quote_for_any_shell(dir)))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
     let status = wait_ignoring_interrupts(ssh)?;
@@ -565,72 +411,6 @@ fn wait_ignoring_interrupts(mut ssh: Command) -> anyhow::Result<std::process::Ex
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        for bad in [
-            "",
-            "0",
-            "0s",
-            "1x",
-            "h",
-            "1h30",
-            "31d",
-            "-5",
-            "99999999999999999999d",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn destination_options_and_command() {
-        let p = parse_ssh_args(&os(&["-p", "2222", "-i", "k", "gpu", "python", "t.py"])).unwrap();
-        assert_eq!(p.destination, "gpu");
-        assert_eq!(p.head, 5);
-        let p = parse_ssh_args(&os(&["-F/x", "-vt", "gpu", "-l", "me", "ls"])).unwrap();
-        assert_eq!(
-            (p.destination.as_str(), p.head, p.tty),
-            ("gpu", 5, Some(true))
-        );
-        let p = parse_ssh_args(&os(&["-N", "user@gpu"])).unwrap();
-        assert!(p.no_command);
-        let p = parse_ssh_args(&os(&["-o", "X=y", "--", "gpu", "-x"])).unwrap();
-        assert_eq!((p.destination.as_str(), p.head), ("gpu", 4));
-        assert!(parse_ssh_args(&os(&["-p"])).is_err());
-        assert!(parse_ssh_args(&os(&["-v"])).is_err());
-        assert!(parse_ssh_args(&os(&["-f", "gpu"])).is_err());
-        assert!(parse_ssh_args(&os(&["-G", "gpu"])).is_err());
-    }
-
-    #[test]
-    fn quoting_survives_sh() {
-        for s in [
-            "plain",
-            "it's",
-            "a\\b",
-            "$HOME `x` \"q\"",
-            "",
-            "a\nb",
-            "\\'",
-        ] {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf %s {}", quote(s)))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), s, "{}", quote(s));
-        }
-    }
 
     #[test]
     fn remote_command_sets_the_socket_and_runs_the_command() {
