@@ -186,7 +186,7 @@ pub enum Command {
     /// Team keys in OpenBao / Vault: log the agent in to a server of config.toml.
     #[command(
         name = "openbao",
-        after_help = "Example:\n  wbl openbao login team\n\nServers and the hosts routed to them are set in $XDG_CONFIG_HOME/wbl/config.toml (WBL_CONFIG overrides); see \"Teams and clusters\" in the README."
+        after_help = "Example:\n  wbl openbao login team\n\nServers and the hosts routed to them are set in $XDG_CONFIG_HOME/wbl/config.toml (WBL_CONFIG overrides); see docs/openbao.md."
     )]
     Openbao(OpenBaoArgs),
     /// List every host's accounts, the default of each host and the directories bound to one.

@@ -321,3 +321,36 @@ fn doctor_does_not_import_the_subcommands() {
     }
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
+
+/// Layering (ARCHITECTURE.md): the client and the agent never import each other; what they
+/// share (the socket's path, the safe-directory rule, the wire) lives below both.
+#[test]
+fn client_and_agent_do_not_import_each_other() {
+    let mut offenders = Vec::new();
+    for (dir, forbidden) in [("src/client", "agent"), ("src/agent", "client")] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut files = vec![dir.with_extension("rs")];
+        let mut dirs = vec![dir];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        for path in files.iter().filter(|p| p.is_file()) {
+            let text = std::fs::read_to_string(path).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                if line.contains(&format!("crate::{forbidden}"))
+                    || line.contains(&format!("wbl::{forbidden}"))
+                {
+                    offenders.push(format!("{}:{}: {line}", path.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

@@ -125,7 +125,7 @@ fn readme_first_five_minutes_are_what_a_newcomer_should_run() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme.find("## The first five minutes").unwrap();
-    let end = start + readme[start..].find("\n## Logging in").unwrap();
+    let end = start + 1 + readme[start + 1..].find("\n## ").unwrap();
     let section = &readme[start..end];
     let block_end = section.find("```\n\n").unwrap();
     let commands = &section[..block_end];

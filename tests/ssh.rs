@@ -496,7 +496,7 @@ fn two_forwards_at_once_each_see_only_their_own_grants() {
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
-/// The `~/.ssh/config` route of the README: `wbl ssh --hold NAME` keeps a named forward, plain
+/// The `~/.ssh/config` route of docs/ssh.md: `wbl ssh --hold NAME` keeps a named forward, plain
 /// `ssh` forwards it with `RemoteForward` (the server has `StreamLocalBindUnlink yes`), the
 /// remote names it in `WBL_SOCKET`; the grant ends when the holder is stopped.
 #[test]
@@ -526,7 +526,7 @@ fn hold_serves_a_remote_forward_from_ssh_config() {
         "{first}"
     );
     // The ssh_config hint: the client's StreamLocalBindUnlink would break the next
-    // connection's forward (README), so it is not suggested.
+    // connection's forward (docs/ssh.md), so it is not suggested.
     let hint = rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap();
     assert!(
         hint.contains("RemoteForward /tmp/wbl-fwd-%r.sock"),

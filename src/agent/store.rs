@@ -3,8 +3,8 @@
 //! is `router.rs`'s answer. Stores return domain results; `dispatch.rs` alone turns them into
 //! wire responses and records them in the access log.
 //!
-//! Adding a store: implement [`Store`] for it and return it from `Router::route` for the
-//! targets the configuration sends to it (see ARCHITECTURE.md, "Adding a store").
+//! Adding a store: implement [`Store`] for it and build it in `router::other_store` for the
+//! routes the configuration sends to it (see ARCHITECTURE.md, "Adding a store").
 
 use std::future::Future;
 use std::pin::Pin;

@@ -98,7 +98,7 @@ fn next_step(code: ErrorCode) -> &'static str {
         }
         ErrorCode::NotFound => "; `wbl login` (or git) writes it when your policy allows",
         ErrorCode::Config => {
-            "; `wbl doctor` checks the file (\"Teams and clusters\" in the README shows its \
+            "; `wbl doctor` checks the file (docs/openbao.md shows its \
              format)"
         }
         _ => "",

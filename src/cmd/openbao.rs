@@ -29,7 +29,7 @@ fn login(name: &str) -> anyhow::Result<()> {
             .unwrap_or_else(|| "config.toml".to_owned());
         bail!(
             "there is no configuration file ({file}); add an [openbao.{name}] section to it \
-             (see \"Teams and clusters\" in the README)"
+             (see docs/openbao.md)"
         );
     };
     let Some(server) = config.servers.get(name) else {

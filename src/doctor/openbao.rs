@@ -29,7 +29,7 @@ pub(crate) fn openbao(_ctx: &mut Ctx) -> Finding {
         Err(e) => {
             return Finding::problem(
                 format!("{e}; the agent serves no key until it is fixed"),
-                "correct the file at the line named (README, \"Teams and clusters\", shows its \
+                "correct the file at the line named (docs/openbao.md shows its \
                  keys); the agent reads it again by itself",
             );
         }

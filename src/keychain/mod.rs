@@ -5,7 +5,7 @@
 //! itself); git's optional extras (`oauth_refresh_token`, `password_expiry_utc`, `authtype`,
 //! `credential`) are sibling items whose service name ends in `#<field>`. A credential that has
 //! only a pre-encoded `credential` has no password item; an empty password is stored as
-//! [`EMPTY_PASSWORD`]. Item naming is in ARCHITECTURE.md.
+//! [`EMPTY_PASSWORD`]. Item naming is in docs/keychains.md.
 
 use std::time::Duration;
 

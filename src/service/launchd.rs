@@ -1,8 +1,12 @@
 //! The launchd LaunchAgent (macOS): `launchd/ai.wbl.agent.plist` with the installed
 //! `wbl-agent`, the home directory (for the log file under `~/Library/Logs/wbl/`) and the
 //! socket filled in. launchd starts it at login (`RunAtLoad`) and again when it fails
-//! (`KeepAlive` with `SuccessfulExit` false); it binds its own socket (no launchd socket
-//! activation: see ARCHITECTURE.md).
+//! (`KeepAlive` with `SuccessfulExit` false); it binds its own socket. No launchd socket
+//! activation: launchd's `Sockets` need a fixed path in the plist, while the socket lives in
+//! the per-user `$TMPDIR`, so the job runs `wbl-agent --foreground` with `WBL_SOCKET` pinned in
+//! the plist at install time. An exit 3 (another agent holds the lock) is restarted too, every
+//! `ThrottleInterval`, until that agent is gone; `install` stops an agent started on demand
+//! first.
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! free port, with its own host key, one authorized client key and an `ssh_config` that trusts
 //! exactly that host key. Everything lives in a temp dir; the server is stopped (by pid) on drop.
 //!
-//! `StreamLocalBindUnlink yes` is what the README asks of a server used with a fixed
+//! `StreamLocalBindUnlink yes` is what docs/ssh.md asks of a server used with a fixed
 //! `RemoteForward` path (sshd never removes the socket of an ended session); `wbl ssh` itself
 //! binds a fresh path every time and needs nothing. Written for CI, which runs as root: root
 //! may log in with the key, `StrictModes no` because the temp dir is not root's home, `UsePAM

@@ -163,11 +163,11 @@ fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
         info.socket
     ));
     // Not the client's StreamLocalBindUnlink: it covers only local forwards, and the
-    // server's option is what lets the next session bind the path again (README).
+    // server's option is what lets the next session bind the path again (docs/ssh.md).
     crate::term::log(&format!(
         "in ~/.ssh/config: RemoteForward /tmp/{FORWARD_PREFIX}%r.sock {} and \
          ExitOnForwardFailure yes; on the remote: export WBL_SOCKET=/tmp/{FORWARD_PREFIX}$USER.sock \
-         (README, \"With plain ssh\", says how the next session gets that path again)",
+         (docs/ssh.md, \"With plain ssh\", says how the next session gets that path again)",
         info.socket
     ));
     let closed = agent
@@ -387,8 +387,8 @@ fn make_remote_dir(ssh_head: &[OsString], dir: &str) -> anyhow::Result<()> {
 pub(super) fn remote_not_found_hint(destination: &str) {
     crate::term::log(&format!(
         "the remote command exited 127 (command not found); if {destination} said \
-         `wbl: command not found`, install wbl there with one command (README, \"Remote \
-         machines\"): ssh {destination} 'mkdir -p ~/.local/bin && cat > ~/.local/bin/wbl && \
+         `wbl: command not found`, install wbl there with one command (docs/ssh.md, \"Installing \
+         wbl on the remote\"): ssh {destination} 'mkdir -p ~/.local/bin && cat > ~/.local/bin/wbl && \
          chmod 755 ~/.local/bin/wbl' < \"$(command -v wbl-static)\"; then call it as \
          ~/.local/bin/wbl, or put ~/.local/bin on PATH at the top of the remote ~/.bashrc \
          (one-shot commands do not read ~/.profile)"

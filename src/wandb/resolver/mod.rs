@@ -179,7 +179,7 @@ impl Resolver {
 
     /// The host the SDK talks to when none is given on the command line: `WANDB_BASE_URL`,
     /// else `base_url` from the settings files, else the W&B cloud (wbl's default; see
-    /// README for the SDK's Forge default). A bad value names where it came from.
+    /// docs/login.md for the SDK's Forge default). A bad value names where it came from.
     pub fn default_host(&self) -> Result<(HostUrl, HostOrigin), String> {
         if let Some(u) = &self.env.base_url {
             return HostUrl::parse(u)
