@@ -18,6 +18,7 @@ mod remote;
 mod sshd;
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use common::users;
@@ -534,4 +535,58 @@ fn no_key_no_proxy_and_the_command_does_not_run() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `wbl ssh --proxy --hold NAME`: a named proxy socket for a `RemoteForward`, and the
+/// variables for the remote on stdout; it serves until SIGTERM, then its socket is gone.
+#[test]
+fn hold_keeps_a_named_proxy_socket_for_ssh_config() {
+    use std::os::unix::net::UnixStream;
+    let w = World::new(Backend::Keyutils);
+    let k = key(64);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let mut c = w.cmd(WBL);
+    c.args(["ssh", "--proxy", "--hold", "gpu", "--proxy-port", "48123"])
+        .env("WANDB_BASE_URL", &server.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut vars = std::collections::HashMap::new();
+    for _ in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        let (name, value) = line
+            .strip_prefix("export ")
+            .and_then(|l| l.split_once('='))
+            .unwrap_or_else(|| panic!("{line}"));
+        vars.insert(name.to_owned(), value.trim_matches('\'').to_owned());
+    }
+    assert_eq!(vars["WANDB_BASE_URL"], "http://127.0.0.1:48123");
+    let placeholder = vars["WANDB_API_KEY"].clone();
+    assert!(placeholder.starts_with("wblproxy-"), "{vars:?}");
+    let socket = PathBuf::from(format!("{}.fwd-proxy.gpu", w.socket().display()));
+    // What ssh's RemoteForward does: carry the remote's connection to that socket.
+    let mut s = UnixStream::connect(&socket).unwrap();
+    let body = r#"{"query":"query Viewer { viewer { id } }"}"#;
+    write!(
+        s,
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:48123\r\nConnection: close\r\n\
+         Authorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        fake_wandb::basic(&placeholder),
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        server
+            .hits()
+            .iter()
+            .any(|h| h.key.as_deref() == Some(k.as_str()))
+    );
+    common::terminate(child.id());
+    let _ = child.wait().unwrap();
+    assert!(!socket.exists(), "the named socket goes with the hold");
 }

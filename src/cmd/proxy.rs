@@ -362,7 +362,8 @@ pub fn hold(name: String, args: &crate::cli::SshArgs) -> anyhow::Result<()> {
         .closed()
         .context("cannot watch the agent connection")?;
     let ended = super::ssh::wait_for_end(args.ttl, closed)?;
-    drop(agent);
+    // Ends the proxy, and waits until the agent has removed its socket.
+    agent.end(END_WAIT);
     if ended == super::ssh::End::AgentGone {
         anyhow::bail!(
             "wbl-agent ended proxy {} (it stopped or restarted); run `wbl ssh --proxy --hold {}` \
