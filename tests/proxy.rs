@@ -590,3 +590,51 @@ fn hold_keeps_a_named_proxy_socket_for_ssh_config() {
     let _ = child.wait().unwrap();
     assert!(!socket.exists(), "the named socket goes with the hold");
 }
+
+/// `--allow` with `--proxy`: git's host is served over a forward as `wbl ssh` serves it, while
+/// the W&B key stays behind the proxy (the forward does not grant its host).
+#[test]
+fn allow_with_proxy_forwards_other_hosts_but_never_the_wandb_key() {
+    let w = World::new(Backend::Keyutils);
+    let k = remote::unique_key("pa");
+    let git = remote::unique_key("pg");
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let mut c = w.cmd(WBL);
+    c.args(["credential", "store"]).stdin(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    write!(
+        child.stdin.take().unwrap(),
+        "protocol=https\nhost=git.other.test\nusername=alice\npassword={git}\n\n"
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let sshd = sshd::Sshd::start();
+    let home = tempfile::Builder::new()
+        .prefix("wbl-remote-")
+        .tempdir()
+        .unwrap();
+    let script = "printf 'protocol=https\\nhost=git.other.test\\n\\n' | \"$WBL\" credential get; \
+         \"$WBL\" token --host \"$WANDB_REAL\" >/dev/null 2>&1 && echo wandb=given || echo wandb=refused; \
+         echo key=$WANDB_API_KEY";
+    let remote_command = format!(
+        "env -i HOME={h} PATH=/usr/bin:/bin XDG_RUNTIME_DIR={h}/run WBL={wbl} \
+         WANDB_REAL={url} WBL_SOCKET=\"$WBL_SOCKET\" WANDB_API_KEY=\"$WANDB_API_KEY\" sh -c {s}",
+        h = home.path().display(),
+        wbl = WBL,
+        url = server.url,
+        s = remote::sq(script)
+    );
+    let mut c = w.cmd(WBL);
+    c.args(["ssh", "--proxy", "--allow", "git.other.test", "--"])
+        .args(sshd.ssh_args())
+        .arg(&remote_command)
+        .env("WANDB_BASE_URL", &server.url);
+    let out = c.output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains(&format!("password={git}")), "{text}");
+    assert!(text.contains("wandb=refused"), "{text}");
+    assert!(text.contains("key=wblproxy-"), "{text}");
+    assert!(!text.contains(&k), "{text}");
+}

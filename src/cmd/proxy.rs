@@ -154,8 +154,9 @@ fn exit_like(status: std::process::ExitStatus) -> anyhow::Result<()> {
 /// it as the forward's wrapper does.
 #[cfg(unix)]
 const REMOTE_SCRIPT: &str = "d=$WBL_PROXY_DIR; unset WBL_PROXY_DIR; \
-IFS= read -r WANDB_API_KEY < \"$d/key\"; export WANDB_API_KEY; \
-rm -f \"$d/key\"; rmdir \"$d\" 2>/dev/null; \
+IFS= read -r WANDB_API_KEY < \"$d/key\"; export WANDB_API_KEY; rm -f \"$d/key\"; \
+if [ -n \"${WBL_SOCKET:-}\" ]; then trap 'rm -f \"$WBL_SOCKET\"; rmdir \"$d\" 2>/dev/null' EXIT; \
+else rmdir \"$d\" 2>/dev/null; fi; \
 trap : INT QUIT; trap 'exit 129' HUP; trap 'exit 143' TERM; \
 if [ $# -gt 0 ]; then \"${SHELL:-/bin/sh}\" -c \"$1\"; else \"${SHELL:-/bin/sh}\" -l; fi";
 
@@ -201,12 +202,6 @@ pub fn ssh(args: &crate::cli::SshArgs) -> anyhow::Result<()> {
              runs none: use `wbl ssh --proxy --hold NAME` with a RemoteForward instead"
         );
     }
-    if !args.allow.is_empty() {
-        anyhow::bail!(
-            "--allow forwards keys of other hosts, which --proxy does not hand out; run a \
-             second `wbl ssh --allow ...` session for them"
-        );
-    }
     let host = super::resolve_host(None)?;
     let choice = crate::account::choose(&host, args.account.as_deref())?;
     let remote_dir = args
@@ -240,11 +235,49 @@ pub fn ssh(args: &crate::cli::SshArgs) -> anyhow::Result<()> {
             info.address
         );
     }
+    // `--allow`: the other hosts' keys (git and the like) over a forward of their own, as
+    // `wbl ssh` gives them; never the W&B host's, which only the proxy uses.
+    let forward = if args.allow.is_empty() {
+        None
+    } else {
+        let mut hosts: Vec<wbl_proto::Target> = Vec::new();
+        for a in &args.allow {
+            let t = super::ssh::allowed_target(a)?;
+            if !hosts.contains(&t) {
+                hosts.push(t);
+            }
+        }
+        let (held, finfo) = super::ssh::open_forward(wbl_proto::ForwardRequest {
+            destination: parsed.destination.clone(),
+            hosts,
+            account: None,
+            ttl_secs: args.ttl.map(|d| d.as_secs()),
+            name: None,
+        })?;
+        if finfo.socket.contains(':') || finfo.socket.contains(char::is_whitespace) {
+            anyhow::bail!(
+                "the local socket path {} has a `:` or a space, which ssh -R cannot take",
+                finfo.socket
+            );
+        }
+        Some((held, finfo))
+    };
     let port = match args.proxy_port {
         Some(p) => p,
         None => remote_port()?,
     };
-    let env = sdk_env(&info, &format!("http://127.0.0.1:{port}"), &host);
+    let mut env = sdk_env(&info, &format!("http://127.0.0.1:{port}"), &host);
+    let remote_socket = format!("{dir}/{}", super::ssh::REMOTE_SOCKET_NAME);
+    if forward.is_some() {
+        if remote_socket.len() > super::ssh::MAX_REMOTE_SOCKET_PATH {
+            anyhow::bail!(
+                "--remote-dir is too long: the forwarded socket's path {remote_socket} would be \
+                 longer than the {} bytes a socket path may have",
+                super::ssh::MAX_REMOTE_SOCKET_PATH
+            );
+        }
+        env.push(("WBL_SOCKET", remote_socket.clone()));
+    }
 
     // The private directory and the placeholder in it, before the session: the placeholder
     // goes on ssh's standard input, never on a command line.
@@ -282,6 +315,10 @@ pub fn ssh(args: &crate::cli::SshArgs) -> anyhow::Result<()> {
         .arg("ExitOnForwardFailure=yes")
         .arg("-R")
         .arg(format!("127.0.0.1:{port}:{}", info.address));
+    if let Some((_, finfo)) = &forward {
+        ssh.arg("-R")
+            .arg(format!("{remote_socket}:{}", finfo.socket));
+    }
     let user_command: Vec<String> = args.ssh_args[parsed.head..]
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -304,8 +341,9 @@ pub fn ssh(args: &crate::cli::SshArgs) -> anyhow::Result<()> {
         parsed.destination
     ));
     let status = super::ssh::wait_ignoring_interrupts(ssh)?;
-    // Ends the proxy, and waits until the agent has ended it.
+    // Ends the proxy (and the forward), and waits until the agent has ended it.
     agent.end(END_WAIT);
+    drop(forward);
     let code = status.code().unwrap_or(255);
     if code == 255 {
         crate::term::log(&format!(

@@ -41,11 +41,11 @@ pub const DEFAULT_REMOTE_DIR: &str = "/tmp";
 
 /// The forwarded socket's file name in its private directory (a `wbl-fwd-` name, so a client
 /// there never starts an agent in its place: `rendezvous::is_forwarded`).
-const REMOTE_SOCKET_NAME: &str = "wbl-fwd-agent.sock";
+pub(super) const REMOTE_SOCKET_NAME: &str = "wbl-fwd-agent.sock";
 
 /// The longest socket path every remote can bind (`sun_path` is 104 bytes on macOS and the
 /// BSDs, 108 on Linux, with the final NUL).
-const MAX_REMOTE_SOCKET_PATH: usize = 103;
+pub(super) const MAX_REMOTE_SOCKET_PATH: usize = 103;
 
 /// The wrapper run by `sh` on the remote: removes the forwarded socket and its private
 /// directory at the end (sshd leaves them behind), survives the interrupts meant for the
@@ -79,7 +79,7 @@ pub(super) fn random_hex() -> anyhow::Result<String> {
 }
 
 /// A host named by `--allow` (the grammar: `crate::grant`).
-fn allowed_target(text: &str) -> anyhow::Result<Target> {
+pub(super) fn allowed_target(text: &str) -> anyhow::Result<Target> {
     crate::grant::allowed_target(text).with_context(|| format!("--allow {text}"))
 }
 
@@ -114,7 +114,7 @@ fn granted_account(args: &SshArgs) -> anyhow::Result<Option<String>> {
 }
 
 /// Opens a forward on a connection that must then be held for as long as it should last.
-fn open_forward(
+pub(super) fn open_forward(
     req: ForwardRequest,
 ) -> anyhow::Result<(crate::client::AgentClient, wbl_proto::ForwardInfo)> {
     let mut agent =
