@@ -271,6 +271,10 @@ pub struct ExecArgs {
     /// the host's default, its only account).
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
+    /// Never hand the key to the command: it gets a placeholder key and a local proxy address
+    /// (WANDB_BASE_URL) where the agent puts the real key into its requests (docs/proxy.md).
+    #[arg(long)]
+    pub proxy: bool,
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -530,6 +534,15 @@ pub struct SshArgs {
     /// this directory; see `wbl accounts`).
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
+    /// Hand out no key: the remote gets a placeholder key and a forwarded port of a proxy in
+    /// the agent that puts the real key into its W&B requests (docs/proxy.md). Nothing needs
+    /// to be installed on the remote.
+    #[arg(long)]
+    pub proxy: bool,
+    /// With --proxy: the loopback port on the remote that ssh forwards to the proxy (default:
+    /// a random one for a session, 48080 for --hold).
+    #[arg(long, value_name = "PORT", requires = "proxy")]
+    pub proxy_port: Option<u16>,
     /// ssh's own arguments: options, the destination, and a remote command (after `--`).
     #[arg(
         required_unless_present = "hold",

@@ -239,6 +239,47 @@ mod tests {
             &encode_frame(&Response::error(crate::ErrorCode::Account, "x")).unwrap()[..],
             &[0, 0, 0, 4, 7, 11, 1, b'x']
         );
+        // Protocol 9: the proxy (`Proxy` 11, `Proxying` 11, `Purpose::Proxy` 2).
+        let proxy = Request::Proxy(crate::ProxyRequest {
+            upstream: "u".into(),
+            queries: vec![],
+            destination: "d".into(),
+            listen: crate::ProxyListen::Socket,
+            ttl_secs: None,
+            name: None,
+        });
+        assert_eq!(
+            &encode_frame(&proxy).unwrap()[..],
+            &[0, 0, 0, 9, 11, 1, b'u', 0, 1, b'd', 1, 0, 0]
+        );
+        let proxying = Response::Proxying(crate::ProxyInfo {
+            id: "i".into(),
+            placeholder: Secret::from("p"),
+            address: "a".into(),
+            upstream: "u".into(),
+            account: "c".into(),
+            expires_unix: Some(2),
+        });
+        assert_eq!(
+            &encode_frame(&proxying).unwrap()[..],
+            &[
+                0, 0, 0, 13, 11, 1, b'i', 1, b'p', 1, b'a', 1, b'u', 1, b'c', 1, 2
+            ]
+        );
+        let purpose = Request::GetFor {
+            query: Query {
+                target: Target::new("h", "h"),
+                username: None,
+                account: Default::default(),
+            },
+            purpose: crate::Purpose::Proxy {
+                destination: "d".into(),
+            },
+        };
+        assert_eq!(
+            &encode_frame(&purpose).unwrap()[..],
+            &[0, 0, 0, 11, 10, 1, b'h', 1, b'h', 0, 0, 0, 2, 1, b'd']
+        );
         // Protocol 7: `AgentStatus` ends with where each routed host is served from.
         let status = Response::Status(crate::AgentStatus {
             agent_version: "v".into(),
@@ -263,7 +304,7 @@ mod tests {
                 0, 1, b'o', 1, 1, b'd'
             ]
         );
-        assert_eq!(PROTOCOL_VERSION, 8);
+        assert_eq!(PROTOCOL_VERSION, 9);
     }
 
     #[test]

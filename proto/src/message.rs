@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,6 +129,10 @@ pub enum Purpose {
     /// `wbl exec`: the key goes into the environment of `program` (its path, as the client
     /// resolved it), which the client then runs in its own place.
     Exec { program: String },
+    /// `wbl exec --proxy`, `wbl ssh --proxy`: the key stays in the agent, which adds it to the
+    /// requests of the proxy opened for `destination` (protocol 9). Sent by the agent to
+    /// itself only; a client's `GetFor` with it is refused.
+    Proxy { destination: String },
 }
 
 /// A stored credential. `Debug` never shows the secrets (they are [`Secret`]s).
@@ -275,6 +279,51 @@ pub struct ForwardInfo {
     pub handed_out: u64,
 }
 
+/// Where a proxy ([`Request::Proxy`]) listens.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyListen {
+    /// A TCP port on 127.0.0.1 chosen by the system (`wbl exec --proxy`).
+    Loopback,
+    /// A restricted Unix socket beside the agent's own, for `ssh -R` (`wbl ssh --proxy`).
+    Socket,
+}
+
+/// What `wbl exec --proxy` and `wbl ssh --proxy` ask of the agent: a key-injecting HTTP proxy
+/// to the W&B API at `upstream`, whose key stays in the agent. Protocol 9.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ProxyRequest {
+    /// The W&B API base URL the requests go to (`https://api.wandb.ai`); plain `http` only
+    /// for a loopback address.
+    pub upstream: String,
+    /// Where the key is, tried in order (a host and its other address); the first key found
+    /// whose target and user name match its query is used.
+    pub queries: Vec<Query>,
+    /// Who uses the proxy (`exec:<program>`, `ssh:<destination>`), for the log and the
+    /// access log.
+    pub destination: String,
+    pub listen: ProxyListen,
+    /// End the grant after this many seconds even while the connection stays open.
+    pub ttl_secs: Option<u64>,
+    /// A fixed name for the restricted socket (`agent.sock.fwd-proxy.<name>`, for an
+    /// ssh_config `RemoteForward` with `wbl ssh --proxy --hold`); `None`: a random one.
+    pub name: Option<String>,
+}
+
+/// A live proxy: where it listens and the placeholder that opens it. Never the key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ProxyInfo {
+    pub id: String,
+    /// The capability the proxy's client sends in the key's place (`wblproxy-…`).
+    pub placeholder: Secret,
+    /// `127.0.0.1:PORT` ([`ProxyListen::Loopback`]) or the restricted socket's path.
+    pub address: String,
+    pub upstream: String,
+    /// The account whose key the proxy adds.
+    pub account: String,
+    /// Unix time the grant ends, when a TTL was given.
+    pub expires_unix: Option<u64>,
+}
+
 /// Client → agent. Every connection starts with `Hello`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -310,6 +359,9 @@ pub enum Request {
         query: Query,
         purpose: Purpose,
     },
+    /// Open a key-injecting proxy (`wbl exec --proxy`, `wbl ssh --proxy`); it lasts while
+    /// this connection stays open, and at most `ttl_secs`. Added in protocol 9.
+    Proxy(ProxyRequest),
 }
 
 /// Why a request failed.
@@ -376,6 +428,8 @@ pub enum Response {
     Forwarding(ForwardInfo),
     /// The answer to [`Request::Forwards`].
     Forwards(Vec<ForwardInfo>),
+    /// The proxy opened by [`Request::Proxy`].
+    Proxying(ProxyInfo),
 }
 
 impl Response {

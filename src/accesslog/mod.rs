@@ -29,6 +29,10 @@ pub enum Op {
     Store,
     Erase,
     Gap,
+    /// A request to a key-injecting proxy that it refused (`wbl exec --proxy`): the entry's
+    /// `command` is the request's method and path, `code` why (`placeholder`, `path`,
+    /// `ended`).
+    Proxy,
 }
 
 impl Op {
@@ -38,6 +42,7 @@ impl Op {
             Op::Store => "store",
             Op::Erase => "erase",
             Op::Gap => "gap",
+            Op::Proxy => "proxy",
         }
     }
 }
@@ -78,6 +83,9 @@ pub enum Use {
     Check,
     /// `wbl exec`: the program in the entry's `command` received it in its environment.
     Exec,
+    /// A key-injecting proxy (`--proxy`) holds it in the agent for the user in `command`
+    /// (`exec:<program>`, `ssh:<destination>`): no program received it.
+    Proxy,
 }
 
 impl Use {
@@ -85,6 +93,7 @@ impl Use {
         match self {
             Use::Check => "check",
             Use::Exec => "exec",
+            Use::Proxy => "proxy",
         }
     }
 }

@@ -209,6 +209,14 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             Response::error(ErrorCode::BadRequest, "hello was already exchanged")
         }
         Request::Get(query) => on_store(state, session, Call::Get(query, None)).await,
+        // Only the agent itself gets a key for a proxy (`proxy_key`).
+        Request::GetFor {
+            purpose: Purpose::Proxy { .. },
+            ..
+        } => Response::error(
+            ErrorCode::BadRequest,
+            "a key for a proxy is never handed out; ask for a proxy instead",
+        ),
         Request::GetFor { query, purpose } => {
             on_store(state, session, Call::Get(query, Some(purpose))).await
         }
@@ -231,7 +239,7 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
         }
         Request::Forwards => Response::Forwards(state.forwards.list()),
         // It needs the connection, which holds the grant: the connection loop answers it.
-        Request::Forward(_) => Response::error(
+        Request::Forward(_) | Request::Proxy(_) => Response::error(
             ErrorCode::BadRequest,
             "a forward can only be opened on the agent's own socket",
         ),
@@ -244,6 +252,20 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
                 .map_or_else(error, Response::StoreLoggedIn)
         }
     }
+}
+
+/// A key for a proxy (`super::proxy`): a `get` on the session's behalf, recorded in the access
+/// log with the use `proxy`; the key stays in the agent.
+pub(crate) async fn proxy_key(
+    state: &State,
+    session: &Session,
+    query: wbl_proto::Query,
+    destination: &str,
+) -> Response {
+    let purpose = Purpose::Proxy {
+        destination: destination.to_owned(),
+    };
+    on_store(state, session, Call::Get(query, Some(purpose))).await
 }
 
 /// A request on one credential, served by the store its target is routed to.
@@ -473,6 +495,9 @@ fn record(
         None => (None, None),
         Some(Purpose::Check) => (Some(accesslog::Use::Check), None),
         Some(Purpose::Exec { program }) => (Some(accesslog::Use::Exec), Some(program.clone())),
+        Some(Purpose::Proxy { destination }) => {
+            (Some(accesslog::Use::Proxy), Some(destination.clone()))
+        }
     };
     session.log(
         state,

@@ -17,6 +17,7 @@ mod idle;
 mod keychain_store;
 pub mod listen;
 pub mod openbao;
+mod proxy;
 mod router;
 mod state;
 mod store;
@@ -242,6 +243,8 @@ async fn converse(
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
     let mut held: Vec<forward::Held> = Vec::new();
+    // Proxies (`--proxy`) opened on this connection: they end with it, like forwards.
+    let mut proxies: Vec<proxy::Held> = Vec::new();
     // A restricted connection ends with its grant.
     let mut grant_ended = match &session.access {
         Channel::Forward(g) => Some(g.ended()),
@@ -250,7 +253,7 @@ async fn converse(
     loop {
         let wait = if !greeted {
             state.limits().hello
-        } else if held.is_empty() {
+        } else if held.is_empty() && proxies.is_empty() {
             state.limits().idle
         } else {
             // Holding grants: until the client closes. A grant past its TTL refuses by itself
@@ -276,7 +279,7 @@ async fn converse(
             budget: Some(ticket.budget()),
         };
         let evicted = ticket.evicted();
-        ticket.set_phase(if !held.is_empty() {
+        ticket.set_phase(if !held.is_empty() || !proxies.is_empty() {
             // Holding a forward for a `wbl ssh` session: never closed to make room.
             Phase::Busy
         } else if greeted {
@@ -336,6 +339,11 @@ async fn converse(
                         (Channel::Full, Request::Forward(fwd)) => {
                             let (response, grant) = dispatch::open_forward(state, fwd, &spawn);
                             held.extend(grant);
+                            response
+                        }
+                        (Channel::Full, Request::Proxy(req)) => {
+                            let (response, grant) = proxy::open(state, session, req).await;
+                            proxies.extend(grant);
                             response
                         }
                         (_, req) => dispatch::answer(state, session, req).await,

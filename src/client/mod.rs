@@ -402,6 +402,17 @@ impl AgentClient {
         Ok(Closed(self.conn.get_ref().try_clone()?))
     }
 
+    /// Ends a held connection and waits, at most `limit`, until the agent has closed its
+    /// side: what the connection held (a proxy) has ended by then.
+    #[cfg(unix)]
+    pub fn end(self, limit: std::time::Duration) {
+        let stream = self.conn.get_ref();
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(limit));
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut &*stream, &mut buf);
+    }
+
     fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
         let what = match req {
             Request::Hello { .. } => "hello",
@@ -414,6 +425,7 @@ impl AgentClient {
             Request::StoreLogin { .. } => "a store login",
             Request::Forward(_) => "a forward request",
             Request::Forwards => "a forwards request",
+            Request::Proxy(_) => "a proxy request",
         };
         let answer = self.exchange(req, what);
         // The next request is an operation of its own.
@@ -474,6 +486,17 @@ impl AgentClient {
         match self.call(&Request::Forward(req))? {
             Response::Forwarding(info) => Ok(info),
             _ => Err(ClientError::Unexpected("forward")),
+        }
+    }
+
+    /// Opens a key-injecting proxy (`--proxy`); it lasts while this connection stays open.
+    pub fn proxy(
+        &mut self,
+        req: wbl_proto::ProxyRequest,
+    ) -> Result<wbl_proto::ProxyInfo, ClientError> {
+        match self.call(&Request::Proxy(req))? {
+            Response::Proxying(info) => Ok(info),
+            _ => Err(ClientError::Unexpected("proxy")),
         }
     }
 

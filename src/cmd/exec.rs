@@ -27,6 +27,7 @@ pub fn run(
     ExecArgs {
         host,
         account,
+        proxy,
         command,
     }: ExecArgs,
 ) -> anyhow::Result<()> {
@@ -36,6 +37,10 @@ pub fn run(
     let resolver = Resolver::from_env()?;
     let host = resolver.pick_host(host.as_deref())?;
     let choice = crate::account::choose(&host, account.as_deref())?;
+    if proxy {
+        let program_path = resolved(program);
+        return super::proxy::exec(&host, &choice, program, args, &program_path);
+    }
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
     // The access log names the program that receives the key, not only `wbl`.
@@ -104,7 +109,7 @@ fn is_executable(p: &std::path::Path) -> bool {
     }
 }
 
-fn launch_error(e: std::io::Error, name: &str) -> anyhow::Error {
+pub(super) fn launch_error(e: std::io::Error, name: &str) -> anyhow::Error {
     let (code, what) = match e.kind() {
         std::io::ErrorKind::NotFound => (NOT_FOUND, "command not found".to_owned()),
         std::io::ErrorKind::PermissionDenied => (CANNOT_RUN, "permission denied".to_owned()),

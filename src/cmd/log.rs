@@ -233,6 +233,8 @@ impl Table {
 fn op(e: &Entry) -> &'static str {
     match (e.op, e.purpose) {
         (Op::Get, Some(Use::Check)) => "check",
+        // The key went to a proxy in the agent, not to a program.
+        (Op::Get, Some(Use::Proxy)) => "proxy",
         (op, _) => op.name(),
     }
 }
@@ -266,6 +268,13 @@ fn program(e: &Entry) -> String {
     let exe = e.exe.as_deref().unwrap_or("unknown");
     match (e.purpose, &e.command) {
         (Some(Use::Exec), Some(cmd)) => printable(&format!("{exe} exec → {cmd}")).into_owned(),
+        (Some(Use::Proxy), Some(user)) => {
+            printable(&format!("{exe} proxy for {user}")).into_owned()
+        }
+        // A request the proxy refused: its method and path.
+        (None, Some(request)) if e.op == Op::Proxy => {
+            printable(&format!("to the proxy: {request}")).into_owned()
+        }
         _ => printable(exe).into_owned(),
     }
 }

@@ -16,6 +16,7 @@ pub mod man;
 pub mod migrate;
 pub mod migrate_docker;
 pub mod openbao;
+pub mod proxy;
 pub mod scan;
 pub mod setup_git;
 pub mod ssh;

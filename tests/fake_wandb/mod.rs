@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -44,7 +46,7 @@ pub struct Seen {
 }
 
 /// The key in a `Basic base64("api:KEY")` header.
-fn key_of(authorization: &str) -> Option<String> {
+pub(crate) fn key_of(authorization: &str) -> Option<String> {
     let b64 = authorization.strip_prefix("Basic ")?;
     let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     String::from_utf8(raw)

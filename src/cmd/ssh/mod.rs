@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use wbl_proto::{ErrorCode, ForwardRequest, Target};
 
-use self::options::parse_ssh_args;
+pub(super) use self::options::parse_ssh_args;
 use super::{resolve_host, target_of};
 pub use crate::cli::SshArgs;
 use crate::client::{ClientError, connect_or_start};
@@ -41,11 +41,11 @@ pub const DEFAULT_REMOTE_DIR: &str = "/tmp";
 
 /// The forwarded socket's file name in its private directory (a `wbl-fwd-` name, so a client
 /// there never starts an agent in its place: `rendezvous::is_forwarded`).
-const REMOTE_SOCKET_NAME: &str = "wbl-fwd-agent.sock";
+pub(super) const REMOTE_SOCKET_NAME: &str = "wbl-fwd-agent.sock";
 
 /// The longest socket path every remote can bind (`sun_path` is 104 bytes on macOS and the
 /// BSDs, 108 on Linux, with the final NUL).
-const MAX_REMOTE_SOCKET_PATH: usize = 103;
+pub(super) const MAX_REMOTE_SOCKET_PATH: usize = 103;
 
 /// The wrapper run by `sh` on the remote: removes the forwarded socket and its private
 /// directory at the end (sshd leaves them behind), survives the interrupts meant for the
@@ -71,7 +71,7 @@ fn remote_command(socket: &str, user_command: Option<&str>) -> String {
 }
 
 /// 128 random bits in hex: the remote socket's name cannot be guessed (or pre-created).
-fn random_hex() -> anyhow::Result<String> {
+pub(super) fn random_hex() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no randomness for the remote socket name: {e}"))?;
@@ -79,7 +79,7 @@ fn random_hex() -> anyhow::Result<String> {
 }
 
 /// A host named by `--allow` (the grammar: `crate::grant`).
-fn allowed_target(text: &str) -> anyhow::Result<Target> {
+pub(super) fn allowed_target(text: &str) -> anyhow::Result<Target> {
     crate::grant::allowed_target(text).with_context(|| format!("--allow {text}"))
 }
 
@@ -114,7 +114,7 @@ fn granted_account(args: &SshArgs) -> anyhow::Result<Option<String>> {
 }
 
 /// Opens a forward on a connection that must then be held for as long as it should last.
-fn open_forward(
+pub(super) fn open_forward(
     req: ForwardRequest,
 ) -> anyhow::Result<(crate::client::AgentClient, wbl_proto::ForwardInfo)> {
     let mut agent =
@@ -188,7 +188,7 @@ fn hold(name: String, args: &SshArgs) -> anyhow::Result<()> {
 /// Why [`wait_for_end`] returned.
 #[cfg(unix)]
 #[derive(Debug, PartialEq)]
-enum End {
+pub(super) enum End {
     /// SIGINT, SIGTERM or SIGHUP, or the time limit.
     Asked,
     /// The agent closed the connection that holds the grant.
@@ -199,7 +199,10 @@ enum End {
 /// connection behind `closed`. The signals are blocked first and taken with `sigwait` on a
 /// thread (macOS has no `sigtimedwait`); another thread watches the connection.
 #[cfg(unix)]
-fn wait_for_end(limit: Option<Duration>, closed: crate::client::Closed) -> anyhow::Result<End> {
+pub(super) fn wait_for_end(
+    limit: Option<Duration>,
+    closed: crate::client::Closed,
+) -> anyhow::Result<End> {
     // Blocked in this thread (inherited by the waiting thread) before that thread exists.
     let Ok(set) = crate::sys::BlockedSignals::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
     else {
@@ -230,7 +233,13 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
         if !args.ssh_args.is_empty() {
             bail!("--hold runs no ssh: give it no ssh arguments");
         }
+        if args.proxy {
+            return super::proxy::hold(name, &args);
+        }
         return hold(name, &args);
+    }
+    if args.proxy {
+        return super::proxy::ssh(&args);
     }
     let parsed = parse_ssh_args(&args.ssh_args).map_err(anyhow::Error::msg)?;
     let hosts = granted_hosts(&args.allow)?;
@@ -375,7 +384,7 @@ fn make_remote_dir(ssh_head: &[OsString], dir: &str) -> anyhow::Result<()> {
 
 /// After exit status 127 (the remote shell's "command not found"): most often `wbl` itself,
 /// not installed there or not on the `PATH` of a non-interactive shell.
-fn remote_not_found_hint(destination: &str) {
+pub(super) fn remote_not_found_hint(destination: &str) {
     crate::term::log(&format!(
         "the remote command exited 127 (command not found); if {destination} said \
          `wbl: command not found`, install wbl there with one command (docs/ssh.md, \"Installing \
@@ -387,7 +396,7 @@ fn remote_not_found_hint(destination: &str) {
 }
 
 /// The ssh client: `$WBL_SSH` when set, else `ssh` from `PATH`.
-fn ssh_program() -> OsString {
+pub(super) fn ssh_program() -> OsString {
     std::env::var_os("WBL_SSH")
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| OsStr::new("ssh").to_owned())
@@ -397,15 +406,25 @@ fn ssh_program() -> OsString {
 /// decides; wbl outlives it to end the grant and pass on its status. A handler (not
 /// `SIG_IGN`, which a child would inherit) is reset to the default in ssh when it execs.
 #[cfg(unix)]
-fn wait_ignoring_interrupts(mut ssh: Command) -> anyhow::Result<std::process::ExitStatus> {
+pub(super) fn wait_ignoring_interrupts(
+    mut ssh: Command,
+) -> anyhow::Result<std::process::ExitStatus> {
     let mut child = ssh.spawn().map_err(|e| {
         anyhow::anyhow!(
             "cannot run {}: {e}; wbl ssh needs the OpenSSH client",
             Path::new(&ssh_program()).display()
         )
     })?;
-    crate::sys::outlive_signals(&[libc::SIGINT, libc::SIGQUIT, libc::SIGHUP]);
+    outlive_interrupts();
     child.wait().context("while waiting for ssh")
+}
+
+/// From now on SIGINT, SIGQUIT and SIGHUP do not end this process (its child, in the same
+/// process group, gets them and decides); a child started later gets the default back when
+/// it execs.
+#[cfg(unix)]
+pub(super) fn outlive_interrupts() {
+    crate::sys::outlive_signals(&[libc::SIGINT, libc::SIGQUIT, libc::SIGHUP]);
 }
 
 #[cfg(test)]

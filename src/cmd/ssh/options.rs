@@ -9,18 +9,18 @@ const WITH_ARGUMENT: &str = "BbcDEeFIiJLlmOoPpQRSWw";
 
 /// What wbl needs to know of the ssh command line.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Parsed {
+pub(in crate::cmd) struct Parsed {
     /// Arguments up to and including the destination and the options after it (ssh reads
     /// options there too); the remote command starts after them.
-    pub(super) head: usize,
-    pub(super) destination: String,
+    pub(in crate::cmd) head: usize,
+    pub(in crate::cmd) destination: String,
     /// `-N`: no remote command.
-    pub(super) no_command: bool,
+    pub(in crate::cmd) no_command: bool,
     /// `-t` (`Some(true)`) or `-T` (`Some(false)`) was given.
-    pub(super) tty: Option<bool>,
+    pub(in crate::cmd) tty: Option<bool>,
 }
 
-pub(super) fn parse_ssh_args(args: &[OsString]) -> Result<Parsed, String> {
+pub(in crate::cmd) fn parse_ssh_args(args: &[OsString]) -> Result<Parsed, String> {
     let mut destination: Option<String> = None;
     let mut no_command = false;
     let mut tty = None;

@@ -1,0 +1,462 @@
+//! The key-injecting proxy (`wbl exec --proxy`) against talking to the same server directly:
+//! a small GraphQL POST over a kept-alive connection (latency), a 256 MiB upload (throughput),
+//! 64 concurrent streams through one proxy (no error), and the agent's memory: idle before,
+//! with a proxy open and used, and idle again after it closed. The server is an HTTP/1.1
+//! server on 127.0.0.1 built on hyper (a multi-thread runtime in this process), answering
+//! GraphQL and draining uploads; it checks the key on every request. Prints markdown tables;
+//! asserts answers, never timings.
+//!
+//! `WBL_BENCH_RUNS` sets the rounds of small POSTs (default 3000), `WBL_BENCH_QUICK=1` a short
+//! run (16 MiB uploads, 300 rounds).
+
+#[cfg(target_os = "linux")]
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[cfg(target_os = "linux")]
+mod support;
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    println!("proxy bench: Linux only");
+}
+
+#[cfg(target_os = "linux")]
+fn main() {
+    if support::under_cargo_bench("proxy") {
+        linux::main();
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io::{BufRead, BufReader, Write};
+    use std::pin::Pin;
+    use std::process::{Child, Stdio};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
+
+    use base64::Engine;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Body, Bytes, Frame, Incoming};
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+
+    use crate::common::{Backend, World, key};
+    use crate::support::{self, Bins, mib};
+
+    const CHUNK: usize = 256 * 1024;
+    const QUERY: &str = r#"{"query":"query Viewer { viewer { id entity username } }","operationName":"Viewer","variables":{}}"#;
+
+    fn basic(key: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"))
+        )
+    }
+
+    /// The upstream: GraphQL answers a viewer, anything else is drained and answered with the
+    /// byte count; a request without the key gets 401.
+    async fn serve(
+        req: Request<Incoming>,
+        auth: Arc<String>,
+    ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+        let ok = req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes() == auth.as_bytes());
+        let graphql = req.uri().path() == "/graphql";
+        let mut body = req.into_body();
+        let mut n = 0usize;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                n += data.len();
+            }
+        }
+        let (status, text) = if !ok {
+            (401, r#"{"errors":[{"message":"no key"}]}"#.to_owned())
+        } else if graphql {
+            (
+                200,
+                r#"{"data":{"viewer":{"id":"VXNlcjox","entity":"ada","username":"ada"}}}"#
+                    .to_owned(),
+            )
+        } else {
+            (200, format!("{{\"received\":{n}}}"))
+        };
+        let mut r = Response::new(Full::new(Bytes::from(text)));
+        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        Ok(r)
+    }
+
+    fn start_upstream(rt: &tokio::runtime::Runtime, key: &str) -> String {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let auth = Arc::new(basic(key));
+        rt.spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = s.set_nodelay(true);
+                let auth = Arc::clone(&auth);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |r| serve(r, Arc::clone(&auth)));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .max_buf_size(512 * 1024)
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        url
+    }
+
+    /// `len` bytes in chunks of [`CHUNK`], streamed (never held whole).
+    struct Upload {
+        chunk: Bytes,
+        left: usize,
+    }
+
+    impl Body for Upload {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            let n = self.left.min(CHUNK);
+            self.left -= n;
+            Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..n)))))
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            hyper::body::SizeHint::with_exact(self.left as u64)
+        }
+    }
+
+    enum AnyBody {
+        Small(Full<Bytes>),
+        Upload(Upload),
+    }
+
+    impl Body for AnyBody {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.get_mut() {
+                AnyBody::Small(b) => Pin::new(b).poll_frame(cx),
+                AnyBody::Upload(b) => Pin::new(b).poll_frame(cx),
+            }
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            match self {
+                AnyBody::Small(b) => b.size_hint(),
+                AnyBody::Upload(b) => b.size_hint(),
+            }
+        }
+    }
+
+    /// One kept-alive HTTP/1.1 connection to `base` sending `auth`'s key.
+    struct Conn {
+        send: hyper::client::conn::http1::SendRequest<AnyBody>,
+        host: String,
+        auth: String,
+    }
+
+    impl Conn {
+        async fn open(base: &str, key: &str) -> Conn {
+            let host = base.strip_prefix("http://").unwrap().to_owned();
+            let s = tokio::net::TcpStream::connect(&host).await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let (send, conn) = hyper::client::conn::http1::Builder::new()
+                .max_buf_size(512 * 1024)
+                .handshake(TokioIo::new(s))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            Conn {
+                send,
+                host,
+                auth: basic(key),
+            }
+        }
+
+        async fn call(&mut self, method: &str, path: &str, body: AnyBody) -> (u16, Bytes) {
+            self.send.ready().await.unwrap();
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", &self.host)
+                .header("authorization", &self.auth)
+                .header("content-type", "application/json")
+                .body(body)
+                .unwrap();
+            let resp = self.send.send_request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, bytes)
+        }
+
+        async fn graphql(&mut self) {
+            let (s, b) = self
+                .call(
+                    "POST",
+                    "/graphql",
+                    AnyBody::Small(Full::new(Bytes::from_static(QUERY.as_bytes()))),
+                )
+                .await;
+            assert!(s == 200 && b.starts_with(b"{\"data\""), "{s} {b:?}");
+        }
+
+        async fn upload(&mut self, chunk: &Bytes, len: usize) {
+            let body = AnyBody::Upload(Upload {
+                chunk: chunk.clone(),
+                left: len,
+            });
+            let (s, b) = self.call("PUT", "/files/ada/proj/run1/upload", body).await;
+            assert_eq!(s, 200, "{b:?}");
+            assert_eq!(b, Bytes::from(format!("{{\"received\":{len}}}")));
+        }
+    }
+
+    /// `wbl exec --proxy` holding a proxy open: it prints the proxy's address and placeholder
+    /// and waits for a line on stdin.
+    fn open_proxy(bins: &Bins, w: &World, upstream: &str) -> (Child, String, String) {
+        let mut c = bins.cmd(w, &bins.wbl);
+        c.args(["exec", "--proxy", "--host", upstream, "--", "sh", "-c"])
+            .arg("echo \"$WANDB_BASE_URL $WANDB_API_KEY\"; read x")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut words = line.split_whitespace();
+        let base = words.next().expect("the proxy's address").to_owned();
+        let placeholder = words.next().expect("the placeholder").to_owned();
+        assert!(placeholder.starts_with("wblproxy-"));
+        (child, base, placeholder)
+    }
+
+    fn close_proxy(mut child: Child) {
+        let _ = writeln!(child.stdin.take().unwrap(), "done");
+        assert!(child.wait().unwrap().success());
+    }
+
+    fn rss(pid: u32) -> u64 {
+        support::agent_memory(pid).expect("the agent runs").1
+    }
+
+    /// `RssAnon` and `RssFile` (mapped code and files) of the agent, KiB.
+    fn rss_parts(pid: u32) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("RssAnon:"), field("RssFile:"))
+    }
+
+    fn settle() {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    pub fn main() {
+        let quick = support::quick();
+        let rounds = if quick {
+            300
+        } else {
+            std::env::var("WBL_BENCH_RUNS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(3000)
+        };
+        let upload_len: usize = if quick { 16 << 20 } else { 256 << 20 };
+        let uploads = if quick { 1 } else { 3 };
+        let bins = Bins::get();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let k = key(26001);
+        let upstream = start_upstream(&rt, &k);
+        let w = World::new(Backend::Keyutils);
+        let r = bins.wbl(&w, &["login", "--host", &upstream, &k], b"");
+        assert!(r.success);
+        let agent = w.agent_pid().unwrap_or_else(|| bins.start_agent(&w));
+        settle();
+        let idle_before = rss(agent);
+        let parts_before = rss_parts(agent);
+
+        let (child, base, placeholder) = open_proxy(&bins, &w, &upstream);
+        settle();
+        let open_rss = rss(agent);
+
+        // Small POSTs over one kept-alive connection each way, interleaved in blocks.
+        let (direct, proxied) = rt.block_on(async {
+            let mut d = Conn::open(&upstream, &k).await;
+            let mut p = Conn::open(&base, &placeholder).await;
+            for _ in 0..50 {
+                d.graphql().await;
+                p.graphql().await;
+            }
+            let (mut ds, mut ps) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let t = Instant::now();
+                d.graphql().await;
+                ds.push(t.elapsed());
+                let t = Instant::now();
+                p.graphql().await;
+                ps.push(t.elapsed());
+            }
+            ds.sort();
+            ps.sort();
+            (ds, ps)
+        });
+        let med = |v: &[Duration]| v[v.len() / 2];
+        let p99 = |v: &[Duration]| support::percentile(v, 0.99);
+        println!("## small GraphQL POST over a kept-alive connection ({rounds} rounds)");
+        println!();
+        println!("| path | median (µs) | p99 (µs) |");
+        println!("|---|---|---|");
+        println!(
+            "| direct | {} | {} |",
+            support::us(med(&direct)),
+            support::us(p99(&direct))
+        );
+        println!(
+            "| through the proxy | {} | {} |",
+            support::us(med(&proxied)),
+            support::us(p99(&proxied))
+        );
+        println!();
+        println!(
+            "proxied / direct (median): **{:.2}×** (goal ≤ 1.3×)",
+            med(&proxied).as_secs_f64() / med(&direct).as_secs_f64()
+        );
+        println!();
+        println!(
+            "added by the proxy (median): {} µs per request",
+            support::us(med(&proxied).saturating_sub(med(&direct)))
+        );
+        println!();
+
+        // Uploads, alternating.
+        let chunk = Bytes::from(vec![0x5a; CHUNK]);
+        let (d_tp, p_tp) = rt.block_on(async {
+            let mut d = Conn::open(&upstream, &k).await;
+            let mut p = Conn::open(&base, &placeholder).await;
+            let (mut dt, mut pt) = (Vec::new(), Vec::new());
+            for _ in 0..uploads {
+                let t = Instant::now();
+                d.upload(&chunk, upload_len).await;
+                dt.push(t.elapsed());
+                let t = Instant::now();
+                p.upload(&chunk, upload_len).await;
+                pt.push(t.elapsed());
+            }
+            dt.sort();
+            pt.sort();
+            let mibps = |d: Duration| (upload_len as f64 / 1048576.0) / d.as_secs_f64();
+            (mibps(dt[dt.len() / 2]), mibps(pt[pt.len() / 2]))
+        });
+        let after_upload = support::agent_memory(agent).unwrap();
+        println!("## {} MiB upload (median of {uploads})", upload_len >> 20);
+        println!();
+        println!("| path | MiB/s |");
+        println!("|---|---|");
+        println!("| direct | {d_tp:.0} |");
+        println!("| through the proxy | {p_tp:.0} |");
+        println!();
+        println!(
+            "proxied / direct throughput: **{:.2}×** (goal ≥ 0.9×)",
+            p_tp / d_tp
+        );
+        println!();
+
+        // 64 concurrent streams through the proxy: each 20 POSTs and a 1 MiB upload.
+        let errors = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..64 {
+                let base = base.clone();
+                let placeholder = placeholder.clone();
+                let chunk = chunk.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut c = Conn::open(&base, &placeholder).await;
+                    for _ in 0..20 {
+                        c.graphql().await;
+                    }
+                    c.upload(&chunk, 1 << 20).await;
+                }));
+            }
+            let mut errors = 0;
+            for t in tasks {
+                if t.await.is_err() {
+                    errors += 1;
+                }
+            }
+            errors
+        });
+        let after_streams = support::agent_memory(agent).unwrap();
+        println!("## 64 concurrent streams through one proxy (20 POSTs and a 1 MiB upload each)");
+        println!();
+        println!("errors: **{errors}** (goal 0)");
+        println!();
+        assert_eq!(errors, 0);
+
+        close_proxy(child);
+        settle();
+        let idle_after = rss(agent);
+        let parts_after = rss_parts(agent);
+        println!("## the agent's memory (VmRSS; VmHWM is the peak)");
+        println!();
+        println!("| when | VmRSS (MiB) |");
+        println!("|---|---|");
+        println!("| idle, no proxy yet | {} |", mib(idle_before));
+        println!("| proxy open, unused | {} |", mib(open_rss));
+        println!(
+            "| after the uploads | {} (peak {}) |",
+            mib(after_upload.1),
+            mib(after_upload.0)
+        );
+        println!(
+            "| after 64 concurrent streams | {} (peak {}) |",
+            mib(after_streams.1),
+            mib(after_streams.0)
+        );
+        println!("| idle, proxy closed | {} |", mib(idle_after));
+        println!();
+        println!(
+            "idle before: {} MiB anonymous + {} MiB mapped files (code); after the proxy \
+             closed: {} + {}",
+            mib(parts_before.0),
+            mib(parts_before.1),
+            mib(parts_after.0),
+            mib(parts_after.1)
+        );
+        println!();
+        println!(
+            "growth over the uploads (after − open): **{} MiB** (goal < 8 MiB); peak with 64 \
+             streams: {} MiB over open; idle after the proxy closed: **{} MiB** (goal ≤ 6 MiB)",
+            mib(after_upload.1.saturating_sub(open_rss)),
+            mib(after_streams.0.saturating_sub(open_rss)),
+            mib(idle_after)
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! Key-injecting proxies (`wbl exec --proxy`, `wbl ssh --proxy`): per grant, a listener (a
+//! loopback TCP port, or a restricted Unix socket for `ssh -R`) that takes the W&B SDK's
+//! requests carrying a random placeholder in the key's place, puts the real key in, and
+//! forwards them to the W&B server the key belongs to. The key never leaves the agent.
+//!
+//! A proxy lives exactly as long as the connection that opened it (`wbl exec --proxy` holds
+//! it for the command's life, `wbl ssh --proxy` for the session), and refuses everything past
+//! its TTL. Its I/O runs on the proxy engine ([`engine`]), started with the first proxy and
+//! stopped with the last. What a request may do is [`rules`]; the HTTP part is [`serve`].
+
+// Restricted sockets are Unix domain sockets; elsewhere only the loopback listener is built.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
+
+mod engine;
+pub(crate) mod rules;
+mod serve;
+mod upstream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wbl_proto::{ErrorCode, ProxyInfo, ProxyListen, ProxyRequest, Response, Secret};
+use zeroize::Zeroizing;
+
+use super::{Session, State};
+
+/// At most this many proxies at once.
+pub const MAX_PROXIES: usize = 64;
+
+/// The ids of the open proxies (a name is taken while its proxy lives).
+static OPEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn open_ids() -> std::sync::MutexGuard<'static, Vec<String>> {
+    OPEN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One proxy's grant: the placeholder it accepts, the key it puts in, where it forwards, until
+/// when.
+pub(crate) struct Grant {
+    id: String,
+    destination: String,
+    placeholder: Zeroizing<String>,
+    /// `Basic base64("api:" + key)`, what the upstream gets.
+    authorization: Zeroizing<String>,
+    /// The upstream's origin and path prefix, without a trailing `/`.
+    upstream: url::Url,
+    /// The account whose key this is.
+    account: String,
+    expires: Option<(Instant, u64)>,
+    ended: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("id", &self.id)
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Grant {
+    /// Not ended and not past its TTL.
+    pub(crate) fn live(&self) -> bool {
+        !*self.ended.borrow() && self.expires.is_none_or(|(at, _)| Instant::now() < at)
+    }
+}
+
+/// Held by the connection that opened the proxy: dropping it ends the grant, closes the
+/// listener and its connections, removes a socket file and releases the engine.
+pub(crate) struct Held {
+    grant: Arc<Grant>,
+    socket: Option<std::path::PathBuf>,
+    _lease: engine::Lease,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.grant.ended.send_replace(true);
+        if let Some(s) = &self.socket {
+            let _ = std::fs::remove_file(s);
+        }
+        open_ids().retain(|id| id != &self.grant.id);
+        tracing::info!(proxy = %self.grant.id, destination = %self.grant.destination, "proxy closed");
+    }
+}
+
+/// Opens a proxy for the connection that asked: gets the key (an access-log entry with the
+/// use `proxy`), makes the placeholder, starts listening. The answer goes to the client; the
+/// [`Held`] guard stays with its connection.
+pub(crate) async fn open(
+    state: &Arc<State>,
+    session: &Session,
+    req: ProxyRequest,
+) -> (Response, Option<Held>) {
+    match open_inner(state, session, req).await {
+        Ok((info, held)) => (Response::Proxying(info), Some(held)),
+        Err(response) => (response, None),
+    }
+}
+
+async fn open_inner(
+    state: &Arc<State>,
+    session: &Session,
+    req: ProxyRequest,
+) -> Result<(ProxyInfo, Held), Response> {
+    let bad = |m: String| Response::error(ErrorCode::BadRequest, m);
+    let upstream = url::Url::parse(&req.upstream)
+        .map_err(|e| bad(format!("`{}` is not a URL: {e}", req.upstream)))?;
+    upstream::reachable(&upstream).map_err(bad)?;
+    if req.queries.is_empty() || req.queries.len() > 4 {
+        return Err(bad(
+            "a proxy needs one to four places to find its key".into()
+        ));
+    }
+    match req.ttl_secs {
+        Some(0) => return Err(bad("the TTL of a proxy must be at least one second".into())),
+        Some(t) if t > wbl_proto::MAX_FORWARD_TTL_SECS => {
+            return Err(bad("the TTL of a proxy may be at most 30 days".into()));
+        }
+        _ => {}
+    }
+    if open_ids().len() >= MAX_PROXIES {
+        return Err(Response::error(
+            ErrorCode::Internal,
+            format!("too many proxies open (at most {MAX_PROXIES}); end one first"),
+        ));
+    }
+    let destination = crate::text::printable(&req.destination)
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let cred = key(state, session, &req, &destination).await?;
+    let internal = |m: String| Response::error(ErrorCode::Internal, m);
+    let id = match &req.name {
+        Some(name) => {
+            if name.is_empty()
+                || name.len() > 32
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(bad(format!(
+                    "`{}` cannot name a proxy: use 1 to 32 letters, digits, `-` or `_`",
+                    crate::text::printable(name)
+                )));
+            }
+            name.clone()
+        }
+        None => random_hex(8).map_err(internal)?,
+    };
+    {
+        let mut ids = open_ids();
+        if ids.contains(&id) {
+            return Err(bad(format!(
+                "a proxy named {id} is already open; end it first"
+            )));
+        }
+        ids.push(id.clone());
+    }
+    // Until the guard exists, a failure gives the id back.
+    let mut reserved = Reserved(Some(id.clone()));
+    let placeholder = Zeroizing::new(format!(
+        "{}{}",
+        rules::PLACEHOLDER_PREFIX,
+        random_hex(32).map_err(internal)?
+    ));
+    let authorization = {
+        use base64::Engine;
+        let raw = Zeroizing::new(format!("api:{}", cred.password.expose()));
+        Zeroizing::new(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
+        ))
+    };
+    let now_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expires = req
+        .ttl_secs
+        .map(|t| (Instant::now() + Duration::from_secs(t), now_unix + t));
+    let mut upstream = upstream;
+    let trimmed = upstream.path().trim_end_matches('/').to_owned();
+    upstream.set_path(&trimmed);
+    upstream.set_query(None);
+    upstream.set_fragment(None);
+    let grant = Arc::new(Grant {
+        id: id.clone(),
+        destination: destination.clone(),
+        placeholder,
+        authorization,
+        upstream,
+        account: wbl_proto::user_account(&cred.username).to_owned(),
+        expires,
+        ended: tokio::sync::watch::channel(false).0,
+    });
+    let lease =
+        engine::lease().map_err(|e| internal(format!("cannot start the proxy's thread: {e}")))?;
+    let (address, socket) = match req.listen {
+        ProxyListen::Loopback => {
+            let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| internal(format!("cannot listen on 127.0.0.1: {e}")))?;
+            let addr = l
+                .local_addr()
+                .map_err(|e| internal(format!("cannot listen on 127.0.0.1: {e}")))?;
+            serve::start(&lease, serve::Listener::Tcp(l), &grant, state);
+            (addr.to_string(), None)
+        }
+        #[cfg(unix)]
+        ProxyListen::Socket => {
+            let path = crate::rendezvous::RuntimePaths {
+                socket: std::path::PathBuf::from(state.serving.socket()),
+            }
+            .forward_socket(&format!("proxy.{id}"));
+            let l = bind_socket(&path)
+                .map_err(|e| internal(format!("cannot listen on {}: {e}", path.display())))?;
+            serve::start(&lease, serve::Listener::Unix(l), &grant, state);
+            (path.display().to_string(), Some(path))
+        }
+        #[cfg(not(unix))]
+        ProxyListen::Socket => {
+            return Err(internal(
+                "a proxy for ssh needs Unix domain sockets; this platform has none".into(),
+            ));
+        }
+    };
+    reserved.disarm();
+    tracing::info!(
+        proxy = %id,
+        destination = %destination,
+        upstream = %grant.upstream,
+        %address,
+        ttl_secs = ?req.ttl_secs,
+        "proxy opened"
+    );
+    let info = ProxyInfo {
+        id,
+        placeholder: Secret::from(grant.placeholder.as_str()),
+        address,
+        upstream: grant.upstream.to_string().trim_end_matches('/').to_owned(),
+        account: grant.account.clone(),
+        expires_unix: expires.map(|(_, u)| u),
+    };
+    Ok((
+        info,
+        Held {
+            grant,
+            socket,
+            _lease: lease,
+        },
+    ))
+}
+
+/// The key for the proxy: the first of the request's queries that finds one whose target and
+/// user name are those asked for (as the client's own lookup does).
+async fn key(
+    state: &State,
+    session: &Session,
+    req: &ProxyRequest,
+    destination: &str,
+) -> Result<wbl_proto::Credential, Response> {
+    for (i, q) in req.queries.iter().enumerate() {
+        let expected = match &q.account {
+            wbl_proto::Account::Any => q.username.clone(),
+            wbl_proto::Account::Named(n) => Some(wbl_proto::account_user(n).to_owned()),
+            wbl_proto::Account::Only => None,
+        };
+        let target = q.target.clone();
+        match super::dispatch::proxy_key(state, session, q.clone(), destination).await {
+            Response::Credential(Some(c))
+                if c.target == target
+                    && expected.as_deref().is_none_or(|u| c.username == u)
+                    && !c.password.is_empty() =>
+            {
+                return Ok(c);
+            }
+            Response::Error {
+                code: ErrorCode::NotFound,
+                message,
+            } if i == 0 => {
+                return Err(Response::error(ErrorCode::NotFound, message));
+            }
+            Response::Error { code, message } if code != ErrorCode::NotFound => {
+                return Err(Response::error(code, message));
+            }
+            _ => {}
+        }
+    }
+    Err(Response::error(
+        ErrorCode::NotFound,
+        format!("no API key stored for {}", req.upstream),
+    ))
+}
+
+/// A restricted socket for `ssh -R`, mode 0600 in the agent's private directory; a leftover
+/// file of that (random) name is replaced.
+#[cfg(unix)]
+fn bind_socket(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path)?;
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Gives a reserved id back when dropped (an open that failed half way).
+struct Reserved(Option<String>);
+
+impl Reserved {
+    /// The proxy is open: its [`Held`] gives the id back.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(mine) = self.0.take() {
+            open_ids().retain(|id| id != &mine);
+        }
+    }
+}
+
+/// `bytes` random bytes in hex.
+fn random_hex(bytes: usize) -> Result<String, String> {
+    let mut buf = Zeroizing::new(vec![0u8; bytes]);
+    getrandom::getrandom(&mut buf).map_err(|e| format!("no randomness for a proxy: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}

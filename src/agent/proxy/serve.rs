@@ -1,0 +1,414 @@
+//! The HTTP side of a proxy: accepts on its listener, checks each request ([`super::rules`]),
+//! swaps the placeholder for the key and streams the request to the upstream and its answer
+//! back, both bodies as they come (no buffering: `file_stream` lasts the whole run, uploads
+//! are large). Connections are kept alive on both sides.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http_body_util::{Either, Full};
+use hyper::body::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use super::Grant;
+use super::engine::Lease;
+use super::rules::{self, Refusal};
+use super::upstream::{MAX_BUF, Upstream};
+use crate::accesslog::{Caller, Event, Op, Outcome};
+use crate::agent::State;
+
+type Body = Either<Incoming, Full<Bytes>>;
+
+/// Where a proxy listens, bound by the agent and handed to the engine.
+pub(crate) enum Listener {
+    Tcp(std::net::TcpListener),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// What each request of a proxy needs.
+struct Shared {
+    grant: Arc<Grant>,
+    state: Arc<State>,
+    upstream: Arc<Upstream>,
+    /// The upstream's origin and path prefix, no trailing `/`.
+    base: String,
+    /// `proxy:<destination>`, the access log's channel.
+    channel: Arc<str>,
+    caller: Arc<Caller>,
+}
+
+/// Starts serving `listener` on the engine until the grant ends.
+pub(crate) fn start(lease: &Lease, listener: Listener, grant: &Arc<Grant>, state: &Arc<State>) {
+    let shared = Arc::new(Shared {
+        grant: Arc::clone(grant),
+        state: Arc::clone(state),
+        upstream: Arc::clone(&lease.upstream),
+        base: grant.upstream.as_str().trim_end_matches('/').to_owned(),
+        channel: Arc::from(format!("proxy:{}", grant.destination).as_str()),
+        caller: Arc::new(Caller::unknown()),
+    });
+    lease.handle.spawn(accept_loop(listener, shared));
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+    let mut ended = shared.grant.ended.subscribe();
+    match listener {
+        Listener::Tcp(l) => {
+            let l = match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the proxy cannot use its listener");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    accepted = l.accept() => match accepted {
+                        Ok((s, _)) => {
+                            let _ = s.set_nodelay(true);
+                            tokio::spawn(connection(TokioIo::new(s), Arc::clone(&shared)));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed on a proxy");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                    _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => break,
+                }
+            }
+        }
+        #[cfg(unix)]
+        Listener::Unix(l) => {
+            let l = match tokio::net::UnixListener::from_std(l) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the proxy cannot use its socket");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    accepted = l.accept() => match accepted {
+                        Ok((s, _)) => {
+                            tokio::spawn(connection(TokioIo::new(s), Arc::clone(&shared)));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed on a proxy socket");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                    _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => break,
+                }
+            }
+        }
+    }
+}
+
+/// One client connection, until it closes or the grant ends.
+async fn connection<I>(io: TokioIo<I>, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut ended = shared.grant.ended.subscribe();
+    let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&shared)));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(MAX_BUF)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(120))
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "proxy connection ended");
+            }
+        }
+        _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => {}
+    }
+}
+
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
+    let grant = &shared.grant;
+    let refused = if !grant.live() {
+        Some(Refusal::Ended)
+    } else if !rules::carries(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        &grant.placeholder,
+    ) {
+        Some(Refusal::Placeholder)
+    } else if !rules::allowed_path(req.uri().path()) {
+        Some(Refusal::Path)
+    } else {
+        None
+    };
+    if let Some(r) = refused {
+        log_refusal(&shared, &req, r);
+        return Ok(plain(
+            StatusCode::from_u16(r.status()).unwrap_or(StatusCode::FORBIDDEN),
+            r.body(),
+        ));
+    }
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let (mut parts, body) = req.into_parts();
+    parts.uri = match format!("{}{path_and_query}", shared.base).parse() {
+        Ok(u) => u,
+        Err(_) => {
+            return Ok(plain(
+                StatusCode::BAD_REQUEST,
+                error_json("wbl proxy: the request's path is not a valid URL path"),
+            ));
+        }
+    };
+    parts.version = hyper::Version::HTTP_11;
+    // GraphQL answers name the real API origin in absolute URLs (a run file's `url` on a
+    // server that serves its own files); the SDK would call those without the key. They are
+    // rewritten to the proxy's origin as the client named it, so their answers come
+    // uncompressed.
+    let rewrite = (parts.uri.path().ends_with("/graphql"))
+        .then(|| proxy_origin(&parts.headers))
+        .flatten();
+    if rewrite.is_some() {
+        parts.headers.remove(header::ACCEPT_ENCODING);
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    let Ok(mut auth) = HeaderValue::from_str(&grant.authorization) else {
+        return Ok(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_json("wbl proxy: the stored key cannot be sent in a header"),
+        ));
+    };
+    auth.set_sensitive(true);
+    parts.headers.insert(header::AUTHORIZATION, auth);
+    match shared
+        .upstream
+        .client
+        .request(Request::from_parts(parts, body))
+        .await
+    {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            match rewrite {
+                Some(origin) if is_plain_json(&parts.headers) => {
+                    Ok(rewritten(parts, body, &shared.base, &origin).await)
+                }
+                _ => Ok(Response::from_parts(parts, Either::Left(body))),
+            }
+        }
+        Err(e) => {
+            tracing::info!(proxy = %grant.id, error = %e, "the proxy could not reach its upstream");
+            Ok(plain(
+                StatusCode::BAD_GATEWAY,
+                error_json(&format!(
+                    "wbl proxy: cannot reach {}: {}",
+                    shared.base,
+                    error_chain(&e)
+                )),
+            ))
+        }
+    }
+}
+
+/// The largest GraphQL answer whose absolute URLs are rewritten; a larger one is refused.
+const MAX_REWRITE: usize = 64 * 1024 * 1024;
+
+/// `http://HOST` for the request's `Host` header (the proxy as its client reaches it:
+/// `127.0.0.1:PORT`, or the remote's port through ssh), when it is a plain host and port.
+fn proxy_origin(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-' | b'[' | b']'));
+    plain.then(|| format!("http://{host}"))
+}
+
+/// A JSON answer without a content encoding.
+fn is_plain_json(headers: &HeaderMap) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().contains("json"));
+    let encoded = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    json && !encoded
+}
+
+/// The answer with every occurrence of the upstream's base URL replaced by the proxy's
+/// origin (paths below the base map one to one, see [`handle`]).
+async fn rewritten(
+    mut parts: hyper::http::response::Parts,
+    body: Incoming,
+    base: &str,
+    origin: &str,
+) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let collected = match http_body_util::Limited::new(body, MAX_REWRITE)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                error_json(&format!(
+                    "wbl proxy: the server's answer could not be read: {e}"
+                )),
+            );
+        }
+    };
+    let bytes = replace_all(&collected, base.as_bytes(), origin.as_bytes());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    Response::from_parts(parts, Either::Right(Full::new(bytes)))
+}
+
+/// `haystack` with every `from` replaced by `to` (the same bytes when there is none).
+fn replace_all(haystack: &Bytes, from: &[u8], to: &[u8]) -> Bytes {
+    let finder = memchr::memmem::Finder::new(from);
+    if finder.find(haystack).is_none() {
+        return haystack.clone();
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = &haystack[..];
+    while let Some(i) = finder.find(rest) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(to);
+        rest = &rest[i + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    Bytes::from(out)
+}
+
+/// The error and its causes in one line (never a header value: no secret).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn error_json(message: &str) -> String {
+    serde_json::json!({"errors": [{"message": message}], "error": message}).to_string()
+}
+
+fn plain(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Headers that belong to one connection, not to the request (RFC 9110, 7.6.1), and those
+/// named by `Connection`.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for n in named {
+        headers.remove(n.as_str());
+    }
+    for h in [
+        header::CONNECTION,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+    ] {
+        headers.remove(h);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// A refused request in the access log: `op` `proxy`, the reason as `code`, method and path
+/// (never the query string or a header) as `command`.
+fn log_refusal(shared: &Shared, req: &Request<Incoming>, r: Refusal) {
+    let path: String = crate::text::printable(req.uri().path())
+        .chars()
+        .take(200)
+        .collect();
+    tracing::info!(
+        proxy = %shared.grant.id,
+        destination = %shared.grant.destination,
+        refused = r.code(),
+        method = %req.method(),
+        %path,
+        "the proxy refused a request"
+    );
+    let up = &shared.grant.upstream;
+    let host = match up.port() {
+        Some(p) => format!("{}:{p}", up.host_str().unwrap_or("")),
+        None => up.host_str().unwrap_or("").to_owned(),
+    };
+    shared.state.access_log.record(Event {
+        time: SystemTime::now(),
+        op: Op::Proxy,
+        result: Outcome::Refused,
+        code: Some(r.code()),
+        protocol: up.scheme().to_owned(),
+        host,
+        username: None,
+        account: Some(shared.grant.account.clone()),
+        caller: Arc::clone(&shared.caller),
+        channel: Arc::clone(&shared.channel),
+        purpose: None,
+        command: Some(format!("{} {path}", req.method())),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_origin_becomes_the_proxys() {
+        let body = Bytes::from_static(
+            br#"{"url":"https://api.wandb.ai/files/a/b","x":"https://api.wandb.aix"}"#,
+        );
+        let out = replace_all(&body, b"https://api.wandb.ai", b"http://127.0.0.1:9");
+        assert_eq!(
+            &out[..],
+            br#"{"url":"http://127.0.0.1:9/files/a/b","x":"http://127.0.0.1:9x"}"#
+        );
+        let none = Bytes::from_static(b"{}");
+        assert_eq!(replace_all(&none, b"h", b"x"), none);
+    }
+
+    #[test]
+    fn only_a_plain_host_names_the_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert_eq!(proxy_origin(&h).as_deref(), Some("http://127.0.0.1:8080"));
+        h.insert(header::HOST, HeaderValue::from_static("evil/x@y"));
+        assert_eq!(proxy_origin(&h), None);
+    }
+}
