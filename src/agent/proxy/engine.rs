@@ -69,6 +69,8 @@ fn start() -> std::io::Result<Engine> {
             });
             // Dropping the runtime here cancels what is left (connections of ended grants).
             drop(runtime);
+            // The bodies' buffers were freed into this thread's arena, which glibc keeps.
+            crate::sys::release_free_heap();
         })?;
     let upstream = {
         let _guard = handle.enter();
