@@ -296,19 +296,6 @@ mod linux {
         use super::*;
         use std::os::unix::net::UnixStream;
 
-        /// What identifying a caller costs (run with `--release --ignored --nocapture`).
-        #[test]
-        #[ignore]
-        fn identify_cost() {
-            let (a, _b) = UnixStream::pair().unwrap();
-            let n = 2000;
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(identify(a.as_fd()));
-            }
-            eprintln!("identify: {:?} each", t.elapsed() / n);
-        }
-
         #[test]
         fn parse_stat_counts_from_the_last_parenthesis() {
             let line =
