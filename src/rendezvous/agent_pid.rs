@@ -75,31 +75,14 @@ fn verify_unix(paths: &RuntimePaths, pid: u32) -> Result<(), String> {
                 pidfile.display()
             ));
         }
-        let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
-        let owner = std::fs::metadata(&proc)
-            .map_err(|e| format!("pid {pid} is gone: {e}"))?
-            .uid();
-        if owner != crate::sys::euid() {
-            return Err(format!("pid {pid} runs as uid {owner}, not as you"));
-        }
-        let exe = std::fs::read_link(proc.join("exe"))
-            .map_err(|e| format!("cannot read the executable of pid {pid}: {e}"))?;
-        let name = exe
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !name.starts_with("wbl-agent") {
-            return Err(format!("pid {pid} runs {}, not wbl-agent", exe.display()));
-        }
     }
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
     {
-        let owner = crate::sys::process_uid(pid).ok_or_else(|| format!("pid {pid} is gone"))?;
+        let owner = owner_of(pid)?;
         if owner != crate::sys::euid() {
             return Err(format!("pid {pid} runs as uid {owner}, not as you"));
         }
-        let exe = crate::sys::process_exe(pid)
-            .ok_or_else(|| format!("cannot read the executable of pid {pid}"))?;
+        let exe = exe_of(pid)?;
         let name = exe
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -112,6 +95,34 @@ fn verify_unix(paths: &RuntimePaths, pid: u32) -> Result<(), String> {
         return Err(format!("pid {pid} cannot be signalled by you"));
     }
     Ok(())
+}
+
+/// The uid a process runs as (the owner of its `/proc` directory).
+#[cfg(target_os = "linux")]
+fn owner_of(pid: u32) -> Result<u32, String> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .map(|m| m.uid())
+        .map_err(|e| format!("pid {pid} is gone: {e}"))
+}
+
+/// The executable a process runs.
+#[cfg(target_os = "linux")]
+fn exe_of(pid: u32) -> Result<std::path::PathBuf, String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| format!("cannot read the executable of pid {pid}: {e}"))
+}
+
+/// The uid a process runs as.
+#[cfg(target_os = "macos")]
+fn owner_of(pid: u32) -> Result<u32, String> {
+    crate::sys::process_uid(pid).ok_or_else(|| format!("pid {pid} is gone"))
+}
+
+/// The executable a process runs.
+#[cfg(target_os = "macos")]
+fn exe_of(pid: u32) -> Result<std::path::PathBuf, String> {
+    crate::sys::process_exe(pid).ok_or_else(|| format!("cannot read the executable of pid {pid}"))
 }
 
 #[cfg(all(test, unix))]
