@@ -344,25 +344,15 @@ pub fn ssh(args: &crate::cli::SshArgs) -> anyhow::Result<()> {
     // Ends the proxy (and the forward), and waits until the agent has ended it.
     agent.end(END_WAIT);
     drop(forward);
-    let code = status.code().unwrap_or(255);
-    if code == 255 {
-        crate::term::log(&format!(
+    super::ssh::passed_on(
+        status,
+        &parsed.destination,
+        &format!(
             "ssh failed (exit 255); when it says the remote port forwarding failed, port \
              {port} may be taken on the remote: run it again for another; remove {dir} there \
              if it is left"
-        ));
-    }
-    if code == 127 {
-        super::ssh::remote_not_found_hint(&parsed.destination);
-    }
-    if code != 0 {
-        return Err(super::ExitError {
-            code: u8::try_from(code).unwrap_or(255),
-            message: String::new(),
-        }
-        .into());
-    }
-    Ok(())
+        ),
+    )
 }
 
 /// `wbl ssh --proxy --hold NAME`: keeps a proxy open on the socket

@@ -329,19 +329,31 @@ fn run_unix(args: SshArgs) -> anyhow::Result<()> {
     let status = wait_ignoring_interrupts(ssh)?;
     // Ends the grant: the agent removes the restricted socket when this connection closes.
     drop(agent);
+    passed_on(
+        status,
+        &parsed.destination,
+        "ssh failed (exit 255); when it says the remote forward failed, the server must allow \
+         Unix-socket forwarding (sshd_config `AllowStreamLocalForwarding yes`, the default)",
+    )
+}
+
+/// ssh's (the remote command's) exit status, passed on silently as ssh does, with a hint on
+/// stderr for the two that mean wbl's part failed: 255 (ssh itself, `on_255` says what to
+/// check) and 127 (the remote has no such command).
+#[cfg(unix)]
+pub(super) fn passed_on(
+    status: std::process::ExitStatus,
+    destination: &str,
+    on_255: &str,
+) -> anyhow::Result<()> {
     let code = status.code().unwrap_or(255);
     if code == 255 {
-        crate::term::log(
-            "ssh failed (exit 255); when it says the remote forward failed, the server must \
-             allow Unix-socket forwarding (sshd_config `AllowStreamLocalForwarding yes`, the \
-             default)",
-        );
+        crate::term::log(on_255);
     }
     if code == 127 {
-        remote_not_found_hint(&parsed.destination);
+        remote_not_found_hint(destination);
     }
     if code != 0 {
-        // ssh's (the remote command's) status, passed on silently as ssh does.
         return Err(super::ExitError {
             code: u8::try_from(code).unwrap_or(255),
             message: String::new(),
