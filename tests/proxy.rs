@@ -43,6 +43,86 @@ run.finish()
 print("done", flush=True)
 "#;
 
+/// The SDK script's run, started by `wbl exec --proxy` or `wbl ssh --proxy`: its stdin (for
+/// `go`), its stdout line by line and what it printed so far.
+struct Script {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    printed: String,
+}
+
+impl Script {
+    fn start(c: &mut std::process::Command) -> Script {
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Script {
+            child,
+            stdin,
+            lines,
+            printed: String::new(),
+        }
+    }
+
+    /// Reads up to the script's `ready` line and returns it; if the script ends first, panics
+    /// with what it printed and `context()` (what the servers saw).
+    fn ready(&mut self, context: impl Fn() -> String) -> String {
+        loop {
+            let Some(Ok(line)) = self.lines.next() else {
+                let _ = self.child.wait();
+                let err = self.stderr();
+                panic!(
+                    "the script ended early: {}{err}\n{}",
+                    self.printed,
+                    context()
+                );
+            };
+            self.printed.push_str(&line);
+            self.printed.push('\n');
+            if line.starts_with("ready ") {
+                return line;
+            }
+        }
+    }
+
+    /// Lets the script finish (`go`), checks that it did, and returns what it printed on
+    /// stdout and on stderr.
+    fn finish(mut self) -> (String, String) {
+        writeln!(self.stdin, "go").unwrap();
+        drop(self.stdin);
+        let status = self.child.wait().unwrap();
+        for line in self.lines.map_while(Result::ok) {
+            self.printed.push_str(&line);
+            self.printed.push('\n');
+        }
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let printed = self.printed;
+        assert!(status.success(), "{printed}{err}");
+        assert!(printed.contains("done"), "{printed}{err}");
+        (printed, err)
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
 /// One HTTP/1.1 request to `base` (`http://127.0.0.1:PORT`) on a fresh connection: the status
 /// and the body, or the connection error.
 fn request(
@@ -83,38 +163,12 @@ fn the_sdk_through_wbl_exec_proxy_never_holds_the_key() {
     let mut c = w.cmd(WBL);
     c.args(["exec", "--proxy", "--host", &server.url, "--"])
         .arg(wandb_python())
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(["-c", SCRIPT]);
     common::sdk_offline_env(&mut c);
     c.env("WANDB_DIR", &work).env_remove("WANDB_API_KEY");
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    let ready = loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.wait();
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!(
-                "the script ended early: {printed}{err}\nthe server saw: {:#?}",
-                server.hits()
-            );
-        };
-        printed.push_str(&line);
-        printed.push('\n');
-        if line.starts_with("ready ") {
-            break line;
-        }
-    };
-    assert!(printed.contains("viewer ada"), "{printed}");
+    let mut script = Script::start(&mut c);
+    let ready = script.ready(|| format!("the server saw: {:#?}", server.hits()));
+    assert!(script.printed.contains("viewer ada"), "{}", script.printed);
     let words: Vec<&str> = ready.split_whitespace().collect();
     let (pid, base, placeholder) = (words[1], words[2].to_owned(), words[3].to_owned());
     assert!(placeholder.starts_with("wblproxy-"), "{placeholder}");
@@ -141,22 +195,7 @@ fn the_sdk_through_wbl_exec_proxy_never_holds_the_key() {
     let (status, _) = request(&base, "GET", "/files/../admin", Some(&placeholder)).unwrap();
     assert!(status == 403 || status == 400, "{status}");
 
-    writeln!(stdin, "go").unwrap();
-    drop(stdin);
-    let status = child.wait().unwrap();
-    for line in lines.map_while(Result::ok) {
-        printed.push_str(&line);
-        printed.push('\n');
-    }
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{printed}{err}");
-    assert!(printed.contains("done"), "{printed}{err}");
+    let (printed, err) = script.finish();
 
     // The server saw the real key on every API request, and the run's history and files.
     let hits = server.hits();
@@ -286,39 +325,13 @@ fn the_sdk_through_wbl_ssh_proxy_on_a_remote_without_wbl() {
     let mut c = w.cmd(WBL);
     c.args(["ssh", "--proxy", "--"])
         .args(sshd.ssh_args())
-        .arg(&remote_command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .arg(&remote_command);
     // The W&B host is the one chosen where `wbl ssh` runs.
     c.env("WANDB_BASE_URL", &server.url);
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    let ready = loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.wait();
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!(
-                "the remote script ended early: {printed}{err}\nsshd: {}\nthe server saw: {:#?}",
-                sshd.log(),
-                server.hits()
-            );
-        };
-        printed.push_str(&line);
-        printed.push('\n');
-        if line.starts_with("ready ") {
-            break line;
-        }
-    };
-    assert!(printed.contains("viewer ada"), "{printed}");
+    let mut script = Script::start(&mut c);
+    let ready =
+        script.ready(|| format!("sshd: {}\nthe server saw: {:#?}", sshd.log(), server.hits()));
+    assert!(script.printed.contains("viewer ada"), "{}", script.printed);
     let words: Vec<&str> = ready.split_whitespace().collect();
     let (pid, base, placeholder) = (words[1], words[2].to_owned(), words[3].to_owned());
     assert!(placeholder.starts_with("wblproxy-"), "{placeholder}");
@@ -340,22 +353,7 @@ fn the_sdk_through_wbl_ssh_proxy_on_a_remote_without_wbl() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "status 401\nstatus 401\n", "{}", stderr(&out));
 
-    writeln!(stdin, "go").unwrap();
-    drop(stdin);
-    let status = child.wait().unwrap();
-    for line in lines.map_while(Result::ok) {
-        printed.push_str(&line);
-        printed.push('\n');
-    }
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{printed}{err}");
-    assert!(printed.contains("done"), "{printed}{err}");
+    let (printed, err) = script.finish();
 
     let hits = server.hits();
     for h in hits.iter().filter(|h| h.port == "api") {
