@@ -55,56 +55,56 @@ pub(crate) fn start(lease: &Lease, listener: Listener, grant: &Arc<Grant>, state
     lease.handle.spawn(accept_loop(listener, shared));
 }
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
-    let mut ended = shared.grant.ended.subscribe();
-    match listener {
-        Listener::Tcp(l) => {
-            let l = match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the proxy cannot use its listener");
-                    return;
-                }
-            };
-            loop {
-                tokio::select! {
-                    accepted = l.accept() => match accepted {
-                        Ok((s, _)) => {
-                            let _ = s.set_nodelay(true);
-                            tokio::spawn(connection(TokioIo::new(s), Arc::clone(&shared)));
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed on a proxy");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    },
-                    _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => break,
-                }
+/// A proxy's listener on the engine's runtime.
+enum Accepting {
+    Tcp(tokio::net::TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+impl Accepting {
+    fn new(listener: Listener) -> std::io::Result<Accepting> {
+        Ok(match listener {
+            Listener::Tcp(l) => Accepting::Tcp(tokio::net::TcpListener::from_std(l)?),
+            #[cfg(unix)]
+            Listener::Unix(l) => Accepting::Unix(tokio::net::UnixListener::from_std(l)?),
+        })
+    }
+
+    /// Accepts one client and serves it on a task of its own.
+    async fn accept(&self, shared: &Arc<Shared>) -> std::io::Result<()> {
+        match self {
+            Accepting::Tcp(l) => {
+                let (s, _) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                tokio::spawn(connection(TokioIo::new(s), Arc::clone(shared)));
+            }
+            #[cfg(unix)]
+            Accepting::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                tokio::spawn(connection(TokioIo::new(s), Arc::clone(shared)));
             }
         }
-        #[cfg(unix)]
-        Listener::Unix(l) => {
-            let l = match tokio::net::UnixListener::from_std(l) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the proxy cannot use its socket");
-                    return;
-                }
-            };
-            loop {
-                tokio::select! {
-                    accepted = l.accept() => match accepted {
-                        Ok((s, _)) => {
-                            tokio::spawn(connection(TokioIo::new(s), Arc::clone(&shared)));
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed on a proxy socket");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    },
-                    _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => break,
-                }
-            }
+        Ok(())
+    }
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+    let mut ended = shared.grant.ended.subscribe();
+    let listener = match Accepting::new(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "the proxy cannot use its listener");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept(&shared) => if let Err(e) = accepted {
+                tracing::warn!(error = %e, "accept failed on a proxy");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            },
+            _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => break,
         }
     }
 }
