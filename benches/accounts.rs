@@ -58,15 +58,7 @@ mod linux {
     }
 
     pub fn main() {
-        let runs = if support::quick() {
-            20
-        } else {
-            std::env::var("WBL_BENCH_RUNS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .filter(|n| *n > 0)
-                .unwrap_or(300)
-        };
+        let runs = support::rounds(20, 300);
         let warmup = 5;
         let bins = Bins::get();
         let w = World::new(Backend::SecretService);

@@ -260,14 +260,7 @@ mod linux {
 
     /// `RssAnon` and `RssFile` (mapped code and files) of the agent, KiB.
     fn rss_parts(pid: u32) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
+        let field = |name| support::status_kib(pid, name).unwrap_or(0);
         (field("RssAnon:"), field("RssFile:"))
     }
 
@@ -277,15 +270,7 @@ mod linux {
 
     pub fn main() {
         let quick = support::quick();
-        let rounds = if quick {
-            300
-        } else {
-            std::env::var("WBL_BENCH_RUNS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .filter(|n| *n > 0)
-                .unwrap_or(3000)
-        };
+        let rounds = support::rounds(300, 3000);
         let upload_len: usize = if quick { 16 << 20 } else { 256 << 20 };
         let uploads = if quick { 1 } else { 3 };
         let bins = Bins::get();

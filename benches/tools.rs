@@ -169,14 +169,7 @@ mod linux {
     }
 
     fn rounds() -> usize {
-        if support::quick() {
-            return 30;
-        }
-        std::env::var("WBL_BENCH_RUNS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(400)
+        support::rounds(30, 400)
     }
 
     pub fn main() {

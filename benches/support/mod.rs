@@ -282,14 +282,29 @@ pub fn print_samples(samples: &[Samples], reference: &str) {
 
 /// `VmHWM` (peak resident set) and `VmRSS` of a live process, KiB.
 pub fn agent_memory(pid: u32) -> Option<(u64, u64)> {
+    Some((status_kib(pid, "VmHWM:")?, status_kib(pid, "VmRSS:")?))
+}
+
+/// One `… kB` field of `/proc/<pid>/status` (`name` with its colon), KiB.
+pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The rounds a bench runs: `quick` under `WBL_BENCH_QUICK=1`, else `WBL_BENCH_RUNS` when set
+/// to a positive number, else `default`.
+pub fn rounds(quick: usize, default: usize) -> usize {
+    if self::quick() {
+        return quick;
+    }
+    std::env::var("WBL_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
 }
 
 /// Whether the bench runs under `cargo bench` (which passes `--bench`); `cargo test --benches`
