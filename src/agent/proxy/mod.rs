@@ -40,8 +40,10 @@ pub(crate) struct Grant {
     id: String,
     destination: String,
     placeholder: Zeroizing<String>,
-    /// `Basic base64("api:" + key)`, what the upstream gets.
-    authorization: Zeroizing<String>,
+    /// `Basic base64("api:" + key)`, what the upstream gets: built once (marked sensitive, so
+    /// hyper never logs it) and cloned into each request, which shares its bytes. hyper's
+    /// header bytes cannot be zeroized; one copy per grant is what remains.
+    authorization: hyper::header::HeaderValue,
     /// The upstream's origin and path prefix, without a trailing `/`.
     upstream: url::Url,
     /// The account whose key this is.
@@ -168,10 +170,15 @@ async fn open_inner(
     let authorization = {
         use base64::Engine;
         let raw = Zeroizing::new(format!("api:{}", cred.password.expose()));
-        Zeroizing::new(format!(
+        let basic = Zeroizing::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
-        ))
+        ));
+        // Base64 is all visible ASCII: always a valid header value.
+        let mut value = hyper::header::HeaderValue::from_str(&basic)
+            .map_err(|_| internal("the stored key cannot be sent in a header".into()))?;
+        value.set_sensitive(true);
+        value
     };
     let now_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
