@@ -64,8 +64,14 @@ impl Refusal {
                  closed or its --ttl passed); start a new one"
             }
         };
-        serde_json::json!({"errors": [{"message": message}], "error": message}).to_string()
+        error_json(message)
     }
+}
+
+/// A body the proxy answers with itself: the message where the SDK shows a server's error
+/// (GraphQL's `errors`, REST's `error`).
+pub fn error_json(message: &str) -> String {
+    serde_json::json!({"errors": [{"message": message}], "error": message}).to_string()
 }
 
 /// Whether `authorization` is `Basic base64(USER:placeholder)` (any user name; the SDK sends

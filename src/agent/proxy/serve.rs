@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::Grant;
 use super::engine::Lease;
-use super::rules::{self, Refusal};
+use super::rules::{self, Refusal, error_json};
 use super::upstream::{MAX_BUF, Upstream};
 use crate::accesslog::{Caller, Event, Op, Outcome};
 use crate::agent::State;
@@ -300,10 +300,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-fn error_json(message: &str) -> String {
-    serde_json::json!({"errors": [{"message": message}], "error": message}).to_string()
 }
 
 fn plain(status: StatusCode, body: String) -> Response<Body> {
