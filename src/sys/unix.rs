@@ -451,6 +451,9 @@ pub struct LocalTime {
 
 /// `secs` since the epoch in the local time zone (`localtime_r`); `None` when out of range.
 pub fn local_time(secs: u64) -> Option<LocalTime> {
+    // musl's libc marks time_t deprecated to announce that it becomes 64-bit there; the
+    // checked conversion is right at either width.
+    #[allow(deprecated)]
     let secs = libc::time_t::try_from(secs).ok()?;
     let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
     // SAFETY: localtime_r reads one time_t and writes one tm, both ours.
