@@ -480,7 +480,7 @@ fn a_proxy_past_its_ttl_refuses_while_the_session_goes_on() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("status 200\nstatus 401\n"), "{text}");
-    assert!(text.contains("grant has ended"), "{text}");
+    assert!(text.contains("placeholder key no longer works"), "{text}");
     let entries = accesslog_support::wait_entries(&w, 3);
     assert!(
         entries

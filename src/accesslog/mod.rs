@@ -108,6 +108,10 @@ pub enum Check {
     /// `SO_PEERCRED`'s pid, read through a `/proc/<pid>` handle whose process started before
     /// the connection was accepted (kernels without `SO_PEERPIDFD`).
     StartTime,
+    /// A loopback TCP client of a key-injecting proxy: the owner of its socket as
+    /// `/proc/net/tcp` lists it and, when that is the agent's own user, the process holding
+    /// the socket, read through a `/proc/<pid>` handle opened before its open files were.
+    Socket,
     /// Not identified beyond uid and pid (not Linux, or `/proc` unavailable).
     None,
 }

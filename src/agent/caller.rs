@@ -123,6 +123,25 @@ pub fn finish(g: Grabbed) -> Identified {
     }
 }
 
+/// `/proc/<pid>`, held open: reads through it concern that process or fail.
+#[cfg(target_os = "linux")]
+pub fn process_dir(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    linux::proc_dir(pid)
+}
+
+/// The process of `dir` (a [`process_dir`] handle, opened before the process was found to be
+/// the caller, e.g. to hold a socket): its executable and parents, read through that handle,
+/// so that a process that exited meanwhile is of unknown program rather than another's.
+#[cfg(target_os = "linux")]
+pub fn of_process(
+    uid: u32,
+    pid: u32,
+    dir: &std::os::fd::OwnedFd,
+    check: crate::accesslog::Check,
+) -> Caller {
+    linux::of_process(uid, pid, dir, check)
+}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -224,8 +243,24 @@ mod linux {
         !matches!(poll(&mut fds, Some(&zero)), Ok(0))
     }
 
+    pub(super) fn of_process(uid: u32, pid: u32, dir: &OwnedFd, check: Check) -> Caller {
+        let mut caller = Caller {
+            uid: Some(uid),
+            pid: Some(pid),
+            exe: exe(dir.as_fd()),
+            check,
+            ..Caller::unknown()
+        };
+        if caller.exe.is_some()
+            && let Some(s) = stat(dir.as_fd())
+        {
+            caller.parents = parents(s);
+        }
+        caller
+    }
+
     /// `/proc/<pid>`, held open: reads through it concern that process or fail.
-    fn proc_dir(pid: u32) -> Option<OwnedFd> {
+    pub(super) fn proc_dir(pid: u32) -> Option<OwnedFd> {
         rustix::fs::open(
             format!("/proc/{pid}"),
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

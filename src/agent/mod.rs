@@ -38,6 +38,9 @@ pub use config::{DEFAULT_KEYCHAIN_TIMEOUT, Limits};
 pub(crate) use dispatch::Channel;
 pub use dispatch::{Peer, Session};
 pub use keychain_store::KeychainStore;
+/// How long a `wbl exec --proxy` port keeps refusing (and logging) requests after its command
+/// exited, before it closes.
+pub use proxy::ENDED_GRACE as PROXY_ENDED_GRACE;
 pub use state::State;
 pub use store::{Served, Store, StoreError, Stored};
 

@@ -20,10 +20,27 @@ struct Engine {
 
 static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
 
-/// A proxy's hold on the engine: while one exists the engine runs.
+/// A proxy's hold on the engine: while one exists the engine runs. It may be dropped on any
+/// thread, the engine's own included (a loopback listener that outlived its grant, see
+/// [`super::serve`]): the runtime then stops once that task yields.
 pub(crate) struct Lease {
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) upstream: Arc<Upstream>,
+}
+
+impl Lease {
+    /// Another hold on the same engine (for a listener that stays a while after its grant).
+    pub(crate) fn another(&self) -> Lease {
+        let mut engine = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = engine.as_mut() {
+            // While `self` exists the engine it names is the one running.
+            e.users += 1;
+        }
+        Lease {
+            handle: self.handle.clone(),
+            upstream: Arc::clone(&self.upstream),
+        }
+    }
 }
 
 impl Drop for Lease {

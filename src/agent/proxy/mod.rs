@@ -3,15 +3,18 @@
 //! requests carrying a random placeholder in the key's place, puts the real key in, and
 //! forwards them to the W&B server the key belongs to. The key never leaves the agent.
 //!
-//! A proxy lives exactly as long as the connection that opened it (`wbl exec --proxy` holds
-//! it for the command's life, `wbl ssh --proxy` for the session), and refuses everything past
-//! its TTL. Its I/O runs on the proxy engine ([`engine`]), started with the first proxy and
+//! A proxy's grant lives exactly as long as the connection that opened it (`wbl exec --proxy`
+//! holds it for the command's life, `wbl ssh --proxy` for the session), and refuses everything
+//! past its TTL. When the grant ends its connections close at once; a loopback listener stays
+//! [`ENDED_GRACE`] longer to refuse, and log, what still comes (a process the command left
+//! behind), while a restricted socket goes at once (its remote port went with the session). Its I/O runs on the proxy engine ([`engine`]), started with the first proxy and
 //! stopped with the last. What a request may do is [`rules`]; the HTTP part is [`serve`].
 
 // Restricted sockets are Unix domain sockets; elsewhere only the loopback listener is built.
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 mod engine;
+mod peer;
 pub(crate) mod rules;
 mod serve;
 mod upstream;
@@ -26,6 +29,11 @@ use super::{Session, State};
 
 /// At most this many proxies at once.
 pub const MAX_PROXIES: usize = 64;
+
+/// How long a loopback proxy's listener stays open after its grant ended, refusing every
+/// request as `ended` (and logging it); then it closes. It counts against no limit of open
+/// proxies; at most [`MAX_PROXIES`] listeners linger at once (beyond, they close at once).
+pub const ENDED_GRACE: Duration = Duration::from_secs(30);
 
 /// The ids of the open proxies (a name is taken while its proxy lives).
 static OPEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -68,8 +76,9 @@ impl Grant {
     }
 }
 
-/// Held by the connection that opened the proxy: dropping it ends the grant, closes the
-/// listener and its connections, removes a socket file and releases the engine.
+/// Held by the connection that opened the proxy: dropping it ends the grant, closes its
+/// connections, gives its id back, closes a restricted socket (removing its file) and releases
+/// the engine. A loopback listener holds its own lease until its [`ENDED_GRACE`] is over.
 pub(crate) struct Held {
     grant: Arc<Grant>,
     socket: Option<std::path::PathBuf>,

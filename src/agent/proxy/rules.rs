@@ -30,7 +30,8 @@ pub enum Refusal {
     Placeholder,
     /// A path off the allow-list: 403.
     Path,
-    /// The grant ended (the command exited, the session closed, the TTL passed): 401.
+    /// The grant ended (the command exited, the session closed, the TTL passed): 401, also
+    /// during a loopback listener's grace after the end.
     Ended,
 }
 
@@ -60,8 +61,9 @@ impl Refusal {
             }
             Refusal::Path => "wbl proxy: this path is not part of the W&B API the proxy serves",
             Refusal::Ended => {
-                "wbl proxy: this proxy's grant has ended (its command exited, its session \
-                 closed or its --ttl passed); start a new one"
+                "wbl proxy: the run this proxy served has ended (its command exited, its \
+                 session closed or its --ttl passed) and its placeholder key no longer works; \
+                 start a new one with `wbl exec --proxy` or `wbl ssh --proxy`"
             }
         };
         error_json(message)

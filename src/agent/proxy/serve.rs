@@ -1,10 +1,13 @@
 //! The HTTP side of a proxy: accepts on its listener, checks each request ([`super::rules`]),
 //! swaps the placeholder for the key and streams the request to the upstream and its answer
 //! back, both bodies as they come (no buffering: `file_stream` lasts the whole run, uploads
-//! are large). Connections are kept alive on both sides.
+//! are large). Connections are kept alive on both sides. A refused request is logged with its
+//! client as far as it can be known ([`super::peer`]).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http_body_util::{Either, Full};
@@ -14,10 +17,10 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::Grant;
 use super::engine::Lease;
 use super::rules::{self, Refusal, error_json};
 use super::upstream::{MAX_BUF, Upstream};
+use super::{ENDED_GRACE, Grant, MAX_PROXIES, peer};
 use crate::accesslog::{Caller, Event, Op, Outcome};
 use crate::agent::State;
 
@@ -39,10 +42,40 @@ struct Shared {
     base: String,
     /// `proxy:<destination>`, the access log's channel.
     channel: Arc<str>,
-    caller: Arc<Caller>,
+    /// The caller of a refusal whose client is not identified.
+    unknown: Arc<Caller>,
+    /// Identifications of loopback clients left this second ([`peer`]).
+    budget: peer::Budget,
 }
 
-/// Starts serving `listener` on the engine until the grant ends.
+/// One client connection: on a loopback port, its address and the proxy's, and who it is
+/// once a refusal needed to know.
+struct Client {
+    addrs: Option<(SocketAddr, SocketAddr)>,
+    caller: tokio::sync::OnceCell<Arc<Caller>>,
+}
+
+impl Client {
+    /// Who the client is: identified once per connection, within the proxy's budget.
+    async fn caller(&self, shared: &Shared) -> Arc<Caller> {
+        let Some((client, proxy)) = self.addrs else {
+            return Arc::clone(&shared.unknown);
+        };
+        let caller = self.caller.get_or_init(|| async {
+            if !shared.budget.take() {
+                return Arc::clone(&shared.unknown);
+            }
+            match tokio::task::spawn_blocking(move || peer::identify(client, proxy)).await {
+                Ok(c) => Arc::new(c),
+                Err(_) => Arc::clone(&shared.unknown),
+            }
+        });
+        Arc::clone(caller.await)
+    }
+}
+
+/// Starts serving `listener` on the engine until the grant ends; a loopback listener then
+/// lingers [`ENDED_GRACE`] on a lease of its own.
 pub(crate) fn start(lease: &Lease, listener: Listener, grant: &Arc<Grant>, state: &Arc<State>) {
     let shared = Arc::new(Shared {
         grant: Arc::clone(grant),
@@ -50,9 +83,11 @@ pub(crate) fn start(lease: &Lease, listener: Listener, grant: &Arc<Grant>, state
         upstream: Arc::clone(&lease.upstream),
         base: grant.upstream.as_str().trim_end_matches('/').to_owned(),
         channel: Arc::from(format!("proxy:{}", grant.destination).as_str()),
-        caller: Arc::new(Caller::unknown()),
+        unknown: Arc::new(Caller::unknown()),
+        budget: peer::Budget::new(),
     });
-    lease.handle.spawn(accept_loop(listener, shared));
+    let linger = matches!(listener, Listener::Tcp(_)).then(|| lease.another());
+    lease.handle.spawn(accept_loop(listener, shared, linger));
 }
 
 /// A proxy's listener on the engine's runtime.
@@ -60,6 +95,13 @@ enum Accepting {
     Tcp(tokio::net::TcpListener),
     #[cfg(unix)]
     Unix(tokio::net::UnixListener),
+}
+
+/// An accepted client connection.
+enum Accepted {
+    Tcp(tokio::net::TcpStream, Arc<Client>),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
 }
 
 impl Accepting {
@@ -71,25 +113,68 @@ impl Accepting {
         })
     }
 
-    /// Accepts one client and serves it on a task of its own.
-    async fn accept(&self, shared: &Arc<Shared>) -> std::io::Result<()> {
+    async fn accept(&self) -> std::io::Result<Accepted> {
         match self {
             Accepting::Tcp(l) => {
-                let (s, _) = l.accept().await?;
+                let (s, client) = l.accept().await?;
                 let _ = s.set_nodelay(true);
-                tokio::spawn(connection(TokioIo::new(s), Arc::clone(shared)));
+                let addrs = s.local_addr().ok().map(|proxy| (client, proxy));
+                Ok(Accepted::Tcp(
+                    s,
+                    Arc::new(Client {
+                        addrs,
+                        caller: tokio::sync::OnceCell::new(),
+                    }),
+                ))
             }
             #[cfg(unix)]
-            Accepting::Unix(l) => {
-                let (s, _) = l.accept().await?;
-                tokio::spawn(connection(TokioIo::new(s), Arc::clone(shared)));
-            }
+            Accepting::Unix(l) => Ok(Accepted::Unix(l.accept().await?.0)),
         }
-        Ok(())
     }
 }
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+impl Accepted {
+    /// Serves the connection: until the grant ends (`late`: accepted after, until it closes
+    /// or its task is dropped).
+    async fn serve(self, shared: Arc<Shared>, late: bool) {
+        match self {
+            Accepted::Tcp(s, client) => connection(TokioIo::new(s), shared, client, late).await,
+            #[cfg(unix)]
+            Accepted::Unix(s) => {
+                let client = Arc::new(Client {
+                    addrs: None,
+                    caller: tokio::sync::OnceCell::new(),
+                });
+                connection(TokioIo::new(s), shared, client, late).await;
+            }
+        }
+    }
+}
+
+/// Loopback listeners lingering after their grant now.
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+/// A place among the lingering listeners, while fewer than [`MAX_PROXIES`] linger.
+struct Lingering;
+
+impl Lingering {
+    fn take() -> Option<Lingering> {
+        LINGERING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PROXIES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Lingering)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: Option<Lease>) {
     let mut ended = shared.grant.ended.subscribe();
     let listener = match Accepting::new(listener) {
         Ok(l) => l,
@@ -100,22 +185,61 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     };
     loop {
         tokio::select! {
-            accepted = listener.accept(&shared) => if let Err(e) = accepted {
-                tracing::warn!(error = %e, "accept failed on a proxy");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            accepted = listener.accept() => match accepted {
+                Ok(a) => {
+                    tokio::spawn(a.serve(Arc::clone(&shared), false));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on a proxy");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             },
             _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => break,
         }
     }
+    // The grant ended. A loopback port stays a while to refuse and log what still comes;
+    // then it closes with its connections, and its lease goes (last: it may stop this
+    // thread's runtime).
+    let (Some(lease), Some(_place)) = (linger, Lingering::take()) else {
+        return;
+    };
+    let mut late = tokio::task::JoinSet::new();
+    let mut shutdown = shared.state.shutdown_signal();
+    let over = tokio::time::sleep(ENDED_GRACE);
+    tokio::pin!(over);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => {
+                    late.spawn(a.serve(Arc::clone(&shared), true));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on a proxy");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = late.join_next() => {}
+            () = &mut over => break,
+            _ = async { shutdown.wait_for(|s| *s).await.map(|_| ()) } => break,
+        }
+    }
+    drop(late);
+    drop(listener);
+    tracing::debug!(proxy = %shared.grant.id, "the ended proxy's listener closed");
+    drop(shared);
+    drop(lease);
 }
 
-/// One client connection, until it closes or the grant ends.
-async fn connection<I>(io: TokioIo<I>, shared: Arc<Shared>)
+/// One client connection, until it closes or the grant ends (`late`: one accepted after the
+/// grant ended, refused request by request, until it closes or its listener does).
+async fn connection<I>(io: TokioIo<I>, shared: Arc<Shared>, client: Arc<Client>, late: bool)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut ended = shared.grant.ended.subscribe();
-    let service = hyper::service::service_fn(move |req| handle(req, Arc::clone(&shared)));
+    let service = hyper::service::service_fn(move |req| {
+        handle(req, Arc::clone(&shared), Arc::clone(&client))
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_BUF)
         .timer(TokioTimer::new())
@@ -128,11 +252,15 @@ where
                 tracing::debug!(error = %e, "proxy connection ended");
             }
         }
-        _ = async { ended.wait_for(|e| *e).await.map(|_| ()) } => {}
+        _ = async { ended.wait_for(|e| *e).await.map(|_| ()) }, if !late => {}
     }
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    client: Arc<Client>,
+) -> Result<Response<Body>, Infallible> {
     let grant = &shared.grant;
     let refused = if !grant.live() {
         Some(Refusal::Ended)
@@ -149,7 +277,8 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<
         None
     };
     if let Some(r) = refused {
-        log_refusal(&shared, &req, r);
+        let caller = client.caller(&shared).await;
+        log_refusal(&shared, &req, r, caller);
         return Ok(plain(
             StatusCode::from_u16(r.status()).unwrap_or(StatusCode::FORBIDDEN),
             r.body(),
@@ -342,7 +471,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// A refused request in the access log: `op` `proxy`, the reason as `code`, method and path
 /// (never the query string or a header) as `command`.
-fn log_refusal(shared: &Shared, req: &Request<Incoming>, r: Refusal) {
+fn log_refusal(shared: &Shared, req: &Request<Incoming>, r: Refusal, caller: Arc<Caller>) {
     let path: String = crate::text::printable(req.uri().path())
         .chars()
         .take(200)
@@ -369,7 +498,7 @@ fn log_refusal(shared: &Shared, req: &Request<Incoming>, r: Refusal) {
         host,
         username: None,
         account: Some(shared.grant.account.clone()),
-        caller: Arc::clone(&shared.caller),
+        caller,
         channel: Arc::clone(&shared.channel),
         purpose: None,
         command: Some(format!("{} {path}", req.method())),
