@@ -1,7 +1,8 @@
 //! The key-injecting proxy (`wbl exec --proxy`) against talking to the same server directly:
 //! a small GraphQL POST over a kept-alive connection (latency), a 256 MiB upload (throughput),
 //! 64 concurrent streams through one proxy (no error), and the agent's memory: idle before,
-//! with a proxy open and used, and idle again after it closed. The server is an HTTP/1.1
+//! with a proxy open and used, and idle again after it closed (and its port's grace for late
+//! requests, `wbl::agent::PROXY_ENDED_GRACE`, passed). The server is an HTTP/1.1
 //! server on 127.0.0.1 built on hyper (a multi-thread runtime in this process), answering
 //! GraphQL and draining uploads; it checks the key on every request. Prints markdown tables;
 //! asserts answers, never timings.
@@ -406,6 +407,8 @@ mod linux {
         assert_eq!(errors, 0);
 
         close_proxy(child);
+        // The port lingers after its run to refuse late requests; idle is once it closed.
+        std::thread::sleep(wbl::agent::PROXY_ENDED_GRACE);
         settle();
         let idle_after = rss(agent);
         let parts_after = rss_parts(agent);

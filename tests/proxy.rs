@@ -226,15 +226,19 @@ fn the_sdk_through_wbl_exec_proxy_never_holds_the_key() {
     let env_file = std::fs::read_to_string(work.join("env.json")).unwrap();
     assert!(env_file.contains(&placeholder));
 
-    // After the run the placeholder opens nothing: the port is closed, or (while the
-    // listener goes away) the grant refuses as ended.
-    match request(&base, "POST", "/graphql", Some(&placeholder)) {
-        Err(_) => {}
-        Ok((status, body)) => assert_eq!(status, 401, "{body}"),
-    }
+    // After the run the placeholder opens nothing: the port still answers for a while, to
+    // refuse it (and log that) as ended.
+    let (status, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body.contains("has ended") && body.contains("placeholder key no longer works"),
+        "{body}"
+    );
 
-    // The access log: the key's use by the proxy, and the three refusals.
-    let entries = accesslog_support::wait_entries(&w, 5);
+    // The access log: the key's use by the proxy, and the five refusals, each naming this
+    // test's program, which sent them.
+    wait_refusals(&w, 5);
+    let entries = accesslog_support::entries(&w);
     let proxy_get = entries
         .iter()
         .find(|e| e["use"] == "proxy")
@@ -258,6 +262,107 @@ fn the_sdk_through_wbl_exec_proxy_never_holds_the_key() {
     assert!(
         refused.iter().any(|e| e["command"] == "GET /admin/keys"),
         "{refused:#?}"
+    );
+    let late = refused
+        .iter()
+        .find(|e| e["code"] == "ended")
+        .unwrap_or_else(|| panic!("{refused:#?}"));
+    assert_eq!(late["command"], "POST /graphql", "{late}");
+    let me = accesslog_support::real(std::env::current_exe().unwrap());
+    for e in &refused {
+        assert_eq!(e["exe"], me.as_str(), "{e}");
+        assert_eq!(e["pid"], std::process::id(), "{e}");
+        assert_eq!(e["check"], "socket", "{e}");
+    }
+}
+
+/// Refused requests while a proxy serves the world's user: whose program sent them is named
+/// when it is the user's own; another user of the machine is named by uid only, also when it
+/// comes after the run, while the port still refuses as ended.
+#[test]
+fn a_refusal_names_the_users_program_or_only_another_users_uid() {
+    let (user, other) = (users::user(), users::other());
+    let w = World::new_as(Backend::Keyutils, user.clone());
+    let k = key(65);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let mut c = w.cmd(WBL);
+    c.args(["exec", "--proxy", "--host", &server.url, "--", "sh", "-c"])
+        .arg("echo \"$WANDB_BASE_URL\"; read x")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_owned();
+    let python = "/usr/bin/python3";
+    let knock = |mut c: std::process::Command| {
+        let out = c.args(["-c", OTHER_USER, &port]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "status 401\nstatus 401\n", "{}", stderr(&out));
+    };
+    knock(w.raw_cmd(python));
+    knock(other.command(python));
+    writeln!(child.stdin.take().unwrap(), "done").unwrap();
+    assert!(child.wait().unwrap().success());
+    knock(other.command(python));
+
+    let refused = wait_refusals(&w, 6);
+    let of = |uid: u32| -> Vec<&serde_json::Value> {
+        refused.iter().filter(|e| e["uid"] == uid).collect()
+    };
+    let mine = of(user.uid);
+    assert_eq!(mine.len(), 2, "{refused:#?}");
+    for e in mine {
+        assert_eq!(e["exe"], accesslog_support::real(python).as_str(), "{e}");
+        assert!(e["pid"].as_u64().is_some(), "{e}");
+        assert_eq!(
+            (&e["code"], &e["check"]),
+            (&"placeholder".into(), &"socket".into())
+        );
+    }
+    let theirs = of(other.uid);
+    assert_eq!(theirs.len(), 4, "{refused:#?}");
+    for e in &theirs {
+        assert!(e["exe"].is_null() && e["pid"].is_null(), "{e}");
+        assert!(e["parents"].as_array().unwrap().is_empty(), "{e}");
+        assert_eq!(e["check"], "socket", "{e}");
+    }
+    let codes: Vec<_> = theirs.iter().map(|e| e["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        ["placeholder", "placeholder", "ended", "ended"],
+        "{theirs:#?}"
+    );
+    // `wbl log` says it is another user.
+    let table = stdout(&ok(w.wbl(&["log"])));
+    assert!(
+        table.contains(&format!(
+            "another user (uid {}) to the proxy: POST /graphql",
+            other.uid
+        )),
+        "{table}"
+    );
+}
+
+/// The proxy's refusals in the access log, once there are `n` (waiting, bounded, for those
+/// the agent writes off the request path).
+fn wait_refusals(w: &World, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..500 {
+        let refused: Vec<_> = accesslog_support::entries(w)
+            .into_iter()
+            .filter(|e| e["op"] == "proxy")
+            .collect();
+        if refused.len() >= n {
+            return refused;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "fewer than {n} refusals: {:#?}",
+        accesslog_support::entries(w)
     );
 }
 

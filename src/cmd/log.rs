@@ -271,11 +271,25 @@ fn program(e: &Entry) -> String {
         (Some(Use::Proxy), Some(user)) => {
             printable(&format!("{exe} proxy for {user}")).into_owned()
         }
-        // A request the proxy refused: its method and path.
+        // A request the proxy refused: who sent it, as far as known, and its method and path.
         (None, Some(request)) if e.op == Op::Proxy => {
-            printable(&format!("to the proxy: {request}")).into_owned()
+            printable(&format!("{} to the proxy: {request}", proxy_client(e))).into_owned()
         }
         _ => printable(exe).into_owned(),
+    }
+}
+
+/// The client of a refused proxy request: its program; another user's uid (whose programs
+/// the agent may not see); else `unknown`.
+fn proxy_client(e: &Entry) -> String {
+    #[cfg(unix)]
+    let own = Some(crate::sys::euid());
+    #[cfg(not(unix))]
+    let own: Option<u32> = None;
+    match (&e.exe, e.uid) {
+        (Some(exe), _) => exe.clone(),
+        (None, Some(uid)) if Some(uid) != own => format!("another user (uid {uid})"),
+        _ => "unknown".to_owned(),
     }
 }
 
@@ -405,5 +419,24 @@ mod tests {
             "{text}"
         );
         assert!(rows[2].contains(" check "), "{text}");
+    }
+
+    #[test]
+    fn a_refused_proxy_request_names_its_client() {
+        let mut mine = entry("api.wandb.ai", "2026-02-01T00:00:00.000Z");
+        mine.op = Op::Proxy;
+        mine.command = Some("POST /graphql".into());
+        mine.exe = Some("/usr/bin/curl".into());
+        assert_eq!(program(&mine), "/usr/bin/curl to the proxy: POST /graphql");
+        let mut other = mine.clone();
+        other.exe = None;
+        other.pid = None;
+        other.uid = Some(4_000_000_000);
+        assert_eq!(
+            program(&other),
+            "another user (uid 4000000000) to the proxy: POST /graphql"
+        );
+        other.uid = None;
+        assert_eq!(program(&other), "unknown to the proxy: POST /graphql");
     }
 }

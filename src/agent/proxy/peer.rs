@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use crate::accesslog::Caller;
 
 /// Connections a proxy identifies per second, at most; beyond, their caller is unknown.
-pub(super) const PER_SECOND: u32 = 5;
+pub(super) const PER_SECOND: u32 = 8;
 /// Socket entries read from each of `/proc/net/tcp` and `tcp6`, at most.
 pub(super) const MAX_LINES: usize = 65_536;
 /// Processes looked at for the socket, at most.

@@ -183,9 +183,15 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: Option<Lea
             return;
         }
     };
+    // A client accepted once the grant had ended (before this loop saw it) is a late one.
+    let mut first_late = None;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok(a) if *shared.grant.ended.borrow() => {
+                    first_late = Some(a);
+                    break;
+                }
                 Ok(a) => {
                     tokio::spawn(a.serve(Arc::clone(&shared), false));
                 }
@@ -204,6 +210,9 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: Option<Lea
         return;
     };
     let mut late = tokio::task::JoinSet::new();
+    if let Some(a) = first_late {
+        late.spawn(a.serve(Arc::clone(&shared), true));
+    }
     let mut shutdown = shared.state.shutdown_signal();
     let over = tokio::time::sleep(ENDED_GRACE);
     tokio::pin!(over);
