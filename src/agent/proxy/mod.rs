@@ -14,9 +14,9 @@
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 mod engine;
-mod peer;
 pub(crate) mod rules;
 mod serve;
+mod tcp_peer;
 mod upstream;
 
 use std::sync::Arc;

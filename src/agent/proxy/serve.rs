@@ -2,7 +2,7 @@
 //! swaps the placeholder for the key and streams the request to the upstream and its answer
 //! back, both bodies as they come (no buffering: `file_stream` lasts the whole run, uploads
 //! are large). Connections are kept alive on both sides. A refused request is logged with its
-//! client as far as it can be known ([`super::peer`]).
+//! client as far as it can be known (`tcp_peer.rs`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use super::engine::Lease;
 use super::rules::{self, Refusal, error_json};
 use super::upstream::{MAX_BUF, Upstream};
-use super::{ENDED_GRACE, Grant, MAX_PROXIES, peer};
+use super::{ENDED_GRACE, Grant, MAX_PROXIES, tcp_peer};
 use crate::accesslog::{Caller, Event, Op, Outcome};
 use crate::agent::State;
 
@@ -44,8 +44,8 @@ struct Shared {
     channel: Arc<str>,
     /// The caller of a refusal whose client is not identified.
     unknown: Arc<Caller>,
-    /// Identifications of loopback clients left this second ([`peer`]).
-    budget: peer::Budget,
+    /// Identifications of loopback clients left this second ([`tcp_peer`]).
+    budget: tcp_peer::Budget,
 }
 
 /// One client connection: on a loopback port, its address and the proxy's, and who it is
@@ -65,7 +65,7 @@ impl Client {
             if !shared.budget.take() {
                 return Arc::clone(&shared.unknown);
             }
-            match tokio::task::spawn_blocking(move || peer::identify(client, proxy)).await {
+            match tokio::task::spawn_blocking(move || tcp_peer::identify(client, proxy)).await {
                 Ok(c) => Arc::new(c),
                 Err(_) => Arc::clone(&shared.unknown),
             }
@@ -84,7 +84,7 @@ pub(crate) fn start(lease: &Lease, listener: Listener, grant: &Arc<Grant>, state
         base: grant.upstream.as_str().trim_end_matches('/').to_owned(),
         channel: Arc::from(format!("proxy:{}", grant.destination).as_str()),
         unknown: Arc::new(Caller::unknown()),
-        budget: peer::Budget::new(),
+        budget: tcp_peer::Budget::new(),
     });
     let linger = matches!(listener, Listener::Tcp(_)).then(|| lease.another());
     lease.handle.spawn(accept_loop(listener, shared, linger));
