@@ -56,6 +56,13 @@ struct Client {
 }
 
 impl Client {
+    fn new(addrs: Option<(SocketAddr, SocketAddr)>) -> Arc<Client> {
+        Arc::new(Client {
+            addrs,
+            caller: tokio::sync::OnceCell::new(),
+        })
+    }
+
     /// Who the client is: identified once per connection, within the proxy's budget.
     async fn caller(&self, shared: &Shared) -> Arc<Caller> {
         let Some((client, proxy)) = self.addrs else {
@@ -119,13 +126,7 @@ impl Accepting {
                 let (s, client) = l.accept().await?;
                 let _ = s.set_nodelay(true);
                 let addrs = s.local_addr().ok().map(|proxy| (client, proxy));
-                Ok(Accepted::Tcp(
-                    s,
-                    Arc::new(Client {
-                        addrs,
-                        caller: tokio::sync::OnceCell::new(),
-                    }),
-                ))
+                Ok(Accepted::Tcp(s, Client::new(addrs)))
             }
             #[cfg(unix)]
             Accepting::Unix(l) => Ok(Accepted::Unix(l.accept().await?.0)),
@@ -141,11 +142,7 @@ impl Accepted {
             Accepted::Tcp(s, client) => connection(TokioIo::new(s), shared, client, late).await,
             #[cfg(unix)]
             Accepted::Unix(s) => {
-                let client = Arc::new(Client {
-                    addrs: None,
-                    caller: tokio::sync::OnceCell::new(),
-                });
-                connection(TokioIo::new(s), shared, client, late).await;
+                connection(TokioIo::new(s), shared, Client::new(None), late).await;
             }
         }
     }
