@@ -1,11 +1,12 @@
 //! The key-injecting proxy (`wbl exec --proxy`) against talking to the same server directly:
-//! a small GraphQL POST over a kept-alive connection (latency), a 256 MiB upload (throughput),
-//! 64 concurrent streams through one proxy (no error), and the agent's memory: idle before,
-//! with a proxy open and used, and idle again after it closed (and its port's grace for late
-//! requests, `wbl::agent::PROXY_ENDED_GRACE`, passed). The server is an HTTP/1.1
-//! server on 127.0.0.1 built on hyper (a multi-thread runtime in this process), answering
-//! GraphQL and draining uploads; it checks the key on every request. Prints markdown tables;
-//! asserts answers, never timings.
+//! a small GraphQL POST over a kept-alive connection (latency) and a 256 MiB upload
+//! (throughput), each against two servers: the tests' fake W&B server (tests/fake_wandb, the
+//! one the issue names; tiny_http, a thread per request) and the floor, a minimal hyper server
+//! in this process that answers at once, so the proxy's own cost shows. Then 64 concurrent
+//! streams through one proxy (no error), and the agent's memory: idle before, with a proxy
+//! open and used, and idle again after the proxies closed and their ports' grace for late
+//! requests (`wbl::agent::PROXY_ENDED_GRACE`) passed. Both servers check the key on every
+//! request. Prints markdown tables; asserts answers, never timings.
 //!
 //! `WBL_BENCH_RUNS` sets the rounds of small POSTs (default 3000), `WBL_BENCH_QUICK=1` a short
 //! run (16 MiB uploads, 300 rounds).
@@ -13,6 +14,9 @@
 #[cfg(target_os = "linux")]
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[cfg(target_os = "linux")]
+#[path = "../tests/fake_wandb/mod.rs"]
+mod fake_wandb;
 #[cfg(target_os = "linux")]
 mod support;
 
@@ -44,6 +48,7 @@ mod linux {
     use hyper_util::rt::TokioIo;
 
     use crate::common::{Backend, World, key};
+    use crate::fake_wandb;
     use crate::support::{self, Bins, mib};
 
     const CHUNK: usize = 256 * 1024;
@@ -269,35 +274,26 @@ mod linux {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    pub fn main() {
-        let quick = support::quick();
-        let rounds = support::rounds(300, 3000);
-        let upload_len: usize = if quick { 16 << 20 } else { 256 << 20 };
-        let uploads = if quick { 1 } else { 3 };
-        let bins = Bins::get();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let k = key(26001);
-        let upstream = start_upstream(&rt, &k);
-        let w = World::new(Backend::Keyutils);
-        let r = bins.wbl(&w, &["login", "--host", &upstream, &k], b"");
-        assert!(r.success);
-        let agent = w.agent_pid().unwrap_or_else(|| bins.start_agent(&w));
-        settle();
-        let idle_before = rss(agent);
-        let parts_before = rss_parts(agent);
+    /// What one comparison measured: small POSTs (sorted durations) and upload throughput.
+    struct Compared {
+        direct: Vec<Duration>,
+        proxied: Vec<Duration>,
+        direct_mibps: f64,
+        proxied_mibps: f64,
+    }
 
-        let (child, base, placeholder) = open_proxy(&bins, &w, &upstream);
-        settle();
-        let open_rss = rss(agent);
-
-        // Small POSTs over one kept-alive connection each way, interleaved in blocks.
+    /// Small POSTs over one kept-alive connection each way, interleaved, then uploads,
+    /// alternating: to `upstream` directly with `key`, and through the proxy at `base`.
+    fn compare(
+        rt: &tokio::runtime::Runtime,
+        (upstream, key): (&str, &str),
+        (base, placeholder): (&str, &str),
+        rounds: usize,
+        (upload_len, uploads): (usize, usize),
+    ) -> Compared {
         let (direct, proxied) = rt.block_on(async {
-            let mut d = Conn::open(&upstream, &k).await;
-            let mut p = Conn::open(&base, &placeholder).await;
+            let mut d = Conn::open(upstream, key).await;
+            let mut p = Conn::open(base, placeholder).await;
             for _ in 0..50 {
                 d.graphql().await;
                 p.graphql().await;
@@ -315,39 +311,10 @@ mod linux {
             ps.sort();
             (ds, ps)
         });
-        let med = |v: &[Duration]| v[v.len() / 2];
-        let p99 = |v: &[Duration]| support::percentile(v, 0.99);
-        println!("## small GraphQL POST over a kept-alive connection ({rounds} rounds)");
-        println!();
-        println!("| path | median (µs) | p99 (µs) |");
-        println!("|---|---|---|");
-        println!(
-            "| direct | {} | {} |",
-            support::us(med(&direct)),
-            support::us(p99(&direct))
-        );
-        println!(
-            "| through the proxy | {} | {} |",
-            support::us(med(&proxied)),
-            support::us(p99(&proxied))
-        );
-        println!();
-        println!(
-            "proxied / direct (median): **{:.2}×** (goal ≤ 1.3×)",
-            med(&proxied).as_secs_f64() / med(&direct).as_secs_f64()
-        );
-        println!();
-        println!(
-            "added by the proxy (median): {} µs per request",
-            support::us(med(&proxied).saturating_sub(med(&direct)))
-        );
-        println!();
-
-        // Uploads, alternating.
         let chunk = Bytes::from(vec![0x5a; CHUNK]);
-        let (d_tp, p_tp) = rt.block_on(async {
-            let mut d = Conn::open(&upstream, &k).await;
-            let mut p = Conn::open(&base, &placeholder).await;
+        let (direct_mibps, proxied_mibps) = rt.block_on(async {
+            let mut d = Conn::open(upstream, key).await;
+            let mut p = Conn::open(base, placeholder).await;
             let (mut dt, mut pt) = (Vec::new(), Vec::new());
             for _ in 0..uploads {
                 let t = Instant::now();
@@ -362,22 +329,103 @@ mod linux {
             let mibps = |d: Duration| (upload_len as f64 / 1048576.0) / d.as_secs_f64();
             (mibps(dt[dt.len() / 2]), mibps(pt[pt.len() / 2]))
         });
-        let after_upload = support::agent_memory(agent).unwrap();
-        println!("## {} MiB upload (median of {uploads})", upload_len >> 20);
+        Compared {
+            direct,
+            proxied,
+            direct_mibps,
+            proxied_mibps,
+        }
+    }
+
+    fn report(title: &str, c: &Compared, rounds: usize, (upload_len, uploads): (usize, usize)) {
+        let med = |v: &[Duration]| v[v.len() / 2];
+        let p99 = |v: &[Duration]| support::percentile(v, 0.99);
+        println!("## {title}: small GraphQL POST over a kept-alive connection ({rounds} rounds)");
+        println!();
+        println!("| path | median (µs) | p99 (µs) |");
+        println!("|---|---|---|");
+        println!(
+            "| direct | {} | {} |",
+            support::us(med(&c.direct)),
+            support::us(p99(&c.direct))
+        );
+        println!(
+            "| through the proxy | {} | {} |",
+            support::us(med(&c.proxied)),
+            support::us(p99(&c.proxied))
+        );
+        println!();
+        println!(
+            "proxied / direct (median): **{:.2}×** (goal ≤ 1.3×); added by the proxy: {} µs \
+             per request",
+            med(&c.proxied).as_secs_f64() / med(&c.direct).as_secs_f64(),
+            support::us(med(&c.proxied).saturating_sub(med(&c.direct)))
+        );
+        println!();
+        println!(
+            "## {title}: {} MiB upload (median of {uploads})",
+            upload_len >> 20
+        );
         println!();
         println!("| path | MiB/s |");
         println!("|---|---|");
-        println!("| direct | {d_tp:.0} |");
-        println!("| through the proxy | {p_tp:.0} |");
+        println!("| direct | {:.0} |", c.direct_mibps);
+        println!("| through the proxy | {:.0} |", c.proxied_mibps);
         println!();
         println!(
             "proxied / direct throughput: **{:.2}×** (goal ≥ 0.9×)",
-            p_tp / d_tp
+            c.proxied_mibps / c.direct_mibps
         );
         println!();
+    }
 
-        // 64 concurrent streams through the proxy: each 20 POSTs and a 1 MiB upload.
+    pub fn main() {
+        let quick = support::quick();
+        let rounds = support::rounds(300, 3000);
+        let uploads = (
+            if quick { 16 << 20 } else { 256 << 20 },
+            if quick { 1 } else { 3 },
+        );
+        let bins = Bins::get();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let k = key(26001);
+        // The issue's comparison: the tests' fake W&B server (tests/fake_wandb/api.rs, a
+        // thread per request, as tests/proxy.rs runs the SDK against). And the floor: a
+        // minimal hyper server that answers at once, so the proxy's own cost shows.
+        let fake = fake_wandb::api::FakeApi::start(&k, "ada");
+        let floor = start_upstream(&rt, &k);
+        let w = World::new(Backend::Keyutils);
+        for host in [&fake.url, &floor] {
+            let r = bins.wbl(&w, &["login", "--host", host, &k], b"");
+            assert!(r.success);
+        }
+        let agent = w.agent_pid().unwrap_or_else(|| bins.start_agent(&w));
+        settle();
+        let idle_before = rss(agent);
+        let parts_before = rss_parts(agent);
+
+        let (child, base, placeholder) = open_proxy(&bins, &w, &fake.url);
+        settle();
+        let open_rss = rss(agent);
+        let c = compare(&rt, (&fake.url, &k), (&base, &placeholder), rounds, uploads);
+        let after_upload = support::agent_memory(agent).unwrap();
+        report("the tests' fake W&B server", &c, rounds, uploads);
+
+        close_proxy(child);
+
+        let (child, base, placeholder) = open_proxy(&bins, &w, &floor);
+        let c = compare(&rt, (&floor, &k), (&base, &placeholder), rounds, uploads);
+        report("the floor (a minimal hyper server)", &c, rounds, uploads);
+
+        // 64 concurrent streams through the proxy, each 20 POSTs and a 1 MiB upload, to the
+        // floor: the tests' fake server (tiny_http) runs a thread per connection from a pool
+        // that leaves connections arriving in a burst queued behind busy threads.
         let errors = rt.block_on(async {
+            let chunk = Bytes::from(vec![0x5a; CHUNK]);
             let mut tasks = Vec::new();
             for _ in 0..64 {
                 let base = base.clone();
@@ -405,9 +453,8 @@ mod linux {
         println!("errors: **{errors}** (goal 0)");
         println!();
         assert_eq!(errors, 0);
-
         close_proxy(child);
-        // The port lingers after its run to refuse late requests; idle is once it closed.
+        // The ports linger after their runs to refuse late requests; idle is once they closed.
         std::thread::sleep(wbl::agent::PROXY_ENDED_GRACE);
         settle();
         let idle_after = rss(agent);
@@ -428,10 +475,10 @@ mod linux {
             mib(after_streams.1),
             mib(after_streams.0)
         );
-        println!("| idle, proxy closed | {} |", mib(idle_after));
+        println!("| idle, proxies closed | {} |", mib(idle_after));
         println!();
         println!(
-            "idle before: {} MiB anonymous + {} MiB mapped files (code); after the proxy \
+            "idle before: {} MiB anonymous + {} MiB mapped files (code); after the proxies \
              closed: {} + {}",
             mib(parts_before.0),
             mib(parts_before.1),
@@ -441,7 +488,7 @@ mod linux {
         println!();
         println!(
             "growth over the uploads (after − open): **{} MiB** (goal < 8 MiB); peak with 64 \
-             streams: {} MiB over open; idle after the proxy closed: **{} MiB** (goal ≤ 6 MiB)",
+             streams: {} MiB over open; idle after the proxies closed: **{} MiB** (goal ≤ 6 MiB)",
             mib(after_upload.1.saturating_sub(open_rss)),
             mib(after_streams.0.saturating_sub(open_rss)),
             mib(idle_after)
