@@ -3,10 +3,11 @@
 //! (throughput), each against two servers: the tests' fake W&B server (tests/fake_wandb, the
 //! one the issue names; tiny_http, a thread per request) and the floor, a minimal hyper server
 //! in this process that answers at once, so the proxy's own cost shows. Then 64 concurrent
-//! streams through one proxy (no error), and the agent's memory: idle before, with a proxy
-//! open and used, and idle again after the proxies closed and their ports' grace for late
-//! requests (`wbl::agent::PROXY_ENDED_GRACE`) passed. Both servers check the key on every
-//! request. Prints markdown tables; asserts answers, never timings.
+//! streams through one proxy (no error), and memory: the proxy engine's (the process that
+//! serves a grant) over the uploads and the streams, and the agent's, idle before any proxy,
+//! with one open, and idle again once the proxies closed and their engines, after their
+//! ports' grace for late requests (`wbl::agent::PROXY_ENDED_GRACE`), exited. Both servers
+//! check the key on every request. Prints markdown tables; asserts answers, never timings.
 //!
 //! `WBL_BENCH_RUNS` sets the rounds of small POSTs (default 3000), `WBL_BENCH_QUICK=1` a short
 //! run (16 MiB uploads, 300 rounds).
@@ -255,6 +256,35 @@ mod linux {
         (child, base, placeholder)
     }
 
+    /// The proxy engine serving the one proxy open now: the agent's child.
+    fn engine_of(agent: u32) -> u32 {
+        let engines = engines_of(agent);
+        assert_eq!(engines.len(), 1, "one engine: {engines:?}");
+        engines[0]
+    }
+
+    /// The agent's children that serve proxies (`wbl-agent --proxy-engine`).
+    fn engines_of(agent: u32) -> Vec<u32> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let (_, rest) = s.rsplit_once(')')?;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                });
+            let engine = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"--proxy-engine"));
+            if parent == Some(agent) && engine {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
     fn close_proxy(mut child: Child) {
         let _ = writeln!(child.stdin.take().unwrap(), "done");
         assert!(child.wait().unwrap().success());
@@ -410,14 +440,18 @@ mod linux {
 
         let (child, base, placeholder) = open_proxy(&bins, &w, &fake.url);
         settle();
-        let open_rss = rss(agent);
+        let agent_open = rss(agent);
+        let engine = engine_of(agent);
+        let open_rss = rss(engine);
         let c = compare(&rt, (&fake.url, &k), (&base, &placeholder), rounds, uploads);
-        let after_upload = support::agent_memory(agent).unwrap();
+        let after_upload = support::agent_memory(engine).unwrap();
         report("the tests' fake W&B server", &c, rounds, uploads);
 
         close_proxy(child);
 
         let (child, base, placeholder) = open_proxy(&bins, &w, &floor);
+        let engine = engine_of(agent);
+        let floor_open = rss(engine);
         let c = compare(&rt, (&floor, &k), (&base, &placeholder), rounds, uploads);
         report("the floor (a minimal hyper server)", &c, rounds, uploads);
 
@@ -447,39 +481,51 @@ mod linux {
             }
             errors
         });
-        let after_streams = support::agent_memory(agent).unwrap();
+        let after_streams = support::agent_memory(engine).unwrap();
         println!("## 64 concurrent streams through one proxy (20 POSTs and a 1 MiB upload each)");
         println!();
         println!("errors: **{errors}** (goal 0)");
         println!();
         assert_eq!(errors, 0);
         close_proxy(child);
-        // The ports linger after their runs to refuse late requests; idle is once they closed.
+        settle();
+        let agent_closed = rss(agent);
+        // The ports linger after their runs to refuse late requests; then their engines exit.
         std::thread::sleep(wbl::agent::PROXY_ENDED_GRACE);
         settle();
         let idle_after = rss(agent);
         let parts_after = rss_parts(agent);
-        println!("## the agent's memory (VmRSS; VmHWM is the peak)");
+        let left = engines_of(agent);
+        assert!(left.is_empty(), "engines left after their grace: {left:?}");
+        println!("## memory (VmRSS; VmHWM is the peak)");
         println!();
-        println!("| when | VmRSS (MiB) |");
+        println!("| process, when | VmRSS (MiB) |");
         println!("|---|---|");
-        println!("| idle, no proxy yet | {} |", mib(idle_before));
-        println!("| proxy open, unused | {} |", mib(open_rss));
+        println!("| agent, idle, no proxy yet | {} |", mib(idle_before));
+        println!("| agent, a proxy open | {} |", mib(agent_open));
         println!(
-            "| after the uploads | {} (peak {}) |",
+            "| agent, right after the proxies closed | {} |",
+            mib(agent_closed)
+        );
+        println!(
+            "| agent, idle, the proxies' engines gone | {} |",
+            mib(idle_after)
+        );
+        println!("| engine (fake W&B), open, unused | {} |", mib(open_rss));
+        println!(
+            "| engine (fake W&B), after the uploads | {} (peak {}) |",
             mib(after_upload.1),
             mib(after_upload.0)
         );
+        println!("| engine (floor), open | {} |", mib(floor_open));
         println!(
-            "| after 64 concurrent streams | {} (peak {}) |",
+            "| engine (floor), after 64 concurrent streams | {} (peak {}) |",
             mib(after_streams.1),
             mib(after_streams.0)
         );
-        println!("| idle, proxies closed | {} |", mib(idle_after));
         println!();
         println!(
-            "idle before: {} MiB anonymous + {} MiB mapped files (code); after the proxies \
-             closed: {} + {}",
+            "agent idle before: {} MiB anonymous + {} MiB mapped files (code); after: {} + {}",
             mib(parts_before.0),
             mib(parts_before.1),
             mib(parts_after.0),
@@ -487,10 +533,12 @@ mod linux {
         );
         println!();
         println!(
-            "growth over the uploads (after − open): **{} MiB** (goal < 8 MiB); peak with 64 \
-             streams: {} MiB over open; idle after the proxies closed: **{} MiB** (goal ≤ 6 MiB)",
+            "the proxy's growth over the uploads (engine, after − open): **{} MiB** (goal < 8 \
+             MiB); engine peak with 64 streams: {} MiB over open; agent idle with no proxy open: \
+             **{} MiB** before, **{} MiB** after (goal ≤ 6 MiB)",
             mib(after_upload.1.saturating_sub(open_rss)),
-            mib(after_streams.0.saturating_sub(open_rss)),
+            mib(after_streams.0.saturating_sub(floor_open)),
+            mib(idle_before),
             mib(idle_after)
         );
     }

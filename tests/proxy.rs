@@ -741,3 +741,144 @@ fn allow_with_proxy_forwards_other_hosts_but_never_the_wandb_key() {
     assert!(text.contains("key=wblproxy-"), "{text}");
     assert!(!text.contains(&k), "{text}");
 }
+
+/// The agent's children serving a proxy (`wbl-agent --proxy-engine`).
+fn engines_of(agent: u32) -> Vec<u32> {
+    processes_with_arg("--proxy-engine")
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                })
+                == Some(agent)
+        })
+        .collect()
+}
+
+/// `wbl exec --proxy` holding a proxy until a line arrives on its stdin: the child, the
+/// proxy's base URL and its placeholder.
+fn hold_proxy(w: &World, upstream: &str) -> (std::process::Child, String, String) {
+    let mut c = w.cmd(WBL);
+    c.args(["exec", "--proxy", "--host", upstream, "--", "sh", "-c"])
+        .arg("echo \"$WANDB_BASE_URL $WANDB_API_KEY\"; read x")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut words = line.split_whitespace();
+    let base = words.next().expect("the proxy's address").to_owned();
+    let placeholder = words.next().expect("the placeholder").to_owned();
+    (child, base, placeholder)
+}
+
+fn wait_no_engines(agent: u32) {
+    for _ in 0..1000 {
+        if engines_of(agent).is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "the agent's proxy engines did not exit: {:?}",
+        engines_of(agent)
+    );
+}
+
+#[test]
+fn a_proxy_is_served_by_a_process_of_its_own_that_never_outlives_the_agent() {
+    let w = World::new(Backend::Keyutils);
+    let k = key(26_101);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let agent = w.agent_pid().expect("login started the agent");
+    assert!(engines_of(agent).is_empty());
+
+    // While the proxy is open its engine, a child of the agent, serves it.
+    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
+    let engines = engines_of(agent);
+    assert_eq!(engines.len(), 1, "{engines:?}");
+    let (status, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let port = base.rsplit(':').next().unwrap();
+    let engine_fds = open_sockets(engines[0]);
+    let listening = listening_inode(port).expect("the proxy's port is listening");
+    assert!(engine_fds.contains(&listening), "the engine holds the port");
+    assert!(
+        !open_sockets(agent).contains(&listening),
+        "the agent itself does not listen on the proxy's port"
+    );
+
+    // The command ends: the engine lingers to refuse (and log) what still comes.
+    writeln!(child.stdin.take().unwrap(), "done").unwrap();
+    assert!(child.wait().unwrap().success());
+    let (status, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(engines_of(agent), engines);
+
+    // The agent stops: its engines go with it, without waiting out their grace.
+    ok(w.wbl(&["agent", "stop"]));
+    wait_gone(agent);
+    wait_no_engines(agent);
+    wait_gone(engines[0]);
+
+    // An agent killed outright (no chance to end anything) leaves no engine behind either:
+    // an engine exits when the agent's end of its pipe closes.
+    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
+    let agent = w.agent_pid().expect("`wbl exec` started the agent");
+    let engines = engines_of(agent);
+    assert_eq!(engines.len(), 1, "{engines:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &agent.to_string()])
+        .status();
+    wait_gone(agent);
+    wait_gone(engines[0]);
+    assert!(
+        request(&base, "POST", "/graphql", Some(&placeholder)).is_err(),
+        "nothing listens on the port any more"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    // The server only ever saw the key.
+    assert!(
+        server
+            .hits()
+            .iter()
+            .all(|h| h.key.as_deref() == Some(k.as_str()))
+    );
+}
+
+/// The inodes of the sockets `pid` has open.
+fn open_sockets(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port` (`/proc/net/tcp`, state 0A).
+fn listening_inode(port: &str) -> Option<u64> {
+    let port: u16 = port.parse().ok()?;
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .ok()?
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 9 && f[1] == local && f[3] == "0A")
+        .and_then(|f| f[9].parse().ok())
+}

@@ -5,6 +5,7 @@
 
 mod codec;
 mod connection;
+pub mod engine;
 mod message;
 mod secret;
 

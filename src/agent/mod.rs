@@ -17,7 +17,7 @@ mod idle;
 mod keychain_store;
 pub mod listen;
 pub mod openbao;
-mod proxy;
+pub(crate) mod proxy;
 mod router;
 mod state;
 mod store;
@@ -41,6 +41,9 @@ pub use keychain_store::KeychainStore;
 /// How long a `wbl exec --proxy` port keeps refusing (and logging) requests after its command
 /// exited, before it closes.
 pub use proxy::ENDED_GRACE as PROXY_ENDED_GRACE;
+/// `wbl-agent --proxy-engine`: the process that serves one proxy's grant (started by the
+/// agent, never by hand).
+pub use proxy::engine::{ENGINE_ARG as PROXY_ENGINE_ARG, main as proxy_engine_main};
 pub use state::State;
 pub use store::{Served, Store, StoreError, Stored};
 

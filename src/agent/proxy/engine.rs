@@ -1,103 +1,206 @@
-//! The proxy's own runtime: one thread with a current-thread tokio runtime, started when the
-//! first proxy opens and stopped when the last one ends, so an agent that never proxies (or
-//! no longer does) runs as it did without it, and a busy upload never delays the agent's
-//! answers on its socket. The upstream client (its pool of kept-alive connections) lives and
-//! dies with the runtime.
+//! The proxy engine: the process (`wbl-agent --proxy-engine`, started by the agent from its
+//! own executable) that serves one proxy's grant. The agent hands it the grant on its stdin
+//! ([`wbl_proto::engine`]); it listens, answers the HTTP side ([`super::serve`]) on a
+//! current-thread runtime, reports what it refused on its stdout, and ends with the grant. So
+//! the HTTP parser that faces the proxy's (untrusted) client never runs inside the agent and
+//! holds one key, not the agent's whole cache; and an agent that no longer proxies has none of
+//! the proxy's code or buffers in its memory.
 
-use std::sync::{Arc, Mutex};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWriteExt;
+use wbl_proto::Connection;
+use wbl_proto::engine::{EngineGrant, EngineListen, FromEngine, ToEngine};
+use zeroize::Zeroizing;
+
+use super::serve;
 use super::upstream::Upstream;
 
-/// The running engine, shared by the proxies open now.
-struct Engine {
-    handle: tokio::runtime::Handle,
-    upstream: Arc<Upstream>,
-    /// Proxies open on it.
-    users: usize,
-    /// Dropped to stop the runtime's thread.
-    _stop: tokio::sync::oneshot::Sender<()>,
+/// The argument that makes `wbl-agent` an engine.
+pub const ENGINE_ARG: &str = "--proxy-engine";
+
+/// How long an engine waits for its grant before giving up.
+const GRANT_WAIT: Duration = Duration::from_secs(10);
+
+/// One proxy's grant, as its engine holds it: the placeholder it accepts, the key it puts in,
+/// where it forwards, until when.
+pub(crate) struct Grant {
+    pub(crate) id: String,
+    pub(crate) destination: String,
+    pub(crate) placeholder: Zeroizing<String>,
+    /// `Basic base64("api:" + key)`, what the upstream gets: built once (marked sensitive, so
+    /// hyper never logs it) and cloned into each request, which shares its bytes. hyper's
+    /// header bytes cannot be zeroized; one copy per grant is what remains.
+    pub(crate) authorization: hyper::header::HeaderValue,
+    /// The upstream's origin and path prefix, without a trailing `/`.
+    pub(crate) upstream: url::Url,
+    pub(crate) expires: Option<Instant>,
+    pub(crate) ended: tokio::sync::watch::Sender<bool>,
 }
 
-static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
-
-/// A proxy's hold on the engine: while one exists the engine runs. It may be dropped on any
-/// thread, the engine's own included (a loopback listener that outlived its grant, see
-/// [`super::serve`]): the runtime then stops once that task yields.
-pub(crate) struct Lease {
-    pub(crate) handle: tokio::runtime::Handle,
-    pub(crate) upstream: Arc<Upstream>,
-}
-
-impl Lease {
-    /// Another hold on the same engine (for a listener that stays a while after its grant).
-    pub(crate) fn another(&self) -> Lease {
-        let mut engine = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = engine.as_mut() {
-            // While `self` exists the engine it names is the one running.
-            e.users += 1;
-        }
-        Lease {
-            handle: self.handle.clone(),
-            upstream: Arc::clone(&self.upstream),
-        }
+impl Grant {
+    /// Not ended and not past its TTL.
+    pub(crate) fn live(&self) -> bool {
+        !*self.ended.borrow() && self.expires.is_none_or(|at| Instant::now() < at)
     }
 }
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let mut engine = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = engine.as_mut() {
-            e.users = e.users.saturating_sub(1);
-            if e.users == 0 {
-                // Dropping the sender ends the thread's `block_on`; the runtime then drops
-                // every task, connection and pooled upstream connection.
-                *engine = None;
-                tracing::debug!("last proxy closed: proxy engine stopped");
-            }
-        }
-    }
-}
-
-/// Takes a lease, starting the engine when none runs.
-pub(crate) fn lease() -> std::io::Result<Lease> {
-    let mut engine = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
-    if engine.is_none() {
-        *engine = Some(start()?);
-    }
-    let e = engine.as_mut().expect("started above");
-    e.users += 1;
-    Ok(Lease {
-        handle: e.handle.clone(),
-        upstream: Arc::clone(&e.upstream),
-    })
-}
-
-fn start() -> std::io::Result<Engine> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// `wbl-agent --proxy-engine`: hardens the process like the agent, then serves the grant read
+/// from stdin.
+pub fn main() -> ExitCode {
+    crate::agent::harden::harden_process();
+    crate::logging::init("info");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    let handle = runtime.handle().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name("wbl-proxy".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                let _ = stopped.await;
-            });
-            // Dropping the runtime here cancels what is left (connections of ended grants).
-            drop(runtime);
-            // The bodies' buffers were freed into this thread's arena, which glibc keeps.
-            crate::sys::release_free_heap();
-        })?;
-    let upstream = {
-        let _guard = handle.enter();
-        Arc::new(Upstream::new().map_err(std::io::Error::other)?)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wbl-agent (proxy engine): cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    tracing::debug!("proxy engine started");
-    Ok(Engine {
-        handle,
+    let code = runtime.block_on(run());
+    // Whatever is still running (connections of the ended grant) ends with the runtime.
+    drop(runtime);
+    code
+}
+
+/// Frames to the agent (stdout), in order, from every task.
+type Events = tokio::sync::mpsc::Sender<FromEngine>;
+
+async fn run() -> ExitCode {
+    let mut input = Connection::new(tokio::io::join(tokio::io::stdin(), tokio::io::sink()));
+    let (events, outgoing) = tokio::sync::mpsc::channel::<FromEngine>(256);
+    let writer = tokio::spawn(write_events(outgoing));
+    let spec = match tokio::time::timeout(GRANT_WAIT, input.recv_async::<ToEngine>()).await {
+        Ok(Ok(Some(ToEngine::Grant(g)))) => g,
+        Ok(Ok(Some(ToEngine::End) | None)) => return ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the proxy engine got no grant");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {
+            tracing::warn!("the proxy engine got no grant in time");
+            return ExitCode::FAILURE;
+        }
+    };
+    let socket = match &spec.listen {
+        EngineListen::Socket(path) => Some(std::path::PathBuf::from(path)),
+        EngineListen::Loopback => None,
+    };
+    let (grant, serving) = match start(spec, &events).await {
+        Ok(started) => started,
+        Err(message) => {
+            let _ = events.send(FromEngine::Failed { message }).await;
+            drop(events);
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+            return ExitCode::FAILURE;
+        }
+    };
+    // Until the agent says the grant ended, or is gone (end of input without `End`).
+    let ended_by_agent = matches!(
+        input.recv_async::<ToEngine>().await,
+        Ok(Some(ToEngine::End))
+    );
+    grant.ended.send_replace(true);
+    if let Some(s) = &socket {
+        let _ = std::fs::remove_file(s);
+    }
+    if ended_by_agent {
+        // A loopback listener lingers to refuse and log late requests; the agent's going
+        // away cuts that short (nobody would log them).
+        tokio::select! {
+            _ = serving => {}
+            _ = input.recv_async::<ToEngine>() => {}
+        }
+    } else {
+        tracing::debug!(proxy = %grant.id, "the agent is gone: proxy engine stops");
+    }
+    drop(events);
+    drop(grant);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    ExitCode::SUCCESS
+}
+
+/// Builds the grant, listens, tells the agent where, and starts serving (the task ends when
+/// the listener closes).
+async fn start(
+    spec: EngineGrant,
+    events: &Events,
+) -> Result<(Arc<Grant>, tokio::task::JoinHandle<()>), String> {
+    let upstream = url::Url::parse(&spec.upstream)
+        .map_err(|e| format!("`{}` is not a URL: {e}", spec.upstream))?;
+    // Base64 is all visible ASCII: always a valid header value.
+    let mut authorization = hyper::header::HeaderValue::from_str(spec.authorization.expose())
+        .map_err(|_| "the stored key cannot be sent in a header".to_owned())?;
+    authorization.set_sensitive(true);
+    let grant = Arc::new(Grant {
+        id: spec.id,
+        destination: spec.destination,
+        placeholder: Zeroizing::new(spec.placeholder.expose().to_owned()),
+        authorization,
         upstream,
-        users: 0,
-        _stop: stop,
-    })
+        expires: spec
+            .ttl_secs
+            .map(|t| Instant::now() + Duration::from_secs(t)),
+        ended: tokio::sync::watch::channel(false).0,
+    });
+    let upstream = Arc::new(Upstream::new()?);
+    let (listener, address) = match &spec.listen {
+        EngineListen::Loopback => {
+            let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+            let addr = l
+                .local_addr()
+                .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+            (serve::Listener::Tcp(l), addr.to_string())
+        }
+        #[cfg(unix)]
+        EngineListen::Socket(path) => {
+            let path = std::path::Path::new(path);
+            let l = bind_socket(path)
+                .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+            (serve::Listener::Unix(l), path.display().to_string())
+        }
+        #[cfg(not(unix))]
+        EngineListen::Socket(_) => {
+            return Err("a proxy for ssh needs Unix domain sockets; this platform has none".into());
+        }
+    };
+    events
+        .send(FromEngine::Listening { address })
+        .await
+        .map_err(|_| "the agent is gone".to_owned())?;
+    let serving = serve::start(listener, &grant, upstream, events.clone());
+    Ok((grant, serving))
+}
+
+/// A restricted socket for `ssh -R`, mode 0600 in the agent's private directory; a leftover
+/// file of that name is replaced.
+#[cfg(unix)]
+fn bind_socket(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path)?;
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Writes the events to stdout as frames until every sender is gone or the agent stops
+/// reading.
+async fn write_events(mut outgoing: tokio::sync::mpsc::Receiver<FromEngine>) {
+    let mut out = Connection::new(tokio::io::join(tokio::io::empty(), tokio::io::stdout()));
+    while let Some(event) = outgoing.recv().await {
+        if out.send_async(&event).await.is_err() {
+            break;
+        }
+    }
+    let _ = out.into_inner().shutdown().await;
 }

@@ -1,27 +1,33 @@
 //! Key-injecting proxies (`wbl exec --proxy`, `wbl ssh --proxy`): per grant, a listener (a
 //! loopback TCP port, or a restricted Unix socket for `ssh -R`) that takes the W&B SDK's
 //! requests carrying a random placeholder in the key's place, puts the real key in, and
-//! forwards them to the W&B server the key belongs to. The key never leaves the agent.
+//! forwards them to the W&B server the key belongs to. The key never reaches the proxy's
+//! client.
 //!
-//! A proxy's grant lives exactly as long as the connection that opened it (`wbl exec --proxy`
-//! holds it for the command's life, `wbl ssh --proxy` for the session), and refuses everything
-//! past its TTL. When the grant ends its connections close at once; a loopback listener stays
+//! The agent checks the request and finds the key ([`open`]); a proxy engine, a process of
+//! its own started from the agent's executable ([`engine`]) and supervised by the agent
+//! ([`supervise`]), serves the grant: the HTTP side never runs in the agent. A proxy's grant
+//! lives exactly as long as the connection that opened it (`wbl exec --proxy` holds it for the
+//! command's life, `wbl ssh --proxy` for the session), and refuses everything past its TTL.
+//! When the grant ends its connections close at once; a loopback listener stays
 //! [`ENDED_GRACE`] longer to refuse, and log, what still comes (a process the command left
-//! behind), while a restricted socket goes at once (its remote port went with the session). Its I/O runs on the proxy engine ([`engine`]), started with the first proxy and
-//! stopped with the last. What a request may do is [`rules`]; the HTTP part is [`serve`].
+//! behind), while a restricted socket goes at once (its remote port went with the session).
+//! What a request may do is [`rules`]; the HTTP part is [`serve`].
 
 // Restricted sockets are Unix domain sockets; elsewhere only the loopback listener is built.
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
-mod engine;
+pub mod engine;
 pub(crate) mod rules;
 mod serve;
+mod supervise;
 mod tcp_peer;
 mod upstream;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use wbl_proto::engine::{EngineGrant, EngineListen};
 use wbl_proto::{ErrorCode, ProxyInfo, ProxyListen, ProxyRequest, Response, Secret};
 use zeroize::Zeroizing;
 
@@ -42,57 +48,23 @@ fn open_ids() -> std::sync::MutexGuard<'static, Vec<String>> {
     OPEN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One proxy's grant: the placeholder it accepts, the key it puts in, where it forwards, until
-/// when.
-pub(crate) struct Grant {
+/// Held by the connection that opened the proxy: dropping it ends the grant (its engine
+/// closes the grant's connections and refuses from then on), removes a restricted socket's
+/// file and gives its id back.
+pub(crate) struct Held {
     id: String,
     destination: String,
-    placeholder: Zeroizing<String>,
-    /// `Basic base64("api:" + key)`, what the upstream gets: built once (marked sensitive, so
-    /// hyper never logs it) and cloned into each request, which shares its bytes. hyper's
-    /// header bytes cannot be zeroized; one copy per grant is what remains.
-    authorization: hyper::header::HeaderValue,
-    /// The upstream's origin and path prefix, without a trailing `/`.
-    upstream: url::Url,
-    /// The account whose key this is.
-    account: String,
-    expires: Option<(Instant, u64)>,
-    ended: tokio::sync::watch::Sender<bool>,
-}
-
-impl std::fmt::Debug for Grant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grant")
-            .field("id", &self.id)
-            .field("destination", &self.destination)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Grant {
-    /// Not ended and not past its TTL.
-    pub(crate) fn live(&self) -> bool {
-        !*self.ended.borrow() && self.expires.is_none_or(|(at, _)| Instant::now() < at)
-    }
-}
-
-/// Held by the connection that opened the proxy: dropping it ends the grant, closes its
-/// connections, gives its id back, closes a restricted socket (removing its file) and releases
-/// the engine. A loopback listener holds its own lease until its [`ENDED_GRACE`] is over.
-pub(crate) struct Held {
-    grant: Arc<Grant>,
     socket: Option<std::path::PathBuf>,
-    _lease: engine::Lease,
+    _end: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.grant.ended.send_replace(true);
         if let Some(s) = &self.socket {
             let _ = std::fs::remove_file(s);
         }
-        open_ids().retain(|id| id != &self.grant.id);
-        tracing::info!(proxy = %self.grant.id, destination = %self.grant.destination, "proxy closed");
+        open_ids().retain(|id| id != &self.id);
+        tracing::info!(proxy = %self.id, destination = %self.destination, "proxy closed");
     }
 }
 
@@ -179,60 +151,30 @@ async fn open_inner(
     let authorization = {
         use base64::Engine;
         let raw = Zeroizing::new(format!("api:{}", cred.password.expose()));
-        let basic = Zeroizing::new(format!(
+        Secret::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
-        ));
-        // Base64 is all visible ASCII: always a valid header value.
-        let mut value = hyper::header::HeaderValue::from_str(&basic)
-            .map_err(|_| internal("the stored key cannot be sent in a header".into()))?;
-        value.set_sensitive(true);
-        value
+        ))
     };
     let now_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let expires = req
-        .ttl_secs
-        .map(|t| (Instant::now() + Duration::from_secs(t), now_unix + t));
     let mut upstream = upstream;
     let trimmed = upstream.path().trim_end_matches('/').to_owned();
     upstream.set_path(&trimmed);
     upstream.set_query(None);
     upstream.set_fragment(None);
-    let grant = Arc::new(Grant {
-        id: id.clone(),
-        destination: destination.clone(),
-        placeholder,
-        authorization,
-        upstream,
-        account: wbl_proto::user_account(&cred.username).to_owned(),
-        expires,
-        ended: tokio::sync::watch::channel(false).0,
-    });
-    let lease =
-        engine::lease().map_err(|e| internal(format!("cannot start the proxy's thread: {e}")))?;
-    let (address, socket) = match req.listen {
-        ProxyListen::Loopback => {
-            let l = std::net::TcpListener::bind(("127.0.0.1", 0))
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|e| internal(format!("cannot listen on 127.0.0.1: {e}")))?;
-            let addr = l
-                .local_addr()
-                .map_err(|e| internal(format!("cannot listen on 127.0.0.1: {e}")))?;
-            serve::start(&lease, serve::Listener::Tcp(l), &grant, state);
-            (addr.to_string(), None)
-        }
+    let upstream = upstream.to_string().trim_end_matches('/').to_owned();
+    let account = wbl_proto::user_account(&cred.username).to_owned();
+    let (listen, socket) = match req.listen {
+        ProxyListen::Loopback => (EngineListen::Loopback, None),
         #[cfg(unix)]
         ProxyListen::Socket => {
             let path = crate::rendezvous::RuntimePaths {
                 socket: std::path::PathBuf::from(state.serving.socket()),
             }
             .forward_socket(&format!("proxy.{id}"));
-            let l = bind_socket(&path)
-                .map_err(|e| internal(format!("cannot listen on {}: {e}", path.display())))?;
-            serve::start(&lease, serve::Listener::Unix(l), &grant, state);
-            (path.display().to_string(), Some(path))
+            (EngineListen::Socket(path.display().to_string()), Some(path))
         }
         #[cfg(not(unix))]
         ProxyListen::Socket => {
@@ -241,29 +183,60 @@ async fn open_inner(
             ));
         }
     };
+    let log_as = {
+        let parsed = url::Url::parse(&upstream).ok();
+        let host = parsed
+            .as_ref()
+            .map_or_else(String::new, |u| match u.port() {
+                Some(p) => format!("{}:{p}", u.host_str().unwrap_or("")),
+                None => u.host_str().unwrap_or("").to_owned(),
+            });
+        supervise::LogAs {
+            protocol: parsed
+                .as_ref()
+                .map_or_else(String::new, |u| u.scheme().to_owned()),
+            host,
+            account: account.clone(),
+            channel: Arc::from(format!("proxy:{destination}").as_str()),
+            socket: socket.clone(),
+        }
+    };
+    let grant = EngineGrant {
+        id: id.clone(),
+        destination: destination.clone(),
+        placeholder: Secret::from(placeholder.as_str()),
+        authorization,
+        upstream: upstream.clone(),
+        ttl_secs: req.ttl_secs,
+        listen,
+    };
+    let started = supervise::start(state, grant, log_as)
+        .await
+        .map_err(internal)?;
     reserved.disarm();
     tracing::info!(
         proxy = %id,
         destination = %destination,
-        upstream = %grant.upstream,
-        %address,
+        %upstream,
+        address = %started.address,
         ttl_secs = ?req.ttl_secs,
         "proxy opened"
     );
     let info = ProxyInfo {
-        id,
-        placeholder: Secret::from(grant.placeholder.as_str()),
-        address,
-        upstream: grant.upstream.to_string().trim_end_matches('/').to_owned(),
-        account: grant.account.clone(),
-        expires_unix: expires.map(|(_, u)| u),
+        id: id.clone(),
+        placeholder: Secret::from(placeholder.as_str()),
+        address: started.address,
+        upstream,
+        account,
+        expires_unix: req.ttl_secs.map(|t| now_unix + t),
     };
     Ok((
         info,
         Held {
-            grant,
+            id,
+            destination,
             socket,
-            _lease: lease,
+            _end: started.end,
         },
     ))
 }
@@ -307,20 +280,6 @@ async fn key(
         ErrorCode::NotFound,
         format!("no API key stored for {}", req.upstream),
     ))
-}
-
-/// A restricted socket for `ssh -R`, mode 0600 in the agent's private directory; a leftover
-/// file of that (random) name is replaced.
-#[cfg(unix)]
-fn bind_socket(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::symlink_metadata(path).is_ok() {
-        std::fs::remove_file(path)?;
-    }
-    let l = std::os::unix::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    l.set_nonblocking(true)?;
-    Ok(l)
 }
 
 /// Gives a reserved id back when dropped (an open that failed half way).

@@ -44,6 +44,13 @@ impl Refusal {
         }
     }
 
+    /// The refusal whose [`Refusal::code`] this is.
+    pub fn from_code(code: &str) -> Option<Refusal> {
+        [Refusal::Placeholder, Refusal::Path, Refusal::Ended]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+
     pub fn status(self) -> u16 {
         match self {
             Refusal::Placeholder | Refusal::Ended => 401,

@@ -7,8 +7,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http_body_util::{Either, Full};
 use hyper::body::Bytes;
@@ -17,16 +16,16 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::engine::Lease;
+use super::engine::Grant;
 use super::rules::{self, Refusal, error_json};
 use super::upstream::{MAX_BUF, Upstream};
-use super::{ENDED_GRACE, Grant, MAX_PROXIES, tcp_peer};
-use crate::accesslog::{Caller, Event, Op, Outcome};
-use crate::agent::State;
+use super::{ENDED_GRACE, tcp_peer};
+use crate::accesslog::Caller;
+use wbl_proto::engine::{EngineRefusal, FromEngine};
 
 type Body = Either<Incoming, Full<Bytes>>;
 
-/// Where a proxy listens, bound by the agent and handed to the engine.
+/// Where a proxy listens, bound by its engine.
 pub(crate) enum Listener {
     Tcp(std::net::TcpListener),
     #[cfg(unix)]
@@ -36,12 +35,11 @@ pub(crate) enum Listener {
 /// What each request of a proxy needs.
 struct Shared {
     grant: Arc<Grant>,
-    state: Arc<State>,
     upstream: Arc<Upstream>,
     /// The upstream's origin and path prefix, no trailing `/`.
     base: String,
-    /// `proxy:<destination>`, the access log's channel.
-    channel: Arc<str>,
+    /// Refusals go to the agent, which writes them to the access log.
+    events: tokio::sync::mpsc::Sender<FromEngine>,
     /// The caller of a refusal whose client is not identified.
     unknown: Arc<Caller>,
     /// Identifications of loopback clients left this second ([`tcp_peer`]).
@@ -81,20 +79,24 @@ impl Client {
     }
 }
 
-/// Starts serving `listener` on the engine until the grant ends; a loopback listener then
-/// lingers [`ENDED_GRACE`] on a lease of its own.
-pub(crate) fn start(lease: &Lease, listener: Listener, grant: &Arc<Grant>, state: &Arc<State>) {
+/// Serves `listener` until the grant ends; a loopback listener then lingers [`ENDED_GRACE`]
+/// (the task ends when it closes).
+pub(crate) fn start(
+    listener: Listener,
+    grant: &Arc<Grant>,
+    upstream: Arc<Upstream>,
+    events: tokio::sync::mpsc::Sender<FromEngine>,
+) -> tokio::task::JoinHandle<()> {
     let shared = Arc::new(Shared {
         grant: Arc::clone(grant),
-        state: Arc::clone(state),
-        upstream: Arc::clone(&lease.upstream),
+        upstream,
         base: grant.upstream.as_str().trim_end_matches('/').to_owned(),
-        channel: Arc::from(format!("proxy:{}", grant.destination).as_str()),
+        events,
         unknown: Arc::new(Caller::unknown()),
         budget: tcp_peer::Budget::new(),
     });
-    let linger = matches!(listener, Listener::Tcp(_)).then(|| lease.another());
-    lease.handle.spawn(accept_loop(listener, shared, linger));
+    let linger = matches!(listener, Listener::Tcp(_));
+    tokio::spawn(accept_loop(listener, shared, linger))
 }
 
 /// A proxy's listener on the engine's runtime.
@@ -148,30 +150,7 @@ impl Accepted {
     }
 }
 
-/// Loopback listeners lingering after their grant now.
-static LINGERING: AtomicUsize = AtomicUsize::new(0);
-
-/// A place among the lingering listeners, while fewer than [`MAX_PROXIES`] linger.
-struct Lingering;
-
-impl Lingering {
-    fn take() -> Option<Lingering> {
-        LINGERING
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_PROXIES).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Lingering)
-    }
-}
-
-impl Drop for Lingering {
-    fn drop(&mut self) {
-        LINGERING.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: Option<Lease>) {
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: bool) {
     let mut ended = shared.grant.ended.subscribe();
     let listener = match Accepting::new(listener) {
         Ok(l) => l,
@@ -201,16 +180,14 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: Option<Lea
         }
     }
     // The grant ended. A loopback port stays a while to refuse and log what still comes;
-    // then it closes with its connections, and its lease goes (last: it may stop this
-    // thread's runtime).
-    let (Some(lease), Some(_place)) = (linger, Lingering::take()) else {
+    // then it closes with its connections (and the engine exits).
+    if !linger {
         return;
-    };
+    }
     let mut late = tokio::task::JoinSet::new();
     if let Some(a) = first_late {
         late.spawn(a.serve(Arc::clone(&shared), true));
     }
-    let mut shutdown = shared.state.shutdown_signal();
     let over = tokio::time::sleep(ENDED_GRACE);
     tokio::pin!(over);
     loop {
@@ -226,14 +203,11 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: Option<Lea
             },
             Some(_) = late.join_next() => {}
             () = &mut over => break,
-            _ = async { shutdown.wait_for(|s| *s).await.map(|_| ()) } => break,
         }
     }
     drop(late);
     drop(listener);
     tracing::debug!(proxy = %shared.grant.id, "the ended proxy's listener closed");
-    drop(shared);
-    drop(lease);
 }
 
 /// One client connection, until it closes or the grant ends (`late`: one accepted after the
@@ -475,8 +449,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
-/// A refused request in the access log: `op` `proxy`, the reason as `code`, method and path
-/// (never the query string or a header) as `command`.
+/// A refused request, to the agent for its access log: the reason, method and path (never
+/// the query string or a header) and the client as far as it is known. Dropped, and said so
+/// here, when the agent does not keep up.
 fn log_refusal(shared: &Shared, req: &Request<Incoming>, r: Refusal, caller: Arc<Caller>) {
     let path: String = crate::text::printable(req.uri().path())
         .chars()
@@ -490,25 +465,21 @@ fn log_refusal(shared: &Shared, req: &Request<Incoming>, r: Refusal, caller: Arc
         %path,
         "the proxy refused a request"
     );
-    let up = &shared.grant.upstream;
-    let host = match up.port() {
-        Some(p) => format!("{}:{p}", up.host_str().unwrap_or("")),
-        None => up.host_str().unwrap_or("").to_owned(),
+    let refusal = EngineRefusal {
+        code: r.code().to_owned(),
+        request: format!("{} {path}", req.method()),
+        caller: serde_json::to_string(&*caller).ok(),
     };
-    shared.state.access_log.record(Event {
-        time: SystemTime::now(),
-        op: Op::Proxy,
-        result: Outcome::Refused,
-        code: Some(r.code()),
-        protocol: up.scheme().to_owned(),
-        host,
-        username: None,
-        account: Some(shared.grant.account.clone()),
-        caller,
-        channel: Arc::clone(&shared.channel),
-        purpose: None,
-        command: Some(format!("{} {path}", req.method())),
-    });
+    if shared
+        .events
+        .try_send(FromEngine::Refused(refusal))
+        .is_err()
+    {
+        tracing::warn!(
+            proxy = %shared.grant.id,
+            "a refusal was not passed on to the access log: too many at once"
+        );
+    }
 }
 
 #[cfg(test)]
