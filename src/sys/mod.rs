@@ -68,18 +68,3 @@ pub struct Hardened {
 
 #[cfg(target_os = "macos")]
 pub use macos::{process_exe, process_uid};
-
-/// Gives the heap memory this process has freed back to the OS, where the allocator keeps it
-/// otherwise: glibc keeps a thread's arena (and the main heap's free pages) mapped after the
-/// thread ends. The agent calls it when its proxy thread, the one that moved request bodies
-/// through large buffers, has stopped, so an agent that no longer proxies is as small as one
-/// that never did. A no-op elsewhere (musl, macOS, Windows return freed memory on their own
-/// or have no such call).
-pub fn release_free_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes a size and only walks the allocator's own arenas under their
-    // locks; it is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
