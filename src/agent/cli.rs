@@ -19,6 +19,9 @@ pub struct Args {
     /// File descriptor to write one byte to once listening (used by the detaching launcher).
     #[arg(long, hide = true)]
     pub ready_fd: Option<i32>,
+    /// Serve one proxy's grant read from stdin (the agent starts its proxy engines so).
+    #[arg(long, hide = true)]
+    pub proxy_engine: bool,
     /// Exit once no client has been connected for SECONDS (0: never, the default).
     #[arg(long, env = IDLE_EXIT_ENV, value_name = "SECONDS")]
     pub idle_exit: Option<u64>,

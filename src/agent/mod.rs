@@ -43,7 +43,7 @@ pub use keychain_store::KeychainStore;
 pub use proxy::ENDED_GRACE as PROXY_ENDED_GRACE;
 /// `wbl-agent --proxy-engine`: the process that serves one proxy's grant (started by the
 /// agent, never by hand).
-pub use proxy::engine::{ENGINE_ARG as PROXY_ENGINE_ARG, main as proxy_engine_main};
+pub use proxy::engine::main as proxy_engine_main;
 pub use state::State;
 pub use store::{Served, Store, StoreError, Stored};
 

@@ -23,14 +23,11 @@ const ACCESS_LOG_CLOSE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     agent::harden::quiet_panics("wbl-agent");
-    // A proxy engine the agent started (a hidden mode: it reads its grant on stdin).
-    let mut argv = std::env::args_os().skip(1);
-    if let (Some(first), None) = (argv.next(), argv.next())
-        && first == agent::PROXY_ENGINE_ARG
-    {
+    let args = Args::parse();
+    if args.proxy_engine {
+        // A proxy engine the agent started: it reads its grant on stdin.
         return agent::proxy_engine_main();
     }
-    let args = Args::parse();
     // First thing, while no other thread exists (the runtime starts below).
     let inherited = match activation::take_inherited_socket() {
         Ok(i) => i,

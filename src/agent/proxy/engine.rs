@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use super::serve;
 use super::upstream::Upstream;
 
-/// The argument that makes `wbl-agent` an engine.
+/// The argument that makes `wbl-agent` an engine (`cli::Args::proxy_engine`).
 pub const ENGINE_ARG: &str = "--proxy-engine";
 
 /// How long an engine waits for its grant before giving up.
