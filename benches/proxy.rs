@@ -256,10 +256,14 @@ mod linux {
         (child, base, placeholder)
     }
 
-    /// The proxy engine serving the one proxy open now: the agent's child.
-    fn engine_of(agent: u32) -> u32 {
-        let engines = engines_of(agent);
-        assert_eq!(engines.len(), 1, "one engine: {engines:?}");
+    /// The proxy engine serving the proxy opened last: the agent's child that is not one of
+    /// `before` (engines of closed proxies linger a while).
+    fn engine_of(agent: u32, before: &[u32]) -> u32 {
+        let engines: Vec<u32> = engines_of(agent)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        assert_eq!(engines.len(), 1, "one new engine: {engines:?}");
         engines[0]
     }
 
@@ -441,7 +445,7 @@ mod linux {
         let (child, base, placeholder) = open_proxy(&bins, &w, &fake.url);
         settle();
         let agent_open = rss(agent);
-        let engine = engine_of(agent);
+        let engine = engine_of(agent, &[]);
         let open_rss = rss(engine);
         let c = compare(&rt, (&fake.url, &k), (&base, &placeholder), rounds, uploads);
         let after_upload = support::agent_memory(engine).unwrap();
@@ -450,7 +454,7 @@ mod linux {
         close_proxy(child);
 
         let (child, base, placeholder) = open_proxy(&bins, &w, &floor);
-        let engine = engine_of(agent);
+        let engine = engine_of(agent, &[engine]);
         let floor_open = rss(engine);
         let c = compare(&rt, (&floor, &k), (&base, &placeholder), rounds, uploads);
         report("the floor (a minimal hyper server)", &c, rounds, uploads);
@@ -492,11 +496,15 @@ mod linux {
         let agent_closed = rss(agent);
         // The ports linger after their runs to refuse late requests; then their engines exit.
         std::thread::sleep(wbl::agent::PROXY_ENDED_GRACE);
+        let gone_by = Instant::now() + Duration::from_secs(10);
+        while !engines_of(agent).is_empty() && Instant::now() < gone_by {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left = engines_of(agent);
+        assert!(left.is_empty(), "engines left after their grace: {left:?}");
         settle();
         let idle_after = rss(agent);
         let parts_after = rss_parts(agent);
-        let left = engines_of(agent);
-        assert!(left.is_empty(), "engines left after their grace: {left:?}");
         println!("## memory (VmRSS; VmHWM is the peak)");
         println!();
         println!("| process, when | VmRSS (MiB) |");

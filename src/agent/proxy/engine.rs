@@ -63,8 +63,9 @@ pub fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(run());
-    // Whatever is still running (connections of the ended grant) ends with the runtime.
-    drop(runtime);
+    // Whatever is still running (connections of the ended grant, the thread blocked reading
+    // stdin, which the agent keeps open) ends with the process, not waited for.
+    runtime.shutdown_background();
     code
 }
 

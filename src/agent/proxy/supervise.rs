@@ -49,7 +49,11 @@ pub(crate) async fn start(
     grant: EngineGrant,
     log: LogAs,
 ) -> Result<Started, String> {
-    let mut child = tokio::process::Command::new(executable()?)
+    let mut command = tokio::process::Command::new(executable()?);
+    // Named as the agent in `ps` (not `/proc/self/exe`).
+    #[cfg(unix)]
+    command.arg0("wbl-agent");
+    let mut child = command
         .arg(super::engine::ENGINE_ARG)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
