@@ -55,6 +55,8 @@ pub enum FromEngine {
     Failed { message: String },
     /// A request the engine refused, for the access log.
     Refused(EngineRefusal),
+    /// The answer to `End`: from now on every request is refused.
+    Ended,
 }
 
 /// One refused request: never a header, a body or a query string.

@@ -196,7 +196,24 @@ async fn serve(stream: Stream, state: Arc<State>, channel: Channel, ticket: Tick
     let mut ident = Ident::Grabbed(caller::grab(&stream, peer));
     let mut session = Session::new(peer, Caller::unknown(), channel);
     session.hold_log();
-    converse(stream, &state, &mut session, &mut ident, ticket, spawn).await;
+    let mut conn = Connection::new(stream);
+    // Proxies (`--proxy`) opened on this connection: they end with it, like forwards, and
+    // before it closes, so a client that waits for the close knows its grant is over.
+    let mut proxies: Vec<proxy::Held> = Vec::new();
+    converse(
+        &mut conn,
+        &state,
+        &mut session,
+        &mut ident,
+        ticket,
+        spawn,
+        &mut proxies,
+    )
+    .await;
+    for p in proxies {
+        p.end().await;
+    }
+    drop(conn);
     // However the connection ended, what it asked is recorded, with what is known of the caller.
     match ident {
         Ident::Parents(id) => session.identified(&state, id.with_parents()),
@@ -238,19 +255,17 @@ impl Ident {
 
 /// The requests of one connection (see [`serve`]).
 async fn converse(
-    stream: Stream,
+    conn: &mut Connection<Stream>,
     state: &Arc<State>,
     session: &mut Session,
     ident: &mut Ident,
     ticket: Ticket,
     spawn: Spawn,
+    proxies: &mut Vec<proxy::Held>,
 ) {
-    let mut conn = Connection::new(stream);
     let mut stop = state.shutdown_signal();
     let mut greeted = false;
     let mut held: Vec<forward::Held> = Vec::new();
-    // Proxies (`--proxy`) opened on this connection: they end with it, like forwards.
-    let mut proxies: Vec<proxy::Held> = Vec::new();
     // A restricted connection ends with its grant.
     let mut grant_ended = match &session.access {
         Channel::Forward(g) => Some(g.ended()),
@@ -306,7 +321,7 @@ async fn converse(
         };
         let Some(received) = received else {
             let bye = Response::error(ErrorCode::ShuttingDown, "the agent is shutting down");
-            let _ = reply(&mut conn, &bye, state).await;
+            let _ = reply(conn, &bye, state).await;
             return;
         };
         // A request after the hello (not the hello itself) is answered below.
@@ -335,7 +350,7 @@ async fn converse(
                             }
                         }
                         _ => {
-                            let _ = reply(&mut conn, &dispatch::hello_required(), state).await;
+                            let _ = reply(conn, &dispatch::hello_required(), state).await;
                             return;
                         }
                     }
@@ -363,7 +378,7 @@ async fn converse(
             Ok(Err(e @ (ProtoError::TooLarge(_) | ProtoError::TooLargeHere { .. }))) => {
                 tracing::debug!(error = %e, "oversized frame");
                 let _ = reply(
-                    &mut conn,
+                    conn,
                     &Response::error(ErrorCode::TooLarge, e.to_string()),
                     state,
                 )
@@ -378,7 +393,7 @@ async fn converse(
                     ErrorCode::Internal,
                     "the agent is receiving too much at once; retry",
                 );
-                let _ = reply(&mut conn, &busy, state).await;
+                let _ = reply(conn, &busy, state).await;
                 return;
             }
             Ok(Err(e)) => {
@@ -391,7 +406,7 @@ async fn converse(
             // answer arrives, and seals itself then (`client::seal`).
             ident.caller_read(session);
         }
-        if reply(&mut conn, &response, state).await.is_err() {
+        if reply(conn, &response, state).await.is_err() {
             return;
         }
         if answered_request {

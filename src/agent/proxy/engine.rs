@@ -107,6 +107,10 @@ async fn run() -> ExitCode {
         Ok(Some(ToEngine::End))
     );
     grant.ended.send_replace(true);
+    if ended_by_agent {
+        // The agent waits for this before it tells the proxy's client the grant is over.
+        let _ = events.send(FromEngine::Ended).await;
+    }
     if let Some(s) = &socket {
         let _ = std::fs::remove_file(s);
     }

@@ -55,7 +55,23 @@ pub(crate) struct Held {
     id: String,
     destination: String,
     socket: Option<std::path::PathBuf>,
-    _end: tokio::sync::oneshot::Sender<()>,
+    end: Option<supervise::End>,
+}
+
+/// How long ending a grant waits for its engine to confirm.
+const END_WAIT: Duration = Duration::from_secs(2);
+
+impl Held {
+    /// Ends the grant and waits (bounded) until its engine refuses every request, so that
+    /// once the proxy's client hears the grant is over, it is.
+    pub(crate) async fn end(mut self) {
+        let (confirm, confirmed) = tokio::sync::oneshot::channel();
+        if let Some(end) = self.end.take()
+            && end.send(confirm).is_ok()
+        {
+            let _ = tokio::time::timeout(END_WAIT, confirmed).await;
+        }
+    }
 }
 
 impl Drop for Held {
@@ -236,7 +252,7 @@ async fn open_inner(
             id,
             destination,
             socket,
-            _end: started.end,
+            end: Some(started.end),
         },
     ))
 }

@@ -37,10 +37,13 @@ pub(crate) struct LogAs {
     pub(crate) socket: Option<std::path::PathBuf>,
 }
 
-/// A started engine: where it listens, and the handle whose drop ends its grant.
+/// Ends a grant: sent (with where to confirm) or dropped by [`super::Held`].
+pub(crate) type End = tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>;
+
+/// A started engine: where it listens, and the handle that ends its grant.
 pub(crate) struct Started {
     pub(crate) address: String,
-    pub(crate) end: tokio::sync::oneshot::Sender<()>,
+    pub(crate) end: End,
 }
 
 /// Starts an engine for `grant` and supervises it until it is gone.
@@ -130,13 +133,15 @@ async fn supervise(
     mut child: Child,
     mut to: Option<ToChild>,
     mut from: FromChild,
-    mut ended: tokio::sync::oneshot::Receiver<()>,
+    mut ended: tokio::sync::oneshot::Receiver<tokio::sync::oneshot::Sender<()>>,
     state: Arc<State>,
     log: LogAs,
 ) {
     let mut stop = state.shutdown_signal();
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut _place = None;
+    // Told once the engine refuses everything (dropped unsent if it exits first).
+    let mut confirm: Option<tokio::sync::oneshot::Sender<()>> = None;
     loop {
         let outstayed = async {
             match deadline {
@@ -147,10 +152,16 @@ async fn supervise(
         tokio::select! {
             event = from.recv_async::<FromEngine>() => match event {
                 Ok(Some(FromEngine::Refused(r))) => record(&state, &log, r),
+                Ok(Some(FromEngine::Ended)) => {
+                    if let Some(c) = confirm.take() {
+                        let _ = c.send(());
+                    }
+                }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
             },
-            _ = &mut ended, if deadline.is_none() => {
+            asked = &mut ended, if deadline.is_none() => {
+                confirm = asked.ok();
                 // The grant's connection closed: the engine refuses from now on; it lingers
                 // for late requests if there is room, else it goes at once.
                 _place = Lingering::take();
