@@ -440,6 +440,12 @@ mod linux {
         let agent = w.agent_pid().unwrap_or_else(|| bins.start_agent(&w));
         settle();
         let idle_before = rss(agent);
+        // What the agent does for any `wbl exec` (the key looked up and logged), without a
+        // proxy: the part of the growth below that is not the proxy's.
+        let r = bins.wbl(&w, &["exec", "--host", &fake.url, "--", "true"], b"");
+        assert!(r.success);
+        settle();
+        let idle_plain_exec = rss(agent);
         let parts_before = rss_parts(agent);
 
         let (child, base, placeholder) = open_proxy(&bins, &w, &fake.url);
@@ -510,6 +516,10 @@ mod linux {
         println!("| process, when | VmRSS (MiB) |");
         println!("|---|---|");
         println!("| agent, idle, no proxy yet | {} |", mib(idle_before));
+        println!(
+            "| agent, idle after a `wbl exec` without `--proxy` | {} |",
+            mib(idle_plain_exec)
+        );
         println!("| agent, a proxy open | {} |", mib(agent_open));
         println!(
             "| agent, right after the proxies closed | {} |",
@@ -533,7 +543,7 @@ mod linux {
         );
         println!();
         println!(
-            "agent idle before: {} MiB anonymous + {} MiB mapped files (code); after: {} + {}",
+            "agent idle before the proxies (after the plain exec): {} MiB anonymous + {} MiB mapped files (code); after: {} + {}",
             mib(parts_before.0),
             mib(parts_before.1),
             mib(parts_after.0),

@@ -1,6 +1,7 @@
-//! The proxy's client side: one pool of kept-alive connections to the W&B servers, HTTPS with
-//! rustls and the platform's verifier (Linux; elsewhere plain http to loopback only, for now),
-//! TCP_NODELAY, large buffers.
+//! The proxy's client side: one pool of kept-alive connections to the W&B server, HTTPS with
+//! the same TLS stack and trust store as the rest of wbl (rustls and the platform's verifier on
+//! Linux; the system's TLS, Security.framework or SChannel, through native-tls on macOS and
+//! Windows, as `ureq` there), TCP_NODELAY, large buffers.
 
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -22,7 +23,7 @@ const POOL_IDLE: usize = 8;
 #[cfg(target_os = "linux")]
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[cfg(not(target_os = "linux"))]
-type Connector = HttpConnector;
+type Connector = hyper_tls::HttpsConnector<HttpConnector>;
 
 /// The pooled client every proxy of the engine shares.
 pub(crate) struct Upstream {
@@ -53,7 +54,7 @@ impl Upstream {
                 .wrap_connector(http)
         };
         #[cfg(not(target_os = "linux"))]
-        let connector = http;
+        let connector = hyper_tls::HttpsConnector::new_with_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
@@ -64,12 +65,11 @@ impl Upstream {
     }
 }
 
-/// Whether the proxy may reach `scheme://host`: HTTPS anywhere (on Linux), plain http only to
-/// a loopback address.
+/// Whether the proxy may reach `scheme://host`: HTTPS anywhere, plain http only to a
+/// loopback address.
 pub(crate) fn reachable(url: &url::Url) -> Result<(), String> {
     match url.scheme() {
-        "https" if cfg!(target_os = "linux") => Ok(()),
-        "https" => Err("the proxy reaches HTTPS servers only on Linux for now".into()),
+        "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
         "http" => Err(format!(
             "the proxy forwards over plain http only to a loopback address, not {}",
