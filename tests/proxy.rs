@@ -882,3 +882,38 @@ fn listening_inode(port: &str) -> Option<u64> {
         .find(|f| f.len() > 9 && f[1] == local && f[3] == "0A")
         .and_then(|f| f[9].parse().ok())
 }
+
+#[test]
+fn the_engine_is_closed_to_the_users_other_processes_like_the_agent() {
+    let user = users::user();
+    let w = World::new_as(Backend::Keyutils, user.clone());
+    let k = key(26_102);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
+    let agent = w.agent_pid().expect("login started the agent");
+    let engines = engines_of(agent);
+    assert_eq!(engines.len(), 1, "{engines:?}");
+    let (status, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Same user, but not dumpable: its environment and memory are root's to read, not ours;
+    // its grant came on a pipe, so its command line holds nothing either.
+    for pid in [agent, engines[0]] {
+        for f in ["environ", "mem"] {
+            let out = user
+                .command("cat")
+                .arg(format!("/proc/{pid}/{f}"))
+                .output()
+                .unwrap();
+            assert!(
+                !out.status.success() && stderr(&out).contains("Permission denied"),
+                "{pid} {f}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", engines[0])).unwrap();
+    assert_eq!(cmdline, b"wbl-agent\0--proxy-engine\0");
+    writeln!(child.stdin.take().unwrap(), "done").unwrap();
+    assert!(child.wait().unwrap().success());
+}
