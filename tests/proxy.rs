@@ -917,3 +917,39 @@ fn the_engine_is_closed_to_the_users_other_processes_like_the_agent() {
     writeln!(child.stdin.take().unwrap(), "done").unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn an_engine_that_dies_takes_only_its_own_proxy_with_it() {
+    let w = World::new(Backend::Keyutils);
+    let k = key(26_103);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let (mut first, base, placeholder) = hold_proxy(&w, &server.url);
+    let agent = w.agent_pid().expect("`wbl exec` started the agent");
+    let (mut second, base2, placeholder2) = hold_proxy(&w, &server.url);
+    let engines = engines_of(agent);
+    assert_eq!(engines.len(), 2, "{engines:?}");
+    // The first proxy's engine is the one holding its port.
+    let port = base.rsplit(':').next().unwrap();
+    let listening = listening_inode(port).expect("the first proxy listens");
+    let victim = *engines
+        .iter()
+        .find(|e| open_sockets(**e).contains(&listening))
+        .expect("an engine holds the first port");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status();
+    wait_gone(victim);
+    // Its program now finds nothing there; the other proxy, the agent and new proxies work.
+    assert!(request(&base, "POST", "/graphql", Some(&placeholder)).is_err());
+    let (status, body) = request(&base2, "POST", "/graphql", Some(&placeholder2)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(w.agent_pid(), Some(agent));
+    let (mut third, base3, placeholder3) = hold_proxy(&w, &server.url);
+    let (status, body) = request(&base3, "POST", "/graphql", Some(&placeholder3)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    for c in [&mut first, &mut second, &mut third] {
+        writeln!(c.stdin.take().unwrap(), "done").unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+}

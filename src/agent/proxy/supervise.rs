@@ -158,7 +158,16 @@ async fn supervise(
                     }
                 }
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
+                Ok(None) | Err(_) => {
+                    if deadline.is_none() {
+                        // Its grant still holds: the program's requests now find no proxy.
+                        tracing::warn!(
+                            channel = %log.channel,
+                            "a proxy engine exited before its grant ended"
+                        );
+                    }
+                    break;
+                }
             },
             asked = &mut ended, if deadline.is_none() => {
                 confirm = asked.ok();
