@@ -953,3 +953,56 @@ fn an_engine_that_dies_takes_only_its_own_proxy_with_it() {
         assert!(c.wait().unwrap().success());
     }
 }
+
+#[test]
+fn a_proxy_adds_the_key_of_the_account_asked_for() {
+    let w = World::new(Backend::Keyutils);
+    let (k_default, k_work) = (key(26_104), key(26_105));
+    let server = FakeApi::start(&k_work, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k_default]));
+    ok(w.wbl(&["login", "--host", &server.url, "--account", "work", &k_work]));
+    // Two accounts and none chosen: no proxy, and the command does not run.
+    let mut c = w.cmd(WBL);
+    c.args([
+        "exec",
+        "--proxy",
+        "--host",
+        &server.url,
+        "--",
+        "sh",
+        "-c",
+        "echo ran",
+    ]);
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    assert!(!stdout(&out).contains("ran"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("--account NAME"), "{}", stderr(&out));
+    for (account, expected, status) in [("default", &k_default, 401), ("work", &k_work, 200)] {
+        let mut c = w.cmd(WBL);
+        c.args([
+            "exec",
+            "--proxy",
+            "--host",
+            &server.url,
+            "--account",
+            account,
+        ]);
+        c.args(["--", "sh", "-c"])
+            .arg("echo \"$WANDB_BASE_URL $WANDB_API_KEY\"; read x")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut words = line.split_whitespace();
+        let (base, placeholder) = (words.next().unwrap(), words.next().unwrap());
+        let (got, body) = request(base, "POST", "/graphql", Some(placeholder)).unwrap();
+        assert_eq!(got, status, "{account:?}: {body}");
+        let last = server.hits().pop().expect("the server saw the request");
+        assert_eq!(last.key.as_deref(), Some(expected.as_str()), "{account:?}");
+        writeln!(child.stdin.take().unwrap(), "done").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
