@@ -1006,3 +1006,47 @@ fn a_proxy_adds_the_key_of_the_account_asked_for() {
         assert!(child.wait().unwrap().success());
     }
 }
+
+#[test]
+fn wbl_status_lists_the_proxies_and_never_their_placeholders() {
+    let w = World::new(Backend::Keyutils);
+    let k = key(26_106);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
+    let status = |w: &World| -> serde_json::Value {
+        let out = ok(w.wbl(&["status", "--json"]));
+        assert!(!stdout(&out).contains(&placeholder));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let listed = status(&w)["proxies"].clone();
+    let address = base.strip_prefix("http://").unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    assert_eq!(listed[0]["address"], address, "{listed:#}");
+    assert_eq!(listed[0]["account"], "default", "{listed:#}");
+    assert_eq!(listed[0]["ended"], false, "{listed:#}");
+    assert!(
+        listed[0]["destination"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("exec:")),
+        "{listed:#}"
+    );
+    let text = stdout(&ok(w.wbl(&["status"])));
+    assert!(
+        text.contains("proxies:") && text.contains(address),
+        "{text}"
+    );
+    assert!(!text.contains(&placeholder), "{text}");
+
+    // Ended: still listed while its port refuses late requests, with what it refused.
+    writeln!(child.stdin.take().unwrap(), "done").unwrap();
+    assert!(child.wait().unwrap().success());
+    let (got, _) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
+    assert_eq!(got, 401);
+    let _ = wait_refusals(&w, 1);
+    let listed = status(&w)["proxies"].clone();
+    assert_eq!(listed[0]["ended"], true, "{listed:#}");
+    assert_eq!(listed[0]["refused"], 1, "{listed:#}");
+    let text = stdout(&ok(w.wbl(&["status"])));
+    assert!(text.contains("ended, refusing late requests"), "{text}");
+}

@@ -304,7 +304,29 @@ mod tests {
                 0, 1, b'o', 1, 1, b'd'
             ]
         );
-        assert_eq!(PROTOCOL_VERSION, 9);
+        // Protocol 10: the proxies' listing, appended (request 12, response 12).
+        assert_eq!(
+            &encode_frame(&Request::Proxies).unwrap()[..],
+            &[0, 0, 0, 1, 12]
+        );
+        let proxies = Response::Proxies(vec![crate::ProxyStatus {
+            id: "i".into(),
+            destination: "d".into(),
+            address: "a".into(),
+            upstream: "u".into(),
+            account: "c".into(),
+            created_unix: 1,
+            expires_unix: None,
+            ended: true,
+            refused: 2,
+        }]);
+        assert_eq!(
+            &encode_frame(&proxies).unwrap()[..],
+            &[
+                0, 0, 0, 16, 12, 1, 1, b'i', 1, b'd', 1, b'a', 1, b'u', 1, b'c', 1, 0, 1, 2
+            ]
+        );
+        assert_eq!(PROTOCOL_VERSION, 10);
     }
 
     #[test]

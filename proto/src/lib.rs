@@ -14,7 +14,7 @@ pub use connection::{ByteBudget, Connection, RECV_CHUNK, RecvLimits};
 pub use message::{
     Account, AgentStatus, Credential, CredentialInfo, DEFAULT_ACCOUNT, DEFAULT_ACCOUNT_USER,
     ErrorCode, FORWARD_PID, ForwardInfo, ForwardRequest, MAX_FORWARD_TTL_SECS, PROTOCOL_VERSION,
-    ProxyInfo, ProxyListen, ProxyRequest, Purpose, Query, Request, Response, ServedHost,
-    StoreSession, Target, account_name_problem, account_user, user_account,
+    ProxyInfo, ProxyListen, ProxyRequest, ProxyStatus, Purpose, Query, Request, Response,
+    ServedHost, StoreSession, Target, account_name_problem, account_user, user_account,
 };
 pub use secret::Secret;

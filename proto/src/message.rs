@@ -6,7 +6,7 @@ use crate::Secret;
 
 /// Bumped whenever a message changes shape. Client and agent compare it in the hello exchange;
 /// a client that meets an agent of another version restarts it (see `PROTOCOL.md`).
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Where a credential is used: `protocol://host[:port][/path]`, as git describes it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -324,6 +324,27 @@ pub struct ProxyInfo {
     pub expires_unix: Option<u64>,
 }
 
+/// A proxy as `wbl status` shows it: never its placeholder. Protocol 10.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ProxyStatus {
+    pub id: String,
+    /// Who uses it (`exec:<program>`, `ssh:<destination>`).
+    pub destination: String,
+    /// `127.0.0.1:PORT` or the restricted socket's path.
+    pub address: String,
+    pub upstream: String,
+    pub account: String,
+    /// Unix time the proxy was opened.
+    pub created_unix: u64,
+    /// Unix time the grant ends, when a TTL was given.
+    pub expires_unix: Option<u64>,
+    /// The grant ended (its command or session is over); its port still refuses, and logs,
+    /// late requests for a while.
+    pub ended: bool,
+    /// Requests refused so far.
+    pub refused: u64,
+}
+
 /// Client → agent. Every connection starts with `Hello`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -362,6 +383,8 @@ pub enum Request {
     /// Open a key-injecting proxy (`wbl exec --proxy`, `wbl ssh --proxy`); it lasts while
     /// this connection stays open, and at most `ttl_secs`. Added in protocol 9.
     Proxy(ProxyRequest),
+    /// The proxies open or ending (for `wbl status`). Protocol 10.
+    Proxies,
 }
 
 /// Why a request failed.
@@ -430,6 +453,8 @@ pub enum Response {
     Forwards(Vec<ForwardInfo>),
     /// The proxy opened by [`Request::Proxy`].
     Proxying(ProxyInfo),
+    /// The answer to [`Request::Proxies`].
+    Proxies(Vec<ProxyStatus>),
 }
 
 impl Response {

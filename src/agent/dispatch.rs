@@ -238,6 +238,7 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             Response::ShuttingDown
         }
         Request::Forwards => Response::Forwards(state.forwards.list()),
+        Request::Proxies => Response::Proxies(super::proxy::list()),
         // It needs the connection, which holds the grant: the connection loop answers it.
         Request::Forward(_) | Request::Proxy(_) => Response::error(
             ErrorCode::BadRequest,
@@ -710,6 +711,7 @@ mod tests {
             Request::Status,
             Request::Shutdown,
             Request::Forwards,
+            Request::Proxies,
             Request::StoreLogin {
                 store: "s".into(),
                 secret: None,

@@ -455,6 +455,7 @@ pub(crate) fn permit(grant: &Grant, req: &Request) -> Result<(), String> {
         Request::Shutdown => "stopping the agent",
         Request::Forward(_) => "opening a forward",
         Request::Forwards => "listing forwards",
+        Request::Proxies => "listing proxies",
         Request::Proxy(_) => "opening a proxy",
         Request::StoreLogin { .. } => "logging in to a store",
     };

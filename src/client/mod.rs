@@ -426,6 +426,7 @@ impl AgentClient {
             Request::Forward(_) => "a forward request",
             Request::Forwards => "a forwards request",
             Request::Proxy(_) => "a proxy request",
+            Request::Proxies => "a proxies request",
         };
         let answer = self.exchange(req, what);
         // The next request is an operation of its own.
@@ -497,6 +498,14 @@ impl AgentClient {
         match self.call(&Request::Proxy(req))? {
             Response::Proxying(info) => Ok(info),
             _ => Err(ClientError::Unexpected("proxy")),
+        }
+    }
+
+    /// The proxies open or ending.
+    pub fn proxies(&mut self) -> Result<Vec<wbl_proto::ProxyStatus>, ClientError> {
+        match self.call(&Request::Proxies)? {
+            Response::Proxies(list) => Ok(list),
+            _ => Err(ClientError::Unexpected("proxies")),
         }
     }
 

@@ -84,6 +84,11 @@ impl Drop for Held {
     }
 }
 
+/// The proxies open or ending now (`wbl status`).
+pub(crate) fn list() -> Vec<wbl_proto::ProxyStatus> {
+    supervise::list()
+}
+
 /// Opens a proxy for the connection that asked: gets the key (an access-log entry with the
 /// use `proxy`), makes the placeholder, starts listening. The answer goes to the client; the
 /// [`Held`] guard stays with its connection.
@@ -226,7 +231,18 @@ async fn open_inner(
         ttl_secs: req.ttl_secs,
         listen,
     };
-    let started = supervise::start(state, grant, log_as)
+    let shown = wbl_proto::ProxyStatus {
+        id: id.clone(),
+        destination: destination.clone(),
+        address: String::new(),
+        upstream: upstream.clone(),
+        account: account.clone(),
+        created_unix: now_unix,
+        expires_unix: req.ttl_secs.map(|t| now_unix + t),
+        ended: false,
+        refused: 0,
+    };
+    let started = supervise::start(state, grant, log_as, shown)
         .await
         .map_err(internal)?;
     reserved.disarm();

@@ -6,12 +6,12 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::process::{Child, ChildStdin, ChildStdout};
-use wbl_proto::Connection;
 use wbl_proto::engine::{EngineGrant, EngineRefusal, FromEngine, ToEngine};
+use wbl_proto::{Connection, ProxyStatus};
 
 use super::rules::Refusal;
 use super::{ENDED_GRACE, MAX_PROXIES};
@@ -46,11 +46,50 @@ pub(crate) struct Started {
     pub(crate) end: End,
 }
 
-/// Starts an engine for `grant` and supervises it until it is gone.
+/// The proxies that have an engine, open or ending, for `wbl status`, each under a serial
+/// number of its own (a name may be taken again once its grant ended).
+static LISTED: std::sync::Mutex<Vec<(u64, ProxyStatus)>> = std::sync::Mutex::new(Vec::new());
+static SERIAL: AtomicU64 = AtomicU64::new(0);
+
+fn listed() -> std::sync::MutexGuard<'static, Vec<(u64, ProxyStatus)>> {
+    LISTED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The proxies open or ending now.
+pub(crate) fn list() -> Vec<ProxyStatus> {
+    listed().iter().map(|(_, p)| p.clone()).collect()
+}
+
+/// A proxy's entry in the list, removed when its engine is gone.
+struct Listing(u64);
+
+impl Listing {
+    fn add(shown: ProxyStatus) -> Listing {
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        listed().push((serial, shown));
+        Listing(serial)
+    }
+
+    fn change(&self, f: impl FnOnce(&mut ProxyStatus)) {
+        if let Some((_, p)) = listed().iter_mut().find(|(s, _)| *s == self.0) {
+            f(p);
+        }
+    }
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        listed().retain(|(s, _)| *s != self.0);
+    }
+}
+
+/// Starts an engine for `grant` and supervises it until it is gone; `shown` is what `wbl
+/// status` shows of it (its address is filled in here).
 pub(crate) async fn start(
     state: &Arc<State>,
     grant: EngineGrant,
     log: LogAs,
+    mut shown: ProxyStatus,
 ) -> Result<Started, String> {
     let mut command = tokio::process::Command::new(executable()?);
     // Named as the agent in `ps` (not `/proc/self/exe`).
@@ -80,8 +119,11 @@ pub(crate) async fn start(
         Ok(Ok(_) | Err(_)) => return Err("the proxy engine stopped before it listened".into()),
         Err(_) => return Err("the proxy engine did not start listening in time".into()),
     };
+    shown.address = address.clone();
+    let listing = Listing::add(shown);
     let (end, ended) = tokio::sync::oneshot::channel();
     tokio::spawn(supervise(
+        listing,
         child,
         Some(to),
         from,
@@ -130,6 +172,7 @@ impl Drop for Lingering {
 }
 
 async fn supervise(
+    listing: Listing,
     mut child: Child,
     mut to: Option<ToChild>,
     mut from: FromChild,
@@ -151,7 +194,10 @@ async fn supervise(
         };
         tokio::select! {
             event = from.recv_async::<FromEngine>() => match event {
-                Ok(Some(FromEngine::Refused(r))) => record(&state, &log, r),
+                Ok(Some(FromEngine::Refused(r))) => {
+                    listing.change(|p| p.refused += 1);
+                    record(&state, &log, r);
+                }
                 Ok(Some(FromEngine::Ended)) => {
                     if let Some(c) = confirm.take() {
                         let _ = c.send(());
@@ -171,6 +217,7 @@ async fn supervise(
             },
             asked = &mut ended, if deadline.is_none() => {
                 confirm = asked.ok();
+                listing.change(|p| p.ended = true);
                 // The grant's connection closed: the engine refuses from now on; it lingers
                 // for late requests if there is room, else it goes at once.
                 _place = Lingering::take();

@@ -36,6 +36,7 @@ pub(super) struct Facts {
 pub(super) struct AgentFacts {
     pub(super) status: AgentStatus,
     pub(super) forwards: Vec<ForwardInfo>,
+    pub(super) proxies: Vec<wbl_proto::ProxyStatus>,
     pub(super) list: Vec<CredentialInfo>,
 }
 
@@ -87,6 +88,8 @@ pub(super) fn gather() -> anyhow::Result<Facts> {
         let status = a.status()?;
         // An agent from before forwards answers BadRequest: it has none.
         let forwards = a.forwards().unwrap_or_default();
+        // Nor one from before proxies were listed (protocol 10).
+        let proxies = a.proxies().unwrap_or_default();
         let list = a.list()?;
         for c in &list {
             if c.username == WANDB_USER
@@ -100,6 +103,7 @@ pub(super) fn gather() -> anyhow::Result<Facts> {
         facts_of_agent = Some(AgentFacts {
             status,
             forwards,
+            proxies,
             list,
         });
     }

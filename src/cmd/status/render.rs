@@ -154,6 +154,35 @@ pub(super) fn text(out: &StatusJson, style: crate::term::Style) {
             );
         }
     }
+    if !out.proxies.is_empty() {
+        println!("proxies:");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for p in &out.proxies {
+            let state = if p.ended {
+                "ended, refusing late requests".to_owned()
+            } else {
+                match p.expires_unix {
+                    Some(t) => format!(
+                        "for {} more",
+                        crate::term::human_duration(t.saturating_sub(now))
+                    ),
+                    None => "until its command or session ends".to_owned(),
+                }
+            };
+            println!(
+                "  {} (proxy {}): {} (account {}) on {}; {state}; {} refused",
+                printable(&p.destination),
+                printable(&p.id),
+                printable(&p.upstream),
+                printable(&p.account),
+                printable(&p.address),
+                p.refused
+            );
+        }
+    }
     if !out.credentials.is_empty() {
         println!("keys:");
         for c in &out.credentials {

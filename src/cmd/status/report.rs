@@ -24,6 +24,8 @@ pub(super) struct StatusJson {
     pub(super) config_error: Option<String>,
     /// The agent's live forwards (`wbl ssh`) and their grants.
     pub(super) forwards: Vec<ForwardJson>,
+    /// The agent's proxies (`--proxy`), open or ending; never their placeholders.
+    pub(super) proxies: Vec<ProxyJson>,
     /// Every credential the agent stores (W&B keys and others), without secrets.
     pub(super) credentials: Vec<CredJson>,
     /// The host the SDK (and `wbl login`) would use now.
@@ -61,6 +63,24 @@ pub(super) struct ForwardJson {
     /// Keys handed out over this forward so far.
     pub(super) handed_out: u64,
     pub(super) socket: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct ProxyJson {
+    pub(super) id: String,
+    /// Who uses it: `exec:<program>` or `ssh:<destination>`.
+    pub(super) destination: String,
+    /// `127.0.0.1:PORT`, or the restricted socket `ssh -R` connects to.
+    pub(super) address: String,
+    pub(super) upstream: String,
+    pub(super) account: String,
+    pub(super) created_unix: u64,
+    /// When the grant ends (Unix time); null: when its command or session ends.
+    pub(super) expires_unix: Option<u64>,
+    /// The grant ended; the port refuses (and logs) late requests until it closes.
+    pub(super) ended: bool,
+    /// Requests refused so far.
+    pub(super) refused: u64,
 }
 
 #[derive(Serialize)]
@@ -146,6 +166,7 @@ pub(super) fn report(facts: &Facts) -> StatusJson {
         agent: None,
         config_error: facts.config_error.clone(),
         forwards: Vec::new(),
+        proxies: Vec::new(),
         credentials: Vec::new(),
         current_host: facts.current.to_string(),
         hosts: Vec::new(),
@@ -187,6 +208,21 @@ pub(super) fn report(facts: &Facts) -> StatusJson {
                 expires_unix: f.expires_unix,
                 handed_out: f.handed_out,
                 socket: f.socket.clone(),
+            })
+            .collect();
+        out.proxies = a
+            .proxies
+            .iter()
+            .map(|p| ProxyJson {
+                id: p.id.clone(),
+                destination: p.destination.clone(),
+                address: p.address.clone(),
+                upstream: p.upstream.clone(),
+                account: p.account.clone(),
+                created_unix: p.created_unix,
+                expires_unix: p.expires_unix,
+                ended: p.ended,
+                refused: p.refused,
             })
             .collect();
         out.credentials = a
