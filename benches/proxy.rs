@@ -35,9 +35,9 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     use std::pin::Pin;
-    use std::process::{Child, Stdio};
+    use std::process::Child;
     use std::sync::Arc;
     use std::task::{Context, Poll};
     use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ mod linux {
     use hyper::{Request, Response};
     use hyper_util::rt::TokioIo;
 
-    use crate::common::{Backend, World, key};
+    use crate::common::{Backend, World, hold_proxy, key, proxy_engines_of};
     use crate::fake_wandb;
     use crate::support::{self, Bins, mib};
 
@@ -239,54 +239,18 @@ mod linux {
     /// `wbl exec --proxy` holding a proxy open: it prints the proxy's address and placeholder
     /// and waits for a line on stdin.
     fn open_proxy(bins: &Bins, w: &World, upstream: &str) -> (Child, String, String) {
-        let mut c = bins.cmd(w, &bins.wbl);
-        c.args(["exec", "--proxy", "--host", upstream, "--", "sh", "-c"])
-            .arg("echo \"$WANDB_BASE_URL $WANDB_API_KEY\"; read x")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let mut words = line.split_whitespace();
-        let base = words.next().expect("the proxy's address").to_owned();
-        let placeholder = words.next().expect("the placeholder").to_owned();
-        assert!(placeholder.starts_with("wblproxy-"));
-        (child, base, placeholder)
+        hold_proxy(bins.cmd(w, &bins.wbl), &["--host", upstream])
     }
 
     /// The proxy engine serving the proxy opened last: the agent's child that is not one of
     /// `before` (engines of closed proxies linger a while).
     fn engine_of(agent: u32, before: &[u32]) -> u32 {
-        let engines: Vec<u32> = engines_of(agent)
+        let engines: Vec<u32> = proxy_engines_of(agent)
             .into_iter()
             .filter(|p| !before.contains(p))
             .collect();
         assert_eq!(engines.len(), 1, "one new engine: {engines:?}");
         engines[0]
-    }
-
-    /// The agent's children that serve proxies (`wbl-agent --proxy-engine`).
-    fn engines_of(agent: u32) -> Vec<u32> {
-        let mut found = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let (_, rest) = s.rsplit_once(')')?;
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                });
-            let engine = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"--proxy-engine"));
-            if parent == Some(agent) && engine {
-                found.push(pid);
-            }
-        }
-        found
     }
 
     fn close_proxy(mut child: Child) {
@@ -503,10 +467,10 @@ mod linux {
         // The ports linger after their runs to refuse late requests; then their engines exit.
         std::thread::sleep(wbl::agent::PROXY_ENDED_GRACE);
         let gone_by = Instant::now() + Duration::from_secs(10);
-        while !engines_of(agent).is_empty() && Instant::now() < gone_by {
+        while !proxy_engines_of(agent).is_empty() && Instant::now() < gone_by {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let left = engines_of(agent);
+        let left = proxy_engines_of(agent);
         assert!(left.is_empty(), "engines left after their grace: {left:?}");
         settle();
         let idle_after = rss(agent);

@@ -286,17 +286,8 @@ fn a_refusal_names_the_users_program_or_only_another_users_uid() {
     let k = key(65);
     let server = FakeApi::start(&k, "ada");
     ok(w.wbl(&["login", "--host", &server.url, &k]));
-    let mut c = w.cmd(WBL);
-    c.args(["exec", "--proxy", "--host", &server.url, "--", "sh", "-c"])
-        .arg("echo \"$WANDB_BASE_URL\"; read x")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().rsplit(':').next().unwrap().to_owned();
+    let (mut child, base, _) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
+    let port = base.rsplit(':').next().unwrap().to_owned();
     let python = "/usr/bin/python3";
     let knock = |mut c: std::process::Command| {
         let out = c.args(["-c", OTHER_USER, &port]).output().unwrap();
@@ -645,10 +636,7 @@ fn no_key_no_proxy_and_the_command_does_not_run() {
 #[test]
 fn hold_keeps_a_named_proxy_socket_for_ssh_config() {
     use std::os::unix::net::UnixStream;
-    let w = World::new(Backend::Keyutils);
-    let k = key(64);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let (w, k, server) = logged_in(64);
     let mut c = w.cmd(WBL);
     c.args(["ssh", "--proxy", "--hold", "gpu", "--proxy-port", "48123"])
         .env("WANDB_BASE_URL", &server.url)
@@ -742,66 +730,37 @@ fn allow_with_proxy_forwards_other_hosts_but_never_the_wandb_key() {
     assert!(!text.contains(&k), "{text}");
 }
 
-/// The agent's children serving a proxy (`wbl-agent --proxy-engine`).
-fn engines_of(agent: u32) -> Vec<u32> {
-    processes_with_arg("--proxy-engine")
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                })
-                == Some(agent)
-        })
-        .collect()
-}
-
-/// `wbl exec --proxy` holding a proxy until a line arrives on its stdin: the child, the
-/// proxy's base URL and its placeholder.
-fn hold_proxy(w: &World, upstream: &str) -> (std::process::Child, String, String) {
-    let mut c = w.cmd(WBL);
-    c.args(["exec", "--proxy", "--host", upstream, "--", "sh", "-c"])
-        .arg("echo \"$WANDB_BASE_URL $WANDB_API_KEY\"; read x")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let mut words = line.split_whitespace();
-    let base = words.next().expect("the proxy's address").to_owned();
-    let placeholder = words.next().expect("the placeholder").to_owned();
-    (child, base, placeholder)
+/// A world whose key `key(n)` the fake W&B server knows, logged in to it.
+fn logged_in(n: u32) -> (World, String, FakeApi) {
+    let w = World::new(Backend::Keyutils);
+    let k = key(n);
+    let server = FakeApi::start(&k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    (w, k, server)
 }
 
 fn wait_no_engines(agent: u32) {
     for _ in 0..1000 {
-        if engines_of(agent).is_empty() {
+        if proxy_engines_of(agent).is_empty() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!(
         "the agent's proxy engines did not exit: {:?}",
-        engines_of(agent)
+        proxy_engines_of(agent)
     );
 }
 
 #[test]
 fn a_proxy_is_served_by_a_process_of_its_own_that_never_outlives_the_agent() {
-    let w = World::new(Backend::Keyutils);
-    let k = key(26_101);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let (w, k, server) = logged_in(26_101);
     let agent = w.agent_pid().expect("login started the agent");
-    assert!(engines_of(agent).is_empty());
+    assert!(proxy_engines_of(agent).is_empty());
 
     // While the proxy is open its engine, a child of the agent, serves it.
-    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
-    let engines = engines_of(agent);
+    let (mut child, base, placeholder) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
+    let engines = proxy_engines_of(agent);
     assert_eq!(engines.len(), 1, "{engines:?}");
     let (status, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
     assert_eq!(status, 200, "{body}");
@@ -819,7 +778,7 @@ fn a_proxy_is_served_by_a_process_of_its_own_that_never_outlives_the_agent() {
     assert!(child.wait().unwrap().success());
     let (status, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
     assert_eq!(status, 401, "{body}");
-    assert_eq!(engines_of(agent), engines);
+    assert_eq!(proxy_engines_of(agent), engines);
 
     // The agent stops: its engines go with it, without waiting out their grace.
     ok(w.wbl(&["agent", "stop"]));
@@ -829,9 +788,9 @@ fn a_proxy_is_served_by_a_process_of_its_own_that_never_outlives_the_agent() {
 
     // An agent killed outright (no chance to end anything) leaves no engine behind either:
     // an engine exits when the agent's end of its pipe closes.
-    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
+    let (mut child, base, placeholder) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
     let agent = w.agent_pid().expect("`wbl exec` started the agent");
-    let engines = engines_of(agent);
+    let engines = proxy_engines_of(agent);
     assert_eq!(engines.len(), 1, "{engines:?}");
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &agent.to_string()])
@@ -890,9 +849,9 @@ fn the_engine_is_closed_to_the_users_other_processes_like_the_agent() {
     let k = key(26_102);
     let server = FakeApi::start(&k, "ada");
     ok(w.wbl(&["login", "--host", &server.url, &k]));
-    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
+    let (mut child, base, placeholder) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
     let agent = w.agent_pid().expect("login started the agent");
-    let engines = engines_of(agent);
+    let engines = proxy_engines_of(agent);
     assert_eq!(engines.len(), 1, "{engines:?}");
     let (status, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
     assert_eq!(status, 200, "{body}");
@@ -920,14 +879,11 @@ fn the_engine_is_closed_to_the_users_other_processes_like_the_agent() {
 
 #[test]
 fn an_engine_that_dies_takes_only_its_own_proxy_with_it() {
-    let w = World::new(Backend::Keyutils);
-    let k = key(26_103);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
-    let (mut first, base, placeholder) = hold_proxy(&w, &server.url);
+    let (w, _, server) = logged_in(26_103);
+    let (mut first, base, placeholder) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
     let agent = w.agent_pid().expect("`wbl exec` started the agent");
-    let (mut second, base2, placeholder2) = hold_proxy(&w, &server.url);
-    let engines = engines_of(agent);
+    let (mut second, base2, placeholder2) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
+    let engines = proxy_engines_of(agent);
     assert_eq!(engines.len(), 2, "{engines:?}");
     // The first proxy's engine is the one holding its port.
     let port = base.rsplit(':').next().unwrap();
@@ -945,7 +901,7 @@ fn an_engine_that_dies_takes_only_its_own_proxy_with_it() {
     let (status, body) = request(&base2, "POST", "/graphql", Some(&placeholder2)).unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(w.agent_pid(), Some(agent));
-    let (mut third, base3, placeholder3) = hold_proxy(&w, &server.url);
+    let (mut third, base3, placeholder3) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
     let (status, body) = request(&base3, "POST", "/graphql", Some(&placeholder3)).unwrap();
     assert_eq!(status, 200, "{body}");
     for c in [&mut first, &mut second, &mut third] {
@@ -978,27 +934,9 @@ fn a_proxy_adds_the_key_of_the_account_asked_for() {
     assert!(!stdout(&out).contains("ran"), "{}", stdout(&out));
     assert!(stderr(&out).contains("--account NAME"), "{}", stderr(&out));
     for (account, expected, status) in [("default", &k_default, 401), ("work", &k_work, 200)] {
-        let mut c = w.cmd(WBL);
-        c.args([
-            "exec",
-            "--proxy",
-            "--host",
-            &server.url,
-            "--account",
-            account,
-        ]);
-        c.args(["--", "sh", "-c"])
-            .arg("echo \"$WANDB_BASE_URL $WANDB_API_KEY\"; read x")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let mut words = line.split_whitespace();
-        let (base, placeholder) = (words.next().unwrap(), words.next().unwrap());
-        let (got, body) = request(base, "POST", "/graphql", Some(placeholder)).unwrap();
+        let (mut child, base, placeholder) =
+            hold_proxy(w.cmd(WBL), &["--host", &server.url, "--account", account]);
+        let (got, body) = request(&base, "POST", "/graphql", Some(&placeholder)).unwrap();
         assert_eq!(got, status, "{account:?}: {body}");
         let last = server.hits().pop().expect("the server saw the request");
         assert_eq!(last.key.as_deref(), Some(expected.as_str()), "{account:?}");
@@ -1009,11 +947,8 @@ fn a_proxy_adds_the_key_of_the_account_asked_for() {
 
 #[test]
 fn wbl_status_lists_the_proxies_and_never_their_placeholders() {
-    let w = World::new(Backend::Keyutils);
-    let k = key(26_106);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
-    let (mut child, base, placeholder) = hold_proxy(&w, &server.url);
+    let (w, _, server) = logged_in(26_106);
+    let (mut child, base, placeholder) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
     let status = |w: &World| -> serde_json::Value {
         let out = ok(w.wbl(&["status", "--json"]));
         assert!(!stdout(&out).contains(&placeholder));

@@ -572,6 +572,50 @@ pub fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// `wbl exec --proxy ARGS -- sh …` run by `c` (a `wbl` command of a world), holding its proxy
+/// until a line arrives on its stdin: the child, the proxy's base URL and its placeholder.
+pub fn hold_proxy(mut c: Command, args: &[&str]) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    c.args(["exec", "--proxy"])
+        .args(args)
+        .args(["--", "sh", "-c"])
+        .arg("echo \"$WANDB_BASE_URL $WANDB_API_KEY\"; read x")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut words = line.split_whitespace();
+    let base = words.next().expect("the proxy's address").to_owned();
+    let placeholder = words.next().expect("the placeholder").to_owned();
+    assert!(placeholder.starts_with("wblproxy-"), "{placeholder}");
+    (child, base, placeholder)
+}
+
+/// The agent's children that serve proxies (`wbl-agent --proxy-engine`), zombies left out.
+pub fn proxy_engines_of(agent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                let (_, rest) = s.rsplit_once(')')?;
+                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+            });
+        let engine = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"--proxy-engine"));
+        if parent == Some(agent) && engine && alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 pub fn alive(pid: u32) -> bool {
     // Zombies count as dead.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -132,18 +132,8 @@ pub(super) fn text(out: &StatusJson, style: crate::term::Style) {
     }
     if !out.forwards.is_empty() {
         println!("forwards:");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         for f in &out.forwards {
-            let until = match f.expires_unix {
-                Some(t) => format!(
-                    "for {} more",
-                    crate::term::human_duration(t.saturating_sub(now))
-                ),
-                None => "until the session ends".to_owned(),
-            };
+            let until = until(f.expires_unix, "until the session ends");
             println!(
                 "  {} (forward {}): {}; {until}; {} key{} handed out",
                 printable(&f.destination),
@@ -156,21 +146,11 @@ pub(super) fn text(out: &StatusJson, style: crate::term::Style) {
     }
     if !out.proxies.is_empty() {
         println!("proxies:");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         for p in &out.proxies {
             let state = if p.ended {
                 "ended, refusing late requests".to_owned()
             } else {
-                match p.expires_unix {
-                    Some(t) => format!(
-                        "for {} more",
-                        crate::term::human_duration(t.saturating_sub(now))
-                    ),
-                    None => "until its command or session ends".to_owned(),
-                }
+                until(p.expires_unix, "until its command or session ends")
             };
             println!(
                 "  {} (proxy {}): {} (account {}) on {}; {state}; {} refused",
@@ -200,5 +180,19 @@ pub(super) fn text(out: &StatusJson, style: crate::term::Style) {
             style.warning("WARNING"),
             style.wrap(&printable(w), 8 + style.mark_width())
         );
+    }
+}
+
+/// How long a grant lasts: `for <time> more` until `expires_unix`, else `otherwise`.
+fn until(expires_unix: Option<u64>, otherwise: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match expires_unix {
+        Some(t) => format!(
+            "for {} more",
+            crate::term::human_duration(t.saturating_sub(now))
+        ),
+        None => otherwise.to_owned(),
     }
 }
