@@ -238,9 +238,9 @@ pub(crate) async fn answer(state: &State, session: &Session, req: Request) -> Re
             Response::ShuttingDown
         }
         Request::Forwards => Response::Forwards(state.forwards.list()),
-        Request::Proxies => Response::Proxies(super::proxy::list()),
-        // It needs the connection, which holds the grant: the connection loop answers it.
-        Request::Forward(_) | Request::Proxy(_) => Response::error(
+        // It needs the connection, which holds the grant, or the proxies' registry, which is
+        // the proxies' own: the connection loop answers it.
+        Request::Forward(_) | Request::Proxy(_) | Request::Proxies => Response::error(
             ErrorCode::BadRequest,
             "a forward can only be opened on the agent's own socket",
         ),

@@ -367,6 +367,7 @@ async fn converse(
                             proxies.extend(grant);
                             response
                         }
+                        (Channel::Full, Request::Proxies) => Response::Proxies(proxy::list()),
                         (_, req) => dispatch::answer(state, session, req).await,
                     }
                 }

@@ -69,6 +69,7 @@ fn run() -> u8 {
     let result = match cli.command {
         Command::Login(args) => cmd::login::run(args).map(|()| true),
         Command::Token(args) => cmd::token::run(args),
+        Command::Exec(args) if args.proxy => cmd::proxy::run_exec(args).map(|()| true),
         Command::Exec(args) => cmd::exec::run(args).map(|()| true),
         Command::Logout(args) => cmd::logout::run(args).map(|()| true),
         Command::Status(args) => cmd::status::run(args).map(|()| true),
@@ -76,6 +77,7 @@ fn run() -> u8 {
         Command::Bind(args) => cmd::accounts::bind(args).map(|()| true),
         Command::Unbind(args) => cmd::accounts::unbind(args).map(|()| true),
         Command::Switch(args) => cmd::accounts::switch(args).map(|()| true),
+        Command::Ssh(args) if args.proxy => cmd::proxy::run_ssh(args).map(|()| true),
         Command::Ssh(args) => cmd::ssh::run(args).map(|()| true),
         Command::Credential(args) => cmd::credential::run(&args).map(|()| true),
         Command::SetupGit(args) => cmd::setup_git::run(args).map(|()| true),

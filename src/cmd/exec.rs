@@ -31,16 +31,15 @@ pub fn run(
         command,
     }: ExecArgs,
 ) -> anyhow::Result<()> {
-    let Some((program, args)) = command.split_first() else {
-        bail!("no command given; usage: wbl exec [--host URL] -- CMD [ARGS...]");
-    };
-    let resolver = Resolver::from_env()?;
-    let host = resolver.pick_host(host.as_deref())?;
-    let choice = crate::account::choose(&host, account.as_deref())?;
-    if proxy {
-        let program_path = resolved(program);
-        return super::proxy::exec(&host, &choice, program, args, &program_path);
-    }
+    // `wbl exec --proxy` is `super::proxy::run_exec`, which the binary calls instead.
+    anyhow::ensure!(!proxy, "`wbl exec --proxy` is not run here");
+    let Chosen {
+        program,
+        args,
+        resolver,
+        host,
+        choice,
+    } = Chosen::of(&command, host, account)?;
     let mut agent =
         connect_or_start(&RuntimePaths::from_env()).context("while connecting to wbl-agent")?;
     // The access log names the program that receives the key, not only `wbl`.
@@ -77,7 +76,40 @@ pub fn run(
 /// The program `execvp` will run for `program`, for the access log: an absolute path (symbolic
 /// links resolved, as `/proc/<pid>/exe` shows it) when it names a file or is found on `PATH`,
 /// else the name as given (the launch then fails).
-fn resolved(program: &std::ffi::OsStr) -> String {
+/// What `wbl exec` (with or without `--proxy`) runs, and the host and account whose key it
+/// gets.
+pub(super) struct Chosen<'a> {
+    pub(super) program: &'a std::ffi::OsStr,
+    pub(super) args: &'a [std::ffi::OsString],
+    pub(super) resolver: Resolver,
+    pub(super) host: HostUrl,
+    pub(super) choice: crate::account::Choice,
+}
+
+impl Chosen<'_> {
+    pub(super) fn of(
+        command: &[std::ffi::OsString],
+        host: Option<String>,
+        account: Option<String>,
+    ) -> anyhow::Result<Chosen<'_>> {
+        let Some((program, args)) = command.split_first() else {
+            bail!("no command given; usage: wbl exec [--host URL] -- CMD [ARGS...]");
+        };
+        let resolver = Resolver::from_env()?;
+        let host = resolver.pick_host(host.as_deref())?;
+        let choice = crate::account::choose(&host, account.as_deref())?;
+        Ok(Chosen {
+            program,
+            args,
+            resolver,
+            host,
+            choice,
+        })
+    }
+}
+
+/// The program's path as the shell would find it (for the access log).
+pub(super) fn resolved(program: &std::ffi::OsStr) -> String {
     use std::path::{Path, PathBuf};
     let path = Path::new(program);
     let found: Option<PathBuf> = if path.components().count() > 1 || path.is_absolute() {

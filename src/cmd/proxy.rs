@@ -81,6 +81,22 @@ pub fn sdk_env(info: &ProxyInfo, base_url: &str, host: &HostUrl) -> Vec<(&'stati
     ]
 }
 
+/// `wbl exec --proxy -- CMD [ARGS…]`.
+pub fn run_exec(args: crate::cli::ExecArgs) -> anyhow::Result<()> {
+    let c = super::exec::Chosen::of(&args.command, args.host, args.account)?;
+    let program_path = super::exec::resolved(c.program);
+    exec(&c.host, &c.choice, c.program, c.args, &program_path)
+}
+
+/// `wbl ssh --proxy [--hold NAME]`.
+pub fn run_ssh(args: crate::cli::SshArgs) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if let Some(name) = super::ssh::hold_name(&args)? {
+        return hold(name, &args);
+    }
+    ssh(&args)
+}
+
 /// `wbl exec --proxy`: runs the command as a child with the placeholder, holding the proxy's
 /// connection until it exits; exits with its status.
 pub fn exec(

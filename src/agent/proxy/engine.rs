@@ -15,7 +15,7 @@ use wbl_proto::Connection;
 use wbl_proto::engine::{EngineGrant, EngineListen, FromEngine, ToEngine};
 use zeroize::Zeroizing;
 
-use super::serve;
+use super::serve::{self, Grant};
 use super::upstream::Upstream;
 
 /// The argument that makes `wbl-agent` an engine (`cli::Args::proxy_engine`).
@@ -23,29 +23,6 @@ pub const ENGINE_ARG: &str = "--proxy-engine";
 
 /// How long an engine waits for its grant before giving up.
 const GRANT_WAIT: Duration = Duration::from_secs(10);
-
-/// One proxy's grant, as its engine holds it: the placeholder it accepts, the key it puts in,
-/// where it forwards, until when.
-pub(crate) struct Grant {
-    pub(crate) id: String,
-    pub(crate) destination: String,
-    pub(crate) placeholder: Zeroizing<String>,
-    /// `Basic base64("api:" + key)`, what the upstream gets: built once (marked sensitive, so
-    /// hyper never logs it) and cloned into each request, which shares its bytes. hyper's
-    /// header bytes cannot be zeroized; one copy per grant is what remains.
-    pub(crate) authorization: hyper::header::HeaderValue,
-    /// The upstream's origin and path prefix, without a trailing `/`.
-    pub(crate) upstream: url::Url,
-    pub(crate) expires: Option<Instant>,
-    pub(crate) ended: tokio::sync::watch::Sender<bool>,
-}
-
-impl Grant {
-    /// Not ended and not past its TTL.
-    pub(crate) fn live(&self) -> bool {
-        !*self.ended.borrow() && self.expires.is_none_or(|at| Instant::now() < at)
-    }
-}
 
 /// `wbl-agent --proxy-engine`: hardens the process like the agent, then serves the grant read
 /// from stdin.

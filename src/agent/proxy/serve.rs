@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{Either, Full};
 use hyper::body::Bytes;
@@ -16,12 +16,35 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::engine::Grant;
 use super::rules::{self, Refusal, error_json};
 use super::upstream::{MAX_BUF, Upstream};
 use super::{ENDED_GRACE, tcp_peer};
 use crate::accesslog::Caller;
 use wbl_proto::engine::{EngineRefusal, FromEngine};
+use zeroize::Zeroizing;
+
+/// One proxy's grant, as its engine holds it: the placeholder it accepts, the key it puts in,
+/// where it forwards, until when.
+pub(crate) struct Grant {
+    pub(crate) id: String,
+    pub(crate) destination: String,
+    pub(crate) placeholder: Zeroizing<String>,
+    /// `Basic base64("api:" + key)`, what the upstream gets: built once (marked sensitive, so
+    /// hyper never logs it) and cloned into each request, which shares its bytes. hyper's
+    /// header bytes cannot be zeroized; one copy per grant is what remains.
+    pub(crate) authorization: hyper::header::HeaderValue,
+    /// The upstream's origin and path prefix, without a trailing `/`.
+    pub(crate) upstream: url::Url,
+    pub(crate) expires: Option<Instant>,
+    pub(crate) ended: tokio::sync::watch::Sender<bool>,
+}
+
+impl Grant {
+    /// Not ended and not past its TTL.
+    pub(crate) fn live(&self) -> bool {
+        !*self.ended.borrow() && self.expires.is_none_or(|at| Instant::now() < at)
+    }
+}
 
 type Body = Either<Incoming, Full<Bytes>>;
 

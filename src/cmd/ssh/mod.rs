@@ -93,6 +93,16 @@ pub fn run(args: SshArgs) -> anyhow::Result<()> {
     run_unix(args)
 }
 
+/// `--hold NAME`'s name, which runs no ssh (so takes no ssh arguments).
+pub(super) fn hold_name(args: &SshArgs) -> anyhow::Result<Option<String>> {
+    match &args.hold {
+        Some(_) if !args.ssh_args.is_empty() => {
+            bail!("--hold runs no ssh: give it no ssh arguments")
+        }
+        name => Ok(name.clone()),
+    }
+}
+
 /// The granted hosts: the current W&B host, then every `--allow`.
 fn granted_hosts(allow: &[String]) -> anyhow::Result<Vec<Target>> {
     let mut hosts = vec![target_of(&resolve_host(None)?)];
@@ -229,17 +239,10 @@ pub(super) fn wait_for_end(
 fn run_unix(args: SshArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
 
-    if let Some(name) = args.hold.clone() {
-        if !args.ssh_args.is_empty() {
-            bail!("--hold runs no ssh: give it no ssh arguments");
-        }
-        if args.proxy {
-            return super::proxy::hold(name, &args);
-        }
+    // `wbl ssh --proxy` is `super::proxy::run_ssh`, which the binary calls instead.
+    anyhow::ensure!(!args.proxy, "`wbl ssh --proxy` is not run here");
+    if let Some(name) = hold_name(&args)? {
         return hold(name, &args);
-    }
-    if args.proxy {
-        return super::proxy::ssh(&args);
     }
     let parsed = parse_ssh_args(&args.ssh_args).map_err(anyhow::Error::msg)?;
     let hosts = granted_hosts(&args.allow)?;
