@@ -246,17 +246,29 @@ fn remove_stale_forwards(paths: &RuntimePaths) {
     }
 }
 
-/// Binds a forward's restricted socket at `socket` (in the agent's private directory), mode
-/// 0600. A leftover file of that name is replaced: the name is random and ours.
+/// Binds a forward's restricted socket at `socket` (in the agent's private directory); see
+/// [`restricted`].
 #[cfg(unix)]
 pub(crate) fn bind_restricted(socket: &Path) -> std::io::Result<Listener> {
+    restricted(socket, |s| {
+        bind_listener(&RuntimePaths {
+            socket: s.to_owned(),
+        })
+    })
+}
+
+/// A restricted socket (a forward's, a proxy's for `ssh -R`) bound at `socket` by `bind`,
+/// mode 0600. A leftover file of that name is replaced: the name is the agent's own.
+#[cfg(unix)]
+pub(crate) fn restricted<L>(
+    socket: &Path,
+    bind: impl FnOnce(&Path) -> std::io::Result<L>,
+) -> std::io::Result<L> {
     use std::os::unix::fs::PermissionsExt;
     if std::fs::symlink_metadata(socket).is_ok() {
         std::fs::remove_file(socket)?;
     }
-    let listener = bind_listener(&RuntimePaths {
-        socket: socket.to_owned(),
-    })?;
+    let listener = bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }

@@ -161,18 +161,14 @@ async fn start(
     Ok((grant, serving))
 }
 
-/// A restricted socket for `ssh -R`, mode 0600 in the agent's private directory; a leftover
-/// file of that name is replaced.
+/// A restricted socket for `ssh -R` in the agent's private directory.
 #[cfg(unix)]
 fn bind_socket(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::symlink_metadata(path).is_ok() {
-        std::fs::remove_file(path)?;
-    }
-    let l = std::os::unix::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+    crate::agent::listen::restricted(path, |p| {
+        let l = std::os::unix::net::UnixListener::bind(p)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })
 }
 
 /// Writes the events to stdout as frames until every sender is gone or the agent stops
