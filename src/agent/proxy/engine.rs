@@ -65,10 +65,6 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let socket = match &spec.listen {
-        EngineListen::Socket(path) => Some(std::path::PathBuf::from(path)),
-        EngineListen::Loopback => None,
-    };
     let (grant, serving) = match start(spec, &events).await {
         Ok(started) => started,
         Err(message) => {
@@ -84,14 +80,11 @@ async fn run() -> ExitCode {
         Ok(Some(ToEngine::End))
     );
     grant.ended.send_replace(true);
+    // A restricted socket's file is the agent's to remove (`proxy::Held`): it frees the name
+    // for the next proxy, whose socket a late removal here would take away.
     if ended_by_agent {
         // The agent waits for this before it tells the proxy's client the grant is over.
         let _ = events.send(FromEngine::Ended).await;
-    }
-    if let Some(s) = &socket {
-        let _ = std::fs::remove_file(s);
-    }
-    if ended_by_agent {
         // A loopback listener lingers to refuse and log late requests; the agent's going
         // away cuts that short (nobody would log them).
         tokio::select! {

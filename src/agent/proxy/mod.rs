@@ -219,7 +219,6 @@ async fn open_inner(
             host,
             account: account.clone(),
             channel: Arc::from(format!("proxy:{destination}").as_str()),
-            socket: socket.clone(),
         }
     };
     let grant = EngineGrant {

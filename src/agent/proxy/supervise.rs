@@ -33,8 +33,6 @@ pub(crate) struct LogAs {
     pub(crate) account: String,
     /// `proxy:<destination>`.
     pub(crate) channel: Arc<str>,
-    /// A restricted socket's file, removed when the engine is gone.
-    pub(crate) socket: Option<std::path::PathBuf>,
 }
 
 /// Ends a grant: sent (with where to confirm) or dropped by [`super::Held`].
@@ -243,9 +241,6 @@ async fn supervise(
     {
         let _ = child.start_kill();
         let _ = tokio::time::timeout(EXIT_WAIT, child.wait()).await;
-    }
-    if let Some(s) = &log.socket {
-        let _ = std::fs::remove_file(s);
     }
 }
 
