@@ -398,10 +398,7 @@ for auth in [None, "api:wblproxy-" + "0" * 64]:
 
 #[test]
 fn the_sdk_through_wbl_ssh_proxy_on_a_remote_without_wbl() {
-    let w = World::new(Backend::Keyutils);
-    let k = remote::unique_key("px");
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let (w, k, server) = logged_in_with(remote::unique_key("px"));
     let sshd = sshd::Sshd::start();
     let remote_home = tempfile::Builder::new()
         .prefix("wbl-remote-")
@@ -558,10 +555,7 @@ for _ in range(600):
 
 #[test]
 fn a_proxy_past_its_ttl_refuses_while_the_session_goes_on() {
-    let w = World::new(Backend::Keyutils);
-    let k = remote::unique_key("pt");
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let (w, k, server) = logged_in_with(remote::unique_key("pt"));
     let sshd = sshd::Sshd::start();
     let remote_command = format!(
         "env PATH=/usr/bin:/bin /usr/bin/python3 -c {}",
@@ -686,20 +680,12 @@ fn hold_keeps_a_named_proxy_socket_for_ssh_config() {
 /// the W&B key stays behind the proxy (the forward does not grant its host).
 #[test]
 fn allow_with_proxy_forwards_other_hosts_but_never_the_wandb_key() {
-    let w = World::new(Backend::Keyutils);
-    let k = remote::unique_key("pa");
+    let (w, k, server) = logged_in_with(remote::unique_key("pa"));
     let git = remote::unique_key("pg");
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
     let mut c = w.cmd(WBL);
-    c.args(["credential", "store"]).stdin(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    write!(
-        child.stdin.take().unwrap(),
-        "protocol=https\nhost=git.other.test\nusername=alice\npassword={git}\n\n"
-    )
-    .unwrap();
-    assert!(child.wait().unwrap().success());
+    c.args(["credential", "store"]);
+    let input = format!("protocol=https\nhost=git.other.test\nusername=alice\npassword={git}\n\n");
+    ok(run_with_stdin(c, input.as_bytes()));
     let sshd = sshd::Sshd::start();
     let home = tempfile::Builder::new()
         .prefix("wbl-remote-")
@@ -732,8 +718,12 @@ fn allow_with_proxy_forwards_other_hosts_but_never_the_wandb_key() {
 
 /// A world whose key `key(n)` the fake W&B server knows, logged in to it.
 fn logged_in(n: u32) -> (World, String, FakeApi) {
+    logged_in_with(key(n))
+}
+
+/// A world whose key `k` the fake W&B server knows, logged in to it.
+fn logged_in_with(k: String) -> (World, String, FakeApi) {
     let w = World::new(Backend::Keyutils);
-    let k = key(n);
     let server = FakeApi::start(&k, "ada");
     ok(w.wbl(&["login", "--host", &server.url, &k]));
     (w, k, server)
