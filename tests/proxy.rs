@@ -155,8 +155,7 @@ fn request(
 fn the_sdk_through_wbl_exec_proxy_never_holds_the_key() {
     let w = World::new(Backend::SecretService);
     let k = key(61);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let server = logged_in_to_fake(&w, &k);
     let work = w.home().join("work");
     std::fs::create_dir_all(&work).unwrap();
 
@@ -284,8 +283,7 @@ fn a_refusal_names_the_users_program_or_only_another_users_uid() {
     let (user, other) = (users::user(), users::other());
     let w = World::new_as(Backend::Keyutils, user.clone());
     let k = key(65);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let server = logged_in_to_fake(&w, &k);
     let (mut child, base, _) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
     let port = base.rsplit(':').next().unwrap().to_owned();
     let python = "/usr/bin/python3";
@@ -488,8 +486,7 @@ fn the_sdk_through_wbl_ssh_proxy_on_a_remote_without_wbl() {
 fn a_run_file_url_on_the_api_origin_is_downloaded_through_the_proxy() {
     let w = World::new(Backend::SecretService);
     let k = key(62);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let server = logged_in_to_fake(&w, &k);
     let work = w.home().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let script = r#"
@@ -716,6 +713,13 @@ fn allow_with_proxy_forwards_other_hosts_but_never_the_wandb_key() {
     assert!(!text.contains(&k), "{text}");
 }
 
+/// A fake W&B server that knows `k`, and `w` logged in to it with that key.
+fn logged_in_to_fake(w: &World, k: &str) -> FakeApi {
+    let server = FakeApi::start(k, "ada");
+    ok(w.wbl(&["login", "--host", &server.url, k]));
+    server
+}
+
 /// A world whose key `key(n)` the fake W&B server knows, logged in to it.
 fn logged_in(n: u32) -> (World, String, FakeApi) {
     logged_in_with(key(n))
@@ -724,8 +728,7 @@ fn logged_in(n: u32) -> (World, String, FakeApi) {
 /// A world whose key `k` the fake W&B server knows, logged in to it.
 fn logged_in_with(k: String) -> (World, String, FakeApi) {
     let w = World::new(Backend::Keyutils);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let server = logged_in_to_fake(&w, &k);
     (w, k, server)
 }
 
@@ -837,8 +840,7 @@ fn the_engine_is_closed_to_the_users_other_processes_like_the_agent() {
     let user = users::user();
     let w = World::new_as(Backend::Keyutils, user.clone());
     let k = key(26_102);
-    let server = FakeApi::start(&k, "ada");
-    ok(w.wbl(&["login", "--host", &server.url, &k]));
+    let server = logged_in_to_fake(&w, &k);
     let (mut child, base, placeholder) = hold_proxy(w.cmd(WBL), &["--host", &server.url]);
     let agent = w.agent_pid().expect("login started the agent");
     let engines = proxy_engines_of(agent);
