@@ -123,7 +123,7 @@ async fn start(
             .map(|t| Instant::now() + Duration::from_secs(t)),
         ended: tokio::sync::watch::channel(false).0,
     });
-    let upstream = Arc::new(Upstream::new()?);
+    let upstream = Arc::new(Upstream::new(&grant.upstream)?);
     let (listener, address) = match &spec.listen {
         EngineListen::Loopback => {
             let l = std::net::TcpListener::bind(("127.0.0.1", 0))

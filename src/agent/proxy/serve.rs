@@ -17,7 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::rules::{self, Refusal, error_json};
-use super::upstream::{MAX_BUF, Upstream};
+use super::upstream::{Link, MAX_BUF, Upstream};
 use super::{ENDED_GRACE, tcp_peer};
 use crate::accesslog::Caller;
 use wbl_proto::engine::{EngineRefusal, FromEngine};
@@ -240,8 +240,14 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut ended = shared.grant.ended.subscribe();
+    let link = Arc::new(Link::new(Arc::clone(&shared.upstream)));
     let service = hyper::service::service_fn(move |req| {
-        handle(req, Arc::clone(&shared), Arc::clone(&client))
+        handle(
+            req,
+            Arc::clone(&shared),
+            Arc::clone(&client),
+            Arc::clone(&link),
+        )
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_BUF)
@@ -263,6 +269,7 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     client: Arc<Client>,
+    link: Arc<Link>,
 ) -> Result<Response<Body>, Infallible> {
     let grant = &shared.grant;
     let refused = if !grant.live() {
@@ -287,15 +294,11 @@ async fn handle(
             r.body(),
         ));
     }
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
     let (mut parts, body) = req.into_parts();
-    parts.uri = match format!("{}{path_and_query}", shared.base).parse() {
-        Ok(u) => u,
-        Err(_) => {
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = match shared.upstream.uri(path_and_query) {
+        Some(u) => u,
+        None => {
             return Ok(plain(
                 StatusCode::BAD_REQUEST,
                 error_json("wbl proxy: the request's path is not a valid URL path"),
@@ -314,16 +317,11 @@ async fn handle(
         parts.headers.remove(header::ACCEPT_ENCODING);
     }
     strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::HOST);
+    parts.headers.insert(header::HOST, shared.upstream.host());
     parts
         .headers
         .insert(header::AUTHORIZATION, grant.authorization.clone());
-    match shared
-        .upstream
-        .client
-        .request(Request::from_parts(parts, body))
-        .await
-    {
+    match link.send(Request::from_parts(parts, body)).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
@@ -338,11 +336,7 @@ async fn handle(
             tracing::info!(proxy = %grant.id, error = %e, "the proxy could not reach its upstream");
             Ok(plain(
                 StatusCode::BAD_GATEWAY,
-                error_json(&format!(
-                    "wbl proxy: cannot reach {}: {}",
-                    shared.base,
-                    error_chain(&e)
-                )),
+                error_json(&format!("wbl proxy: cannot reach {}: {e}", shared.base)),
             ))
         }
     }
@@ -420,18 +414,6 @@ fn replace_all(haystack: &Bytes, from: &[u8], to: &[u8]) -> Bytes {
     }
     out.extend_from_slice(rest);
     Bytes::from(out)
-}
-
-/// The error and its causes in one line (never a header value: no secret).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn plain(status: StatusCode, body: String) -> Response<Body> {
