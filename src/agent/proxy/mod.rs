@@ -18,6 +18,7 @@
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 pub mod engine;
+mod idle;
 pub(crate) mod rules;
 mod serve;
 mod supervise;

@@ -14,8 +14,9 @@ use hyper::body::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
+use super::idle::{IDLE, Idle};
 use super::rules::{self, Refusal, error_json};
 use super::upstream::{Link, MAX_BUF, Upstream};
 use super::{ENDED_GRACE, tcp_peer};
@@ -164,10 +165,13 @@ impl Accepted {
     /// or its task is dropped).
     async fn serve(self, shared: Arc<Shared>, late: bool) {
         match self {
-            Accepted::Tcp(s, client) => connection(TokioIo::new(s), shared, client, late).await,
+            Accepted::Tcp(s, client) => {
+                connection(TokioIo::new(Idle::new(s, IDLE)), shared, client, late).await;
+            }
             #[cfg(unix)]
             Accepted::Unix(s) => {
-                connection(TokioIo::new(s), shared, Client::new(None), late).await;
+                let io = TokioIo::new(Idle::new(s, IDLE));
+                connection(io, shared, Client::new(None), late).await;
             }
         }
     }
@@ -233,8 +237,9 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: bool) {
     tracing::debug!(proxy = %shared.grant.id, "the ended proxy's listener closed");
 }
 
-/// One client connection, until it closes or the grant ends (`late`: one accepted after the
-/// grant ended, refused request by request, until it closes or its listener does).
+/// One client connection, until it closes, the grant ends or it stays idle for its bound
+/// (`late`: one accepted after the grant ended, refused request by request, until it closes
+/// or its listener does).
 async fn connection<I>(io: TokioIo<I>, shared: Arc<Shared>, client: Arc<Client>, late: bool)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -251,8 +256,6 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_BUF)
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(120))
         .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
