@@ -465,6 +465,9 @@ impl World {
         let service = format!("{}:{url}", self.namespace);
         let out = self
             .cmd("secret-tool")
+            // GLib takes non-ASCII arguments as attributes only in a UTF-8 locale: the probe
+            // gets one whatever the tests run in (a shell started with `env -i` has none).
+            .env("LC_ALL", "C.UTF-8")
             .args(["lookup", "service", &service, "username", user])
             .output()
             .unwrap();
