@@ -165,14 +165,9 @@ impl Accepted {
     /// or its task is dropped).
     async fn serve(self, shared: Arc<Shared>, late: bool) {
         match self {
-            Accepted::Tcp(s, client) => {
-                connection(TokioIo::new(Idle::new(s, IDLE)), shared, client, late).await;
-            }
+            Accepted::Tcp(s, client) => connection(s, shared, client, late).await,
             #[cfg(unix)]
-            Accepted::Unix(s) => {
-                let io = TokioIo::new(Idle::new(s, IDLE));
-                connection(io, shared, Client::new(None), late).await;
-            }
+            Accepted::Unix(s) => connection(s, shared, Client::new(None), late).await,
         }
     }
 }
@@ -240,7 +235,7 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, linger: bool) {
 /// One client connection, until it closes, the grant ends or it stays idle for its bound
 /// (`late`: one accepted after the grant ended, refused request by request, until it closes
 /// or its listener does).
-async fn connection<I>(io: TokioIo<I>, shared: Arc<Shared>, client: Arc<Client>, late: bool)
+async fn connection<I>(io: I, shared: Arc<Shared>, client: Arc<Client>, late: bool)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -256,7 +251,7 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_BUF)
-        .serve_connection(io, service);
+        .serve_connection(TokioIo::new(Idle::new(io, IDLE)), service);
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
