@@ -2,7 +2,9 @@
 //! a small GraphQL POST over a kept-alive connection (latency) and a 256 MiB upload
 //! (throughput), each against two servers: the tests' fake W&B server (tests/fake_wandb, the
 //! one the issue names; tiny_http, a thread per request) and the floor, a minimal hyper server
-//! in this process that answers at once, so the proxy's own cost shows. Then 64 concurrent
+//! in this process that answers at once, so the proxy's own cost shows. Each comparison also
+//! goes through a byte relay in a process of its own (this bench re-run as one: it copies
+//! bytes both ways and parses nothing), the least any proxy process adds. Then 64 concurrent
 //! streams through one proxy (no error), and memory: the proxy engine's (the process that
 //! serves a grant) over the uploads and the streams, and the agent's, idle before any proxy,
 //! with one open, and idle again once the proxies closed and their engines, after their
@@ -28,7 +30,9 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 fn main() {
-    if support::under_cargo_bench("proxy") {
+    if let Some(upstream) = std::env::var_os(linux::RELAY_VAR) {
+        linux::relay(&upstream.to_string_lossy());
+    } else if support::under_cargo_bench("proxy") {
         linux::main();
     }
 }
@@ -53,6 +57,93 @@ mod linux {
     use crate::support::{self, Bins, mib};
 
     const CHUNK: usize = 256 * 1024;
+
+    /// Set (to the upstream's `host:port`) in the environment of this bench re-run as a relay.
+    pub const RELAY_VAR: &str = "WBL_BENCH_PROXY_RELAY";
+
+    /// The relay (this bench re-run with [`RELAY_VAR`]): listens on a free loopback port,
+    /// prints it, and copies bytes between each client and a connection of its own to the
+    /// upstream, on a current-thread runtime like the proxy engine's; exits when its stdin
+    /// closes (the bench ends it, or is gone).
+    pub fn relay(upstream: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let upstream = upstream.to_owned();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            println!("{}", listener.local_addr().unwrap());
+            std::io::stdout().flush().unwrap();
+            let serve = async {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        let _ = client.set_nodelay(true);
+                        let _ = up.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional_with_sizes(
+                            &mut client,
+                            &mut up,
+                            CHUNK,
+                            CHUNK,
+                        )
+                        .await;
+                    });
+                }
+            };
+            let stdin_closed = async {
+                let mut buf = [0u8; 64];
+                let mut stdin = tokio::io::stdin();
+                while tokio::io::AsyncReadExt::read(&mut stdin, &mut buf)
+                    .await
+                    .is_ok_and(|n| n > 0)
+                {}
+            };
+            tokio::select! {
+                () = serve => {}
+                () = stdin_closed => {}
+            }
+        });
+        rt.shutdown_background();
+    }
+
+    /// A relay to `upstream` (`http://host:port`): the child and its base URL.
+    fn start_relay(upstream: &str) -> (Child, String) {
+        use std::io::BufRead;
+        let host = upstream.strip_prefix("http://").unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(RELAY_VAR, host)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(!line.trim().is_empty(), "the relay printed no address");
+        (child, format!("http://{}", line.trim()))
+    }
+
+    /// Ends a relay: closes its stdin and reaps it (killed, by its pid, if it lingers).
+    fn stop_relay(mut child: Child) {
+        drop(child.stdin.take());
+        let by = Instant::now() + Duration::from_secs(5);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > by {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     const QUERY: &str = r#"{"query":"query Viewer { viewer { id entity username } }","operationName":"Viewer","variables":{}}"#;
 
     fn basic(key: &str) -> String {
@@ -272,92 +363,101 @@ mod linux {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    /// What one comparison measured: small POSTs (sorted durations) and upload throughput.
+    /// What one comparison measured, for each path (direct, relayed, proxied): small POSTs
+    /// (sorted durations) and upload throughput (MiB/s, median).
     struct Compared {
-        direct: Vec<Duration>,
-        proxied: Vec<Duration>,
-        direct_mibps: f64,
-        proxied_mibps: f64,
+        posts: [Vec<Duration>; 3],
+        mibps: [f64; 3],
     }
 
-    /// Small POSTs over one kept-alive connection each way, interleaved, then uploads,
-    /// alternating: to `upstream` directly with `key`, and through the proxy at `base`.
+    const PATHS: [&str; 3] = [
+        "direct",
+        "through a byte relay (the hop alone)",
+        "through the proxy",
+    ];
+
+    /// Small POSTs over one kept-alive connection on each path, interleaved, then uploads,
+    /// in turn: to `upstream` directly with `key`, through the relay at `relay` with `key`, and
+    /// through the proxy at `base` with the placeholder.
     fn compare(
         rt: &tokio::runtime::Runtime,
         (upstream, key): (&str, &str),
+        relay: &str,
         (base, placeholder): (&str, &str),
         rounds: usize,
         (upload_len, uploads): (usize, usize),
     ) -> Compared {
-        let (direct, proxied) = rt.block_on(async {
-            let mut d = Conn::open(upstream, key).await;
-            let mut p = Conn::open(base, placeholder).await;
+        let paths = [(upstream, key), (relay, key), (base, placeholder)];
+        let posts = rt.block_on(async {
+            let mut conns = Vec::new();
+            for (url, k) in paths {
+                conns.push(Conn::open(url, k).await);
+            }
             for _ in 0..50 {
-                d.graphql().await;
-                p.graphql().await;
+                for c in &mut conns {
+                    c.graphql().await;
+                }
             }
-            let (mut ds, mut ps) = (Vec::new(), Vec::new());
+            let mut times: [Vec<Duration>; 3] = Default::default();
             for _ in 0..rounds {
-                let t = Instant::now();
-                d.graphql().await;
-                ds.push(t.elapsed());
-                let t = Instant::now();
-                p.graphql().await;
-                ps.push(t.elapsed());
+                for (c, ts) in conns.iter_mut().zip(times.iter_mut()) {
+                    let t = Instant::now();
+                    c.graphql().await;
+                    ts.push(t.elapsed());
+                }
             }
-            ds.sort();
-            ps.sort();
-            (ds, ps)
+            for ts in &mut times {
+                ts.sort();
+            }
+            times
         });
         let chunk = Bytes::from(vec![0x5a; CHUNK]);
-        let (direct_mibps, proxied_mibps) = rt.block_on(async {
-            let mut d = Conn::open(upstream, key).await;
-            let mut p = Conn::open(base, placeholder).await;
-            let (mut dt, mut pt) = (Vec::new(), Vec::new());
-            for _ in 0..uploads {
-                let t = Instant::now();
-                d.upload(&chunk, upload_len).await;
-                dt.push(t.elapsed());
-                let t = Instant::now();
-                p.upload(&chunk, upload_len).await;
-                pt.push(t.elapsed());
+        let mibps = rt.block_on(async {
+            let mut conns = Vec::new();
+            for (url, k) in paths {
+                conns.push(Conn::open(url, k).await);
             }
-            dt.sort();
-            pt.sort();
-            let mibps = |d: Duration| (upload_len as f64 / 1048576.0) / d.as_secs_f64();
-            (mibps(dt[dt.len() / 2]), mibps(pt[pt.len() / 2]))
+            let mut times: [Vec<Duration>; 3] = Default::default();
+            for _ in 0..uploads {
+                for (c, ts) in conns.iter_mut().zip(times.iter_mut()) {
+                    let t = Instant::now();
+                    c.upload(&chunk, upload_len).await;
+                    ts.push(t.elapsed());
+                }
+            }
+            times.map(|mut ts| {
+                ts.sort();
+                (upload_len as f64 / 1048576.0) / ts[ts.len() / 2].as_secs_f64()
+            })
         });
-        Compared {
-            direct,
-            proxied,
-            direct_mibps,
-            proxied_mibps,
-        }
+        Compared { posts, mibps }
     }
 
     fn report(title: &str, c: &Compared, rounds: usize, (upload_len, uploads): (usize, usize)) {
         let med = |v: &[Duration]| v[v.len() / 2];
         let p99 = |v: &[Duration]| support::percentile(v, 0.99);
+        let [direct, relayed, proxied] = &c.posts;
         println!("## {title}: small GraphQL POST over a kept-alive connection ({rounds} rounds)");
         println!();
         println!("| path | median (µs) | p99 (µs) |");
         println!("|---|---|---|");
-        println!(
-            "| direct | {} | {} |",
-            support::us(med(&c.direct)),
-            support::us(p99(&c.direct))
-        );
-        println!(
-            "| through the proxy | {} | {} |",
-            support::us(med(&c.proxied)),
-            support::us(p99(&c.proxied))
-        );
+        for (name, v) in PATHS.iter().zip(&c.posts) {
+            println!(
+                "| {name} | {} | {} |",
+                support::us(med(v)),
+                support::us(p99(v))
+            );
+        }
         println!();
+        let ratio = |a: &[Duration], b: &[Duration]| med(a).as_secs_f64() / med(b).as_secs_f64();
         println!(
             "proxied / direct (median): **{:.2}×** (goal ≤ 1.3×); added by the proxy: {} µs \
-             per request",
-            med(&c.proxied).as_secs_f64() / med(&c.direct).as_secs_f64(),
-            support::us(med(&c.proxied).saturating_sub(med(&c.direct)))
+             per request; by the byte relay: {} µs ({:.2}×); proxied / relayed: {:.2}×",
+            ratio(proxied, direct),
+            support::us(med(proxied).saturating_sub(med(direct))),
+            support::us(med(relayed).saturating_sub(med(direct))),
+            ratio(relayed, direct),
+            ratio(proxied, relayed),
         );
         println!();
         println!(
@@ -367,12 +467,14 @@ mod linux {
         println!();
         println!("| path | MiB/s |");
         println!("|---|---|");
-        println!("| direct | {:.0} |", c.direct_mibps);
-        println!("| through the proxy | {:.0} |", c.proxied_mibps);
+        for (name, m) in PATHS.iter().zip(&c.mibps) {
+            println!("| {name} | {m:.0} |");
+        }
         println!();
         println!(
-            "proxied / direct throughput: **{:.2}×** (goal ≥ 0.9×)",
-            c.proxied_mibps / c.direct_mibps
+            "proxied / direct throughput: **{:.2}×** (goal ≥ 0.9×); relayed / direct: {:.2}×",
+            c.mibps[2] / c.mibps[0],
+            c.mibps[1] / c.mibps[0]
         );
         println!();
     }
@@ -417,7 +519,16 @@ mod linux {
         let agent_open = rss(agent);
         let engine = engine_of(agent, &[]);
         let open_rss = rss(engine);
-        let c = compare(&rt, (&fake.url, &k), (&base, &placeholder), rounds, uploads);
+        let (relay, relay_url) = start_relay(&fake.url);
+        let c = compare(
+            &rt,
+            (&fake.url, &k),
+            &relay_url,
+            (&base, &placeholder),
+            rounds,
+            uploads,
+        );
+        stop_relay(relay);
         let after_upload = support::agent_memory(engine).unwrap();
         report("the tests' fake W&B server", &c, rounds, uploads);
 
@@ -426,7 +537,16 @@ mod linux {
         let (child, base, placeholder) = open_proxy(&bins, &w, &floor);
         let engine = engine_of(agent, &[engine]);
         let floor_open = rss(engine);
-        let c = compare(&rt, (&floor, &k), (&base, &placeholder), rounds, uploads);
+        let (relay, relay_url) = start_relay(&floor);
+        let c = compare(
+            &rt,
+            (&floor, &k),
+            &relay_url,
+            (&base, &placeholder),
+            rounds,
+            uploads,
+        );
+        stop_relay(relay);
         report("the floor (a minimal hyper server)", &c, rounds, uploads);
 
         // 64 concurrent streams through the proxy, each 20 POSTs and a 1 MiB upload, to the
