@@ -3,8 +3,9 @@
 //! (throughput), each against two servers: the tests' fake W&B server (tests/fake_wandb, the
 //! one the issue names; tiny_http, a thread per request) and the floor, a minimal hyper server
 //! in this process that answers at once, so the proxy's own cost shows. Each comparison also
-//! goes through a byte relay in a process of its own (this bench re-run as one: it copies
-//! bytes both ways and parses nothing), the least any proxy process adds. Then 64 concurrent
+//! goes through two relays in a process of their own (this bench re-run as one): a byte relay
+//! that parses nothing, the least any proxy process adds, and a bare hyper forwarder (no rule,
+//! no key swap, no rewrite), the least a hyper-based one adds. Then 64 concurrent
 //! streams through one proxy (no error), and memory: the proxy engine's (the process that
 //! serves a grant) over the uploads and the streams, and the agent's, idle before any proxy,
 //! with one open, and idle again once the proxies closed and their engines, after their
@@ -58,14 +59,21 @@ mod linux {
 
     const CHUNK: usize = 256 * 1024;
 
-    /// Set (to the upstream's `host:port`) in the environment of this bench re-run as a relay.
+    /// Set (to `bytes:` or `hyper:` and the upstream's `host:port`) in the environment of this
+    /// bench re-run as a relay.
     pub const RELAY_VAR: &str = "WBL_BENCH_PROXY_RELAY";
 
     /// The relay (this bench re-run with [`RELAY_VAR`]): listens on a free loopback port,
-    /// prints it, and copies bytes between each client and a connection of its own to the
-    /// upstream, on a current-thread runtime like the proxy engine's; exits when its stdin
-    /// closes (the bench ends it, or is gone).
-    pub fn relay(upstream: &str) {
+    /// prints it, and for each client opens a connection of its own to the upstream, on a
+    /// current-thread runtime like the proxy engine's; `bytes:` copies bytes both ways,
+    /// `hyper:` forwards each request as it came with hyper (server and client connection,
+    /// as the engine). Exits when its stdin closes (the bench ends it, or is gone).
+    pub fn relay(spec: &str) {
+        let (hyper, upstream) = match spec.split_once(':') {
+            Some(("bytes", u)) => (false, u),
+            Some(("hyper", u)) => (true, u),
+            _ => panic!("{RELAY_VAR}: bytes:HOST:PORT or hyper:HOST:PORT, not {spec}"),
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -87,13 +95,17 @@ mod linux {
                         };
                         let _ = client.set_nodelay(true);
                         let _ = up.set_nodelay(true);
-                        let _ = tokio::io::copy_bidirectional_with_sizes(
-                            &mut client,
-                            &mut up,
-                            CHUNK,
-                            CHUNK,
-                        )
-                        .await;
+                        if hyper {
+                            forward(client, up).await;
+                        } else {
+                            let _ = tokio::io::copy_bidirectional_with_sizes(
+                                &mut client,
+                                &mut up,
+                                CHUNK,
+                                CHUNK,
+                            )
+                            .await;
+                        }
                     });
                 }
             };
@@ -113,12 +125,39 @@ mod linux {
         rt.shutdown_background();
     }
 
-    /// A relay to `upstream` (`http://host:port`): the child and its base URL.
-    fn start_relay(upstream: &str) -> (Child, String) {
+    /// A bare hyper forwarder: each request of `client` goes out as it came on `up` (one
+    /// request at a time, as HTTP/1.1 clients send), with the engine's buffer sizes.
+    async fn forward(client: tokio::net::TcpStream, up: tokio::net::TcpStream) {
+        let Ok((send, conn)) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(128 * 1024)
+            .handshake::<_, Incoming>(TokioIo::new(up))
+            .await
+        else {
+            return;
+        };
+        tokio::spawn(conn);
+        let send = Arc::new(tokio::sync::Mutex::new(send));
+        let svc = hyper::service::service_fn(move |r: Request<Incoming>| {
+            let send = Arc::clone(&send);
+            async move {
+                let mut s = send.lock().await;
+                s.ready().await?;
+                s.send_request(r).await
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(512 * 1024)
+            .serve_connection(TokioIo::new(client), svc)
+            .await;
+    }
+
+    /// A relay (`kind`: `bytes` or `hyper`) to `upstream` (`http://host:port`): the child and
+    /// its base URL.
+    fn start_relay(kind: &str, upstream: &str) -> (Child, String) {
         use std::io::BufRead;
         let host = upstream.strip_prefix("http://").unwrap();
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .env(RELAY_VAR, host)
+            .env(RELAY_VAR, format!("{kind}:{host}"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -363,31 +402,37 @@ mod linux {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    /// What one comparison measured, for each path (direct, relayed, proxied): small POSTs
-    /// (sorted durations) and upload throughput (MiB/s, median).
+    /// What one comparison measured, for each of [`PATHS`]: small POSTs (sorted durations)
+    /// and upload throughput (MiB/s, median).
     struct Compared {
-        posts: [Vec<Duration>; 3],
-        mibps: [f64; 3],
+        posts: [Vec<Duration>; 4],
+        mibps: [f64; 4],
     }
 
-    const PATHS: [&str; 3] = [
+    const PATHS: [&str; 4] = [
         "direct",
         "through a byte relay (the hop alone)",
+        "through a bare hyper forwarder",
         "through the proxy",
     ];
 
     /// Small POSTs over one kept-alive connection on each path, interleaved, then uploads,
-    /// in turn: to `upstream` directly with `key`, through the relay at `relay` with `key`, and
-    /// through the proxy at `base` with the placeholder.
+    /// in turn: to `upstream` directly with `key`, through the relays at `relays` (bytes,
+    /// hyper) with `key`, and through the proxy at `base` with the placeholder.
     fn compare(
         rt: &tokio::runtime::Runtime,
         (upstream, key): (&str, &str),
-        relay: &str,
+        relays: [&str; 2],
         (base, placeholder): (&str, &str),
         rounds: usize,
         (upload_len, uploads): (usize, usize),
     ) -> Compared {
-        let paths = [(upstream, key), (relay, key), (base, placeholder)];
+        let paths = [
+            (upstream, key),
+            (relays[0], key),
+            (relays[1], key),
+            (base, placeholder),
+        ];
         let posts = rt.block_on(async {
             let mut conns = Vec::new();
             for (url, k) in paths {
@@ -398,7 +443,7 @@ mod linux {
                     c.graphql().await;
                 }
             }
-            let mut times: [Vec<Duration>; 3] = Default::default();
+            let mut times: [Vec<Duration>; 4] = Default::default();
             for _ in 0..rounds {
                 for (c, ts) in conns.iter_mut().zip(times.iter_mut()) {
                     let t = Instant::now();
@@ -417,7 +462,7 @@ mod linux {
             for (url, k) in paths {
                 conns.push(Conn::open(url, k).await);
             }
-            let mut times: [Vec<Duration>; 3] = Default::default();
+            let mut times: [Vec<Duration>; 4] = Default::default();
             for _ in 0..uploads {
                 for (c, ts) in conns.iter_mut().zip(times.iter_mut()) {
                     let t = Instant::now();
@@ -436,7 +481,7 @@ mod linux {
     fn report(title: &str, c: &Compared, rounds: usize, (upload_len, uploads): (usize, usize)) {
         let med = |v: &[Duration]| v[v.len() / 2];
         let p99 = |v: &[Duration]| support::percentile(v, 0.99);
-        let [direct, relayed, proxied] = &c.posts;
+        let [direct, relayed, forwarded, proxied] = &c.posts;
         println!("## {title}: small GraphQL POST over a kept-alive connection ({rounds} rounds)");
         println!();
         println!("| path | median (µs) | p99 (µs) |");
@@ -450,14 +495,17 @@ mod linux {
         }
         println!();
         let ratio = |a: &[Duration], b: &[Duration]| med(a).as_secs_f64() / med(b).as_secs_f64();
+        let added = |v: &[Duration]| support::us(med(v).saturating_sub(med(direct)));
         println!(
             "proxied / direct (median): **{:.2}×** (goal ≤ 1.3×); added by the proxy: {} µs \
-             per request; by the byte relay: {} µs ({:.2}×); proxied / relayed: {:.2}×",
+             per request; by the byte relay: {} µs ({:.2}×); by the bare hyper forwarder: {} \
+             µs ({:.2}×)",
             ratio(proxied, direct),
-            support::us(med(proxied).saturating_sub(med(direct))),
-            support::us(med(relayed).saturating_sub(med(direct))),
+            added(proxied),
+            added(relayed),
             ratio(relayed, direct),
-            ratio(proxied, relayed),
+            added(forwarded),
+            ratio(forwarded, direct),
         );
         println!();
         println!(
@@ -472,9 +520,11 @@ mod linux {
         }
         println!();
         println!(
-            "proxied / direct throughput: **{:.2}×** (goal ≥ 0.9×); relayed / direct: {:.2}×",
-            c.mibps[2] / c.mibps[0],
-            c.mibps[1] / c.mibps[0]
+            "proxied / direct throughput: **{:.2}×** (goal ≥ 0.9×); byte relay / direct: \
+             {:.2}×; bare hyper forwarder / direct: {:.2}×",
+            c.mibps[3] / c.mibps[0],
+            c.mibps[1] / c.mibps[0],
+            c.mibps[2] / c.mibps[0]
         );
         println!();
     }
@@ -519,16 +569,18 @@ mod linux {
         let agent_open = rss(agent);
         let engine = engine_of(agent, &[]);
         let open_rss = rss(engine);
-        let (relay, relay_url) = start_relay(&fake.url);
+        let (relay, relay_url) = start_relay("bytes", &fake.url);
+        let (forwarder, forwarder_url) = start_relay("hyper", &fake.url);
         let c = compare(
             &rt,
             (&fake.url, &k),
-            &relay_url,
+            [&relay_url, &forwarder_url],
             (&base, &placeholder),
             rounds,
             uploads,
         );
         stop_relay(relay);
+        stop_relay(forwarder);
         let after_upload = support::agent_memory(engine).unwrap();
         report("the tests' fake W&B server", &c, rounds, uploads);
 
@@ -537,16 +589,18 @@ mod linux {
         let (child, base, placeholder) = open_proxy(&bins, &w, &floor);
         let engine = engine_of(agent, &[engine]);
         let floor_open = rss(engine);
-        let (relay, relay_url) = start_relay(&floor);
+        let (relay, relay_url) = start_relay("bytes", &floor);
+        let (forwarder, forwarder_url) = start_relay("hyper", &floor);
         let c = compare(
             &rt,
             (&floor, &k),
-            &relay_url,
+            [&relay_url, &forwarder_url],
             (&base, &placeholder),
             rounds,
             uploads,
         );
         stop_relay(relay);
+        stop_relay(forwarder);
         report("the floor (a minimal hyper server)", &c, rounds, uploads);
 
         // 64 concurrent streams through the proxy, each 20 POSTs and a 1 MiB upload, to the
