@@ -59,20 +59,40 @@ mod linux {
 
     const CHUNK: usize = 256 * 1024;
 
-    /// Set (to `bytes:` or `hyper:` and the upstream's `host:port`) in the environment of this
-    /// bench re-run as a relay.
+    /// Set (to a [`Relay`]'s name, `:` and the upstream's `host:port`) in the environment of
+    /// this bench re-run as a relay.
     pub const RELAY_VAR: &str = "WBL_BENCH_PROXY_RELAY";
+
+    /// What a relay does with each client's connection.
+    #[derive(Clone, Copy)]
+    enum Relay {
+        /// Copies bytes both ways: the least any proxy process adds.
+        Bytes,
+        /// Forwards each request as it came with hyper: the least a hyper-based proxy adds.
+        Hyper,
+    }
+
+    impl Relay {
+        const ALL: [Relay; 2] = [Relay::Bytes, Relay::Hyper];
+
+        fn name(self) -> &'static str {
+            match self {
+                Relay::Bytes => "bytes",
+                Relay::Hyper => "hyper",
+            }
+        }
+    }
 
     /// The relay (this bench re-run with [`RELAY_VAR`]): listens on a free loopback port,
     /// prints it, and for each client opens a connection of its own to the upstream, on a
-    /// current-thread runtime like the proxy engine's; `bytes:` copies bytes both ways,
-    /// `hyper:` forwards each request as it came with hyper (server and client connection,
-    /// as the engine). Exits when its stdin closes (the bench ends it, or is gone).
+    /// current-thread runtime like the proxy engine's, and serves it as its [`Relay`] says.
+    /// Exits when its stdin closes (the bench is gone).
     pub fn relay(spec: &str) {
-        let (hyper, upstream) = match spec.split_once(':') {
-            Some(("bytes", u)) => (false, u),
-            Some(("hyper", u)) => (true, u),
-            _ => panic!("{RELAY_VAR}: bytes:HOST:PORT or hyper:HOST:PORT, not {spec}"),
+        let Some((kind, upstream)) = spec.split_once(':').and_then(|(name, upstream)| {
+            let kind = Relay::ALL.into_iter().find(|r| r.name() == name)?;
+            Some((kind, upstream))
+        }) else {
+            panic!("{RELAY_VAR}: bytes:HOST:PORT or hyper:HOST:PORT, not {spec}");
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -95,16 +115,17 @@ mod linux {
                         };
                         let _ = client.set_nodelay(true);
                         let _ = up.set_nodelay(true);
-                        if hyper {
-                            forward(client, up).await;
-                        } else {
-                            let _ = tokio::io::copy_bidirectional_with_sizes(
-                                &mut client,
-                                &mut up,
-                                CHUNK,
-                                CHUNK,
-                            )
-                            .await;
+                        match kind {
+                            Relay::Hyper => forward(client, up).await,
+                            Relay::Bytes => {
+                                let _ = tokio::io::copy_bidirectional_with_sizes(
+                                    &mut client,
+                                    &mut up,
+                                    CHUNK,
+                                    CHUNK,
+                                )
+                                .await;
+                            }
                         }
                     });
                 }
@@ -151,13 +172,12 @@ mod linux {
             .await;
     }
 
-    /// A relay (`kind`: `bytes` or `hyper`) to `upstream` (`http://host:port`): the child and
-    /// its base URL.
-    fn start_relay(kind: &str, upstream: &str) -> (Child, String) {
+    /// A relay of `kind` to `upstream` (`http://host:port`): the child and its base URL.
+    fn start_relay(kind: Relay, upstream: &str) -> (Child, String) {
         use std::io::BufRead;
         let host = upstream.strip_prefix("http://").unwrap();
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .env(RELAY_VAR, format!("{kind}:{host}"))
+            .env(RELAY_VAR, format!("{}:{host}", kind.name()))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -170,18 +190,10 @@ mod linux {
         (child, format!("http://{}", line.trim()))
     }
 
-    /// Ends a relay: closes its stdin and reaps it (killed, by its pid, if it lingers).
+    /// Ends a relay: kills it, by its pid, and reaps it (it holds nothing to keep).
     fn stop_relay(mut child: Child) {
-        drop(child.stdin.take());
-        let by = Instant::now() + Duration::from_secs(5);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > by {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
     const QUERY: &str = r#"{"query":"query Viewer { viewer { id entity username } }","operationName":"Viewer","variables":{}}"#;
 
@@ -416,28 +428,35 @@ mod linux {
         "through the proxy",
     ];
 
+    /// One kept-alive connection to each of `paths` (base URL, key).
+    async fn open_all(paths: &[(&str, &str)]) -> Vec<Conn> {
+        let mut conns = Vec::new();
+        for (url, k) in paths {
+            conns.push(Conn::open(url, k).await);
+        }
+        conns
+    }
+
     /// Small POSTs over one kept-alive connection on each path, interleaved, then uploads,
-    /// in turn: to `upstream` directly with `key`, through the relays at `relays` (bytes,
-    /// hyper) with `key`, and through the proxy at `base` with the placeholder.
+    /// in turn: to `upstream` directly with `key`, through a relay of each kind (started here,
+    /// ended after) with `key`, and through the proxy at `base` with the placeholder.
     fn compare(
         rt: &tokio::runtime::Runtime,
         (upstream, key): (&str, &str),
-        relays: [&str; 2],
         (base, placeholder): (&str, &str),
         rounds: usize,
         (upload_len, uploads): (usize, usize),
     ) -> Compared {
+        let [(bytes, bytes_url), (hyper, hyper_url)] =
+            Relay::ALL.map(|kind| start_relay(kind, upstream));
         let paths = [
             (upstream, key),
-            (relays[0], key),
-            (relays[1], key),
+            (bytes_url.as_str(), key),
+            (hyper_url.as_str(), key),
             (base, placeholder),
         ];
         let posts = rt.block_on(async {
-            let mut conns = Vec::new();
-            for (url, k) in paths {
-                conns.push(Conn::open(url, k).await);
-            }
+            let mut conns = open_all(&paths).await;
             for _ in 0..50 {
                 for c in &mut conns {
                     c.graphql().await;
@@ -458,10 +477,7 @@ mod linux {
         });
         let chunk = Bytes::from(vec![0x5a; CHUNK]);
         let mibps = rt.block_on(async {
-            let mut conns = Vec::new();
-            for (url, k) in paths {
-                conns.push(Conn::open(url, k).await);
-            }
+            let mut conns = open_all(&paths).await;
             let mut times: [Vec<Duration>; 4] = Default::default();
             for _ in 0..uploads {
                 for (c, ts) in conns.iter_mut().zip(times.iter_mut()) {
@@ -475,6 +491,8 @@ mod linux {
                 (upload_len as f64 / 1048576.0) / ts[ts.len() / 2].as_secs_f64()
             })
         });
+        stop_relay(bytes);
+        stop_relay(hyper);
         Compared { posts, mibps }
     }
 
@@ -569,18 +587,7 @@ mod linux {
         let agent_open = rss(agent);
         let engine = engine_of(agent, &[]);
         let open_rss = rss(engine);
-        let (relay, relay_url) = start_relay("bytes", &fake.url);
-        let (forwarder, forwarder_url) = start_relay("hyper", &fake.url);
-        let c = compare(
-            &rt,
-            (&fake.url, &k),
-            [&relay_url, &forwarder_url],
-            (&base, &placeholder),
-            rounds,
-            uploads,
-        );
-        stop_relay(relay);
-        stop_relay(forwarder);
+        let c = compare(&rt, (&fake.url, &k), (&base, &placeholder), rounds, uploads);
         let after_upload = support::agent_memory(engine).unwrap();
         report("the tests' fake W&B server", &c, rounds, uploads);
 
@@ -589,18 +596,7 @@ mod linux {
         let (child, base, placeholder) = open_proxy(&bins, &w, &floor);
         let engine = engine_of(agent, &[engine]);
         let floor_open = rss(engine);
-        let (relay, relay_url) = start_relay("bytes", &floor);
-        let (forwarder, forwarder_url) = start_relay("hyper", &floor);
-        let c = compare(
-            &rt,
-            (&floor, &k),
-            [&relay_url, &forwarder_url],
-            (&base, &placeholder),
-            rounds,
-            uploads,
-        );
-        stop_relay(relay);
-        stop_relay(forwarder);
+        let c = compare(&rt, (&floor, &k), (&base, &placeholder), rounds, uploads);
         report("the floor (a minimal hyper server)", &c, rounds, uploads);
 
         // 64 concurrent streams through the proxy, each 20 POSTs and a 1 MiB upload, to the
